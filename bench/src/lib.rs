@@ -1,0 +1,15 @@
+//! ward-bench: the benchmark harnesses of ward and the synthetic data they run on.
+//!
+//! - [`mix`]: a deterministic generator of realistic mixed election-office traffic as a classic
+//!   pcap of any size (`gen-pcap` binary, or [`mix::generate`] from tests of other crates).
+//! - [`pcap`]: writing pcap records, and counting packets/bytes of pcap/pcapng(.gz) captures so
+//!   throughput figures never depend on what the program under test reports.
+//! - [`measure`]: running a child process and measuring its wall time, CPU time and peak RSS
+//!   (`wait4` rusage), and the median/min/max statistics over runs (`bench-sensor` binary).
+//! - [`size`]: human byte sizes (`1GiB`, `500MB`).
+
+pub mod mix;
+pub mod pcap;
+pub mod size;
+pub mod measure;
+pub mod sensor_bench;

@@ -1,0 +1,278 @@
+//! `ward hub …`: serve, and the administrative commands that work directly on the store (so a
+//! fresh install can be set up before the server runs; SQLite's WAL lets both run at once).
+//! Everything here is also in the HTTP API.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use crate::auth;
+use crate::config::HubConfig;
+use crate::model::{now_ms, Channel, JurisdictionKind, NewContact, NewJurisdiction, Role};
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+
+/// Where the embedded store lives when neither --data nor the config says.
+pub const DEFAULT_DATA_DIR: &str = "ward-hub-data";
+
+#[derive(Debug, Subcommand)]
+pub enum HubCommand {
+    /// Run the hub: API, dashboard, correlation and notification delivery.
+    Serve {
+        /// TOML configuration file (see docs/hub.md).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Directory of the embedded store (overrides the config's data_dir).
+        #[arg(long)]
+        data: Option<PathBuf>,
+        /// Address to listen on (overrides the config; plain HTTP only on loopback).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Create the store and print a first analyst login.
+    Init {
+        #[arg(long, env = "WARD_HUB_DATA", default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// User name of the first analyst.
+        #[arg(long, default_value = "analyst")]
+        username: String,
+    },
+    /// Jurisdictions: states, counties, cities.
+    #[command(subcommand)]
+    Jurisdiction(JurisdictionCommand),
+    /// Sensors: enrollment tokens and the list.
+    #[command(subcommand)]
+    Sensor(SensorCommand),
+    /// Notification contacts of a jurisdiction.
+    #[command(subcommand)]
+    Contact(ContactCommand),
+    /// People who log in to the dashboard and API.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DataArg {
+    /// Directory of the embedded store.
+    #[arg(long, env = "WARD_HUB_DATA", default_value = DEFAULT_DATA_DIR)]
+    pub data: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JurisdictionCommand {
+    /// Register a jurisdiction.
+    Add {
+        name: String,
+        #[arg(long, value_enum)]
+        kind: JurisdictionKind,
+        /// Two-letter state code (required for a county or city).
+        #[arg(long)]
+        state: Option<String>,
+        /// The jurisdiction's own address space, comma-separated CIDRs (decides "remote").
+        #[arg(long)]
+        home_net: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List jurisdictions.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SensorCommand {
+    /// Print a one-time enrollment token for a new sensor of JURISDICTION (name or id).
+    Token {
+        jurisdiction: String,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List sensors with last-seen times.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContactCommand {
+    /// Add a contact: exactly one of --email, --webhook, --syslog.
+    Add {
+        jurisdiction: String,
+        #[arg(long, group = "channel")]
+        email: Option<String>,
+        #[arg(long, group = "channel")]
+        webhook: Option<String>,
+        /// HMAC-SHA256 key for the webhook signature (at least 16 characters).
+        #[arg(long, requires = "webhook")]
+        secret: Option<String>,
+        #[arg(long, group = "channel")]
+        syslog: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List contacts.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; a random password is printed unless --password is given.
+    Add {
+        username: String,
+        #[arg(long, value_enum)]
+        role: Role,
+        /// Jurisdiction (name or id) of an admin or viewer.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        #[arg(long, env = "WARD_HUB_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List users.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+/// Runs one `ward hub` subcommand on its own tokio runtime.
+pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
+    match cmd {
+        HubCommand::Serve { config, data, listen } => serve(config, data, listen),
+        HubCommand::Init { data, username } => {
+            let store = open(&data)?;
+            let password = random_password();
+            let phc = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.create_user(&username, &phc, Role::Analyst, None, now_ms()).with_context(|| {
+                format!("cannot create analyst {username:?} (run init once per store, or use `ward hub user add`)")
+            })?;
+            println!("store ready in {}", data.display());
+            println!("first analyst login: user {username} password {password}");
+            println!("change it after logging in; it is not shown again");
+            Ok(())
+        }
+        HubCommand::Jurisdiction(JurisdictionCommand::Add { name, kind, state, home_net, data }) => {
+            let store = open(&data.data)?;
+            let j = store.create_jurisdiction(&NewJurisdiction { name, kind, state, home_net }, now_ms())?;
+            println!("jurisdiction {} {:?} ({}{})", j.id, j.name, j.kind.as_str(), j.state.map(|s| format!(", {s}")).unwrap_or_default());
+            Ok(())
+        }
+        HubCommand::Jurisdiction(JurisdictionCommand::List { data }) => {
+            for j in open(&data.data)?.jurisdictions()? {
+                println!("{}\t{}\t{}\t{}", j.id, j.kind.as_str(), j.state.unwrap_or_default(), j.name);
+            }
+            Ok(())
+        }
+        HubCommand::Sensor(SensorCommand::Token { jurisdiction, data }) => {
+            let store = open(&data.data)?;
+            let j = find_jurisdiction(&store, &jurisdiction)?;
+            let token = auth::random_token("wet");
+            let now = now_ms();
+            store.create_enrollment_token(j, &auth::hash_token(&token), now, now + auth::ENROLLMENT_TOKEN_TTL_MS)?;
+            println!("{token}");
+            eprintln!("one-time enrollment token for jurisdiction {j}, valid 7 days; the sensor sends it to POST /api/v1/sensors/enroll");
+            Ok(())
+        }
+        HubCommand::Sensor(SensorCommand::List { data }) => {
+            for s in open(&data.data)?.sensors(None)? {
+                let seen = s.last_seen_ms.map(crate::model::fmt_ms).unwrap_or_else(|| "never".into());
+                println!("{}\tjurisdiction {}\t{}\tlast seen {}\t{} events", s.id, s.jurisdiction_id, s.name, seen, s.events_total);
+            }
+            Ok(())
+        }
+        HubCommand::Contact(ContactCommand::Add { jurisdiction, email, webhook, secret, syslog, data }) => {
+            let store = open(&data.data)?;
+            let j = find_jurisdiction(&store, &jurisdiction)?;
+            let (channel, target) = match (email, webhook, syslog) {
+                (Some(e), None, None) => (Channel::Email, e),
+                (None, Some(w), None) => (Channel::Webhook, w),
+                (None, None, Some(s)) => (Channel::Syslog, s),
+                _ => anyhow::bail!("give exactly one of --email, --webhook, --syslog"),
+            };
+            let c = store.create_contact(j, &NewContact { channel, target, secret }, now_ms())?;
+            println!("contact {} ({} {}) for jurisdiction {j}", c.id, c.channel.as_str(), c.target);
+            Ok(())
+        }
+        HubCommand::Contact(ContactCommand::List { data }) => {
+            for c in open(&data.data)?.contacts(None)? {
+                println!("{}\tjurisdiction {}\t{}\t{}", c.id, c.jurisdiction_id, c.channel.as_str(), c.target);
+            }
+            Ok(())
+        }
+        HubCommand::User(UserCommand::Add { username, role, jurisdiction, password, data }) => {
+            let store = open(&data.data)?;
+            let j = jurisdiction.map(|name| find_jurisdiction(&store, &name)).transpose()?;
+            let shown = password.is_none();
+            let password = password.unwrap_or_else(random_password);
+            let phc = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let u = store.create_user(&username, &phc, role, j, now_ms())?;
+            println!("user {} {:?} ({})", u.id, u.username, u.role.as_str());
+            if shown {
+                println!("password {password}");
+            }
+            Ok(())
+        }
+        HubCommand::User(UserCommand::List { data }) => {
+            for u in open(&data.data)?.users(None)? {
+                println!("{}\t{}\t{}\t{}", u.id, u.role.as_str(), u.jurisdiction_id.map(|j| j.to_string()).unwrap_or_default(), u.username);
+            }
+            Ok(())
+        }
+    }
+}
+
+fn open(dir: &Path) -> anyhow::Result<SqliteStore> {
+    SqliteStore::open_dir(dir).with_context(|| format!("cannot open the hub store in {}", dir.display()))
+}
+
+fn find_jurisdiction(store: &SqliteStore, name_or_id: &str) -> anyhow::Result<i64> {
+    if let Some(j) = store.jurisdiction_by_name(name_or_id)? {
+        return Ok(j.id);
+    }
+    if let Ok(id) = name_or_id.parse::<i64>() {
+        if store.jurisdiction(id)?.is_some() {
+            return Ok(id);
+        }
+    }
+    anyhow::bail!("no jurisdiction named {name_or_id:?}: list them with `ward hub jurisdiction list`")
+}
+
+fn random_password() -> String {
+    auth::random_token("pw")[3..27].to_string()
+}
+
+fn serve(config: Option<PathBuf>, data: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .try_init();
+    let mut cfg = match &config {
+        Some(path) => HubConfig::load(path)?,
+        None => HubConfig::default(),
+    };
+    if let Some(d) = data {
+        cfg.data_dir = d;
+    }
+    if let Some(l) = listen {
+        cfg.listen = l;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        let dir = cfg.data_dir.clone();
+        let store = tokio::task::spawn_blocking(move || SqliteStore::open_dir(&dir)).await??;
+        let hub = crate::server::start_with_store(Arc::new(store), cfg).await?;
+        println!("ward hub listening on {}", hub.url());
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => { r?; hub.shutdown().await; }
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,38 @@
+//! ward-hub: the information-sharing center. Every jurisdiction's sensors report here; the hub
+//! sees what no single office can see — one actor touching many jurisdictions — and warns every
+//! targeted office at once, with a record of every delivery.
+//!
+//! Layout, in data-flow order:
+//! * [`ingest`]: NDJSON EVE batches → parsed events; which events are sightings, actor keys.
+//! * [`store`]: the [`store::Store`] trait and its SQLite implementation. Ingest, correlation,
+//!   campaigns, indicators and the notification outbox are all transactional store state, so
+//!   several hub replicas can share one database later.
+//! * [`state`]: group commit of ingest batches on one writer thread; wake-ups; limits.
+//! * [`notify`]: the outbox worker and its channels (signed webhook, SMTP email, syslog CEF).
+//! * [`api`], [`web`]: the JSON API and the server-rendered dashboard; [`auth`] for both.
+//! * [`server`]: [`app`] (the router, for `oneshot` tests) and [`start`] (a bound hub).
+//! * [`cli`]: `ward hub …` subcommands; the binary calls [`cli::run`].
+//!
+//! Trust boundary: a jurisdiction never sees another jurisdiction's events or identity; what it
+//! learns about a campaign is what hit it, when, from where, a count of other jurisdictions,
+//! and what to do. Every API handler and page enforces this (tests in `tests/access.rs`).
+
+pub mod api;
+pub mod asn;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod ingest;
+pub mod metrics;
+pub mod model;
+pub mod notify;
+pub mod openapi;
+pub mod server;
+pub mod state;
+pub mod store;
+pub mod web;
+
+pub use config::HubConfig;
+pub use server::{app, start, start_with_store, RunningHub};
+pub use state::HubState;

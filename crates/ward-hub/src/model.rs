@@ -1,0 +1,325 @@
+//! The hub's domain types: jurisdictions, sensors, users, contacts, campaigns, indicators and
+//! notifications. Plain data; the store fills them, the API serialises them.
+//!
+//! Invariant: a type whose name starts with `Jurisdiction…View` carries only what one
+//! jurisdiction may learn about a campaign (its own sightings and a count of the others), never
+//! another jurisdiction's name, events or identity.
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch; every time in the store uses this unit.
+pub type Millis = i64;
+
+/// Now, in [`Millis`].
+pub fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// Formats [`Millis`] as RFC 3339 UTC for people and JSON.
+pub fn fmt_ms(ms: Millis) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum JurisdictionKind {
+    State,
+    County,
+    City,
+}
+
+impl JurisdictionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JurisdictionKind::State => "state",
+            JurisdictionKind::County => "county",
+            JurisdictionKind::City => "city",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "state" => Some(Self::State),
+            "county" => Some(Self::County),
+            "city" => Some(Self::City),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Jurisdiction {
+    pub id: i64,
+    pub name: String,
+    pub kind: JurisdictionKind,
+    /// Two-letter state code; for a county or city, the state it belongs to.
+    pub state: Option<String>,
+    /// The state jurisdiction a county or city belongs to, when that state is registered.
+    pub parent_id: Option<i64>,
+    /// The jurisdiction's own address space (CIDRs, comma separated); decides "remote".
+    pub home_net: String,
+    pub created_ms: Millis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewJurisdiction {
+    pub name: String,
+    pub kind: JurisdictionKind,
+    #[serde(default)]
+    pub state: Option<String>,
+    #[serde(default)]
+    pub home_net: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sensor {
+    pub id: i64,
+    pub jurisdiction_id: i64,
+    pub name: String,
+    pub created_ms: Millis,
+    pub last_seen_ms: Option<Millis>,
+    /// Timestamp of the newest event received; `last_seen - last_event` is the sensor's lag.
+    pub last_event_ms: Option<Millis>,
+    pub events_total: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Hub staff: sees every jurisdiction.
+    Analyst,
+    /// Manages one jurisdiction: contacts, sensor tokens, viewers.
+    Admin,
+    /// Reads one jurisdiction.
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Analyst => "analyst",
+            Role::Admin => "admin",
+            Role::Viewer => "viewer",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "analyst" => Some(Self::Analyst),
+            "admin" => Some(Self::Admin),
+            "viewer" => Some(Self::Viewer),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub role: Role,
+    /// `None` only for analysts.
+    pub jurisdiction_id: Option<i64>,
+    pub created_ms: Millis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    Email,
+    Webhook,
+    Syslog,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Email => "email",
+            Channel::Webhook => "webhook",
+            Channel::Syslog => "syslog",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "email" => Some(Self::Email),
+            "webhook" => Some(Self::Webhook),
+            "syslog" => Some(Self::Syslog),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Contact {
+    pub id: i64,
+    pub jurisdiction_id: i64,
+    pub channel: Channel,
+    /// Email address, webhook URL, or syslog `host:port`.
+    pub target: String,
+    /// HMAC key for webhooks. It must be kept in clear to sign; it is never shown by the API.
+    #[serde(skip_serializing)]
+    pub secret: Option<String>,
+    pub created_ms: Millis,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NewContact {
+    pub channel: Channel,
+    pub target: String,
+    #[serde(default)]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CampaignStatus {
+    Open,
+    Closed,
+    Merged,
+}
+
+impl CampaignStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CampaignStatus::Open => "open",
+            CampaignStatus::Closed => "closed",
+            CampaignStatus::Merged => "merged",
+        }
+    }
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "closed" => Self::Closed,
+            "merged" => Self::Merged,
+            _ => Self::Open,
+        }
+    }
+}
+
+/// The analyst's view of a campaign.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Campaign {
+    pub id: i64,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub opened_ms: Millis,
+    pub last_ms: Millis,
+    pub closed_ms: Option<Millis>,
+    pub merged_into: Option<i64>,
+    pub annotation: String,
+    pub jurisdictions: i64,
+    pub sightings: i64,
+    pub keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignJurisdiction {
+    pub jurisdiction_id: i64,
+    pub name: String,
+    pub first_ms: Millis,
+    pub last_ms: Millis,
+    pub sightings: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimelineEntry {
+    pub ts_ms: Millis,
+    pub kind: String,
+    pub jurisdiction_id: Option<i64>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignDetail {
+    pub campaign: Campaign,
+    pub affected: Vec<CampaignJurisdiction>,
+    pub timeline: Vec<TimelineEntry>,
+    pub notifications: Vec<NotificationRecord>,
+}
+
+/// What one jurisdiction may learn about a campaign that touched it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JurisdictionCampaignView {
+    pub campaign_id: i64,
+    pub name: String,
+    pub status: CampaignStatus,
+    pub first_ms: Millis,
+    pub last_ms: Millis,
+    /// How many other jurisdictions saw the same actor (a count, never names).
+    pub other_jurisdictions: i64,
+    /// What hit this jurisdiction: its own sightings.
+    pub sightings: Vec<LocalSighting>,
+    /// The actor's addresses and prefixes to block.
+    pub block: Vec<String>,
+}
+
+/// One remote address seen at one jurisdiction, with the local hosts it touched.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalSighting {
+    pub remote_ip: String,
+    pub local_ip: Option<String>,
+    pub signature: Option<String>,
+    pub first_ms: Millis,
+    pub last_ms: Millis,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Indicator {
+    /// The cursor: strictly increasing over the indicator log.
+    pub seq: i64,
+    /// `add` or `remove`.
+    pub action: String,
+    /// `ip`, `net` or `asn`.
+    pub kind: String,
+    pub value: String,
+    pub campaign_id: i64,
+    pub ts_ms: Millis,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NotificationRecord {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub jurisdiction_id: i64,
+    pub contact_id: i64,
+    pub channel: Channel,
+    pub target: String,
+    pub event_kind: String,
+    pub status: String,
+    pub attempts: i64,
+    pub created_ms: Millis,
+    pub delivered_ms: Option<Millis>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DeliveryAttempt {
+    pub notification_id: i64,
+    pub ts_ms: Millis,
+    pub ok: bool,
+    pub duration_ms: i64,
+    pub detail: String,
+}
+
+/// A notification claimed by a delivery worker.
+#[derive(Debug, Clone)]
+pub struct NotificationJob {
+    pub id: i64,
+    pub campaign_id: i64,
+    pub jurisdiction_id: i64,
+    pub contact: Contact,
+    pub event_kind: String,
+    pub attempts: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub jurisdiction_id: i64,
+    pub sensor_id: i64,
+    pub event_type: String,
+    pub ts_ms: Millis,
+    pub remote_ip: Option<String>,
+    pub signature: Option<String>,
+    pub body: serde_json::Value,
+}

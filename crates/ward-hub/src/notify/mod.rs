@@ -1,0 +1,186 @@
+//! The notification outbox's delivery side.
+//!
+//! Notifications are rows the ingest transaction creates (see the store). The worker here
+//! claims due rows with a lease, renders each message from the campaign's current state as the
+//! recipient jurisdiction may see it, sends it on the contact's channel, and records every
+//! attempt. Failures retry with exponential backoff ([`retry_delay_ms`]) up to
+//! [`crate::store::sqlite::MAX_DELIVERY_ATTEMPTS`]; then the row is `failed` and stays visible.
+//!
+//! Rendering at send time is what makes digests work: a "campaign grew" notification that waits
+//! for its digest interval goes out with everything that happened meanwhile.
+
+pub mod email;
+pub mod message;
+pub mod syslog;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+
+use crate::model::{now_ms, Channel, NewContact, NotificationJob};
+use crate::state::HubState;
+use crate::store::AttemptOutcome;
+
+pub use message::Message;
+
+/// A claimed notification is not re-claimed by another worker for this long.
+pub const CLAIM_LEASE_MS: i64 = 120_000;
+/// Notifications claimed per round.
+pub const CLAIM_BATCH: usize = 256;
+/// With nothing due, the worker looks again at least this often (other replicas may enqueue).
+pub const IDLE_POLL_MS: u64 = 1_000;
+/// First retry after one second, doubling, capped at fifteen minutes.
+pub const RETRY_BASE_MS: i64 = 1_000;
+pub const RETRY_MAX_MS: i64 = 15 * 60 * 1000;
+
+pub fn retry_delay_ms(attempts_so_far: i64) -> i64 {
+    let shift = attempts_so_far.clamp(0, 20) as u32;
+    (RETRY_BASE_MS.saturating_mul(1i64 << shift)).min(RETRY_MAX_MS)
+}
+
+/// Checks a contact before it is stored.
+pub fn validate_contact(c: &NewContact) -> Result<(), String> {
+    let t = c.target.trim();
+    match c.channel {
+        Channel::Email => {
+            t.parse::<lettre::Address>().map_err(|e| format!("bad email address {t:?}: {e}"))?;
+        }
+        Channel::Webhook => {
+            let url = reqwest::Url::parse(t).map_err(|e| format!("bad webhook URL {t:?}: {e}"))?;
+            if !matches!(url.scheme(), "http" | "https") {
+                return Err("webhook URL must be http:// or https://".into());
+            }
+            if c.secret.as_deref().is_none_or(|s| s.len() < 16) {
+                return Err("a webhook needs --secret of at least 16 characters (it keys the HMAC-SHA256 signature)".into());
+            }
+        }
+        Channel::Syslog => {
+            let (host, port) = t.rsplit_once(':').ok_or("syslog target must be HOST:PORT")?;
+            port.parse::<u16>().map_err(|_| format!("bad syslog port in {t:?}"))?;
+            if host.is_empty() {
+                return Err("syslog target must be HOST:PORT".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the delivery loop until the state's last handle is dropped or `shutdown` fires.
+pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let http = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(state.config.notify.timeout_secs))
+        .user_agent(concat!("ward-hub/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build http client; notifications disabled");
+            return;
+        }
+    };
+    let channels = Arc::new(Channels { http, smtp: email::Mailer::new(&state.config.notify) });
+    let permits = Arc::new(Semaphore::new(state.config.notify.concurrency.max(1)));
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let jobs = match state.store_call(|s| s.claim_notifications(now_ms(), CLAIM_LEASE_MS, CLAIM_BATCH)).await {
+            Ok(j) => j,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot claim notifications");
+                Vec::new()
+            }
+        };
+        let claimed = jobs.len();
+        for job in jobs {
+            let Ok(permit) = permits.clone().acquire_owned().await else { return };
+            let (state, channels) = (state.clone(), channels.clone());
+            tokio::spawn(async move {
+                deliver(&state, &channels, job).await;
+                drop(permit);
+            });
+        }
+        if claimed == CLAIM_BATCH {
+            continue;
+        }
+        let wait = match state.store_call(|s| s.next_due()).await {
+            Ok(Some(due)) => (due - now_ms()).clamp(0, IDLE_POLL_MS as i64) as u64,
+            _ => IDLE_POLL_MS,
+        };
+        tokio::select! {
+            _ = state.outbox_wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+}
+
+pub struct Channels {
+    pub http: reqwest::Client,
+    pub smtp: email::Mailer,
+}
+
+async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) {
+    let started = Instant::now();
+    let (campaign_id, jurisdiction_id) = (job.campaign_id, job.jurisdiction_id);
+    let context = state
+        .store_call(move |s| Ok((s.jurisdiction_campaign(campaign_id, jurisdiction_id)?, s.jurisdiction(jurisdiction_id)?)))
+        .await;
+    let result = match context {
+        Ok((Some(view), Some(jurisdiction))) => {
+            let msg = message::render(&state.config, &jurisdiction, &view, &job.event_kind);
+            let sent = match job.contact.channel {
+                Channel::Webhook => webhook::send(&channels.http, &job.contact, &msg).await,
+                Channel::Email => channels.smtp.send(&job.contact, &msg).await,
+                Channel::Syslog => syslog::send(&job.contact, &msg, state.config.notify.timeout_secs).await,
+            };
+            sent.map(|detail| (detail, msg.json.to_string()))
+        }
+        Ok(_) => Err("campaign or jurisdiction no longer exists".to_string()),
+        Err(e) => Err(format!("cannot load campaign: {e}")),
+    };
+    let duration_ms = started.elapsed().as_millis() as i64;
+    let now = now_ms();
+    let outcome = match result {
+        Ok((detail, payload)) => {
+            state.metrics.deliveries_ok.inc();
+            AttemptOutcome { ok: true, detail, duration_ms, payload: Some(payload), retry_at: None }
+        }
+        Err(detail) => {
+            state.metrics.deliveries_failed.inc();
+            tracing::warn!(notification = job.id, channel = job.contact.channel.as_str(), error = %detail, "delivery failed");
+            let retry_at = (job.attempts + 1 < crate::store::sqlite::MAX_DELIVERY_ATTEMPTS).then(|| now + retry_delay_ms(job.attempts));
+            AttemptOutcome { ok: false, detail, duration_ms, payload: None, retry_at }
+        }
+    };
+    let id = job.id;
+    if let Err(e) = state.store_call(move |s| s.record_attempt(id, &outcome, now)).await {
+        tracing::error!(notification = id, error = %e, "cannot record delivery attempt");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        assert_eq!(retry_delay_ms(0), 1_000);
+        assert_eq!(retry_delay_ms(3), 8_000);
+        assert_eq!(retry_delay_ms(40), RETRY_MAX_MS);
+    }
+
+    #[test]
+    fn contacts_are_validated() {
+        let c = |channel, target: &str, secret: Option<&str>| NewContact { channel, target: target.into(), secret: secret.map(Into::into) };
+        assert!(validate_contact(&c(Channel::Email, "it@county.example.gov", None)).is_ok());
+        assert!(validate_contact(&c(Channel::Email, "nope", None)).is_err());
+        assert!(validate_contact(&c(Channel::Webhook, "https://x.example/hook", Some("0123456789abcdef"))).is_ok());
+        assert!(validate_contact(&c(Channel::Webhook, "https://x.example/hook", None)).is_err());
+        assert!(validate_contact(&c(Channel::Webhook, "ftp://x", Some("0123456789abcdef"))).is_err());
+        assert!(validate_contact(&c(Channel::Syslog, "127.0.0.1:514", None)).is_ok());
+        assert!(validate_contact(&c(Channel::Syslog, "127.0.0.1", None)).is_err());
+    }
+}

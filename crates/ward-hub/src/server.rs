@@ -1,0 +1,192 @@
+//! The router, security headers, background tasks and serving (HTTPS with rustls; plain HTTP
+//! only on loopback).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, HeaderValue};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::sync::watch;
+
+use crate::config::HubConfig;
+use crate::ingest::MAX_BATCH_BODY_BYTES;
+use crate::state::HubState;
+use crate::store::sqlite::SqliteStore;
+use crate::store::Store;
+use crate::{api, web};
+
+/// Non-ingest request bodies (forms, JSON) are small.
+pub const MAX_FORM_BODY_BYTES: usize = 64 * 1024;
+
+/// Strict: no inline script or style, nothing from elsewhere, no framing.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+pub fn app(state: HubState) -> Router {
+    let ingest = Router::new()
+        .route("/api/v1/events", post(api::ingest_events))
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES));
+    let rest = Router::new()
+        .route("/api/v1/sensors/enroll", post(api::enroll))
+        .route("/api/v1/indicators", get(api::indicators))
+        .route("/api/v1/login", post(api::login))
+        .route("/api/v1/logout", post(api::logout))
+        .route("/api/v1/me", get(api::me))
+        .route("/api/v1/jurisdictions", get(api::list_jurisdictions).post(api::create_jurisdiction))
+        .route("/api/v1/jurisdictions/{id}", get(api::get_jurisdiction))
+        .route("/api/v1/jurisdictions/{id}/sensor-tokens", post(api::create_sensor_token))
+        .route("/api/v1/jurisdictions/{id}/sensors", get(api::list_sensors))
+        .route("/api/v1/jurisdictions/{id}/contacts", get(api::list_contacts).post(api::create_contact))
+        .route("/api/v1/users", get(api::list_users).post(api::create_user))
+        .route("/api/v1/campaigns", get(api::list_campaigns))
+        .route("/api/v1/campaigns/{id}", get(api::get_campaign).post(api::update_campaign))
+        .route("/api/v1/events", get(api::list_events))
+        .route("/api/v1/notifications", get(api::list_notifications))
+        .route("/api/v1/notifications/{id}/attempts", get(api::notification_attempts))
+        .route("/api/v1/openapi.json", get(api::openapi))
+        .route("/metrics", get(api::metrics))
+        .route("/healthz", get(api::health))
+        .merge(web::routes())
+        .layer(DefaultBodyLimit::max(MAX_FORM_BODY_BYTES));
+    ingest.merge(rest).layer(axum::middleware::map_response(security_headers)).with_state(state)
+}
+
+async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    h.insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// A hub running in this process (tests, `ward demo`).
+pub struct RunningHub {
+    pub addr: SocketAddr,
+    /// `https` or `http`.
+    pub scheme: &'static str,
+    pub state: HubState,
+    shutdown: watch::Sender<bool>,
+    handle: axum_server::Handle<SocketAddr>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningHub {
+    pub fn url(&self) -> String {
+        format!("{}://{}", self.scheme, self.addr)
+    }
+
+    /// Stops accepting, finishes in-flight requests, stops the workers.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
+        let _ = self.server.await;
+    }
+
+    /// Waits until the server ends (for `ward hub serve`).
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.server.await.map_err(std::io::Error::other)?
+    }
+}
+
+/// Installs ring as rustls's crypto provider (once per process).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Opens the SQLite store in `config.data_dir`, starts the workers and serves `config.listen`.
+pub async fn start(config: HubConfig) -> anyhow::Result<RunningHub> {
+    let dir = config.data_dir.clone();
+    let store = tokio::task::spawn_blocking(move || SqliteStore::open_dir(&dir)).await??;
+    start_with_store(Arc::new(store), config).await
+}
+
+pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyhow::Result<RunningHub> {
+    install_crypto_provider();
+    let listen = config.listen;
+    let tls = tls_config(&config).await?;
+    if tls.is_none() && !listen.ip().is_loopback() {
+        anyhow::bail!("refusing plain HTTP on {listen}: configure [tls] cert and key (or self_signed) or listen on loopback");
+    }
+    let state = HubState::new(store, config)?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    tokio::spawn(crate::notify::run_worker(state.clone(), shutdown_rx.clone()));
+    tokio::spawn(run_retention(state.clone(), shutdown_rx));
+    let std_listener = std::net::TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
+    std_listener.set_nonblocking(true)?;
+    let addr = std_listener.local_addr()?;
+    let handle = axum_server::Handle::new();
+    let service = app(state.clone()).into_make_service();
+    let (scheme, server) = match tls {
+        Some(rustls_config) => {
+            let server = axum_server::from_tcp_rustls(std_listener, rustls_config)?.handle(handle.clone());
+            ("https", tokio::spawn(async move { server.serve(service).await }))
+        }
+        None => {
+            let server = axum_server::from_tcp(std_listener)?.handle(handle.clone());
+            ("http", tokio::spawn(async move { server.serve(service).await }))
+        }
+    };
+    tracing::info!(%addr, scheme, "hub listening");
+    Ok(RunningHub { addr, scheme, state, shutdown, handle, server })
+}
+
+async fn tls_config(config: &HubConfig) -> anyhow::Result<Option<axum_server::tls_rustls::RustlsConfig>> {
+    use axum_server::tls_rustls::RustlsConfig;
+    let tls = &config.tls;
+    match (&tls.cert, &tls.key) {
+        (Some(cert), Some(key)) => Ok(Some(
+            RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot load TLS certificate {} / key {}: {e}", cert.display(), key.display()))?,
+        )),
+        (None, None) if tls.self_signed => {
+            let (cert, key) = self_signed_pem()?;
+            Ok(Some(RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes()).await?))
+        }
+        (None, None) => Ok(None),
+        _ => anyhow::bail!("[tls] needs both cert and key"),
+    }
+}
+
+/// A self-signed certificate for `localhost`, 127.0.0.1 and ::1 (PEM cert, PEM key).
+pub fn self_signed_pem() -> anyhow::Result<(String, String)> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+    let certified = rcgen::generate_simple_self_signed(names)?;
+    Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
+}
+
+/// Deletes events past their retention, per event type, every `retention.interval_secs`.
+async fn run_retention(state: HubState, mut shutdown: watch::Receiver<bool>) {
+    let every = std::time::Duration::from_secs(state.config.retention.interval_secs.max(60));
+    loop {
+        let retention = state.config.retention.clone();
+        let result = state
+            .store_call(move |s| {
+                let now = crate::model::now_ms();
+                let day = 24 * 3600 * 1000;
+                let mut removed = 0;
+                let listed: Vec<String> = retention.days.keys().cloned().collect();
+                for (event_type, days) in &retention.days {
+                    removed += s.prune_events(Some(event_type), &[], now - days * day)?;
+                }
+                removed += s.prune_events(None, &listed, now - retention.default_days * day)?;
+                Ok(removed)
+            })
+            .await;
+        match result {
+            Ok(n) if n > 0 => tracing::info!(removed = n, "retention pruned events"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "retention pruning failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The shared state of a running hub: the store, the configuration, the ingest group-commit
+//! queue, wake-ups for the delivery worker and indicator long-polls, limits and metrics.
+//!
+//! Group commit: request handlers parse their batch, then hand it to one writer thread through
+//! a bounded channel. The thread takes every batch waiting (up to [`MAX_GROUP_BATCHES`]),
+//! stores and correlates them in one transaction, and answers each handler after the commit.
+//! So a reply always follows durability, and one fsync serves many sensors.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+
+use crate::config::HubConfig;
+use crate::error::{AppError, StoreError};
+use crate::metrics::Metrics;
+use crate::model::now_ms;
+use crate::store::{CorrelationPolicy, IngestBatch, IngestReceipt, Store, StoreResult};
+
+/// Batches committed together at most; bounds the latency one commit adds.
+pub const MAX_GROUP_BATCHES: usize = 256;
+/// Events committed together at most (a few hundred ms of writer time).
+pub const MAX_GROUP_EVENTS: usize = 200_000;
+/// Batches waiting for the writer before handlers wait for room (back-pressure on sensors).
+pub const INGEST_QUEUE_DEPTH: usize = 1024;
+
+type IngestReply = oneshot::Sender<Result<IngestReceipt, String>>;
+
+#[derive(Clone)]
+pub struct HubState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<HubConfig>,
+    pub policy: Arc<CorrelationPolicy>,
+    pub metrics: Arc<Metrics>,
+    pub sensor_limiter: Arc<crate::auth::RateLimiter>,
+    pub user_limiter: Arc<crate::auth::RateLimiter>,
+    pub login_limiter: Arc<crate::auth::RateLimiter>,
+    /// Pinged when notifications were enqueued.
+    pub outbox_wake: Arc<Notify>,
+    /// Bumped when indicators were added; long-polls wait on it.
+    pub indicators_tx: Arc<watch::Sender<u64>>,
+    pub asn: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
+    ingest_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
+}
+
+impl HubState {
+    /// Builds the state and starts the writer thread (it ends when the last state is dropped).
+    pub fn new(store: Arc<dyn Store>, config: HubConfig) -> anyhow::Result<Self> {
+        let asn = match &config.asn_db {
+            Some(path) => Some(Arc::new(maxminddb::Reader::open_readfile(path).map_err(|e| {
+                anyhow::anyhow!("cannot open ASN database {}: {e} (remove asn_db from the config to run without)", path.display())
+            })?)),
+            None => None,
+        };
+        let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
+        let (indicators_tx, _) = watch::channel(0u64);
+        let limits = &config.limits;
+        let state = HubState {
+            policy: Arc::new(config.correlation.policy()),
+            metrics: Arc::new(Metrics::default()),
+            sensor_limiter: Arc::new(crate::auth::RateLimiter::new(limits.sensor_batches_per_sec, limits.sensor_batches_per_sec * 2.0)),
+            user_limiter: Arc::new(crate::auth::RateLimiter::new(limits.user_requests_per_sec, limits.user_requests_per_sec * 3.0)),
+            login_limiter: Arc::new(crate::auth::RateLimiter::new(crate::auth::LOGIN_RATE_PER_SEC, crate::auth::LOGIN_BURST)),
+            outbox_wake: Arc::new(Notify::new()),
+            indicators_tx: Arc::new(indicators_tx),
+            asn,
+            store,
+            config: Arc::new(config),
+            ingest_tx,
+        };
+        let writer = WriterCtx {
+            store: state.store.clone(),
+            policy: state.policy.clone(),
+            metrics: state.metrics.clone(),
+            outbox_wake: state.outbox_wake.clone(),
+            indicators_tx: state.indicators_tx.clone(),
+        };
+        std::thread::Builder::new().name("ward-hub-writer".into()).spawn(move || writer.run(ingest_rx))?;
+        Ok(state)
+    }
+
+    /// Runs a store call on the blocking pool.
+    pub async fn store_call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn Store) -> StoreResult<T> + Send + 'static,
+    ) -> Result<T, AppError> {
+        let store = self.store.clone();
+        Ok(tokio::task::spawn_blocking(move || f(store.as_ref())).await??)
+    }
+
+    /// Queues a batch for the next group commit and waits until it is durable.
+    pub async fn ingest(&self, batch: IngestBatch) -> Result<IngestReceipt, AppError> {
+        let (tx, rx) = oneshot::channel();
+        self.ingest_tx
+            .send((batch, tx))
+            .await
+            .map_err(|_| AppError::Internal("ingest writer stopped".into()))?;
+        rx.await
+            .map_err(|_| AppError::Internal("ingest writer dropped the batch".into()))?
+            .map_err(AppError::Internal)
+    }
+
+    /// The ASN of an address, when an ASN database is configured and knows it.
+    pub fn asn_of(&self, ip: std::net::IpAddr) -> Option<u32> {
+        let reader = self.asn.as_ref()?;
+        crate::asn::lookup(reader, ip)
+    }
+}
+
+struct WriterCtx {
+    store: Arc<dyn Store>,
+    policy: Arc<CorrelationPolicy>,
+    metrics: Arc<Metrics>,
+    outbox_wake: Arc<Notify>,
+    indicators_tx: Arc<watch::Sender<u64>>,
+}
+
+impl WriterCtx {
+    fn run(self, mut rx: mpsc::Receiver<(IngestBatch, IngestReply)>) {
+        while let Some(first) = rx.blocking_recv() {
+            let mut events = first.0.events.len();
+            let mut group = vec![first];
+            while group.len() < MAX_GROUP_BATCHES && events < MAX_GROUP_EVENTS {
+                match rx.try_recv() {
+                    Ok(item) => {
+                        events += item.0.events.len();
+                        group.push(item);
+                    }
+                    Err(_) => break,
+                }
+            }
+            let (batches, replies): (Vec<IngestBatch>, Vec<IngestReply>) = group.into_iter().unzip();
+            match self.store.ingest(&batches, &self.policy, now_ms()) {
+                Ok((receipts, effects)) => {
+                    self.metrics.group_commits.inc();
+                    for r in &receipts {
+                        if r.duplicate {
+                            self.metrics.batches_duplicate.inc();
+                        } else {
+                            self.metrics.batches_ingested.inc();
+                            self.metrics.events_ingested.add(r.accepted as u64);
+                            self.metrics.lines_rejected.add(r.rejected_total as u64);
+                        }
+                    }
+                    self.metrics.campaigns_opened.add(effects.campaigns_opened as u64);
+                    if effects.notifications_enqueued > 0 {
+                        self.metrics.notifications_enqueued.add(effects.notifications_enqueued as u64);
+                        self.outbox_wake.notify_one();
+                    }
+                    if effects.indicators_added > 0 {
+                        self.indicators_tx.send_modify(|v| *v += 1);
+                    }
+                    for (reply, receipt) in replies.into_iter().zip(receipts) {
+                        let _ = reply.send(Ok(receipt));
+                    }
+                }
+                Err(e) => {
+                    let msg = match e {
+                        StoreError::Database(m) => m,
+                        other => other.to_string(),
+                    };
+                    tracing::error!(error = %msg, batches = batches.len(), "group commit failed");
+                    for reply in replies {
+                        let _ = reply.send(Err(format!("store failed: {msg}")));
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,157 @@
+//! Storage behind one trait, so the embedded SQLite store and the later PostgreSQL store share
+//! every handler and every test.
+//!
+//! The trait is synchronous; async callers go through `tokio::task::spawn_blocking` (see
+//! [`crate::state::HubState::store_call`]). Nothing SQLite-specific appears here: ids are `i64`,
+//! times are [`Millis`], and each method is one transaction.
+//!
+//! Correlation is part of [`Store::ingest`]: storing a batch, updating sightings, opening or
+//! extending campaigns, appending indicators and enqueueing notifications happen in one
+//! transaction, so several hub replicas sharing one database agree on campaigns.
+
+pub mod sqlite;
+
+use serde::Serialize;
+
+use crate::error::StoreError;
+use crate::ingest::{ParsedEvent, Rejection};
+use crate::model::*;
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// When an actor becomes a campaign, and how fast its growth is reported.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CorrelationPolicy {
+    /// A key seen by at least this many jurisdictions opens a campaign.
+    pub min_jurisdictions: i64,
+    /// … within this window (hub receipt time).
+    pub window_ms: Millis,
+    /// At most one "campaign grew" digest per contact per campaign in this interval.
+    pub digest_interval_ms: Millis,
+    /// Jurisdiction counts at which a campaign escalates (each level notifies everyone once).
+    pub escalate_at: Vec<i64>,
+}
+
+impl Default for CorrelationPolicy {
+    fn default() -> Self {
+        CorrelationPolicy {
+            min_jurisdictions: 2,
+            window_ms: 7 * 24 * 3600 * 1000,
+            digest_interval_ms: 10 * 60 * 1000,
+            escalate_at: vec![5, 20],
+        }
+    }
+}
+
+/// One sensor batch, parsed, ready to be made durable.
+#[derive(Debug, Clone)]
+pub struct IngestBatch {
+    pub sensor_id: i64,
+    pub jurisdiction_id: i64,
+    pub seq: i64,
+    pub events: Vec<ParsedEvent>,
+    pub rejected: Vec<Rejection>,
+    pub rejected_total: usize,
+}
+
+/// The reply to a batch; stored with the idempotency key and sent again for a repeated key.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct IngestReceipt {
+    pub sensor_id: i64,
+    pub seq: i64,
+    pub accepted: usize,
+    pub rejected_total: usize,
+    pub rejected: Vec<RejectionOut>,
+    /// True when this key was already acknowledged and nothing new was stored.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct RejectionOut {
+    pub line: usize,
+    pub reason: String,
+}
+
+/// What one group commit changed, so the hub can wake its workers.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct IngestEffects {
+    pub campaigns_opened: usize,
+    pub notifications_enqueued: usize,
+    pub indicators_added: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NotificationFilter {
+    pub jurisdiction_id: Option<i64>,
+    pub campaign_id: Option<i64>,
+    pub limit: usize,
+}
+
+/// The outcome of one delivery attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub ok: bool,
+    pub detail: String,
+    pub duration_ms: i64,
+    /// The message as sent (kept on the notification when delivered).
+    pub payload: Option<String>,
+    /// When to retry after a failure; `None` gives up (status `failed`).
+    pub retry_at: Option<Millis>,
+}
+
+pub trait Store: Send + Sync + 'static {
+    // jurisdictions
+    fn create_jurisdiction(&self, new: &NewJurisdiction, now: Millis) -> StoreResult<Jurisdiction>;
+    fn jurisdictions(&self) -> StoreResult<Vec<Jurisdiction>>;
+    fn jurisdiction(&self, id: i64) -> StoreResult<Option<Jurisdiction>>;
+    fn jurisdiction_by_name(&self, name: &str) -> StoreResult<Option<Jurisdiction>>;
+
+    // sensors
+    fn create_enrollment_token(&self, jurisdiction_id: i64, token_hash: &str, now: Millis, expires_ms: Millis) -> StoreResult<()>;
+    /// Consumes a one-time token; fails with `NotFound` for an unknown, used or expired token.
+    fn enroll_sensor(&self, token_hash: &str, name: &str, credential_hash: &str, now: Millis) -> StoreResult<Sensor>;
+    fn sensor_by_credential(&self, credential_hash: &str) -> StoreResult<Option<Sensor>>;
+    fn sensors(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<Sensor>>;
+
+    // contacts
+    fn create_contact(&self, jurisdiction_id: i64, new: &NewContact, now: Millis) -> StoreResult<Contact>;
+    fn contacts(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<Contact>>;
+
+    // users and sessions
+    fn create_user(&self, username: &str, password_hash: &str, role: Role, jurisdiction_id: Option<i64>, now: Millis) -> StoreResult<User>;
+    fn user_credentials(&self, username: &str) -> StoreResult<Option<(User, String)>>;
+    fn users(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<User>>;
+    fn create_session(&self, token_hash: &str, user_id: i64, csrf: &str, now: Millis, expires_ms: Millis) -> StoreResult<()>;
+    fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<(User, String)>>;
+    fn delete_session(&self, token_hash: &str) -> StoreResult<()>;
+
+    // ingest and correlation
+    /// Makes the batches durable and correlates them, in one transaction (a group commit).
+    fn ingest(&self, batches: &[IngestBatch], policy: &CorrelationPolicy, now: Millis) -> StoreResult<(Vec<IngestReceipt>, IngestEffects)>;
+    fn events(&self, jurisdiction_id: Option<i64>, event_type: Option<&str>, limit: usize) -> StoreResult<Vec<StoredEvent>>;
+    /// Alert counts per (jurisdiction, hour bucket) since `since`.
+    fn alert_counts(&self, since: Millis) -> StoreResult<Vec<(i64, Millis, i64)>>;
+    /// Deletes events of one type received before `before`; `None` is every type not in `except`.
+    fn prune_events(&self, event_type: Option<&str>, except: &[String], before: Millis) -> StoreResult<usize>;
+
+    // campaigns
+    fn campaigns(&self, only_open: bool) -> StoreResult<Vec<Campaign>>;
+    fn campaign(&self, id: i64) -> StoreResult<Option<CampaignDetail>>;
+    fn jurisdiction_campaigns(&self, jurisdiction_id: i64) -> StoreResult<Vec<JurisdictionCampaignView>>;
+    fn jurisdiction_campaign(&self, campaign_id: i64, jurisdiction_id: i64) -> StoreResult<Option<JurisdictionCampaignView>>;
+    fn rename_campaign(&self, id: i64, name: &str, now: Millis) -> StoreResult<()>;
+    fn annotate_campaign(&self, id: i64, note: &str, now: Millis) -> StoreResult<()>;
+    fn close_campaign(&self, id: i64, now: Millis) -> StoreResult<()>;
+    /// Moves `from`'s keys and jurisdictions into `into`; `from` becomes `merged`.
+    fn merge_campaigns(&self, into: i64, from: i64, now: Millis) -> StoreResult<()>;
+    fn indicators_since(&self, cursor: i64, limit: usize) -> StoreResult<Vec<Indicator>>;
+
+    // outbox
+    /// Claims due notifications for `lease_ms` (so concurrent workers do not double-send).
+    fn claim_notifications(&self, now: Millis, lease_ms: Millis, limit: usize) -> StoreResult<Vec<NotificationJob>>;
+    fn record_attempt(&self, notification_id: i64, outcome: &AttemptOutcome, now: Millis) -> StoreResult<()>;
+    fn notifications(&self, filter: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>>;
+    fn delivery_attempts(&self, notification_id: i64) -> StoreResult<Vec<DeliveryAttempt>>;
+    /// The earliest `next_attempt_ms` among pending notifications.
+    fn next_due(&self) -> StoreResult<Option<Millis>>;
+}

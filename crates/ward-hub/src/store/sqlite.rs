@@ -1,0 +1,1263 @@
+//! The embedded store: one SQLite database file in WAL mode.
+//!
+//! Connections: one writer (behind a mutex; every write is one transaction) and a small pool of
+//! readers, which WAL lets run while the writer commits. Ingest throughput comes from group
+//! commit: [`Store::ingest`] takes many batches and commits them with one fsync.
+//!
+//! Durability: `synchronous=FULL`, so an acknowledged batch survives power loss, not only a
+//! crash of the process. Migrations are numbered `.sql` files in `migrations/`, applied in order
+//! and tracked by `PRAGMA user_version`.
+//!
+//! All SQL is parameterised; the only formatted SQL is a list of `?` placeholders.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::Mutex;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::*;
+use crate::ingest::prefix_of;
+
+/// The schema, one file per version; never edit a released file, add a new one.
+const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+/// Reader connections kept open; more readers than cores gains nothing.
+const MAX_IDLE_READERS: usize = 8;
+/// How long a connection waits on a lock held by another process before failing.
+const BUSY_TIMEOUT_MS: u64 = 5_000;
+/// A notification is given up after this many failed attempts.
+pub const MAX_DELIVERY_ATTEMPTS: i64 = 8;
+/// Sightings shown per jurisdiction per campaign (the message stays short).
+const MAX_LOCAL_SIGHTINGS: usize = 20;
+
+pub struct SqliteStore {
+    path: std::path::PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Database(e.to_string())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `DIR/ward-hub.sqlite3` and applies pending migrations.
+    pub fn open_dir(dir: &Path) -> StoreResult<Self> {
+        std::fs::create_dir_all(dir).map_err(|e| {
+            StoreError::Invalid(format!("cannot create data directory {}: {e}", dir.display()))
+        })?;
+        Self::open(&dir.join("ward-hub.sqlite3"))
+    }
+
+    pub fn open(path: &Path) -> StoreResult<Self> {
+        let mut writer = open_conn(path)?;
+        migrate(&mut writer)?;
+        Ok(SqliteStore { path: path.to_owned(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
+        let mut conn = self.writer.lock().map_err(|_| db_err("writer lock poisoned"))?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+        let conn = match self.readers.lock().map_err(|_| db_err("reader lock poisoned"))?.pop() {
+            Some(c) => c,
+            None => open_conn(&self.path)?,
+        };
+        let out = f(&conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            if pool.len() < MAX_IDLE_READERS {
+                pool.push(conn);
+            }
+        }
+        out
+    }
+}
+
+fn open_conn(path: &Path) -> StoreResult<Connection> {
+    let conn = Connection::open(path)
+        .map_err(|e| StoreError::Database(format!("cannot open {}: {e}", path.display())))?;
+    conn.busy_timeout(std::time::Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> StoreResult<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version as usize > MIGRATIONS.len() {
+        return Err(StoreError::Invalid(format!(
+            "database schema version {version} is newer than this ward (knows {}): upgrade ward",
+            MIGRATIONS.len()
+        )));
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+        tracing::info!(version = i + 1, "applied store migration");
+    }
+    Ok(())
+}
+
+fn placeholders(n: usize) -> String {
+    let mut s = String::with_capacity(n * 2);
+    for i in 0..n {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push('?');
+    }
+    s
+}
+
+fn row_jurisdiction(r: &rusqlite::Row<'_>) -> rusqlite::Result<Jurisdiction> {
+    let kind: String = r.get(2)?;
+    Ok(Jurisdiction {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        kind: JurisdictionKind::parse(&kind).unwrap_or(JurisdictionKind::City),
+        state: r.get(3)?,
+        parent_id: r.get(4)?,
+        home_net: r.get(5)?,
+        created_ms: r.get(6)?,
+    })
+}
+const JURISDICTION_COLS: &str = "id, name, kind, state, parent_id, home_net, created_ms";
+
+fn row_sensor(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sensor> {
+    Ok(Sensor {
+        id: r.get(0)?,
+        jurisdiction_id: r.get(1)?,
+        name: r.get(2)?,
+        created_ms: r.get(3)?,
+        last_seen_ms: r.get(4)?,
+        last_event_ms: r.get(5)?,
+        events_total: r.get(6)?,
+    })
+}
+const SENSOR_COLS: &str = "id, jurisdiction_id, name, created_ms, last_seen_ms, last_event_ms, events_total";
+
+fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
+    let role: String = r.get(2)?;
+    Ok(User {
+        id: r.get(0)?,
+        username: r.get(1)?,
+        role: Role::parse(&role).unwrap_or(Role::Viewer),
+        jurisdiction_id: r.get(3)?,
+        created_ms: r.get(4)?,
+    })
+}
+const USER_COLS: &str = "users.id, users.username, users.role, users.jurisdiction_id, users.created_ms";
+
+fn row_contact(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
+    let ch: String = r.get(2)?;
+    Ok(Contact {
+        id: r.get(0)?,
+        jurisdiction_id: r.get(1)?,
+        channel: Channel::parse(&ch).unwrap_or(Channel::Webhook),
+        target: r.get(3)?,
+        secret: r.get(4)?,
+        created_ms: r.get(5)?,
+    })
+}
+const CONTACT_COLS: &str = "contacts.id, contacts.jurisdiction_id, contacts.channel, contacts.target, contacts.secret, contacts.created_ms";
+
+fn row_notification(r: &rusqlite::Row<'_>) -> rusqlite::Result<NotificationRecord> {
+    let ch: String = r.get(5)?;
+    Ok(NotificationRecord {
+        id: r.get(0)?,
+        campaign_id: r.get(1)?,
+        jurisdiction_id: r.get(2)?,
+        contact_id: r.get(3)?,
+        target: r.get(4)?,
+        channel: Channel::parse(&ch).unwrap_or(Channel::Webhook),
+        event_kind: r.get(6)?,
+        status: r.get(7)?,
+        attempts: r.get(8)?,
+        created_ms: r.get(9)?,
+        delivered_ms: r.get(10)?,
+        last_error: r.get(11)?,
+    })
+}
+const NOTIFICATION_COLS: &str = "n.id, n.campaign_id, n.jurisdiction_id, n.contact_id, c.target, c.channel, n.event_kind, n.status, n.attempts, n.created_ms, n.delivered_ms, n.last_error";
+
+/// Per-batch aggregate of one remote address at one jurisdiction.
+struct RemoteAgg {
+    count: i64,
+    asn: Option<u32>,
+}
+
+impl Store for SqliteStore {
+    fn create_jurisdiction(&self, new: &NewJurisdiction, now: Millis) -> StoreResult<Jurisdiction> {
+        let name = new.name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(StoreError::Invalid("jurisdiction name must be 1 to 200 characters".into()));
+        }
+        let state = new.state.as_ref().map(|s| s.trim().to_ascii_uppercase());
+        if let Some(s) = &state {
+            if s.len() != 2 || !s.chars().all(|c| c.is_ascii_alphabetic()) {
+                return Err(StoreError::Invalid("state must be a two-letter code such as OH".into()));
+            }
+        }
+        if new.kind != JurisdictionKind::State && state.is_none() {
+            return Err(StoreError::Invalid("a county or city needs --state XX (the state it belongs to)".into()));
+        }
+        let home_net = new.home_net.clone().unwrap_or_default();
+        crate::ingest::HomeNet::parse(&home_net).map_err(|e| StoreError::Invalid(format!("home_net: {e}")))?;
+        self.write(|tx| {
+            let parent: Option<i64> = match (&state, new.kind) {
+                (Some(s), JurisdictionKind::County | JurisdictionKind::City) => tx
+                    .query_row("SELECT id FROM jurisdictions WHERE kind = 'state' AND state = ?1", [s], |r| r.get(0))
+                    .optional()?,
+                _ => None,
+            };
+            if new.kind == JurisdictionKind::State {
+                if let Some(s) = &state {
+                    let exists: Option<i64> = tx
+                        .query_row("SELECT id FROM jurisdictions WHERE kind = 'state' AND state = ?1", [s], |r| r.get(0))
+                        .optional()?;
+                    if exists.is_some() {
+                        return Err(StoreError::Conflict(format!("state {s} is already registered")));
+                    }
+                }
+            }
+            tx.execute(
+                "INSERT INTO jurisdictions (name, kind, state, parent_id, home_net, created_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![name, new.kind.as_str(), state, parent, home_net, now],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(_) => StoreError::Conflict(format!("jurisdiction {name:?} already exists")),
+                other => other,
+            })?;
+            let id = tx.last_insert_rowid();
+            if new.kind == JurisdictionKind::State {
+                // Counties and cities registered before their state now belong to it.
+                tx.execute(
+                    "UPDATE jurisdictions SET parent_id = ?1 WHERE state = ?2 AND kind != 'state' AND parent_id IS NULL",
+                    params![id, state],
+                )?;
+            }
+            Ok(tx.query_row(&format!("SELECT {JURISDICTION_COLS} FROM jurisdictions WHERE id = ?1"), [id], row_jurisdiction)?)
+        })
+    }
+
+    fn jurisdictions(&self) -> StoreResult<Vec<Jurisdiction>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {JURISDICTION_COLS} FROM jurisdictions ORDER BY name"))?;
+            let rows = st.query_map([], row_jurisdiction)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn jurisdiction(&self, id: i64) -> StoreResult<Option<Jurisdiction>> {
+        self.read(|c| {
+            Ok(c.query_row(&format!("SELECT {JURISDICTION_COLS} FROM jurisdictions WHERE id = ?1"), [id], row_jurisdiction)
+                .optional()?)
+        })
+    }
+
+    fn jurisdiction_by_name(&self, name: &str) -> StoreResult<Option<Jurisdiction>> {
+        self.read(|c| {
+            Ok(c.query_row(&format!("SELECT {JURISDICTION_COLS} FROM jurisdictions WHERE name = ?1"), [name], row_jurisdiction)
+                .optional()?)
+        })
+    }
+
+    fn create_enrollment_token(&self, jurisdiction_id: i64, token_hash: &str, now: Millis, expires_ms: Millis) -> StoreResult<()> {
+        self.write(|tx| {
+            let exists: Option<i64> =
+                tx.query_row("SELECT id FROM jurisdictions WHERE id = ?1", [jurisdiction_id], |r| r.get(0)).optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("jurisdiction {jurisdiction_id}")));
+            }
+            tx.execute(
+                "INSERT INTO enrollment_tokens (token_hash, jurisdiction_id, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![token_hash, jurisdiction_id, now, expires_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn enroll_sensor(&self, token_hash: &str, name: &str, credential_hash: &str, now: Millis) -> StoreResult<Sensor> {
+        self.write(|tx| {
+            let jurisdiction: Option<i64> = tx
+                .query_row(
+                    "SELECT jurisdiction_id FROM enrollment_tokens WHERE token_hash = ?1 AND used_ms IS NULL AND expires_ms > ?2",
+                    params![token_hash, now],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let Some(jurisdiction_id) = jurisdiction else {
+                return Err(StoreError::NotFound("enrollment token unknown, used or expired".into()));
+            };
+            tx.execute(
+                "INSERT INTO sensors (jurisdiction_id, name, credential_hash, created_ms) VALUES (?1, ?2, ?3, ?4)",
+                params![jurisdiction_id, name, credential_hash, now],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.execute(
+                "UPDATE enrollment_tokens SET used_ms = ?1, sensor_id = ?2 WHERE token_hash = ?3",
+                params![now, id, token_hash],
+            )?;
+            Ok(tx.query_row(&format!("SELECT {SENSOR_COLS} FROM sensors WHERE id = ?1"), [id], row_sensor)?)
+        })
+    }
+
+    fn sensor_by_credential(&self, credential_hash: &str) -> StoreResult<Option<Sensor>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {SENSOR_COLS} FROM sensors WHERE credential_hash = ?1"))?;
+            Ok(st.query_row([credential_hash], row_sensor).optional()?)
+        })
+    }
+
+    fn sensors(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<Sensor>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {SENSOR_COLS} FROM sensors WHERE (?1 IS NULL OR jurisdiction_id = ?1) ORDER BY id"
+            ))?;
+            let rows = st.query_map([jurisdiction_id], row_sensor)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn create_contact(&self, jurisdiction_id: i64, new: &NewContact, now: Millis) -> StoreResult<Contact> {
+        crate::notify::validate_contact(new).map_err(StoreError::Invalid)?;
+        self.write(|tx| {
+            let exists: Option<i64> =
+                tx.query_row("SELECT id FROM jurisdictions WHERE id = ?1", [jurisdiction_id], |r| r.get(0)).optional()?;
+            if exists.is_none() {
+                return Err(StoreError::NotFound(format!("jurisdiction {jurisdiction_id}")));
+            }
+            tx.execute(
+                "INSERT INTO contacts (jurisdiction_id, channel, target, secret, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![jurisdiction_id, new.channel.as_str(), new.target.trim(), new.secret, now],
+            )?;
+            let id = tx.last_insert_rowid();
+            Ok(tx.query_row(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = ?1"), [id], row_contact)?)
+        })
+    }
+
+    fn contacts(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<Contact>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {CONTACT_COLS} FROM contacts WHERE (?1 IS NULL OR jurisdiction_id = ?1) ORDER BY id"
+            ))?;
+            let rows = st.query_map([jurisdiction_id], row_contact)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn create_user(&self, username: &str, password_hash: &str, role: Role, jurisdiction_id: Option<i64>, now: Millis) -> StoreResult<User> {
+        let username = username.trim();
+        if username.is_empty() || username.len() > 100 || username.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(StoreError::Invalid("username must be 1 to 100 characters without spaces".into()));
+        }
+        if (role == Role::Analyst) != jurisdiction_id.is_none() {
+            return Err(StoreError::Invalid(
+                "an analyst has no jurisdiction; an admin or viewer needs exactly one".into(),
+            ));
+        }
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO users (username, password_hash, role, jurisdiction_id, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![username, password_hash, role.as_str(), jurisdiction_id, now],
+            )
+            .map_err(|e| match StoreError::from(e) {
+                StoreError::Conflict(m) if m.contains("UNIQUE") => StoreError::Conflict(format!("user {username:?} already exists")),
+                StoreError::Conflict(_) => StoreError::NotFound(format!("jurisdiction {jurisdiction_id:?}")),
+                other => other,
+            })?;
+            let id = tx.last_insert_rowid();
+            Ok(tx.query_row(&format!("SELECT {USER_COLS} FROM users WHERE id = ?1"), [id], row_user)?)
+        })
+    }
+
+    fn user_credentials(&self, username: &str) -> StoreResult<Option<(User, String)>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                &format!("SELECT {USER_COLS}, users.password_hash FROM users WHERE username = ?1"),
+                [username],
+                |r| Ok((row_user(r)?, r.get(5)?)),
+            )
+            .optional()?)
+        })
+    }
+
+    fn users(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<User>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {USER_COLS} FROM users WHERE (?1 IS NULL OR jurisdiction_id = ?1) ORDER BY id"
+            ))?;
+            let rows = st.query_map([jurisdiction_id], row_user)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn create_session(&self, token_hash: &str, user_id: i64, csrf: &str, now: Millis, expires_ms: Millis) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM sessions WHERE expires_ms < ?1", [now])?;
+            tx.execute(
+                "INSERT INTO sessions (token_hash, user_id, csrf, created_ms, expires_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![token_hash, user_id, csrf, now, expires_ms],
+            )?;
+            Ok(())
+        })
+    }
+
+    fn session(&self, token_hash: &str, now: Millis) -> StoreResult<Option<(User, String)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {USER_COLS}, sessions.csrf FROM sessions JOIN users ON users.id = sessions.user_id \
+                 WHERE sessions.token_hash = ?1 AND sessions.expires_ms > ?2"
+            ))?;
+            Ok(st.query_row(params![token_hash, now], |r| Ok((row_user(r)?, r.get(5)?))).optional()?)
+        })
+    }
+
+    fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM sessions WHERE token_hash = ?1", [token_hash])?;
+            Ok(())
+        })
+    }
+
+    fn ingest(&self, batches: &[IngestBatch], policy: &CorrelationPolicy, now: Millis) -> StoreResult<(Vec<IngestReceipt>, IngestEffects)> {
+        self.write(|tx| {
+            let mut receipts = Vec::with_capacity(batches.len());
+            let mut effects = IngestEffects::default();
+            for batch in batches {
+                receipts.push(ingest_one(tx, batch, policy, now, &mut effects)?);
+            }
+            Ok((receipts, effects))
+        })
+    }
+
+    fn events(&self, jurisdiction_id: Option<i64>, event_type: Option<&str>, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id, jurisdiction_id, sensor_id, event_type, ts_ms, remote_ip, signature, body FROM events \
+                 WHERE (?1 IS NULL OR jurisdiction_id = ?1) AND (?2 IS NULL OR event_type = ?2) ORDER BY id DESC LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![jurisdiction_id, event_type, limit as i64], |r| {
+                    let body: String = r.get(7)?;
+                    Ok(StoredEvent {
+                        id: r.get(0)?,
+                        jurisdiction_id: r.get(1)?,
+                        sensor_id: r.get(2)?,
+                        event_type: r.get(3)?,
+                        ts_ms: r.get(4)?,
+                        remote_ip: r.get(5)?,
+                        signature: r.get(6)?,
+                        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn alert_counts(&self, since: Millis) -> StoreResult<Vec<(i64, Millis, i64)>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT jurisdiction_id, (received_ms / 3600000) * 3600000 AS hour, count(*) FROM events \
+                 WHERE event_type = 'alert' AND received_ms >= ?1 GROUP BY jurisdiction_id, hour ORDER BY hour",
+            )?;
+            let rows = st.query_map([since], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn prune_events(&self, event_type: Option<&str>, except: &[String], before: Millis) -> StoreResult<usize> {
+        self.write(|tx| match event_type {
+            Some(t) => Ok(tx.execute("DELETE FROM events WHERE event_type = ?1 AND received_ms < ?2", params![t, before])?),
+            None => {
+                let sql = format!(
+                    "DELETE FROM events WHERE received_ms < ? AND event_type NOT IN ({})",
+                    placeholders(except.len().max(1))
+                );
+                let mut args: Vec<rusqlite::types::Value> = vec![before.into()];
+                if except.is_empty() {
+                    args.push(rusqlite::types::Value::Null);
+                }
+                args.extend(except.iter().map(|s| rusqlite::types::Value::Text(s.clone())));
+                Ok(tx.execute(&sql, rusqlite::params_from_iter(args))?)
+            }
+        })
+    }
+
+    fn campaigns(&self, only_open: bool) -> StoreResult<Vec<Campaign>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT id FROM campaigns WHERE (?1 = 0 OR status = 'open') ORDER BY last_ms DESC LIMIT 500",
+            )?;
+            let ids: Vec<i64> = st.query_map([only_open as i64], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            ids.into_iter().map(|id| load_campaign(c, id)).collect()
+        })
+    }
+
+    fn campaign(&self, id: i64) -> StoreResult<Option<CampaignDetail>> {
+        self.read(|c| {
+            let exists: Option<i64> = c.query_row("SELECT id FROM campaigns WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+            if exists.is_none() {
+                return Ok(None);
+            }
+            let campaign = load_campaign(c, id)?;
+            let mut st = c.prepare_cached(
+                "SELECT cj.jurisdiction_id, j.name, cj.first_ms, cj.last_ms, cj.sightings FROM campaign_jurisdictions cj \
+                 JOIN jurisdictions j ON j.id = cj.jurisdiction_id WHERE cj.campaign_id = ?1 ORDER BY cj.first_ms",
+            )?;
+            let affected = st
+                .query_map([id], |r| {
+                    Ok(CampaignJurisdiction {
+                        jurisdiction_id: r.get(0)?,
+                        name: r.get(1)?,
+                        first_ms: r.get(2)?,
+                        last_ms: r.get(3)?,
+                        sightings: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut st = c.prepare_cached(
+                "SELECT ts_ms, kind, jurisdiction_id, detail FROM campaign_log WHERE campaign_id = ?1 ORDER BY ts_ms, id LIMIT 1000",
+            )?;
+            let timeline = st
+                .query_map([id], |r| {
+                    Ok(TimelineEntry { ts_ms: r.get(0)?, kind: r.get(1)?, jurisdiction_id: r.get(2)?, detail: r.get(3)? })
+                })?
+                .collect::<Result<_, _>>()?;
+            let notifications = query_notifications(c, &NotificationFilter { campaign_id: Some(id), jurisdiction_id: None, limit: 1000 })?;
+            Ok(Some(CampaignDetail { campaign, affected, timeline, notifications }))
+        })
+    }
+
+    fn jurisdiction_campaigns(&self, jurisdiction_id: i64) -> StoreResult<Vec<JurisdictionCampaignView>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT cj.campaign_id FROM campaign_jurisdictions cj JOIN campaigns c ON c.id = cj.campaign_id \
+                 WHERE cj.jurisdiction_id = ?1 AND c.status != 'merged' ORDER BY cj.last_ms DESC LIMIT 200",
+            )?;
+            let ids: Vec<i64> = st.query_map([jurisdiction_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+            let mut out = Vec::new();
+            for id in ids {
+                if let Some(v) = jurisdiction_view(c, id, jurisdiction_id)? {
+                    out.push(v);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn jurisdiction_campaign(&self, campaign_id: i64, jurisdiction_id: i64) -> StoreResult<Option<JurisdictionCampaignView>> {
+        self.read(|c| jurisdiction_view(c, campaign_id, jurisdiction_id))
+    }
+
+    fn rename_campaign(&self, id: i64, name: &str, now: Millis) -> StoreResult<()> {
+        let name = name.trim();
+        if name.is_empty() || name.len() > 200 {
+            return Err(StoreError::Invalid("campaign name must be 1 to 200 characters".into()));
+        }
+        self.write(|tx| {
+            if tx.execute("UPDATE campaigns SET name = ?1 WHERE id = ?2", params![name, id])? == 0 {
+                return Err(StoreError::NotFound(format!("campaign {id}")));
+            }
+            log(tx, id, now, "renamed", None, name)?;
+            Ok(())
+        })
+    }
+
+    fn annotate_campaign(&self, id: i64, note: &str, now: Millis) -> StoreResult<()> {
+        if note.len() > 10_000 {
+            return Err(StoreError::Invalid("annotation longer than 10000 bytes".into()));
+        }
+        self.write(|tx| {
+            if tx.execute("UPDATE campaigns SET annotation = ?1 WHERE id = ?2", params![note, id])? == 0 {
+                return Err(StoreError::NotFound(format!("campaign {id}")));
+            }
+            log(tx, id, now, "annotated", None, note)?;
+            Ok(())
+        })
+    }
+
+    fn close_campaign(&self, id: i64, now: Millis) -> StoreResult<()> {
+        self.write(|tx| {
+            if tx.execute(
+                "UPDATE campaigns SET status = 'closed', closed_ms = ?1 WHERE id = ?2 AND status = 'open'",
+                params![now, id],
+            )? == 0
+            {
+                return Err(StoreError::NotFound(format!("open campaign {id}")));
+            }
+            withdraw_indicators(tx, id, now)?;
+            log(tx, id, now, "closed", None, "")?;
+            Ok(())
+        })
+    }
+
+    fn merge_campaigns(&self, into: i64, from: i64, now: Millis) -> StoreResult<()> {
+        if into == from {
+            return Err(StoreError::Invalid("cannot merge a campaign into itself".into()));
+        }
+        self.write(|tx| {
+            for id in [into, from] {
+                let open: Option<String> =
+                    tx.query_row("SELECT status FROM campaigns WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+                if open.as_deref() != Some("open") {
+                    return Err(StoreError::NotFound(format!("open campaign {id}")));
+                }
+            }
+            let keys: Vec<String> = {
+                let mut st = tx.prepare("SELECT actor_key FROM campaign_keys WHERE campaign_id = ?1")?;
+                let rows = st.query_map([from], |r| r.get(0))?.collect::<Result<_, _>>()?;
+                rows
+            };
+            withdraw_indicators(tx, from, now)?;
+            for key in &keys {
+                add_key(tx, into, key, now)?;
+            }
+            tx.execute(
+                "INSERT INTO campaign_jurisdictions (campaign_id, jurisdiction_id, first_ms, last_ms, sightings) \
+                 SELECT ?1, jurisdiction_id, first_ms, last_ms, sightings FROM campaign_jurisdictions WHERE campaign_id = ?2 \
+                 ON CONFLICT (campaign_id, jurisdiction_id) DO UPDATE SET first_ms = min(first_ms, excluded.first_ms), \
+                 last_ms = max(last_ms, excluded.last_ms), sightings = sightings + excluded.sightings",
+                params![into, from],
+            )?;
+            tx.execute(
+                "UPDATE campaigns SET status = 'merged', merged_into = ?1, closed_ms = ?2 WHERE id = ?3",
+                params![into, now, from],
+            )?;
+            log(tx, into, now, "merged", None, &format!("campaign {from} merged into this one"))?;
+            log(tx, from, now, "merged", None, &format!("merged into campaign {into}"))?;
+            Ok(())
+        })
+    }
+
+    fn indicators_since(&self, cursor: i64, limit: usize) -> StoreResult<Vec<Indicator>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT seq, action, kind, value, campaign_id, ts_ms FROM indicators WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = st
+                .query_map(params![cursor, limit as i64], |r| {
+                    Ok(Indicator {
+                        seq: r.get(0)?,
+                        action: r.get(1)?,
+                        kind: r.get(2)?,
+                        value: r.get(3)?,
+                        campaign_id: r.get(4)?,
+                        ts_ms: r.get(5)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn claim_notifications(&self, now: Millis, lease_ms: Millis, limit: usize) -> StoreResult<Vec<NotificationJob>> {
+        self.write(|tx| {
+            let mut st = tx.prepare_cached(&format!(
+                "SELECT n.id, n.campaign_id, n.jurisdiction_id, n.event_kind, n.attempts, {CONTACT_COLS} \
+                 FROM notifications n JOIN contacts ON contacts.id = n.contact_id \
+                 WHERE n.status = 'pending' AND n.next_attempt_ms <= ?1 ORDER BY n.next_attempt_ms LIMIT ?2"
+            ))?;
+            let jobs: Vec<NotificationJob> = st
+                .query_map(params![now, limit as i64], |r| {
+                    Ok(NotificationJob {
+                        id: r.get(0)?,
+                        campaign_id: r.get(1)?,
+                        jurisdiction_id: r.get(2)?,
+                        event_kind: r.get(3)?,
+                        attempts: r.get(4)?,
+                        contact: Contact {
+                            id: r.get(5)?,
+                            jurisdiction_id: r.get(6)?,
+                            channel: Channel::parse(&r.get::<_, String>(7)?).unwrap_or(Channel::Webhook),
+                            target: r.get(8)?,
+                            secret: r.get(9)?,
+                            created_ms: r.get(10)?,
+                        },
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            let mut up = tx.prepare_cached("UPDATE notifications SET next_attempt_ms = ?1 WHERE id = ?2")?;
+            for j in &jobs {
+                up.execute(params![now + lease_ms, j.id])?;
+            }
+            Ok(jobs)
+        })
+    }
+
+    fn record_attempt(&self, notification_id: i64, outcome: &AttemptOutcome, now: Millis) -> StoreResult<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO delivery_attempts (notification_id, ts_ms, ok, duration_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![notification_id, now, outcome.ok as i64, outcome.duration_ms, outcome.detail],
+            )?;
+            if outcome.ok {
+                tx.execute(
+                    "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, delivered_ms = ?1, payload = ?2, last_error = NULL WHERE id = ?3",
+                    params![now, outcome.payload, notification_id],
+                )?;
+            } else {
+                let (status, next) = match outcome.retry_at {
+                    Some(t) => ("pending", t),
+                    None => ("failed", now),
+                };
+                tx.execute(
+                    "UPDATE notifications SET status = ?1, attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?4",
+                    params![status, next, outcome.detail, notification_id],
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    fn notifications(&self, filter: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {
+        self.read(|c| query_notifications(c, filter))
+    }
+
+    fn delivery_attempts(&self, notification_id: i64) -> StoreResult<Vec<DeliveryAttempt>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(
+                "SELECT notification_id, ts_ms, ok, duration_ms, detail FROM delivery_attempts WHERE notification_id = ?1 ORDER BY id",
+            )?;
+            let rows = st
+                .query_map([notification_id], |r| {
+                    Ok(DeliveryAttempt {
+                        notification_id: r.get(0)?,
+                        ts_ms: r.get(1)?,
+                        ok: r.get::<_, i64>(2)? != 0,
+                        duration_ms: r.get(3)?,
+                        detail: r.get(4)?,
+                    })
+                })?
+                .collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
+    fn next_due(&self) -> StoreResult<Option<Millis>> {
+        self.read(|c| {
+            Ok(c.query_row("SELECT min(next_attempt_ms) FROM notifications WHERE status = 'pending'", [], |r| r.get(0))?)
+        })
+    }
+}
+
+fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {
+    let mut st = c.prepare_cached(&format!(
+        "SELECT {NOTIFICATION_COLS} FROM notifications n JOIN contacts c ON c.id = n.contact_id \
+         WHERE (?1 IS NULL OR n.jurisdiction_id = ?1) AND (?2 IS NULL OR n.campaign_id = ?2) ORDER BY n.id DESC LIMIT ?3"
+    ))?;
+    let limit = if f.limit == 0 { 500 } else { f.limit } as i64;
+    let rows = st.query_map(params![f.jurisdiction_id, f.campaign_id, limit], row_notification)?.collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+fn load_campaign(c: &Connection, id: i64) -> StoreResult<Campaign> {
+    let mut campaign = c.query_row(
+        "SELECT id, name, status, opened_ms, last_ms, closed_ms, merged_into, annotation, \
+         (SELECT count(*) FROM campaign_jurisdictions WHERE campaign_id = campaigns.id), \
+         (SELECT coalesce(sum(sightings), 0) FROM campaign_jurisdictions WHERE campaign_id = campaigns.id) \
+         FROM campaigns WHERE id = ?1",
+        [id],
+        |r| {
+            Ok(Campaign {
+                id: r.get(0)?,
+                name: r.get(1)?,
+                status: CampaignStatus::parse(&r.get::<_, String>(2)?),
+                opened_ms: r.get(3)?,
+                last_ms: r.get(4)?,
+                closed_ms: r.get(5)?,
+                merged_into: r.get(6)?,
+                annotation: r.get(7)?,
+                jurisdictions: r.get(8)?,
+                sightings: r.get(9)?,
+                keys: Vec::new(),
+            })
+        },
+    )?;
+    let mut st = c.prepare_cached("SELECT actor_key FROM campaign_keys WHERE campaign_id = ?1 ORDER BY added_ms, actor_key")?;
+    campaign.keys = st.query_map([id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    Ok(campaign)
+}
+
+/// The per-jurisdiction view: its own sightings, a count of the others, what to block.
+fn jurisdiction_view(c: &Connection, campaign_id: i64, jurisdiction_id: i64) -> StoreResult<Option<JurisdictionCampaignView>> {
+    let row: Option<(String, String, Millis, Millis)> = c
+        .query_row(
+            "SELECT c.name, c.status, cj.first_ms, cj.last_ms FROM campaign_jurisdictions cj JOIN campaigns c ON c.id = cj.campaign_id \
+             WHERE cj.campaign_id = ?1 AND cj.jurisdiction_id = ?2",
+            params![campaign_id, jurisdiction_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((name, status, first_ms, last_ms)) = row else {
+        return Ok(None);
+    };
+    let total: i64 = c.query_row(
+        "SELECT count(*) FROM campaign_jurisdictions WHERE campaign_id = ?1",
+        [campaign_id],
+        |r| r.get(0),
+    )?;
+    let keys: Vec<String> = {
+        let mut st = c.prepare_cached("SELECT actor_key FROM campaign_keys WHERE campaign_id = ?1 ORDER BY added_ms, actor_key")?;
+        let rows = st.query_map([campaign_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows
+    };
+    let mut ips = Vec::new();
+    let mut nets = Vec::new();
+    let mut asns = Vec::new();
+    let mut prefixes = BTreeMap::new();
+    for key in &keys {
+        if let Some(ip) = key.strip_prefix("ip:") {
+            ips.push(ip.to_string());
+            if let Ok(addr) = ip.parse::<IpAddr>() {
+                prefixes.insert(prefix_of(addr), ());
+            }
+        } else if let Some(net) = key.strip_prefix("net:") {
+            nets.push(net.to_string());
+            prefixes.insert(net.to_string(), ());
+        } else if let Some(asn) = key.strip_prefix("asn:AS") {
+            if let Ok(n) = asn.parse::<i64>() {
+                asns.push(n);
+            }
+        }
+    }
+    let mut sightings = Vec::new();
+    if !prefixes.is_empty() || !asns.is_empty() {
+        let sql = format!(
+            "SELECT remote_ip, local_ip, signature, min(ts_ms), max(ts_ms), count(*) FROM events \
+             WHERE jurisdiction_id = ? AND remote_prefix IS NOT NULL AND ( \
+               (remote_prefix IN ({p}) AND (remote_ip IN ({i}) OR remote_prefix IN ({n}))) OR remote_asn IN ({a})) \
+             GROUP BY remote_ip, local_ip, signature ORDER BY count(*) DESC LIMIT {MAX_LOCAL_SIGHTINGS}",
+            p = placeholders(prefixes.len().max(1)),
+            i = placeholders(ips.len().max(1)),
+            n = placeholders(nets.len().max(1)),
+            a = placeholders(asns.len().max(1)),
+        );
+        use rusqlite::types::Value;
+        let mut args: Vec<Value> = vec![jurisdiction_id.into()];
+        let pad = |args: &mut Vec<Value>, n: usize| {
+            if n == 0 {
+                args.push(Value::Null)
+            }
+        };
+        args.extend(prefixes.keys().map(|s| Value::Text(s.clone())));
+        pad(&mut args, prefixes.len());
+        args.extend(ips.iter().map(|s| Value::Text(s.clone())));
+        pad(&mut args, ips.len());
+        args.extend(nets.iter().map(|s| Value::Text(s.clone())));
+        pad(&mut args, nets.len());
+        args.extend(asns.iter().map(|&n| Value::Integer(n)));
+        pad(&mut args, asns.len());
+        let mut st = c.prepare(&sql)?;
+        sightings = st
+            .query_map(rusqlite::params_from_iter(args), |r| {
+                Ok(LocalSighting {
+                    remote_ip: r.get(0)?,
+                    local_ip: r.get(1)?,
+                    signature: r.get(2)?,
+                    first_ms: r.get(3)?,
+                    last_ms: r.get(4)?,
+                    count: r.get(5)?,
+                })
+            })?
+            .collect::<Result<_, _>>()?;
+    }
+    let block = keys
+        .iter()
+        .map(|k| k.split_once(':').map(|(_, v)| v.to_string()).unwrap_or_else(|| k.clone()))
+        .collect();
+    Ok(Some(JurisdictionCampaignView {
+        campaign_id,
+        name,
+        status: CampaignStatus::parse(&status),
+        first_ms,
+        last_ms,
+        other_jurisdictions: (total - 1).max(0),
+        sightings,
+        block,
+    }))
+}
+
+fn log(tx: &Transaction<'_>, campaign_id: i64, now: Millis, kind: &str, jurisdiction_id: Option<i64>, detail: &str) -> StoreResult<()> {
+    tx.prepare_cached("INSERT INTO campaign_log (campaign_id, ts_ms, kind, jurisdiction_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
+        .execute(params![campaign_id, now, kind, jurisdiction_id, detail])?;
+    Ok(())
+}
+
+fn key_kind_value(key: &str) -> (&str, &str) {
+    key.split_once(':').unwrap_or(("ip", key))
+}
+
+/// Adds a key to a campaign and publishes it as an indicator; returns whether it was new.
+fn add_key(tx: &Transaction<'_>, campaign_id: i64, key: &str, now: Millis) -> StoreResult<bool> {
+    let added = tx
+        .prepare_cached("INSERT OR IGNORE INTO campaign_keys (actor_key, campaign_id, added_ms) VALUES (?1, ?2, ?3)")?
+        .execute(params![key, campaign_id, now])?;
+    if added == 0 {
+        return Ok(false);
+    }
+    let (kind, value) = key_kind_value(key);
+    tx.prepare_cached("INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) VALUES ('add', ?1, ?2, ?3, ?4)")?
+        .execute(params![kind, value, campaign_id, now])?;
+    Ok(true)
+}
+
+fn withdraw_indicators(tx: &Transaction<'_>, campaign_id: i64, now: Millis) -> StoreResult<()> {
+    tx.execute(
+        "INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) \
+         SELECT 'remove', substr(actor_key, 1, instr(actor_key, ':') - 1), substr(actor_key, instr(actor_key, ':') + 1), campaign_id, ?1 \
+         FROM campaign_keys WHERE campaign_id = ?2",
+        params![now, campaign_id],
+    )?;
+    Ok(())
+}
+
+fn ingest_one(tx: &Transaction<'_>, b: &IngestBatch, policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> StoreResult<IngestReceipt> {
+    let previous: Option<String> = tx
+        .prepare_cached("SELECT reply FROM batches WHERE sensor_id = ?1 AND seq = ?2")?
+        .query_row(params![b.sensor_id, b.seq], |r| r.get(0))
+        .optional()?;
+    if let Some(reply) = previous {
+        let mut receipt: IngestReceipt = serde_json::from_str(&reply).map_err(db_err)?;
+        receipt.duplicate = true;
+        return Ok(receipt);
+    }
+    let mut remotes: HashMap<IpAddr, RemoteAgg> = HashMap::new();
+    let mut newest: Option<Millis> = None;
+    {
+        let mut insert = tx.prepare_cached(
+            "INSERT INTO events (jurisdiction_id, sensor_id, event_type, ts_ms, received_ms, remote_ip, remote_prefix, remote_asn, local_ip, signature_id, signature, body) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+        )?;
+        for ev in &b.events {
+            newest = Some(newest.map_or(ev.ts_ms, |n| n.max(ev.ts_ms)));
+            let remote = ev.remote.map(|ip| ip.to_string());
+            let prefix = ev.remote.map(prefix_of);
+            insert.execute(params![
+                b.jurisdiction_id,
+                b.sensor_id,
+                ev.event_type,
+                ev.ts_ms,
+                now,
+                remote,
+                prefix,
+                ev.remote_asn,
+                ev.local.map(|ip| ip.to_string()),
+                ev.signature_id,
+                ev.signature,
+                ev.raw,
+            ])?;
+            if let Some(ip) = ev.remote {
+                let agg = remotes.entry(ip).or_insert(RemoteAgg { count: 0, asn: ev.remote_asn });
+                agg.count += 1;
+            }
+        }
+    }
+    for (ip, agg) in &remotes {
+        correlate(tx, b.jurisdiction_id, *ip, agg, policy, now, fx)?;
+    }
+    tx.prepare_cached(
+        "UPDATE sensors SET last_seen_ms = ?1, last_event_ms = max(coalesce(last_event_ms, ?2), coalesce(?2, last_event_ms)), \
+         events_total = events_total + ?3 WHERE id = ?4",
+    )?
+    .execute(params![now, newest, b.events.len() as i64, b.sensor_id])?;
+    let receipt = IngestReceipt {
+        sensor_id: b.sensor_id,
+        seq: b.seq,
+        accepted: b.events.len(),
+        rejected_total: b.rejected_total,
+        rejected: b.rejected.iter().map(|r| RejectionOut { line: r.line, reason: r.reason.clone() }).collect(),
+        duplicate: false,
+    };
+    tx.prepare_cached("INSERT INTO batches (sensor_id, seq, received_ms, reply) VALUES (?1, ?2, ?3, ?4)")?
+        .execute(params![b.sensor_id, b.seq, now, serde_json::to_string(&receipt).map_err(db_err)?])?;
+    Ok(receipt)
+}
+
+/// Records one remote address seen at one jurisdiction and opens or extends a campaign.
+fn correlate(tx: &Transaction<'_>, jurisdiction_id: i64, ip: IpAddr, agg: &RemoteAgg, policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> StoreResult<()> {
+    let keys = crate::ingest::actor_keys(ip, agg.asn);
+    {
+        let mut up = tx.prepare_cached(
+            "INSERT INTO sightings (actor_key, jurisdiction_id, first_ms, last_ms, count) VALUES (?1, ?2, ?3, ?3, ?4) \
+             ON CONFLICT (actor_key, jurisdiction_id) DO UPDATE SET last_ms = excluded.last_ms, count = count + excluded.count",
+        )?;
+        for key in &keys {
+            up.execute(params![key, jurisdiction_id, now, agg.count])?;
+        }
+    }
+    // An open campaign that already holds one of the keys: extend it.
+    let existing: Option<i64> = {
+        let sql = format!(
+            "SELECT c.id FROM campaign_keys k JOIN campaigns c ON c.id = k.campaign_id \
+             WHERE k.actor_key IN ({}) AND c.status = 'open' ORDER BY c.id LIMIT 1",
+            placeholders(keys.len())
+        );
+        tx.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(keys.iter()), |r| r.get(0)).optional()?
+    };
+    if let Some(campaign_id) = existing {
+        fx.indicators_added += add_key(tx, campaign_id, &keys[0], now)? as usize;
+        extend(tx, campaign_id, jurisdiction_id, agg.count, policy, now, fx)?;
+        return Ok(());
+    }
+    let window_start = now - policy.window_ms;
+    for key in &keys {
+        let n: i64 = tx
+            .prepare_cached("SELECT count(*) FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2")?
+            .query_row(params![key, window_start], |r| r.get(0))?;
+        if n < policy.min_jurisdictions {
+            continue;
+        }
+        let (kind, value) = key_kind_value(key);
+        tx.prepare_cached("INSERT INTO campaigns (name, status, opened_ms, last_ms) VALUES (?1, 'open', ?2, ?2)")?
+            .execute(params![format!("{kind} {value}"), now])?;
+        let campaign_id = tx.last_insert_rowid();
+        fx.campaigns_opened += 1;
+        fx.indicators_added += add_key(tx, campaign_id, key, now)? as usize;
+        if key != &keys[0] {
+            fx.indicators_added += add_key(tx, campaign_id, &keys[0], now)? as usize;
+        }
+        log(tx, campaign_id, now, "opened", None, &format!("{key} seen by {n} jurisdictions"))?;
+        let members: Vec<(i64, Millis, Millis, i64)> = {
+            let mut st = tx.prepare_cached(
+                "SELECT jurisdiction_id, first_ms, last_ms, count FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2 ORDER BY first_ms",
+            )?;
+            let rows = st.query_map(params![key, window_start], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
+            rows
+        };
+        for (j, first, last, count) in members {
+            tx.prepare_cached(
+                "INSERT INTO campaign_jurisdictions (campaign_id, jurisdiction_id, first_ms, last_ms, sightings) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?
+            .execute(params![campaign_id, j, first, last, count])?;
+            log(tx, campaign_id, now, "jurisdiction_added", Some(j), "")?;
+            fx.notifications_enqueued += enqueue(tx, campaign_id, j, "targeted", "targeted", now, 0)?;
+        }
+        escalate(tx, campaign_id, policy, now, fx)?;
+        return Ok(());
+    }
+    Ok(())
+}
+
+fn extend(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, count: i64, policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> StoreResult<()> {
+    tx.prepare_cached("UPDATE campaigns SET last_ms = ?1 WHERE id = ?2")?.execute(params![now, campaign_id])?;
+    let updated = tx
+        .prepare_cached(
+            "UPDATE campaign_jurisdictions SET last_ms = ?1, sightings = sightings + ?2 WHERE campaign_id = ?3 AND jurisdiction_id = ?4",
+        )?
+        .execute(params![now, count, campaign_id, jurisdiction_id])?;
+    if updated > 0 {
+        return Ok(());
+    }
+    tx.prepare_cached(
+        "INSERT INTO campaign_jurisdictions (campaign_id, jurisdiction_id, first_ms, last_ms, sightings) VALUES (?1, ?2, ?3, ?3, ?4)",
+    )?
+    .execute(params![campaign_id, jurisdiction_id, now, count])?;
+    log(tx, campaign_id, now, "jurisdiction_added", Some(jurisdiction_id), "")?;
+    fx.notifications_enqueued += enqueue(tx, campaign_id, jurisdiction_id, "targeted", "targeted", now, 0)?;
+    // Everyone already in the campaign hears that it grew, as a digest.
+    let others: Vec<i64> = {
+        let mut st = tx.prepare_cached("SELECT jurisdiction_id FROM campaign_jurisdictions WHERE campaign_id = ?1 AND jurisdiction_id != ?2")?;
+        let rows = st.query_map(params![campaign_id, jurisdiction_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows
+    };
+    if !escalate(tx, campaign_id, policy, now, fx)? {
+        for j in others {
+            fx.notifications_enqueued += enqueue(tx, campaign_id, j, "grew", "update", now, policy.digest_interval_ms)?;
+        }
+    }
+    Ok(())
+}
+
+/// Raises the campaign's escalation level when its size crosses a threshold; notifies everyone.
+fn escalate(tx: &Transaction<'_>, campaign_id: i64, policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> StoreResult<bool> {
+    let (level, size): (i64, i64) = tx.query_row(
+        "SELECT escalation, (SELECT count(*) FROM campaign_jurisdictions WHERE campaign_id = ?1) FROM campaigns WHERE id = ?1",
+        [campaign_id],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    let new_level = policy.escalate_at.iter().filter(|&&t| size >= t).count() as i64;
+    if new_level <= level {
+        return Ok(false);
+    }
+    tx.execute("UPDATE campaigns SET escalation = ?1 WHERE id = ?2", params![new_level, campaign_id])?;
+    log(tx, campaign_id, now, "escalated", None, &format!("{size} jurisdictions, level {new_level}"))?;
+    let all: Vec<i64> = {
+        let mut st = tx.prepare_cached("SELECT jurisdiction_id FROM campaign_jurisdictions WHERE campaign_id = ?1")?;
+        let rows = st.query_map([campaign_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows
+    };
+    for j in all {
+        let key = format!("escalated:{new_level}");
+        fx.notifications_enqueued += enqueue(tx, campaign_id, j, "escalated", &key, now, 0)?;
+    }
+    Ok(true)
+}
+
+/// Enqueues one notification per contact of a jurisdiction.
+///
+/// `event_key` "update" is a digest: while an earlier notification of this campaign to the same
+/// contact is still pending, nothing is added (that one is rendered with the latest state when
+/// sent); otherwise the new one waits until `digest_interval_ms` after the previous update.
+fn enqueue(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, kind: &str, event_key: &str, now: Millis, digest_interval_ms: Millis) -> StoreResult<usize> {
+    let contacts: Vec<i64> = {
+        let mut st = tx.prepare_cached("SELECT id FROM contacts WHERE jurisdiction_id = ?1")?;
+        let rows = st.query_map([jurisdiction_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows
+    };
+    let mut n = 0;
+    let mut seen = HashSet::new();
+    for contact in contacts {
+        if !seen.insert(contact) {
+            continue;
+        }
+        let (key, due) = if event_key == "update" {
+            let pending: i64 = tx
+                .prepare_cached("SELECT count(*) FROM notifications WHERE contact_id = ?1 AND campaign_id = ?2 AND status = 'pending'")?
+                .query_row(params![contact, campaign_id], |r| r.get(0))?;
+            if pending > 0 {
+                continue;
+            }
+            let (count, last): (i64, Option<Millis>) = tx
+                .prepare_cached(
+                    "SELECT count(*), max(coalesce(delivered_ms, next_attempt_ms)) FROM notifications WHERE contact_id = ?1 AND campaign_id = ?2 AND event_key LIKE 'update:%'",
+                )?
+                .query_row(params![contact, campaign_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            let due = last.map_or(now, |l| (l + digest_interval_ms).max(now));
+            (format!("update:{}", count + 1), due)
+        } else {
+            (event_key.to_string(), now)
+        };
+        n += tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+            )?
+            .execute(params![campaign_id, jurisdiction_id, contact, kind, key, due, now])?;
+    }
+    Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::{classify, parse_line, HomeNet};
+
+    fn store() -> (tempfile::TempDir, SqliteStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let s = SqliteStore::open_dir(dir.path()).unwrap();
+        (dir, s)
+    }
+
+    fn jurisdiction(s: &SqliteStore, i: usize) -> i64 {
+        let j = s
+            .create_jurisdiction(&NewJurisdiction { name: format!("County {i}"), kind: JurisdictionKind::County, state: Some("OH".into()), home_net: None }, 0)
+            .unwrap()
+            .id;
+        s.create_contact(j, &NewContact { channel: Channel::Email, target: format!("it{i}@example.gov"), secret: None }, 0).unwrap();
+        j
+    }
+
+    fn batch(j: i64, seq: i64, remote: &str, event_type: &str) -> IngestBatch {
+        let line = format!(
+            r#"{{"event_type":"{event_type}","src_ip":"{remote}","dest_ip":"10.0.0.1","alert":{{"signature_id":1,"signature":"s"}}}}"#
+        );
+        let mut ev = parse_line(line.as_bytes(), 1).unwrap();
+        classify(&mut ev, &HomeNet::default());
+        IngestBatch { sensor_id: j, jurisdiction_id: j, seq, events: vec![ev], rejected: vec![], rejected_total: 0 }
+    }
+
+    fn count(s: &SqliteStore, kind: &str) -> usize {
+        s.notifications(&NotificationFilter { limit: 10_000, ..Default::default() }).unwrap().iter().filter(|n| n.event_kind == kind).count()
+    }
+
+    #[test]
+    fn migrations_are_idempotent_and_versioned() {
+        let (dir, s) = store();
+        drop(s);
+        let s = SqliteStore::open_dir(dir.path()).unwrap();
+        let v: i64 = s.writer.lock().unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(v as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn growth_is_digested_and_escalation_notifies_everyone_once() {
+        let (_d, s) = store();
+        let policy = CorrelationPolicy { min_jurisdictions: 2, escalate_at: vec![5], digest_interval_ms: 60_000, ..Default::default() };
+        let js: Vec<i64> = (0..8).map(|i| jurisdiction(&s, i)).collect();
+        for (n, &j) in js.iter().enumerate() {
+            s.ingest(&[batch(j, 1, "45.1.2.3", "alert")], &policy, 1000 + n as i64).unwrap();
+        }
+        assert_eq!(s.campaigns(true).unwrap().len(), 1);
+        assert_eq!(count(&s, "targeted"), 8, "each jurisdiction targeted once");
+        assert_eq!(count(&s, "escalated"), 5, "the five members at escalation");
+        // While a notification to a contact is pending, growth adds nothing for it.
+        let grew = count(&s, "grew");
+        assert!(grew <= 2, "digests, not one per new jurisdiction: {grew}");
+        // Repeated sightings by a member: no new notifications.
+        let before = s.notifications(&NotificationFilter { limit: 10_000, ..Default::default() }).unwrap().len();
+        s.ingest(&[batch(js[0], 2, "45.1.2.3", "alert")], &policy, 5000).unwrap();
+        assert_eq!(s.notifications(&NotificationFilter { limit: 10_000, ..Default::default() }).unwrap().len(), before);
+    }
+
+    #[test]
+    fn claims_are_leased_and_attempts_recorded() {
+        let (_d, s) = store();
+        let policy = CorrelationPolicy::default();
+        let a = jurisdiction(&s, 0);
+        let b = jurisdiction(&s, 1);
+        s.ingest(&[batch(a, 1, "45.1.2.3", "alert"), batch(b, 1, "45.1.2.3", "alert")], &policy, 1000).unwrap();
+        let first = s.claim_notifications(2000, 60_000, 100).unwrap();
+        assert_eq!(first.len(), 2);
+        assert!(s.claim_notifications(2001, 60_000, 100).unwrap().is_empty(), "leased rows are not claimed twice");
+        let fail = AttemptOutcome { ok: false, detail: "connection refused".into(), duration_ms: 3, payload: None, retry_at: Some(3000) };
+        s.record_attempt(first[0].id, &fail, 2002).unwrap();
+        let again = s.claim_notifications(3000, 60_000, 100).unwrap();
+        assert_eq!(again.len(), 1);
+        assert_eq!(again[0].attempts, 1);
+        let ok = AttemptOutcome { ok: true, detail: "smtp 250".into(), duration_ms: 5, payload: Some("{}".into()), retry_at: None };
+        s.record_attempt(again[0].id, &ok, 3001).unwrap();
+        let attempts = s.delivery_attempts(again[0].id).unwrap();
+        assert_eq!(attempts.iter().map(|a| a.ok).collect::<Vec<_>>(), vec![false, true]);
+        let giveup = AttemptOutcome { ok: false, detail: "x".into(), duration_ms: 1, payload: None, retry_at: None };
+        s.record_attempt(first[1].id, &giveup, 3002).unwrap();
+        let statuses: Vec<String> = s.notifications(&NotificationFilter::default()).unwrap().into_iter().map(|n| n.status).collect();
+        assert!(statuses.contains(&"delivered".to_string()) && statuses.contains(&"failed".to_string()), "{statuses:?}");
+    }
+
+    #[test]
+    fn window_limits_correlation() {
+        let (_d, s) = store();
+        let policy = CorrelationPolicy { window_ms: 1000, ..Default::default() };
+        let a = jurisdiction(&s, 0);
+        let b = jurisdiction(&s, 1);
+        s.ingest(&[batch(a, 1, "45.1.2.3", "alert")], &policy, 1000).unwrap();
+        s.ingest(&[batch(b, 1, "45.1.2.3", "alert")], &policy, 5000).unwrap();
+        assert!(s.campaigns(false).unwrap().is_empty(), "sightings 4 s apart with a 1 s window");
+        s.ingest(&[batch(a, 2, "45.1.2.3", "alert")], &policy, 5500).unwrap();
+        assert_eq!(s.campaigns(false).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn retention_prunes_per_event_type() {
+        let (_d, s) = store();
+        let policy = CorrelationPolicy::default();
+        let a = jurisdiction(&s, 0);
+        s.ingest(&[batch(a, 1, "10.0.0.9", "flow"), batch(a, 2, "10.0.0.9", "alert"), batch(a, 3, "10.0.0.9", "dns")], &policy, 1000).unwrap();
+        assert_eq!(s.prune_events(Some("flow"), &[], 2000).unwrap(), 1);
+        assert_eq!(s.prune_events(None, &["alert".to_string()], 2000).unwrap(), 1, "dns goes, alert is kept");
+        let left: Vec<String> = s.events(None, None, 10).unwrap().into_iter().map(|e| e.event_type).collect();
+        assert_eq!(left, vec!["alert"]);
+    }
+}

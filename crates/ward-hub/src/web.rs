@@ -1,0 +1,375 @@
+//! The dashboard: server-rendered pages (maud), usable without JavaScript. A small same-origin
+//! script (`/static/live.js`) reloads live views every 15 s; the CSP allows nothing inline.
+//!
+//! Pages: `/login`, `/` (analyst overview, or a jurisdiction user's own page), `/campaigns/{id}`,
+//! `/jurisdictions/{id}`, `/notifications`. A jurisdiction user sees only their own jurisdiction
+//! and the redacted view of campaigns that touched it; anything else answers 404.
+//! Forms post with a `csrf` field; the login form uses a double-submit cookie.
+
+use axum::extract::{Path, State};
+use axum::http::{header, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Form, Router};
+use maud::{html, Markup, DOCTYPE};
+use serde::Deserialize;
+
+use crate::api::{self, CampaignUpdate};
+use crate::auth::{self, MaybeUser, UserAuth};
+use crate::error::{AppError, AppResult};
+use crate::model::*;
+use crate::state::HubState;
+use crate::store::NotificationFilter;
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1d3557;color:#fff;padding:.6em 1em;display:flex;gap:1.5em;align-items:center}header a{color:#fff}main{padding:1em}table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}th{background:#f1f1f1}.tlp{font-weight:bold;color:#b36b00}.err{color:#a00}form.inline{display:inline}progress{width:12em}";
+const LIVE_JS: &str = "(function(){if(document.body.dataset.live==='1'){setTimeout(function(){location.reload()},15000)}})();";
+
+pub fn routes() -> Router<HubState> {
+    Router::new()
+        .route("/", get(overview))
+        .route("/login", get(login_page).post(login_submit))
+        .route("/logout", post(logout_submit))
+        .route("/campaigns/{id}", get(campaign_page).post(campaign_submit))
+        .route("/jurisdictions/{id}", get(jurisdiction_page))
+        .route("/notifications", get(notifications_page))
+        .route("/static/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=3600")], STYLE) }))
+        .route("/static/live.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")], LIVE_JS) }))
+}
+
+fn page(title: &str, who: Option<&UserAuth>, live: bool, body: Markup) -> Html<String> {
+    Html(html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " — ward hub" }
+                link rel="stylesheet" href="/static/style.css";
+                script src="/static/live.js" defer {}
+            }
+            body data-live=(if live { "1" } else { "0" }) {
+                header {
+                    strong { "ward hub" }
+                    @if let Some(w) = who {
+                        a href="/" { "overview" }
+                        a href="/notifications" { "notifications" }
+                        span { (w.user.username) " (" (w.user.role.as_str()) ")" }
+                        form.inline method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(w.csrf);
+                            button type="submit" { "log out" }
+                        }
+                    }
+                }
+                main { h1 { (title) } (body) }
+            }
+        }
+    }
+    .into_string())
+}
+
+fn to_login() -> Response {
+    Redirect::to("/login").into_response()
+}
+
+#[derive(Deserialize)]
+pub struct LoginForm {
+    username: String,
+    password: String,
+    csrf: String,
+}
+
+async fn login_page() -> Response {
+    login_form(None)
+}
+
+fn login_form(error: Option<&str>) -> Response {
+    let token = auth::random_token("lc");
+    let body = html! {
+        @if let Some(e) = error { p.err { (e) } }
+        form method="post" action="/login" {
+            input type="hidden" name="csrf" value=(token);
+            p { label { "user " input name="username" autocomplete="username" required; } }
+            p { label { "password " input type="password" name="password" autocomplete="current-password" required; } }
+            button type="submit" { "log in" }
+        }
+    };
+    let mut resp = (if error.is_some() { StatusCode::FORBIDDEN } else { StatusCode::OK }, page("Log in", None, false, body)).into_response();
+    if let Ok(v) = format!("{}={token}; Path=/login; Secure; HttpOnly; SameSite=Strict; Max-Age=3600", auth::LOGIN_CSRF_COOKIE).parse() {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}
+
+async fn login_submit(State(state): State<HubState>, headers: axum::http::HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    let cookie_token = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|p| p.trim().split_once('='))
+        .find(|(k, _)| *k == auth::LOGIN_CSRF_COOKIE)
+        .map(|(_, v)| v.to_string());
+    if !cookie_token.as_deref().is_some_and(|c| auth::same_secret(c, &f.csrf)) {
+        return login_form(Some("the form expired: try again"));
+    }
+    match api::open_session(&state, &f.username, &f.password).await {
+        Ok((token, _, _)) => {
+            let mut resp = Redirect::to("/").into_response();
+            if let Ok(v) = auth::session_cookie(&token).parse() {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(AppError::RateLimited) => login_form(Some("too many attempts: wait a minute")),
+        Err(_) => login_form(Some("wrong user name or password")),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+async fn logout_submit(State(state): State<HubState>, MaybeUser(who): MaybeUser, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    who.check_csrf(Some(&f.csrf))?;
+    let hash = who.session_hash.clone();
+    state.store_call(move |s| s.delete_session(&hash)).await?;
+    let mut resp = Redirect::to("/login").into_response();
+    if let Ok(v) = auth::clear_session_cookie().parse() {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    Ok(resp)
+}
+
+async fn overview(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    if !who.is_analyst() {
+        let j = who.user.jurisdiction_id.ok_or(AppError::NotFound)?;
+        return Ok(Redirect::to(&format!("/jurisdictions/{j}")).into_response());
+    }
+    let since = now_ms() - 24 * 3600 * 1000;
+    let (campaigns, jurisdictions, sensors, counts) = state
+        .store_call(move |s| Ok((s.campaigns(true)?, s.jurisdictions()?, s.sensors(None)?, s.alert_counts(since)?)))
+        .await?;
+    let name_of = |id: i64| jurisdictions.iter().find(|j| j.id == id).map(|j| j.name.clone()).unwrap_or_else(|| id.to_string());
+    let mut per_j: std::collections::BTreeMap<i64, i64> = Default::default();
+    for (j, _, n) in &counts {
+        *per_j.entry(*j).or_default() += n;
+    }
+    let max = per_j.values().copied().max().unwrap_or(1).max(1);
+    let now = now_ms();
+    let body = html! {
+        h2 { "Open campaigns (" (campaigns.len()) ")" }
+        table {
+            tr { th { "campaign" } th { "jurisdictions" } th { "sightings" } th { "opened" } th { "last" } }
+            @for c in &campaigns {
+                tr {
+                    td { a href={ "/campaigns/" (c.id) } { (c.name) } }
+                    td { (c.jurisdictions) } td { (c.sightings) } td { (fmt_ms(c.opened_ms)) } td { (fmt_ms(c.last_ms)) }
+                }
+            }
+        }
+        h2 { "Alerts in the last 24 hours by jurisdiction" }
+        table {
+            tr { th { "jurisdiction" } th { "alerts" } th { "" } }
+            @for (j, n) in &per_j {
+                tr { td { a href={ "/jurisdictions/" (j) } { (name_of(*j)) } } td { (n) } td { progress value=(n) max=(max) {} } }
+            }
+        }
+        h2 { "Alerts per hour" }
+        table {
+            tr { th { "hour (UTC)" } th { "jurisdiction" } th { "alerts" } }
+            @for (j, hour, n) in counts.iter().rev().take(200) {
+                tr { td { (fmt_ms(*hour)) } td { (name_of(*j)) } td { (n) } }
+            }
+        }
+        h2 { "Sensors" }
+        (sensor_table(&sensors, &name_of, now))
+        h2 { "Jurisdictions" }
+        ul { @for j in &jurisdictions { li { a href={ "/jurisdictions/" (j.id) } { (j.name) } " (" (j.kind.as_str()) ")" } } }
+    };
+    Ok(page("Overview", Some(&who), true, body).into_response())
+}
+
+fn sensor_table(sensors: &[Sensor], name_of: &dyn Fn(i64) -> String, now: Millis) -> Markup {
+    html! {
+        table {
+            tr { th { "sensor" } th { "jurisdiction" } th { "last seen" } th { "lag (s)" } th { "events" } }
+            @for s in sensors {
+                tr {
+                    td { (s.name) " #" (s.id) }
+                    td { (name_of(s.jurisdiction_id)) }
+                    td { (s.last_seen_ms.map(fmt_ms).unwrap_or_else(|| "never".into())) }
+                    td { (s.last_event_ms.map(|e| ((now - e) / 1000).to_string()).unwrap_or_else(|| "-".into())) }
+                    td { (s.events_total) }
+                }
+            }
+        }
+    }
+}
+
+fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool) -> Markup {
+    html! {
+        table {
+            tr {
+                th { "id" } th { "campaign" } @if show_jurisdiction { th { "jurisdiction" } }
+                th { "channel" } th { "to" } th { "event" } th { "status" } th { "attempts" } th { "created" } th { "delivered" } th { "last error" }
+            }
+            @for n in list {
+                tr {
+                    td { (n.id) } td { a href={ "/campaigns/" (n.campaign_id) } { (n.campaign_id) } }
+                    @if show_jurisdiction { td { a href={ "/jurisdictions/" (n.jurisdiction_id) } { (n.jurisdiction_id) } } }
+                    td { (n.channel.as_str()) } td { (n.target) } td { (n.event_kind) } td { (n.status) } td { (n.attempts) }
+                    td { (fmt_ms(n.created_ms)) } td { (n.delivered_ms.map(fmt_ms).unwrap_or_default()) }
+                    td { (n.last_error.clone().unwrap_or_default()) }
+                }
+            }
+        }
+    }
+}
+
+async fn campaign_page(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    let tlp = state.config.notify.tlp.clone();
+    if !who.is_analyst() {
+        let j = who.user.jurisdiction_id.ok_or(AppError::NotFound)?;
+        let v = state.store_call(move |s| s.jurisdiction_campaign(id, j)).await?.ok_or(AppError::NotFound)?;
+        let body = html! {
+            p.tlp { (tlp) }
+            p { "Status: " (v.status.as_str()) ". Seen at your jurisdiction from " (fmt_ms(v.first_ms)) " to " (fmt_ms(v.last_ms)) "." }
+            p { "The same actor was seen at " strong { (v.other_jurisdictions) } " other jurisdictions." }
+            h2 { "What hit you" }
+            (sighting_table(&v.sightings))
+            h2 { "Block" }
+            ul { @for b in &v.block { li { code { (b) } } } }
+        };
+        return Ok(page(&v.name, Some(&who), true, body).into_response());
+    }
+    let d = state.store_call(move |s| s.campaign(id)).await?.ok_or(AppError::NotFound)?;
+    let c = &d.campaign;
+    let body = html! {
+        p.tlp { (tlp) }
+        p { "Status: " (c.status.as_str()) ". Opened " (fmt_ms(c.opened_ms)) ", last activity " (fmt_ms(c.last_ms)) "." }
+        @if !c.annotation.is_empty() { p { "Note: " (c.annotation) } }
+        @if c.status == CampaignStatus::Open {
+            form method="post" {
+                input type="hidden" name="csrf" value=(who.csrf);
+                label { "name " input name="name" value=(c.name); }
+                label { " note " input name="annotation" value=(c.annotation); }
+                label { " merge campaign id into this " input name="merge_from" inputmode="numeric"; }
+                label { " close " input type="checkbox" name="close" value="1"; }
+                button type="submit" { "save" }
+            }
+        }
+        h2 { "Affected jurisdictions (" (d.affected.len()) ")" }
+        table {
+            tr { th { "jurisdiction" } th { "first" } th { "last" } th { "sightings" } }
+            @for a in &d.affected {
+                tr { td { a href={ "/jurisdictions/" (a.jurisdiction_id) } { (a.name) } } td { (fmt_ms(a.first_ms)) } td { (fmt_ms(a.last_ms)) } td { (a.sightings) } }
+            }
+        }
+        h2 { "Indicators" }
+        ul { @for k in &c.keys { li { code { (k) } } } }
+        h2 { "Timeline" }
+        table {
+            tr { th { "time" } th { "event" } th { "jurisdiction" } th { "detail" } }
+            @for t in &d.timeline {
+                tr { td { (fmt_ms(t.ts_ms)) } td { (t.kind) } td { (t.jurisdiction_id.map(|j| j.to_string()).unwrap_or_default()) } td { (t.detail) } }
+            }
+        }
+        h2 { "Notifications sent" }
+        (notification_table(&d.notifications, true))
+    };
+    Ok(page(&c.name, Some(&who), true, body).into_response())
+}
+
+fn sighting_table(list: &[LocalSighting]) -> Markup {
+    html! {
+        table {
+            tr { th { "from" } th { "your host" } th { "signature" } th { "first" } th { "last" } th { "events" } }
+            @for s in list {
+                tr {
+                    td { (s.remote_ip) } td { (s.local_ip.clone().unwrap_or_default()) } td { (s.signature.clone().unwrap_or_default()) }
+                    td { (fmt_ms(s.first_ms)) } td { (fmt_ms(s.last_ms)) } td { (s.count) }
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct CampaignForm {
+    csrf: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    annotation: Option<String>,
+    #[serde(default)]
+    merge_from: Option<String>,
+    #[serde(default)]
+    close: Option<String>,
+}
+
+async fn campaign_submit(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>, Form(f): Form<CampaignForm>) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    who.check_csrf(Some(&f.csrf))?;
+    who.require_analyst()?;
+    let merge_from = match f.merge_from.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => Some(s.parse::<i64>().map_err(|_| AppError::BadRequest("merge campaign id must be a number".into()))?),
+        None => None,
+    };
+    let update = CampaignUpdate {
+        name: f.name.filter(|n| !n.trim().is_empty()),
+        annotation: f.annotation,
+        close: f.close.is_some(),
+        merge_from,
+    };
+    api::apply_campaign_update(&state, id, update).await?;
+    Ok(Redirect::to(&format!("/campaigns/{id}")).into_response())
+}
+
+async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    if !who.can_read(id) {
+        return Err(AppError::NotFound);
+    }
+    let (j, sensors, contacts, campaigns, alerts) = state
+        .store_call(move |s| {
+            Ok((s.jurisdiction(id)?, s.sensors(Some(id))?, s.contacts(Some(id))?, s.jurisdiction_campaigns(id)?, s.events(Some(id), Some("alert"), 100)?))
+        })
+        .await?;
+    let j = j.ok_or(AppError::NotFound)?;
+    let own_name = j.name.clone();
+    let name_of = move |_: i64| own_name.clone();
+    let body = html! {
+        p { (j.kind.as_str()) @if let Some(s) = &j.state { ", " (s) } }
+        h2 { "Campaigns that touched you" }
+        table {
+            tr { th { "campaign" } th { "status" } th { "first" } th { "last" } th { "other jurisdictions" } }
+            @for c in &campaigns {
+                tr { td { a href={ "/campaigns/" (c.campaign_id) } { (c.name) } } td { (c.status.as_str()) } td { (fmt_ms(c.first_ms)) } td { (fmt_ms(c.last_ms)) } td { (c.other_jurisdictions) } }
+            }
+        }
+        h2 { "Recent alerts" }
+        table {
+            tr { th { "time" } th { "signature" } th { "remote" } }
+            @for e in &alerts {
+                tr { td { (fmt_ms(e.ts_ms)) } td { (e.signature.clone().unwrap_or_default()) } td { (e.remote_ip.clone().unwrap_or_default()) } }
+            }
+        }
+        h2 { "Sensors" }
+        (sensor_table(&sensors, &name_of, now_ms()))
+        h2 { "Contacts" }
+        ul { @for c in &contacts { li { (c.channel.as_str()) ": " (c.target) } } }
+    };
+    Ok(page(&j.name, Some(&who), true, body).into_response())
+}
+
+async fn notifications_page(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    let scope = if who.is_analyst() { None } else { Some(who.user.jurisdiction_id.ok_or(AppError::NotFound)?) };
+    let list = state.store_call(move |s| s.notifications(&NotificationFilter { jurisdiction_id: scope, campaign_id: None, limit: 500 })).await?;
+    let body = notification_table(&list, who.is_analyst());
+    Ok(page("Notification log", Some(&who), true, body).into_response())
+}

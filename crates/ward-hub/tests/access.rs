@@ -1,0 +1,247 @@
+//! Access control: every API endpoint and page, called with another jurisdiction's
+//! credentials, reveals nothing of the other jurisdiction; a jurisdiction learns about a shared
+//! campaign only what hit it, a count of the others and what to block.
+
+mod common;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use common::*;
+use serde_json::json;
+use ward_hub::model::{Channel, NewContact, Role};
+use ward_hub::store::Store;
+
+struct World {
+    h: Hub,
+    oh: i64,
+    pa: i64,
+    campaign: i64,
+    ana: String,
+    oh_admin: String,
+    oh_viewer: String,
+    pa_admin: String,
+    pa_sensor: (i64, String),
+    oh_notification: i64,
+}
+
+/// Secrets of Ohio that Pennsylvania must never see.
+const OH_SECRETS: [&str; 4] = ["Ohio", "OH-ONLY-SIGNATURE", "10.77.1.10", "oh-it@ohio.example.gov"];
+
+async fn world() -> World {
+    let h = hub();
+    let oh = h.jurisdiction("Ohio", "OH");
+    let pa = h.jurisdiction("Pennsylvania", "PA");
+    h.user("ana", Role::Analyst, None);
+    h.user("oh-admin", Role::Admin, Some(oh));
+    h.user("oh-viewer", Role::Viewer, Some(oh));
+    h.user("pa-admin", Role::Admin, Some(pa));
+    let now = ward_hub::model::now_ms();
+    h.store.create_contact(oh, &NewContact { channel: Channel::Email, target: "oh-it@ohio.example.gov".into(), secret: None }, now).unwrap();
+    h.store.create_contact(pa, &NewContact { channel: Channel::Email, target: "pa-it@pa.example.gov".into(), secret: None }, now).unwrap();
+    let oh_sensor = h.sensor(oh).await;
+    let pa_sensor = h.sensor(pa).await;
+    let r = h.post_events((oh_sensor.0, &oh_sensor.1), 1, alert_line("45.33.32.156", "10.77.1.10", 1, "OH-ONLY-SIGNATURE"), false).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = h.post_events((pa_sensor.0, &pa_sensor.1), 1, alert_line("45.33.32.156", "10.88.2.20", 2, "PA signature"), false).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let campaigns = h.store.campaigns(false).unwrap();
+    assert_eq!(campaigns.len(), 1);
+    let oh_notification = h.store.notifications(&ward_hub::store::NotificationFilter { jurisdiction_id: Some(oh), campaign_id: None, limit: 10 }).unwrap()[0].id;
+    World {
+        ana: h.login("ana").await,
+        oh_admin: h.login("oh-admin").await,
+        oh_viewer: h.login("oh-viewer").await,
+        pa_admin: h.login("pa-admin").await,
+        campaign: campaigns[0].id,
+        h,
+        oh,
+        pa,
+        pa_sensor,
+        oh_notification,
+    }
+}
+
+fn assert_clean(what: &str, body: &str) {
+    for secret in OH_SECRETS {
+        assert!(!body.contains(secret), "{what} leaks {secret:?}: {body}");
+    }
+}
+
+#[tokio::test]
+async fn another_jurisdiction_sees_nothing_of_ohio_in_the_api() {
+    let w = world().await;
+    let (h, oh, c, t) = (&w.h, w.oh, w.campaign, w.pa_admin.as_str());
+    let hidden = [
+        format!("/api/v1/jurisdictions/{oh}"),
+        format!("/api/v1/jurisdictions/{oh}/sensors"),
+        format!("/api/v1/jurisdictions/{oh}/contacts"),
+        format!("/api/v1/events?jurisdiction_id={oh}"),
+        format!("/api/v1/notifications?jurisdiction_id={oh}"),
+        format!("/api/v1/notifications/{}/attempts", w.oh_notification),
+    ];
+    for path in &hidden {
+        let r = h.get(path, Some(t)).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "GET {path}: {}", r.text());
+    }
+    for (path, body) in [
+        (format!("/api/v1/jurisdictions/{oh}/sensor-tokens"), json!({})),
+        (format!("/api/v1/jurisdictions/{oh}/contacts"), json!({"channel": "email", "target": "evil@example.com"})),
+        ("/api/v1/users".to_string(), json!({"username": "mole", "password": PASSWORD, "role": "viewer", "jurisdiction_id": oh})),
+    ] {
+        let r = h.post_json(&path, Some(t), body).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "POST {path}: {}", r.text());
+    }
+    for (path, body) in [
+        ("/api/v1/jurisdictions".to_string(), json!({"name": "X", "kind": "state", "state": "XX"})),
+        ("/api/v1/users".to_string(), json!({"username": "boss", "password": PASSWORD, "role": "analyst"})),
+        (format!("/api/v1/campaigns/{c}"), json!({"close": true})),
+    ] {
+        let r = h.post_json(&path, Some(t), body).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "POST {path}: {}", r.text());
+    }
+    // Lists are scoped and clean.
+    for path in ["/api/v1/jurisdictions", "/api/v1/users", "/api/v1/events", "/api/v1/notifications", "/api/v1/campaigns", "/api/v1/me"] {
+        let r = h.get(path, Some(t)).await;
+        assert_eq!(r.status, StatusCode::OK, "GET {path}");
+        assert_clean(path, &r.text());
+    }
+    // The campaign as Pennsylvania sees it: its own sightings, a count, what to block.
+    let r = h.get(&format!("/api/v1/campaigns/{c}"), Some(t)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_clean("campaign view", &r.text());
+    let v = r.json();
+    assert_eq!(v["other_jurisdictions"], 1);
+    assert_eq!(v["sightings"][0]["local_ip"], "10.88.2.20");
+    assert_eq!(v["sightings"][0]["remote_ip"], "45.33.32.156");
+    assert!(v["block"].as_array().unwrap().contains(&json!("45.33.32.156")));
+    assert!(v.get("affected").is_none() && v.get("timeline").is_none());
+    // The analyst sees both.
+    let r = h.get(&format!("/api/v1/campaigns/{c}"), Some(&w.ana)).await;
+    assert!(r.text().contains("Ohio") && r.text().contains("Pennsylvania"));
+    // Indicators name no jurisdiction.
+    let r = h.get("/api/v1/indicators?since=0", Some(&w.pa_sensor.1)).await;
+    assert_clean("indicators", &r.text());
+}
+
+#[tokio::test]
+async fn roles_inside_a_jurisdiction() {
+    let w = world().await;
+    let (h, oh) = (&w.h, w.oh);
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{oh}/contacts"), Some(&w.oh_viewer), json!({"channel": "email", "target": "x@ohio.example.gov"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{oh}/sensor-tokens"), Some(&w.oh_viewer), json!({})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{oh}/contacts"), Some(&w.oh_admin), json!({"channel": "syslog", "target": "127.0.0.1:6514"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{oh}/sensor-tokens"), Some(&w.oh_admin), json!({})).await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    let r = h.get(&format!("/api/v1/jurisdictions/{}", w.pa), Some(&w.oh_viewer)).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn credentials_do_not_cross_roles() {
+    let w = world().await;
+    let h = &w.h;
+    // A sensor credential is not a user session, and nothing works without credentials.
+    for path in ["/api/v1/campaigns", "/api/v1/jurisdictions", "/api/v1/events", "/api/v1/notifications", "/api/v1/users", "/api/v1/me"] {
+        assert_eq!(h.get(path, Some(&w.pa_sensor.1)).await.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(h.get(path, None).await.status, StatusCode::UNAUTHORIZED, "{path}");
+    }
+    assert_eq!(h.get("/api/v1/indicators", None).await.status, StatusCode::UNAUTHORIZED);
+    // A user session cannot post events.
+    let r = h.post_events((1, &w.pa_admin), 9, "{\"event_type\":\"dns\"}", false).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    // Wrong password.
+    let r = h.post_json("/api/v1/login", None, json!({"username": "pa-admin", "password": "wrong password!!"})).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+fn cookie_req(method: &str, path: &str, token: &str) -> axum::http::request::Builder {
+    Request::builder().method(method).uri(path).header("cookie", format!("ward_session={token}"))
+}
+
+#[tokio::test]
+async fn cookie_sessions_need_csrf_and_pages_are_scoped() {
+    let w = world().await;
+    let (h, oh, c) = (&w.h, w.oh, w.campaign);
+    // Login via API sets a strict cookie.
+    let r = h.post_json("/api/v1/login", None, json!({"username": "ana", "password": PASSWORD})).await;
+    let cookie = r.headers["set-cookie"].to_str().unwrap().to_string();
+    for attr in ["Secure", "HttpOnly", "SameSite=Strict"] {
+        assert!(cookie.contains(attr), "{cookie}");
+    }
+    let csrf = r.json()["csrf"].as_str().unwrap().to_string();
+    // Cookie-authenticated API mutation: refused without the CSRF header, accepted with it.
+    let body = json!({"annotation": "checked"}).to_string();
+    let req = cookie_req("POST", &format!("/api/v1/campaigns/{c}"), &w.ana).header("content-type", "application/json").body(Body::from(body.clone())).unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::FORBIDDEN);
+    let ana_session = r.json()["token"].as_str().unwrap().to_string();
+    let req = cookie_req("POST", &format!("/api/v1/campaigns/{c}"), &ana_session)
+        .header("content-type", "application/json")
+        .header("x-csrf-token", &csrf)
+        .body(Body::from(body))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::OK);
+    // Form post with a wrong CSRF token.
+    let req = cookie_req("POST", &format!("/campaigns/{c}"), &ana_session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from("csrf=nope&name=Hacked"))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::FORBIDDEN);
+    let req = cookie_req("POST", &format!("/campaigns/{c}"), &ana_session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={csrf}&name=Renamed+by+form")))
+        .unwrap();
+    assert_eq!(h.send(req).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(h.store.campaign(c).unwrap().unwrap().campaign.name, "Renamed by form");
+
+    // Pages for Pennsylvania's admin.
+    let page = |path: String| {
+        let t = w.pa_admin.clone();
+        async move { h.send(cookie_req("GET", &path, &t).body(Body::empty()).unwrap()).await }
+    };
+    let r = page(format!("/jurisdictions/{oh}")).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = page("/".into()).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], format!("/jurisdictions/{}", w.pa));
+    for path in [format!("/campaigns/{c}"), format!("/jurisdictions/{}", w.pa), "/notifications".to_string()] {
+        let r = page(path.clone()).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}");
+        assert_clean(&path, &r.text());
+        assert!(r.headers["content-security-policy"].to_str().unwrap().contains("script-src 'self'"));
+    }
+    let r = page(format!("/campaigns/{c}")).await;
+    assert!(r.text().contains("10.88.2.20"), "own sighting shown");
+    // The analyst overview shows both jurisdictions.
+    let r = h.send(cookie_req("GET", "/", &w.ana).body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.text().contains("Ohio") && r.text().contains("Pennsylvania"));
+    // No session: pages send to the login form.
+    let r = h.send(Request::get(format!("/campaigns/{c}")).body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.headers["location"], "/login");
+}
+
+#[tokio::test]
+async fn login_form_uses_double_submit_csrf() {
+    let w = world().await;
+    let h = &w.h;
+    let r = h.send(Request::get("/login").body(Body::empty()).unwrap()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let set = r.headers["set-cookie"].to_str().unwrap().to_string();
+    let token = set.split(';').next().unwrap().split_once('=').unwrap().1.to_string();
+    assert!(r.text().contains(&token));
+    let form = format!("username=ana&password={}&csrf={token}", PASSWORD.replace(' ', "+"));
+    let bad = Request::post("/login").header("content-type", "application/x-www-form-urlencoded").body(Body::from(form.clone())).unwrap();
+    assert_eq!(h.send(bad).await.status, StatusCode::FORBIDDEN, "no cookie, no login");
+    let good = Request::post("/login")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("cookie", format!("ward_login_csrf={token}"))
+        .body(Body::from(form))
+        .unwrap();
+    let r = h.send(good).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.headers["set-cookie"].to_str().unwrap().starts_with("ward_session="));
+}

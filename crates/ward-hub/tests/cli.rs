@@ -1,0 +1,59 @@
+//! `ward hub …` administrative commands, parsed by clap exactly as the binary will, run on a
+//! temporary store; then the results are checked through the store and the API.
+
+mod common;
+
+use clap::Parser;
+use ward_hub::cli::{run, HubCommand};
+use ward_hub::store::sqlite::SqliteStore;
+use ward_hub::store::Store;
+
+#[derive(Parser)]
+struct Ward {
+    #[command(subcommand)]
+    hub: HubCommand,
+}
+
+fn hub(args: &[&str]) -> anyhow::Result<()> {
+    let mut argv = vec!["ward"];
+    argv.extend_from_slice(args);
+    run(Ward::try_parse_from(argv)?.hub)
+}
+
+#[test]
+fn clap_definition_is_consistent() {
+    use clap::CommandFactory;
+    Ward::command().debug_assert();
+}
+
+#[test]
+fn init_and_administration() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    hub(&["init", "--data", d]).unwrap();
+    hub(&["jurisdiction", "add", "Ohio", "--kind", "state", "--state", "OH", "--data", d]).unwrap();
+    hub(&["jurisdiction", "add", "Franklin County", "--kind", "county", "--state", "oh", "--data", d]).unwrap();
+    let err = hub(&["jurisdiction", "add", "Nowhere County", "--kind", "county", "--data", d]).unwrap_err();
+    assert!(err.to_string().contains("--state"), "{err}");
+    hub(&["contact", "add", "Franklin County", "--email", "it@franklin.example.gov", "--data", d]).unwrap();
+    hub(&["contact", "add", "Franklin County", "--webhook", "https://soc.example/hook", "--secret", "0123456789abcdef", "--data", d]).unwrap();
+    hub(&["contact", "add", "Ohio", "--syslog", "127.0.0.1:6514", "--data", d]).unwrap();
+    assert!(hub(&["contact", "add", "Ohio", "--webhook", "https://x.example/h", "--data", d]).is_err(), "webhook without secret");
+    assert!(hub(&["contact", "add", "Atlantis", "--email", "a@b.example", "--data", d]).is_err());
+    hub(&["user", "add", "clerk", "--role", "viewer", "--jurisdiction", "Franklin County", "--password", "a long enough password", "--data", d]).unwrap();
+    assert!(hub(&["user", "add", "clerk2", "--role", "viewer", "--data", d]).is_err(), "viewer without jurisdiction");
+    hub(&["sensor", "token", "Franklin County", "--data", d]).unwrap();
+    hub(&["jurisdiction", "list", "--data", d]).unwrap();
+
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    let js = store.jurisdictions().unwrap();
+    let ohio = js.iter().find(|j| j.name == "Ohio").unwrap();
+    let franklin = js.iter().find(|j| j.name == "Franklin County").unwrap();
+    assert_eq!(franklin.parent_id, Some(ohio.id), "a county belongs to its state");
+    assert_eq!(franklin.state.as_deref(), Some("OH"));
+    assert_eq!(store.contacts(Some(franklin.id)).unwrap().len(), 2);
+    let users = store.users(None).unwrap();
+    assert_eq!(users.len(), 2);
+    assert!(users.iter().any(|u| u.username == "analyst" && u.jurisdiction_id.is_none()));
+    assert!(store.user_credentials("clerk").unwrap().unwrap().1.starts_with("$argon2id$"));
+}

@@ -1,0 +1,297 @@
+//! Command-line surface for the `ward` binary: `ward scan TARGET...` and `ward report ...`.
+//! The binary wires [`ScanArgs`] and [`ReportCommand`] into its clap tree and calls
+//! [`run_scan`] / [`run_report`], which build their own tokio runtime and return an exit code
+//! (0 clean, 1 findings of high severity or worse, 2 usage or run error reported by anyhow).
+
+use std::io::{IsTerminal, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::{NaiveDate, Utc};
+
+use crate::engine::{self, Phase, ScanOptions};
+use crate::finding::Severity;
+use crate::history::Store;
+use crate::portscan::{ScanLimits, ScanProgress};
+use crate::probe::ProbeTimeouts;
+use crate::vulns::VulnDb;
+
+/// Exit code when the scan found something of high severity or worse.
+pub const EXIT_FINDINGS: i32 = 1;
+/// How often the progress line is redrawn.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
+
+/// `ward scan TARGET...`
+#[derive(Debug, Clone, clap::Args)]
+pub struct ScanArgs {
+    /// IPv4 or IPv6 addresses, CIDR networks (192.0.2.0/24) or hostnames
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<String>,
+    /// Ports: top1000 (nmap's list), all, or a list such as 22,80,443,8000-8100
+    #[arg(long, default_value = "top1000")]
+    pub ports: String,
+    /// Write the full scan result (hosts, services, findings) as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Also write the weekly report (HTML, PDF, CSV, JSON) to DIR after the scan
+    #[arg(long, value_name = "DIR")]
+    pub report: Option<PathBuf>,
+    /// Allow more than 65,536 addresses
+    #[arg(long)]
+    pub allow_large: bool,
+    /// Jurisdiction the targets belong to (kept in the history and the report)
+    #[arg(long, value_name = "NAME")]
+    pub jurisdiction: Option<String>,
+    /// Mail domain to check (SPF, DMARC, MX STARTTLS); repeat for several
+    #[arg(long = "domain", value_name = "DOMAIN")]
+    pub domains: Vec<String>,
+    /// DNS server to use instead of the system resolver, e.g. 127.0.0.1:5353
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub dns: Option<SocketAddr>,
+    /// Directory of the findings history
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Do not record this scan in the history
+    #[arg(long)]
+    pub no_history: bool,
+    /// Do not try default passwords
+    #[arg(long)]
+    pub no_credentials: bool,
+    /// Do not send the SNMP probe over UDP
+    #[arg(long)]
+    pub no_udp: bool,
+    /// Extra trusted CA certificates (PEM), e.g. the office's private CA
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Vulnerability list (ward's JSON format) instead of the built-in one
+    #[arg(long, value_name = "FILE")]
+    pub vulns: Option<PathBuf>,
+    /// CISA KEV catalog JSON (known_exploited_vulnerabilities.json)
+    #[arg(long, value_name = "FILE", env = "WARD_KEV")]
+    pub kev: Option<PathBuf>,
+    /// Connects in flight across all hosts
+    #[arg(long, default_value_t = 2048)]
+    pub concurrency: usize,
+    /// Connects in flight to one host
+    #[arg(long, default_value_t = 1024)]
+    pub host_concurrency: usize,
+    /// Connect attempts per second across all hosts (0: unlimited)
+    #[arg(long, default_value_t = 0)]
+    pub max_rate: u32,
+    /// Connect attempts per second to one host (0: unlimited)
+    #[arg(long, default_value_t = 0)]
+    pub host_rate: u32,
+    /// Initial (and largest) connect timeout in milliseconds
+    #[arg(long, default_value_t = 1500)]
+    pub timeout_ms: u64,
+    /// SMTP port of mail servers (25; for tests)
+    #[arg(long, default_value_t = 25, hide = true)]
+    pub smtp_port: u16,
+    /// No progress output
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// `ward report ...`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ReportCommand {
+    /// The weekly report: HTML, PDF, findings.csv, findings.json and SVG charts
+    Weekly {
+        /// Jurisdiction to report on (all in the history when omitted)
+        #[arg(long, value_name = "NAME")]
+        jurisdiction: Option<String>,
+        /// Output directory
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// Directory of the findings history
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+    },
+    /// Mark a finding as a false positive until a date (key from findings.json)
+    FalsePositive {
+        /// The finding's key
+        #[arg(long)]
+        key: String,
+        /// Last day it stays hidden (YYYY-MM-DD)
+        #[arg(long, value_name = "YYYY-MM-DD")]
+        until: NaiveDate,
+        /// Why it is not a real weakness
+        #[arg(long)]
+        reason: String,
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+    },
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")
+}
+
+/// Build scan options from the command line.
+pub fn options_from_args(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
+    let ports = crate::ports::parse_ports(&args.ports)?;
+    let mut vulns = match &args.vulns {
+        Some(path) => VulnDb::load_list(path)?,
+        None => VulnDb::builtin(),
+    };
+    if let Some(kev) = &args.kev {
+        vulns = vulns.load_kev(kev)?;
+    }
+    let extra_roots = match &args.ca_file {
+        Some(path) => {
+            let pem = std::fs::read(path).with_context(|| format!("cannot read --ca-file {}", path.display()))?;
+            let roots = crate::tls::TlsClient::read_pem_bundle(&pem);
+            anyhow::ensure!(!roots.is_empty(), "--ca-file {} holds no PEM certificate", path.display());
+            roots
+        }
+        None => Vec::new(),
+    };
+    let rate = |r: u32| (r > 0).then_some(r);
+    Ok(ScanOptions {
+        targets: args.targets.clone(),
+        ports,
+        limits: ScanLimits {
+            global_concurrency: args.concurrency.max(1),
+            host_concurrency: args.host_concurrency.max(1),
+            connect_timeout: Duration::from_millis(args.timeout_ms.max(1)),
+            global_rate: rate(args.max_rate),
+            host_rate: rate(args.host_rate),
+        },
+        timeouts: ProbeTimeouts::default(),
+        dns: args.dns,
+        allow_large: args.allow_large,
+        domains: args.domains.clone(),
+        smtp_port: args.smtp_port,
+        extra_roots,
+        vulns,
+        credentials: !args.no_credentials,
+        snmp: !args.no_udp,
+        snmp_port: 161,
+        probe_concurrency: 128,
+        jurisdiction: args.jurisdiction.clone(),
+    })
+}
+
+/// `ward scan`: returns 1 when a finding of high severity or worse is open, else 0.
+pub fn run_scan(args: ScanArgs) -> anyhow::Result<i32> {
+    let options = options_from_args(&args)?;
+    let interactive = !args.quiet && std::io::stderr().is_terminal();
+    let quiet = args.quiet;
+    let rt = runtime()?;
+    let result = rt.block_on(async {
+        let current: Arc<Mutex<Option<Arc<ScanProgress>>>> = Arc::new(Mutex::new(None));
+        let drawer = {
+            let current = current.clone();
+            tokio::spawn(async move {
+                if !interactive {
+                    return;
+                }
+                loop {
+                    tokio::time::sleep(PROGRESS_INTERVAL).await;
+                    let progress = current.lock().ok().and_then(|c| c.clone());
+                    if let Some(p) = progress {
+                        let (done, total, open) = (p.done.load(Ordering::Relaxed), p.total.load(Ordering::Relaxed), p.open.load(Ordering::Relaxed));
+                        eprint!("\r\x1b[2Kports: {done}/{total} probed, {open} open");
+                        let _ = std::io::stderr().flush();
+                    }
+                }
+            })
+        };
+        let on_phase = |phase: Phase| {
+            if quiet {
+                return;
+            }
+            match phase {
+                Phase::Resolved { addresses } => eprintln!("scan: {addresses} addresses"),
+                Phase::PortScan { progress } => {
+                    if let Ok(mut c) = current.lock() {
+                        *c = Some(progress);
+                    }
+                }
+                Phase::Probing { ports } => {
+                    if let Ok(mut c) = current.lock() {
+                        *c = None;
+                    }
+                    eprintln!("{}services: identifying {ports} open ports", if interactive { "\r\x1b[2K" } else { "" });
+                }
+                Phase::Probed { done, total } if interactive => eprint!("\r\x1b[2Kservices: {done}/{total} identified and checked"),
+                Phase::Probed { .. } => {}
+                Phase::Email { domain } => eprintln!("{}email: checking {domain}", if interactive { "\r\x1b[2K" } else { "" }),
+                Phase::Done => {
+                    if interactive {
+                        eprintln!();
+                    }
+                }
+            }
+        };
+        let result = engine::run(&options, &on_phase).await;
+        drawer.abort();
+        result
+    })?;
+    let high = result.findings.iter().filter(|f| f.severity >= Severity::High).count();
+    if !args.quiet {
+        for f in &result.findings {
+            let place = match f.port {
+                Some(p) => format!("{}:{}/{}", f.asset, p, f.protocol),
+                None => f.asset.clone(),
+            };
+            println!("{:8} {:28} {}{}", f.severity.as_str(), place, f.name, f.cve.as_ref().map(|c| format!(" ({c})")).unwrap_or_default());
+        }
+        let services: usize = result.hosts.iter().map(|h| h.services.len()).sum();
+        eprintln!(
+            "done: {} hosts with open ports, {services} services, {} findings ({high} high or critical) in {:.2} s",
+            result.hosts.len(),
+            result.findings.len(),
+            (result.finished - result.started).num_milliseconds() as f64 / 1000.0
+        );
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&result)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))?;
+    }
+    if !args.no_history || args.report.is_some() {
+        let store = Store::open(&args.state.clone().unwrap_or_else(Store::default_dir))?;
+        let delta = store.record(&result)?;
+        if !args.quiet {
+            eprintln!("history: {} new, {} still open, {} fixed, {} re-detected ({})", delta.new.len(), delta.still_open.len(), delta.fixed.len(), delta.redetected.len(), store.dir().display());
+        }
+        if let Some(out) = &args.report {
+            let history = store.load()?;
+            let report = crate::report::build_weekly(&history, args.jurisdiction.as_deref(), Utc::now(), store.dir())?;
+            let written = crate::report::write_weekly(&report, out)?;
+            if !args.quiet {
+                eprintln!("report: {} and {}", written.html.display(), written.pdf.display());
+            }
+        }
+    }
+    Ok(if high > 0 { EXIT_FINDINGS } else { 0 })
+}
+
+/// `ward report ...`
+pub fn run_report(cmd: ReportCommand) -> anyhow::Result<i32> {
+    match cmd {
+        ReportCommand::Weekly { jurisdiction, out, state } => {
+            let store = Store::open(&state.unwrap_or_else(Store::default_dir))?;
+            let history = store.load()?;
+            let report = crate::report::build_weekly(&history, jurisdiction.as_deref(), Utc::now(), store.dir())?;
+            let written = crate::report::write_weekly(&report, &out)?;
+            println!("{}", written.html.display());
+            println!("{}", written.pdf.display());
+            println!("{}", written.csv.display());
+            println!("{}", written.json.display());
+            Ok(0)
+        }
+        ReportCommand::FalsePositive { key, until, reason, state } => {
+            let store = Store::open(&state.unwrap_or_else(Store::default_dir))?;
+            let mut history = store.load()?;
+            history.mark_false_positive(&key, until, &reason, Utc::now())?;
+            store.save(&history)?;
+            println!("{key} hidden until {until}");
+            Ok(0)
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! Known vulnerabilities: ward's vulnerability list (product, affected version ranges, CVE,
+//! CVSS, fix) joined with CISA's Known Exploited Vulnerabilities catalog.
+//!
+//! The list format is ward's own, documented in docs/scan.md; a curated list ships in the crate
+//! (`data/vulnerabilities.json`) and `--vulns FILE` replaces it. The KEV catalog is CISA's JSON
+//! feed as published (`--kev FILE`).
+//!
+//! Invariant: a match from a version string is never `Confidence::Confirmed`; a banner showing a
+//! distribution build (Debian, Ubuntu, Red Hat...) makes it `Tentative`, because distributions
+//! back-port fixes without changing the upstream version.
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
+
+use chrono::NaiveDate;
+use serde::Deserialize;
+
+use crate::finding::{Confidence, Finding, Service, Severity};
+
+/// The curated list shipped with ward.
+pub const BUILTIN_VULNERABILITIES: &str = include_str!("../data/vulnerabilities.json");
+
+/// Markers of a distribution build in a banner or Server header.
+const BACKPORT_MARKERS: [&str; 9] = ["debian", "ubuntu", "deb", "el7", "el8", "el9", "red hat", "centos", "raspbian"];
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VulnDbError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path} is not a ward vulnerability list: {reason}; see docs/scan.md for the format")]
+    BadList { path: String, reason: String },
+    #[error("{path} is not a CISA KEV catalog: {reason}")]
+    BadKev { path: String, reason: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AffectedRange {
+    pub introduced: String,
+    #[serde(default)]
+    pub fixed: Option<String>,
+    #[serde(default)]
+    pub last_affected: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct VulnEntry {
+    pub product: String,
+    pub affected: Vec<AffectedRange>,
+    pub cve: String,
+    pub cvss: f32,
+    pub name: String,
+    pub description: String,
+    pub fix: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct VulnList {
+    format: u32,
+    entries: Vec<VulnEntry>,
+}
+
+/// One KEV catalog entry's facts that the report uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KevEntry {
+    pub due_date: Option<NaiveDate>,
+    pub ransomware: bool,
+    pub required_action: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct KevCatalog {
+    vulnerabilities: Vec<KevRecord>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KevRecord {
+    #[serde(rename = "cveID")]
+    cve_id: String,
+    #[serde(default)]
+    due_date: Option<String>,
+    #[serde(default)]
+    known_ransomware_campaign_use: Option<String>,
+    #[serde(default)]
+    required_action: Option<String>,
+}
+
+/// The vulnerability list plus the KEV catalog.
+#[derive(Debug, Default)]
+pub struct VulnDb {
+    entries: Vec<VulnEntry>,
+    kev: HashMap<String, KevEntry>,
+}
+
+impl VulnDb {
+    pub fn from_list_json(text: &str, path: &str) -> Result<VulnDb, VulnDbError> {
+        let list: VulnList = serde_json::from_str(text).map_err(|e| VulnDbError::BadList { path: path.into(), reason: e.to_string() })?;
+        if list.format != 1 {
+            return Err(VulnDbError::BadList { path: path.into(), reason: format!("format {} is not 1", list.format) });
+        }
+        Ok(VulnDb { entries: list.entries, kev: HashMap::new() })
+    }
+
+    pub fn builtin() -> VulnDb {
+        // the shipped file is checked by a test, so this cannot fail in a released build
+        VulnDb::from_list_json(BUILTIN_VULNERABILITIES, "builtin").unwrap_or_default()
+    }
+
+    pub fn load_list(path: &std::path::Path) -> Result<VulnDb, VulnDbError> {
+        let text = std::fs::read_to_string(path).map_err(|e| VulnDbError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        VulnDb::from_list_json(&text, &path.display().to_string())
+    }
+
+    /// Join the KEV catalog (CISA's JSON) into the list.
+    pub fn with_kev_json(mut self, text: &str, path: &str) -> Result<VulnDb, VulnDbError> {
+        let catalog: KevCatalog = serde_json::from_str(text).map_err(|e| VulnDbError::BadKev { path: path.into(), reason: e.to_string() })?;
+        for record in catalog.vulnerabilities {
+            let entry = KevEntry {
+                due_date: record.due_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
+                ransomware: record.known_ransomware_campaign_use.as_deref() == Some("Known"),
+                required_action: record.required_action.unwrap_or_default(),
+            };
+            self.kev.insert(record.cve_id, entry);
+        }
+        Ok(self)
+    }
+
+    pub fn load_kev(self, path: &std::path::Path) -> Result<VulnDb, VulnDbError> {
+        let text = std::fs::read_to_string(path).map_err(|e| VulnDbError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        self.with_kev_json(&text, &path.display().to_string())
+    }
+
+    pub fn kev(&self, cve: &str) -> Option<&KevEntry> {
+        self.kev.get(cve)
+    }
+
+    pub fn kev_len(&self) -> usize {
+        self.kev.len()
+    }
+
+    /// Findings for the known vulnerabilities of one identified service.
+    pub fn findings_for(&self, service: &Service, hostname: Option<&str>) -> Vec<Finding> {
+        let (Some(product), Some(version)) = (service.product.as_deref(), service.version.as_deref()) else { return Vec::new() };
+        let banner = service.banner.as_deref().unwrap_or("").to_ascii_lowercase();
+        let backport = BACKPORT_MARKERS.iter().any(|m| banner.contains(m));
+        let mut out = Vec::new();
+        for entry in &self.entries {
+            if !entry.product.eq_ignore_ascii_case(product) || !entry.affected.iter().any(|r| r.contains(version)) {
+                continue;
+            }
+            let kev = self.kev.get(&entry.cve);
+            let confidence = if backport { Confidence::Tentative } else { Confidence::Firm };
+            let mut description = entry.description.clone();
+            if backport {
+                description.push_str(" The banner shows a distribution build, which may carry the fix without changing the version: check the package's changelog before acting.");
+            }
+            let mut references = vec![format!("https://nvd.nist.gov/vuln/detail/{}", entry.cve)];
+            if kev.is_some() {
+                references.push("https://www.cisa.gov/known-exploited-vulnerabilities-catalog".into());
+            }
+            out.push(Finding {
+                check: "vuln.cve".into(),
+                asset: service.ip.to_string(),
+                hostname: hostname.map(str::to_string),
+                port: Some(service.port),
+                protocol: service.protocol.clone(),
+                severity: Severity::from_cvss(entry.cvss),
+                confidence,
+                name: entry.name.clone(),
+                description,
+                evidence: format!("{product} {version} (banner: {})", service.banner.as_deref().unwrap_or("none")),
+                solution: match kev {
+                    Some(k) if !k.required_action.is_empty() => format!("{} CISA: {}", entry.fix, k.required_action),
+                    _ => entry.fix.clone(),
+                },
+                references,
+                cve: Some(entry.cve.clone()),
+                cvss: Some(entry.cvss),
+                known_exploited: kev.is_some(),
+                kev_due: kev.and_then(|k| k.due_date),
+            });
+        }
+        out
+    }
+}
+
+impl AffectedRange {
+    pub fn contains(&self, version: &str) -> bool {
+        if compare_versions(version, &self.introduced) == Ordering::Less {
+            return false;
+        }
+        match (&self.fixed, &self.last_affected) {
+            (Some(fixed), _) => compare_versions(version, fixed) == Ordering::Less,
+            (None, Some(last)) => compare_versions(version, last) != Ordering::Greater,
+            (None, None) => true,
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Part {
+    Num(u64),
+    Text(String),
+}
+
+fn split_version(v: &str) -> Vec<Part> {
+    let mut parts = Vec::new();
+    let mut current = String::new();
+    let mut digits = false;
+    let flush = |current: &mut String, digits: bool, parts: &mut Vec<Part>| {
+        if current.is_empty() {
+            return;
+        }
+        parts.push(if digits { Part::Num(current.parse().unwrap_or(u64::MAX)) } else { Part::Text(current.to_ascii_lowercase()) });
+        current.clear();
+    };
+    for c in v.chars() {
+        if c.is_ascii_digit() {
+            if !digits {
+                flush(&mut current, digits, &mut parts);
+                digits = true;
+            }
+            current.push(c);
+        } else if c.is_ascii_alphabetic() {
+            if digits {
+                flush(&mut current, digits, &mut parts);
+                digits = false;
+            }
+            current.push(c);
+        } else {
+            flush(&mut current, digits, &mut parts);
+        }
+    }
+    flush(&mut current, digits, &mut parts);
+    parts
+}
+
+/// Compare dotted versions with letter parts (`9.2p1` < `9.3p2`, `2.4.49` < `2.4.50`,
+/// `9.8` < `9.8p1`).
+pub fn compare_versions(a: &str, b: &str) -> Ordering {
+    let (a, b) = (split_version(a), split_version(b));
+    for (x, y) in a.iter().zip(b.iter()) {
+        let order = match (x, y) {
+            (Part::Num(x), Part::Num(y)) => x.cmp(y),
+            (Part::Text(x), Part::Text(y)) => x.cmp(y),
+            // a number outranks a letter suffix at the same place (1.2.1 > 1.2p1)
+            (Part::Num(_), Part::Text(_)) => Ordering::Greater,
+            (Part::Text(_), Part::Num(_)) => Ordering::Less,
+        };
+        if order != Ordering::Equal {
+            return order;
+        }
+    }
+    a.len().cmp(&b.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEV: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/data/kev/known_exploited_vulnerabilities.json");
+
+    fn service(product: &str, version: &str, banner: &str) -> Service {
+        Service {
+            ip: "192.0.2.1".parse().unwrap(),
+            port: 22,
+            protocol: "tcp".into(),
+            name: "x".into(),
+            tls: false,
+            product: Some(product.into()),
+            version: Some(version.into()),
+            banner: Some(banner.into()),
+        }
+    }
+
+    #[test]
+    fn versions_compare_like_humans_expect() {
+        assert_eq!(compare_versions("9.2p1", "9.8p1"), Ordering::Less);
+        assert_eq!(compare_versions("9.3p2", "9.3p1"), Ordering::Greater);
+        assert_eq!(compare_versions("2.4.49", "2.4.49"), Ordering::Equal);
+        assert_eq!(compare_versions("2.4.50", "2.4.49"), Ordering::Greater);
+        assert_eq!(compare_versions("1.20.10", "1.20.9"), Ordering::Greater);
+        assert_eq!(compare_versions("9.8", "9.8p1"), Ordering::Less);
+        assert_eq!(compare_versions("7.0.15", "6.2.6"), Ordering::Greater);
+    }
+
+    #[test]
+    fn builtin_list_loads_and_joins_the_real_kev_catalog() {
+        let db = VulnDb::from_list_json(BUILTIN_VULNERABILITIES, "builtin").unwrap();
+        assert!(db.entries.len() >= 10);
+        let db = db.load_kev(std::path::Path::new(KEV)).unwrap();
+        assert_eq!(db.kev_len(), 1404);
+        let apache = db.findings_for(&service("Apache httpd", "2.4.49", "Apache/2.4.49 (Unix)"), None);
+        let cves: Vec<&str> = apache.iter().filter_map(|f| f.cve.as_deref()).collect();
+        assert_eq!(cves, ["CVE-2021-41773", "CVE-2021-42013"]);
+        assert!(apache.iter().all(|f| f.known_exploited && f.kev_due.is_some()));
+        assert!(apache.iter().all(|f| f.confidence == Confidence::Firm));
+        let backdoor = db.findings_for(&service("vsftpd", "2.3.4", "220 (vsFTPd 2.3.4)"), None);
+        assert_eq!(backdoor.len(), 1);
+        assert_eq!(backdoor[0].severity, Severity::Critical);
+        assert!(!backdoor[0].known_exploited);
+        assert!(db.findings_for(&service("vsftpd", "3.0.3", "220 (vsFTPd 3.0.3)"), None).is_empty());
+    }
+
+    #[test]
+    fn distribution_banner_lowers_confidence() {
+        let db = VulnDb::builtin();
+        let found = db.findings_for(&service("OpenSSH", "9.2p1", "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3"), None);
+        let cves: Vec<&str> = found.iter().filter_map(|f| f.cve.as_deref()).collect();
+        assert_eq!(cves, ["CVE-2024-6387", "CVE-2023-38408"]);
+        assert!(found.iter().all(|f| f.confidence == Confidence::Tentative));
+        assert!(db.findings_for(&service("OpenSSH", "9.9p1", "SSH-2.0-OpenSSH_9.9p1"), None).is_empty());
+    }
+
+    #[test]
+    fn bad_files_are_typed_errors() {
+        assert!(matches!(VulnDb::from_list_json("{", "x"), Err(VulnDbError::BadList { .. })));
+        assert!(matches!(VulnDb::from_list_json("{\"format\":2,\"entries\":[]}", "x"), Err(VulnDbError::BadList { .. })));
+        assert!(matches!(VulnDb::default().with_kev_json("[]", "k"), Err(VulnDbError::BadKev { .. })));
+        assert!(matches!(VulnDb::load_list(std::path::Path::new("/nonexistent")), Err(VulnDbError::Read { .. })));
+    }
+}

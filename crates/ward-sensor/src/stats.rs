@@ -1,0 +1,221 @@
+//! Counters of a sensor run: summed over workers, printed at exit, written as an EVE `stats`
+//! record with the key names of Suricata's schema.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::json;
+use ward_model::eve::{Event, EventBody};
+use ward_model::Timestamp;
+
+/// Every counter of a run. Workers keep their own and the pipeline sums them at the end.
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub capture_packets: u64,
+    pub capture_bytes: u64,
+    pub kernel_packets: u64,
+    pub kernel_drops: u64,
+    /// Frames dropped because a worker's queue was full (live capture only).
+    pub queue_drops: u64,
+
+    pub decoded_packets: u64,
+    pub decoded_bytes: u64,
+    pub max_pkt_size: u64,
+    pub decode_errors: u64,
+    pub non_ip: u64,
+    pub filtered_out: u64,
+    pub ethernet: u64,
+    pub vlan: u64,
+    pub vlan_qinq: u64,
+    pub ipv4: u64,
+    pub ipv6: u64,
+    pub tcp: u64,
+    pub udp: u64,
+    pub icmpv4: u64,
+    pub icmpv6: u64,
+    pub fragments: u64,
+    pub reassembled: u64,
+    pub tunnels: u64,
+
+    pub flows_total: u64,
+    pub flows_tcp: u64,
+    pub flows_udp: u64,
+    pub flows_icmpv4: u64,
+    pub flows_icmpv6: u64,
+    pub flows_timeout: u64,
+    pub flows_evicted: u64,
+    /// Largest flow-table memory estimate any worker reached, summed over workers.
+    pub flow_memuse_peak: u64,
+
+    pub tcp_sessions: u64,
+    pub tcp_syn: u64,
+    pub tcp_synack: u64,
+    pub tcp_rst: u64,
+    pub tcp_midstream: u64,
+    pub tcp_gaps: u64,
+    pub tcp_overlaps: u64,
+    pub tcp_overlap_diff: u64,
+    pub tcp_depth_reached: u64,
+
+    /// Flows per detected app-layer protocol (`http`, `tls`, `dns_udp`, `failed_tcp`, ...).
+    pub app_flows: BTreeMap<String, u64>,
+    /// Transactions per app-layer protocol.
+    pub app_tx: BTreeMap<String, u64>,
+    /// EVE records written per `event_type`.
+    pub eve: BTreeMap<&'static str, u64>,
+
+    pub uptime_secs: u64,
+    pub peak_rss_bytes: u64,
+}
+
+impl Counters {
+    pub fn merge(&mut self, other: &Counters) {
+        macro_rules! add {
+            ($($field:ident),*) => { $( self.$field += other.$field; )* };
+        }
+        add!(
+            capture_packets, capture_bytes, kernel_packets, kernel_drops, queue_drops, decoded_packets,
+            decoded_bytes, decode_errors, non_ip, filtered_out, ethernet, vlan, vlan_qinq, ipv4, ipv6, tcp,
+            udp, icmpv4, icmpv6, fragments, reassembled, tunnels, flows_total, flows_tcp, flows_udp,
+            flows_icmpv4, flows_icmpv6, flows_timeout, flows_evicted, flow_memuse_peak, tcp_sessions,
+            tcp_syn, tcp_synack, tcp_rst, tcp_midstream, tcp_gaps, tcp_overlaps, tcp_overlap_diff,
+            tcp_depth_reached
+        );
+        self.max_pkt_size = self.max_pkt_size.max(other.max_pkt_size);
+        for (k, v) in &other.app_flows {
+            *self.app_flows.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.app_tx {
+            *self.app_tx.entry(k.clone()).or_default() += v;
+        }
+        for (k, v) in &other.eve {
+            *self.eve.entry(k).or_default() += v;
+        }
+    }
+
+    /// Total drops: kernel and queue.
+    pub fn drops(&self) -> u64 {
+        self.kernel_drops + self.queue_drops
+    }
+
+    /// The EVE `stats` record (keys as in Suricata's schema).
+    pub fn to_eve(&self, ts: Timestamp) -> Event {
+        let avg = if self.decoded_packets > 0 { self.decoded_bytes / self.decoded_packets } else { 0 };
+        let stats = json!({
+            "uptime": self.uptime_secs,
+            "capture": {
+                "kernel_packets": self.kernel_packets.max(self.capture_packets),
+                "kernel_drops": self.drops(),
+            },
+            "decoder": {
+                "pkts": self.decoded_packets,
+                "bytes": self.decoded_bytes,
+                "invalid": self.decode_errors,
+                "ethernet": self.ethernet,
+                "vlan": self.vlan,
+                "vlan_qinq": self.vlan_qinq,
+                "ipv4": self.ipv4,
+                "ipv6": self.ipv6,
+                "tcp": self.tcp,
+                "udp": self.udp,
+                "icmpv4": self.icmpv4,
+                "icmpv6": self.icmpv6,
+                "avg_pkt_size": avg,
+                "max_pkt_size": self.max_pkt_size,
+            },
+            "defrag": {
+                "ipv4": { "fragments": self.fragments, "reassembled": self.reassembled },
+            },
+            "flow": {
+                "total": self.flows_total,
+                "tcp": self.flows_tcp,
+                "udp": self.flows_udp,
+                "icmpv4": self.flows_icmpv4,
+                "icmpv6": self.flows_icmpv6,
+                "memuse": self.flow_memuse_peak,
+            },
+            "tcp": {
+                "sessions": self.tcp_sessions,
+                "syn": self.tcp_syn,
+                "synack": self.tcp_synack,
+                "rst": self.tcp_rst,
+                "midstream_pickups": self.tcp_midstream,
+                "reassembly_gap": self.tcp_gaps,
+                "overlap": self.tcp_overlaps,
+                "overlap_diff_data": self.tcp_overlap_diff,
+                "stream_depth_reached": self.tcp_depth_reached,
+            },
+            "app_layer": {
+                "flow": self.app_flows,
+                "tx": self.app_tx,
+            },
+        });
+        Event::new(ts, EventBody::Stats { stats })
+    }
+
+    /// The human summary printed at exit.
+    pub fn text(&self, elapsed: Duration) -> String {
+        let secs = elapsed.as_secs_f64().max(1e-9);
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "packets {}  bytes {}  drops {}  decode errors {}  in {:.2}s ({:.0} pkt/s, {:.2} Gbit/s)",
+            self.capture_packets,
+            self.capture_bytes,
+            self.drops(),
+            self.decode_errors,
+            secs,
+            self.capture_packets as f64 / secs,
+            self.capture_bytes as f64 * 8.0 / secs / 1e9
+        );
+        let _ = writeln!(
+            out,
+            "flows {} (tcp {}, udp {}, icmp {})  timed out {}  evicted {}  tcp gaps {}",
+            self.flows_total,
+            self.flows_tcp,
+            self.flows_udp,
+            self.flows_icmpv4 + self.flows_icmpv6,
+            self.flows_timeout,
+            self.flows_evicted,
+            self.tcp_gaps
+        );
+        let eve: Vec<String> = self.eve.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let _ = write!(
+            out,
+            "eve records: {}  memory: peak rss {:.1} MiB, flow tables {:.1} MiB",
+            if eve.is_empty() { "none".to_string() } else { eve.join(", ") },
+            self.peak_rss_bytes as f64 / 1048576.0,
+            self.flow_memuse_peak as f64 / 1048576.0
+        );
+        out
+    }
+}
+
+/// What a run did, for the caller to print and to choose an exit code.
+#[derive(Debug)]
+pub struct RunSummary {
+    pub counters: Counters,
+    /// Capture problems (bad magic, truncated file, interface gone): the run went on with the
+    /// other inputs, but the exit code should say something was wrong.
+    pub capture_errors: Vec<String>,
+    pub elapsed: Duration,
+    pub eve_records: u64,
+}
+
+impl RunSummary {
+    pub fn counters_text(&self) -> String {
+        self.counters.text(self.elapsed)
+    }
+}
+
+/// The process's peak resident set size (Linux `VmHWM`), 0 where unknown.
+pub fn peak_rss_bytes() -> u64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return 0 };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kb| kb * 1024)
+        .unwrap_or(0)
+}

@@ -1,0 +1,449 @@
+//! One packet worker: decode → filter → flow → reassembly → app-layer → EVE.
+//!
+//! A worker owns everything its packets touch (decoder with its defrag buffers, flow table with
+//! streams and per-flow app-layer state, EVE line buffer, counters), so nothing on this path is
+//! shared or locked. Time is packet time: flows expire when the packets (or the reader's clock
+//! ticks) say so, which makes pcap runs reproducible whatever the machine's speed.
+
+use std::net::IpAddr;
+
+use ward_model::eve::{self, Anomaly, Event, EventBody};
+use ward_model::Timestamp;
+use ward_packet::capture::RawPacket;
+use ward_packet::decode::{DecodeAnomaly, Decoder};
+use ward_packet::filter::Filter;
+use ward_packet::flow::{Direction, EndReason, Flow, FlowConfig, FlowTable};
+use ward_packet::packet::{Packet, IPPROTO_TCP, IPPROTO_UDP};
+use ward_packet::stream::{StreamChunk, StreamConfig, StreamEvents};
+use ward_proto::{AppEvent, AppState};
+
+use crate::config::{EveTypes, SensorConfig};
+use crate::eve_out::{EveBuffer, EveSink};
+use crate::pipeline::FrameMeta;
+use crate::stats::Counters;
+
+/// Expire idle flows at most this often (packet time): a timing-wheel pass is cheap but not free.
+const EXPIRE_EVERY_MICROS: i64= 1_000_000;
+
+/// What the sensor keeps per flow, beside the flow table's own counters and streams.
+#[derive(Default)]
+pub(crate) struct FlowState {
+    /// Created on the flow's first packet, when its client and server ports are known.
+    app: Option<AppState>,
+    /// Transactions logged (EVE `flow.tx_cnt`).
+    tx_count: u64,
+    /// Stream anomalies already reported for this flow (bit set of [`StreamEvents`]): each
+    /// kind is reported once per flow, not once per packet.
+    stream_reported: u16,
+}
+
+pub(crate) struct Worker {
+    decoder: Decoder,
+    filter: Option<Filter>,
+    flows: FlowTable<FlowState>,
+    eve: EveBuffer,
+    types: EveTypes,
+    counters: Counters,
+    app_events: Vec<AppEvent>,
+    clock: Timestamp,
+    last_expire: Timestamp,
+    pkt_src: &'static str,
+}
+
+impl Worker {
+    pub(crate) fn new(_index: usize, config: &SensorConfig, filter: Option<Filter>, sink: EveSink) -> Worker {
+        Worker {
+            decoder: Decoder::new(),
+            filter,
+            flows: FlowTable::new(flow_config(config)),
+            eve: EveBuffer::new(sink),
+            types: config.eve_types.clone(),
+            counters: Counters::default(),
+            app_events: Vec::with_capacity(16),
+            clock: Timestamp::ZERO,
+            last_expire: Timestamp::ZERO,
+            pkt_src: "wire/pcap",
+        }
+    }
+
+    pub(crate) fn process(&mut self, meta: &FrameMeta, frame: &[u8]) {
+        if meta.ts > self.clock {
+            self.clock = meta.ts;
+        }
+        let raw = RawPacket { ts: meta.ts, linktype: meta.link, data: frame, orig_len: meta.orig_len };
+        // The decode result borrows the decoder; copy out what outlives it.
+        let decoded = self.decoder.decode(&raw);
+        for anomaly in decoded.anomalies {
+            write_decode_anomaly(&mut self.eve, &mut self.counters, anomaly, meta);
+        }
+        if let Some(pkt) = decoded.packet() {
+            let pkt = pkt.clone();
+            handle_packet(
+                &mut self.flows,
+                &self.filter,
+                &mut self.eve,
+                &self.types,
+                &mut self.counters,
+                &mut self.app_events,
+                &pkt,
+                meta.pcap_cnt,
+                self.pkt_src,
+            );
+        }
+        if self.clock.as_micros() - self.last_expire.as_micros() >= EXPIRE_EVERY_MICROS {
+            self.expire();
+        }
+    }
+
+    /// The reader's clock moved (a batch boundary or an idle tick).
+    pub(crate) fn advance_clock(&mut self, ts: Timestamp) {
+        if ts > self.clock {
+            self.clock = ts;
+        }
+        if self.clock.as_micros() - self.last_expire.as_micros() >= EXPIRE_EVERY_MICROS {
+            self.expire();
+        }
+        self.eve.flush();
+    }
+
+    fn expire(&mut self) {
+        self.last_expire = self.clock;
+        let memory = self.flows.stats().memory as u64;
+        self.counters.flow_memuse_peak = self.counters.flow_memuse_peak.max(memory);
+        self.decoder.expire(self.clock);
+        let clock = self.clock;
+        let Worker { flows, eve, types, counters, app_events, .. } = self;
+        flows.expire(clock, &mut |flow, reason| end_flow(eve, types, counters, app_events, flow, reason, clock));
+    }
+
+    /// The capture ended: log every flow and start afresh for the next one.
+    pub(crate) fn end_of_capture(&mut self, _name: &str) {
+        let clock = self.clock;
+        let Worker { flows, eve, types, counters, app_events, .. } = self;
+        flows.drain(&mut |flow, reason| end_flow(eve, types, counters, app_events, flow, reason, clock));
+        self.collect_table_counters();
+        let config = self.flows.config().clone();
+        self.flows = FlowTable::new(config);
+        self.decoder_counters_into_run();
+        self.decoder = Decoder::new();
+        self.clock = Timestamp::ZERO;
+        self.last_expire = Timestamp::ZERO;
+        self.eve.flush();
+    }
+
+    pub(crate) fn finish(&mut self) -> Counters {
+        let clock = self.clock;
+        let Worker { flows, eve, types, counters, app_events, .. } = self;
+        flows.drain(&mut |flow, reason| end_flow(eve, types, counters, app_events, flow, reason, clock));
+        self.collect_table_counters();
+        self.decoder_counters_into_run();
+        self.decoder = Decoder::new();
+        self.eve.flush();
+        std::mem::take(&mut self.counters)
+    }
+
+    fn collect_table_counters(&mut self) {
+        let stats = self.flows.stats();
+        self.counters.flow_memuse_peak = self.counters.flow_memuse_peak.max(stats.memory as u64);
+        self.counters.flows_evicted += stats.evicted;
+        self.counters.flows_timeout += stats.timed_out;
+    }
+
+    /// Adds the decoder's counters to the run's (the decoder is replaced per capture).
+    fn decoder_counters_into_run(&mut self) {
+        let d = &self.decoder.stats;
+        let c = &mut self.counters;
+        c.decoded_packets += d.pkts;
+        c.decoded_bytes += d.bytes;
+        c.decode_errors += d.invalid;
+        c.non_ip += d.non_ip;
+        c.ethernet += d.ethernet;
+        c.vlan += d.vlan;
+        c.vlan_qinq += d.vlan_qinq;
+        c.ipv4 += d.ipv4;
+        c.ipv6 += d.ipv6;
+        c.tcp += d.tcp;
+        c.udp += d.udp;
+        c.icmpv4 += d.icmpv4;
+        c.icmpv6 += d.icmpv6;
+        c.fragments += d.fragments;
+        c.reassembled += d.reassembled;
+        c.tunnels += d.gre + d.vxlan + d.geneve + d.teredo + d.ipv4_in_ipv4 + d.ipv6_in_ipv4 + d.ipv4_in_ipv6 + d.ipv6_in_ipv6;
+    }
+}
+
+fn flow_config(config: &SensorConfig) -> FlowConfig {
+    let mut flow = FlowConfig { memcap: config.flow_memcap, ..FlowConfig::default() };
+    flow.stream = StreamConfig { depth: config.reassembly_depth, ..StreamConfig::default() };
+    flow
+}
+
+#[allow(clippy::too_many_arguments)]
+fn handle_packet(
+    flows: &mut FlowTable<FlowState>,
+    filter: &Option<Filter>,
+    eve: &mut EveBuffer,
+    types: &EveTypes,
+    counters: &mut Counters,
+    app_events: &mut Vec<AppEvent>,
+    pkt: &Packet<'_>,
+    pcap_cnt: u64,
+    pkt_src: &'static str,
+) {
+    counters.max_pkt_size = counters.max_pkt_size.max(pkt.wire_len as u64);
+    if let Some(filter) = filter {
+        if !filter.matches(pkt) {
+            counters.filtered_out += 1;
+            return;
+        }
+    }
+    let clock = pkt.ts;
+    if let Some((flow, dir)) = flows.lookup(pkt) {
+        let ctx = PacketCtx { pcap_cnt, pkt_src, ts: pkt.ts };
+        if flow.user.app.is_none() && matches!(pkt.proto, IPPROTO_TCP | IPPROTO_UDP) {
+            flow.user.app = Some(AppState::new(flow.proto, flow.client_port, flow.server_port));
+        }
+        match pkt.proto {
+            IPPROTO_TCP => {
+                let events = flow.reassemble(dir, pkt, &mut |state, d, chunk| feed_stream(state, d, chunk, app_events));
+                if !events.is_empty() {
+                    report_stream_events(eve, counters, flow, events, &ctx);
+                }
+            }
+            IPPROTO_UDP if !pkt.payload.is_empty() => {
+                if let Some(app) = flow.user.app.as_mut() {
+                    app.on_data(to_proto_dir(dir), pkt.payload, app_events);
+                }
+            }
+            _ => {}
+        }
+        if !app_events.is_empty() {
+            write_app_events(eve, types, counters, flow, app_events, &ctx);
+        }
+    }
+    flows.take_ended(&mut |flow, reason| end_flow(eve, types, counters, app_events, flow, reason, clock));
+}
+
+/// Envelope facts of the packet that produced an event.
+struct PacketCtx {
+    pcap_cnt: u64,
+    pkt_src: &'static str,
+    ts: Timestamp,
+}
+
+fn to_proto_dir(dir: Direction) -> ward_proto::Direction {
+    match dir {
+        Direction::ToServer => ward_proto::Direction::ToServer,
+        Direction::ToClient => ward_proto::Direction::ToClient,
+    }
+}
+
+fn feed_stream(state: &mut FlowState, dir: Direction, chunk: StreamChunk<'_>, out: &mut Vec<AppEvent>) {
+    let Some(app) = state.app.as_mut() else { return };
+    match chunk {
+        StreamChunk::Data(data) => app.on_data(to_proto_dir(dir), data, out),
+        StreamChunk::Gap(len) => app.on_gap(to_proto_dir(dir), len as u64, out),
+        StreamChunk::DepthReached => {}
+    }
+}
+
+/// The EVE envelope of a flow, oriented client → server (or the reverse for to-client events).
+fn envelope(flow: &Flow<FlowState>, ts: Timestamp, dir: Direction, body: EventBody) -> Event {
+    let mut event = Event::new(ts, body);
+    let (src, sport, dst, dport) = match dir {
+        Direction::ToServer => (flow.client, flow.client_port, flow.server, flow.server_port),
+        Direction::ToClient => (flow.server, flow.server_port, flow.client, flow.client_port),
+    };
+    event.flow_id = Some(flow.flow_id);
+    fill_addresses(&mut event, src, dst, flow.proto);
+    if has_ports(flow.proto) {
+        event.src_port = Some(sport);
+        event.dest_port = Some(dport);
+    }
+    if flow.vlan[0] != 0 {
+        event.vlan = Some(flow.vlan.iter().copied().filter(|&v| v != 0).collect());
+    }
+    event
+}
+
+fn fill_addresses(event: &mut Event, src: IpAddr, dst: IpAddr, proto: u8) {
+    event.src_ip = Some(eve::format_ip(src));
+    event.dest_ip = Some(eve::format_ip(dst));
+    event.ip_v = Some(if src.is_ipv4() { 4 } else { 6 });
+    event.proto = Some(eve::proto_name(proto));
+}
+
+fn has_ports(proto: u8) -> bool {
+    matches!(proto, 6 | 17 | 132)
+}
+
+fn write_app_events(
+    eve: &mut EveBuffer,
+    types: &EveTypes,
+    counters: &mut Counters,
+    flow: &mut Flow<FlowState>,
+    events: &mut Vec<AppEvent>,
+    ctx: &PacketCtx,
+) {
+    for event in events.drain(..) {
+        let body = event.to_event_body();
+        let (wanted, dir) = match &body {
+            EventBody::Dns { dns } => {
+                let dir = if dns.kind == "response" { Direction::ToClient } else { Direction::ToServer };
+                (types.dns, dir)
+            }
+            EventBody::Http { .. } => (types.http, Direction::ToServer),
+            EventBody::Tls { .. } => (types.tls, Direction::ToServer),
+            _ => (true, Direction::ToServer),
+        };
+        if !matches!(body, EventBody::Anomaly { .. }) {
+            flow.user.tx_count += 1;
+            *counters.app_tx.entry(body.event_type().to_string()).or_default() += 1;
+        }
+        if !wanted {
+            continue;
+        }
+        let mut record = envelope(flow, ctx.ts, dir, body);
+        record.tx_id = event.tx_id();
+        record.pcap_cnt = Some(ctx.pcap_cnt).filter(|&n| n > 0);
+        record.pkt_src = Some(ctx.pkt_src.into());
+        *counters.eve.entry(record.event_type()).or_default() += 1;
+        eve.write(&record);
+    }
+}
+
+fn report_stream_events(
+    eve: &mut EveBuffer,
+    counters: &mut Counters,
+    flow: &mut Flow<FlowState>,
+    events: StreamEvents,
+    ctx: &PacketCtx,
+) {
+    const REPORTED: [(u16, &str); 3] = [
+        (StreamEvents::OVERLAP_DIFFERENT_DATA, "stream.reassembly_overlap_different_data"),
+        (StreamEvents::OUT_OF_WINDOW, "stream.pkt_invalid_window"),
+        (StreamEvents::DATA_AFTER_FIN, "stream.fin_but_no_session"),
+    ];
+    for (bit, name) in REPORTED {
+        if events.contains(bit) && flow.user.stream_reported & bit == 0 {
+            flow.user.stream_reported |= bit;
+            let mut record = envelope(
+                flow,
+                ctx.ts,
+                Direction::ToServer,
+                EventBody::Anomaly {
+                    anomaly: Anomaly { kind: "stream".into(), event: name.into(), app_proto: None, layer: None, code: None },
+                },
+            );
+            record.pcap_cnt = Some(ctx.pcap_cnt).filter(|&n| n > 0);
+            record.pkt_src = Some(ctx.pkt_src.into());
+            *counters.eve.entry("anomaly").or_default() += 1;
+            eve.write(&record);
+        }
+    }
+}
+
+fn write_decode_anomaly(eve: &mut EveBuffer, counters: &mut Counters, anomaly: &DecodeAnomaly, meta: &FrameMeta) {
+    let mut record = Event::new(
+        meta.ts,
+        EventBody::Anomaly {
+            anomaly: Anomaly { kind: "decode".into(), event: anomaly.event.into(), app_proto: None, layer: None, code: None },
+        },
+    );
+    if let (Some(src), Some(dst)) = (anomaly.src, anomaly.dst) {
+        fill_addresses(&mut record, src, dst, anomaly.proto);
+        if has_ports(anomaly.proto) && (anomaly.src_port != 0 || anomaly.dst_port != 0) {
+            record.src_port = Some(anomaly.src_port);
+            record.dest_port = Some(anomaly.dst_port);
+        }
+    }
+    record.pcap_cnt = Some(meta.pcap_cnt).filter(|&n| n > 0);
+    record.pkt_src = Some("wire/pcap".into());
+    *counters.eve.entry("anomaly").or_default() += 1;
+    eve.write(&record);
+}
+
+/// A flow ended: flush its streams into the app layer, log what that produced, then the flow.
+fn end_flow(
+    eve: &mut EveBuffer,
+    types: &EveTypes,
+    counters: &mut Counters,
+    app_events: &mut Vec<AppEvent>,
+    mut flow: Flow<FlowState>,
+    reason: EndReason,
+    clock: Timestamp,
+) {
+    let ts = clock.max(flow.last);
+    if flow.is_tcp() {
+        flow.close_streams(&mut |state, d, chunk| feed_stream(state, d, chunk, app_events));
+    }
+    if let Some(app) = flow.user.app.as_mut() {
+        app.on_close(app_events);
+    }
+    let ctx = PacketCtx { pcap_cnt: 0, pkt_src: "stream (flow timeout)", ts };
+    if !app_events.is_empty() {
+        write_app_events(eve, types, counters, &mut flow, app_events, &ctx);
+    }
+
+    counters.flows_total += 1;
+    match flow.proto {
+        6 => counters.flows_tcp += 1,
+        17 => counters.flows_udp += 1,
+        1 => counters.flows_icmpv4 += 1,
+        58 => counters.flows_icmpv6 += 1,
+        _ => {}
+    }
+    if flow.is_tcp() {
+        counters.tcp_sessions += 1;
+        let flags = flow.tcp.flags_all();
+        if flags & 0x02 != 0 {
+            counters.tcp_syn += 1;
+        }
+        if flow.tcp.flags[1] & 0x12 == 0x12 {
+            counters.tcp_synack += 1;
+        }
+        if flags & 0x04 != 0 {
+            counters.tcp_rst += 1;
+        }
+        for stream in &flow.streams {
+            let s = stream.stats();
+            counters.tcp_gaps += s.gaps;
+            counters.tcp_overlaps += s.overlaps;
+            counters.tcp_overlap_diff += s.overlaps_different_data;
+            counters.tcp_depth_reached += stream.depth_reached() as u64;
+        }
+    }
+    let app_name = flow.user.app.as_ref().and_then(|app| app.app_proto()).map(|p| p.name().to_string());
+    if let Some(name) = &app_name {
+        let key = match (name.as_str(), flow.proto) {
+            ("dns", 17) => "dns_udp".to_string(),
+            ("dns", _) => "dns_tcp".to_string(),
+            ("failed", 6) => "failed_tcp".to_string(),
+            ("failed", _) => "failed_udp".to_string(),
+            (other, _) => other.to_string(),
+        };
+        *counters.app_flows.entry(key).or_default() += 1;
+    }
+    if !types.flow {
+        return;
+    }
+    let mut body = flow.eve_flow(reason, false);
+    if flow.user.tx_count > 0 {
+        body.tx_cnt = Some(flow.user.tx_count);
+    }
+    let tcp = flow.eve_tcp();
+    let mut record = envelope(&flow, ts, Direction::ToServer, EventBody::Flow { flow: body, tcp });
+    record.app_proto = app_name;
+    if matches!(flow.proto, 1 | 58) {
+        if let Some((t, c)) = flow.icmp[0] {
+            record.icmp_type = Some(t);
+            record.icmp_code = Some(c);
+        }
+        if let Some((t, c)) = flow.icmp[1] {
+            record.response_icmp_type = Some(t);
+            record.response_icmp_code = Some(c);
+        }
+    }
+    *counters.eve.entry("flow").or_default() += 1;
+    eve.write(&record);
+}

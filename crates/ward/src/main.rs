@@ -1,0 +1,105 @@
+//! `ward`: the one binary. Each subcommand parses its options here and calls the crate that owns
+//! the work (sensor, detect, hub, scan); nothing else lives here.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+mod sensor_cmd;
+
+#[derive(Parser)]
+#[command(
+    name = "ward",
+    version,
+    about = "Protects election infrastructure: network sensor, information-sharing hub, scanner",
+    long_about = "ward protects election offices' networks.\n\n\
+        `ward sensor` watches traffic (pcap files or a live interface), decodes it, follows flows and \
+        TCP streams, parses DNS/HTTP/TLS and writes Suricata-compatible EVE JSON.",
+    propagate_version = true
+)]
+struct Cli {
+    /// Log verbosity for diagnostics on stderr: error, warn, info, debug, trace.
+    #[arg(long, global = true, default_value = "warn", env = "WARD_LOG")]
+    log: String,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Watch a network: read pcap files or capture live, write EVE JSON.
+    Sensor(SensorArgs),
+}
+
+/// Options of `ward sensor`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    ward sensor --pcap samples/office-mix.pcap --eve eve.json\n  \
+    ward sensor --pcap captures/ --workers 2 --eve -\n  \
+    ward sensor --interface eth1 --filter 'not port 22' --eve /var/log/ward/eve.json")]
+pub struct SensorArgs {
+    /// A pcap or pcapng file (optionally .gz) or a directory of them, read in name order, each
+    /// as its own capture. Repeat for several.
+    #[arg(long, value_name = "PATH", required_unless_present = "interface")]
+    pcap: Vec<PathBuf>,
+
+    /// Capture live from this interface (AF_PACKET; needs root or CAP_NET_RAW).
+    #[arg(long, value_name = "IFACE", conflicts_with = "pcap")]
+    interface: Option<String>,
+
+    /// Only process packets matching this tcpdump-style filter, e.g. 'tcp and port 80',
+    /// 'not net 10.0.0.0/8', 'host 192.0.2.1 or udp'.
+    #[arg(long, value_name = "EXPR")]
+    filter: Option<String>,
+
+    /// Packet worker threads (default: number of cores). Both directions of a flow always
+    /// reach the same worker.
+    #[arg(long, value_name = "N")]
+    workers: Option<usize>,
+
+    /// Where to write EVE JSON records: a file (appended) or - for stdout.
+    #[arg(long, value_name = "FILE", default_value = "-")]
+    eve: String,
+
+    /// Record types to leave out of the EVE output (alert and anomaly are always written):
+    /// flow, dns, http, tls, stats. Comma-separated.
+    #[arg(long, value_name = "TYPES", value_delimiter = ',')]
+    eve_exclude: Vec<String>,
+
+    /// Per-direction TCP reassembly depth in bytes; data past it is not inspected
+    /// (as Suricata's stream.reassembly.depth).
+    #[arg(long, value_name = "BYTES", default_value_t = 1024 * 1024)]
+    reassembly_depth: u32,
+
+    /// Memory cap of each worker's flow table in MiB; the least recently seen flows are
+    /// evicted (and logged with reason "forced") beyond it.
+    #[arg(long, value_name = "MIB", default_value_t = 128)]
+    flow_memcap: usize,
+
+    /// Do not draw the progress line on the terminal.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let result = match cli.command {
+        Command::Sensor(args) => sensor_cmd::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("ward: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}

@@ -1,0 +1,83 @@
+//! `ward sensor`: turns the command line into a [`SensorConfig`], runs it, prints the counters.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use ward_sensor::config::{default_workers, EveOutput, Input, SensorConfig};
+
+use crate::SensorArgs;
+
+pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
+    let config = build_config(&args)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    install_stop_handler(stop.clone())?;
+    let summary = ward_sensor::run(&config, stop).context("sensor failed")?;
+    eprintln!("{}", summary.counters_text());
+    for error in &summary.capture_errors {
+        eprintln!("ward: {error}");
+    }
+    Ok(if summary.capture_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn build_config(args: &SensorArgs) -> anyhow::Result<SensorConfig> {
+    let mut config = SensorConfig::default();
+    for path in &args.pcap {
+        if !path.exists() {
+            bail!("no such file or directory: {} (give a pcap/pcapng file or a directory of them)", path.display());
+        }
+        if path.is_dir() {
+            let files = ward_packet::capture::capture_files_in(path)
+                .with_context(|| format!("cannot list {}", path.display()))?;
+            if files.is_empty() {
+                bail!("no capture files (.pcap, .pcapng, .cap, .gz) in directory {}", path.display());
+            }
+            config.inputs.extend(files.into_iter().map(Input::File));
+        } else {
+            config.inputs.push(Input::File(path.clone()));
+        }
+    }
+    if let Some(iface) = &args.interface {
+        config.inputs.push(Input::Interface(iface.clone()));
+    }
+    config.workers = match args.workers {
+        Some(0) => bail!("--workers must be at least 1"),
+        Some(n) => n,
+        None => default_workers(),
+    };
+    config.eve = match args.eve.as_str() {
+        "-" => EveOutput::Stdout,
+        "/dev/null" => EveOutput::Null,
+        path => EveOutput::File(path.into()),
+    };
+    for kind in &args.eve_exclude {
+        match kind.trim() {
+            "flow" => config.eve_types.flow = false,
+            "dns" => config.eve_types.dns = false,
+            "http" => config.eve_types.http = false,
+            "tls" => config.eve_types.tls = false,
+            "stats" => config.eve_types.stats = false,
+            other => bail!("--eve-exclude: unknown record type {other:?} (use flow, dns, http, tls, stats)"),
+        }
+    }
+    if let Some(filter) = &args.filter {
+        ward_packet::filter::Filter::parse(filter).map_err(|err| anyhow::anyhow!("--filter: {err}"))?;
+        config.filter = Some(filter.clone());
+    }
+    config.reassembly_depth = args.reassembly_depth;
+    config.flow_memcap = args.flow_memcap.saturating_mul(1024 * 1024);
+    config.progress = !args.quiet;
+    Ok(config)
+}
+
+/// Ctrl-C / SIGTERM set the stop flag: the sensor finishes the packets it has, logs every open
+/// flow and the stats, then exits. A second Ctrl-C exits at once.
+fn install_stop_handler(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
+    ctrlc::set_handler(move || {
+        if stop.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    })
+    .context("cannot install the Ctrl-C handler")
+}
