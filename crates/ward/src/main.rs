@@ -15,7 +15,11 @@ mod sensor_cmd;
     about = "Protects election infrastructure: network sensor, information-sharing hub, scanner",
     long_about = "ward protects election offices' networks.\n\n\
         `ward sensor` watches traffic (pcap files or a live interface), decodes it, follows flows and \
-        TCP streams, parses DNS/HTTP/TLS and writes Suricata-compatible EVE JSON.",
+        TCP streams, parses DNS/HTTP/TLS and writes Suricata-compatible EVE JSON.\n\n\
+        `ward hub` is the information-sharing centre: it ingests every sensor's events, correlates \
+        them across jurisdictions and warns every targeted office.\n\n\
+        `ward scan` checks a jurisdiction's internet-facing systems; `ward report weekly` turns \
+        the findings into a report a non-expert can act on.",
     propagate_version = true
 )]
 struct Cli {
@@ -31,6 +35,16 @@ struct Cli {
 enum Command {
     /// Watch a network: read pcap files or capture live, write EVE JSON.
     Sensor(SensorArgs),
+    /// The information-sharing hub: serve the API and dashboard, administer jurisdictions,
+    /// sensors, contacts and users.
+    #[command(subcommand)]
+    Hub(ward_hub::cli::HubCommand),
+    /// Scan internet-facing systems: open ports, services, TLS/HTTP/email hygiene, default
+    /// passwords and known-exploited vulnerabilities.
+    Scan(ward_scan::cli::ScanArgs),
+    /// Reports from the scanner's findings history (weekly HTML/PDF report, false positives).
+    #[command(subcommand)]
+    Report(ward_scan::cli::ReportCommand),
 }
 
 /// Options of `ward sensor`.
@@ -88,6 +102,9 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     let result = match cli.command {
         Command::Sensor(args) => sensor_cmd::run(args),
+        Command::Hub(cmd) => ward_hub::cli::run(cmd).map(|()| ExitCode::SUCCESS),
+        Command::Scan(args) => ward_scan::cli::run_scan(args).map(exit_code),
+        Command::Report(cmd) => ward_scan::cli::run_report(cmd).map(exit_code),
     };
     match result {
         Ok(code) => code,
@@ -96,6 +113,10 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+fn exit_code(code: i32) -> ExitCode {
+    ExitCode::from(u8::try_from(code).unwrap_or(2))
 }
 
 fn init_logging(level: &str) {
