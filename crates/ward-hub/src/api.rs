@@ -36,9 +36,15 @@ pub struct EnrollRequest {
     pub name: Option<String>,
 }
 
+/// The rate-limit bucket of failed enrollments.
+const ENROLL_FAILURES: &str = "enroll-failures";
+
 /// `POST /api/v1/sensors/enroll`: a one-time token becomes a long-lived credential.
 pub async fn enroll(State(state): State<HubState>, Json(req): Json<EnrollRequest>) -> AppResult<impl IntoResponse> {
-    if !state.login_limiter.allow("enroll") {
+    // Only failed attempts spend the budget: a burst of good enrollments (a state deploying
+    // many sensors at once) is never refused, while guessing is slowed down.
+    if !state.login_limiter.peek(ENROLL_FAILURES) {
+        state.metrics.rate_limited.inc();
         return Err(AppError::RateLimited);
     }
     let name = req.name.unwrap_or_else(|| "sensor".into());
@@ -51,7 +57,10 @@ pub async fn enroll(State(state): State<HubState>, Json(req): Json<EnrollRequest
         .store_call(move |s| s.enroll_sensor(&token_hash, &name, &cred_hash, now_ms()))
         .await
         .map_err(|e| match e {
-            AppError::NotFound => AppError::Forbidden("enrollment token unknown, used or expired: ask the hub for a new one".into()),
+            AppError::NotFound => {
+                state.login_limiter.allow(ENROLL_FAILURES);
+                AppError::Forbidden("enrollment token unknown, used or expired: ask the hub for a new one".into())
+            }
             other => other,
         })?;
     Ok((StatusCode::CREATED, Json(json!({ "sensor": sensor, "credential": credential }))))
@@ -76,10 +85,11 @@ pub async fn ingest_events(
     if sid != sensor.id {
         return Err(AppError::Forbidden(format!("idempotency key names sensor {sid} but the credential is sensor {}", sensor.id)));
     }
-    let gz = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
+    let content_encoding = match headers.get(header::CONTENT_ENCODING) {
+        Some(v) => Some(v.to_str().map_err(|_| AppError::Unsupported("Content-Encoding is not ASCII".into()))?),
+        None => None,
+    };
+    let gz = ingest::body_encoding(content_encoding, &body).map_err(AppError::Unsupported)? == ingest::BodyEncoding::Gzip;
     let jurisdiction_id = sensor.jurisdiction_id;
     let home = state.store_call(move |s| s.jurisdiction(jurisdiction_id)).await?.ok_or(AppError::Unauthorized)?;
     let state2 = state.clone();
@@ -279,12 +289,18 @@ pub async fn list_contacts(State(state): State<HubState>, who: UserAuth, Path(id
     Ok(Json(state.store_call(move |s| s.contacts(Some(id))).await?))
 }
 
-pub async fn create_contact(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, Json(new): Json<NewContact>) -> AppResult<impl IntoResponse> {
+/// A webhook contact without a secret gets a generated one, returned once in `secret`.
+pub async fn create_contact(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, Json(mut new): Json<NewContact>) -> AppResult<impl IntoResponse> {
     if !who.can_manage(id) {
         return Err(if who.can_read(id) { AppError::Forbidden("only the jurisdiction's admin or an analyst may add contacts".into()) } else { AppError::NotFound });
     }
+    let generated = crate::notify::fill_webhook_secret(&mut new);
     let c = state.store_call(move |s| s.create_contact(id, &new, now_ms())).await?;
-    Ok((StatusCode::CREATED, Json(c)))
+    let mut body = serde_json::to_value(&c).map_err(|e| AppError::Internal(e.to_string()))?;
+    if let (Some(secret), Some(obj)) = (generated, body.as_object_mut()) {
+        obj.insert("secret".into(), json!(secret));
+    }
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 #[derive(Deserialize)]
@@ -419,18 +435,22 @@ pub async fn list_notifications(State(state): State<HubState>, who: UserAuth, Qu
 }
 
 pub async fn notification_attempts(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>) -> AppResult<Json<Vec<DeliveryAttempt>>> {
-    let j = scope(&who, None)?;
-    let attempts = state
-        .store_call(move |s| {
-            let visible = s.notifications(&NotificationFilter { jurisdiction_id: j, campaign_id: None, limit: 100_000 })?;
-            if !visible.iter().any(|n| n.id == id) {
-                return Ok(None);
-            }
-            s.delivery_attempts(id).map(Some)
-        })
-        .await?
-        .ok_or(AppError::NotFound)?;
+    let (_, attempts) = visible_notification(&state, &who, id).await?;
     Ok(Json(attempts))
+}
+
+/// One notification and its attempts, if `who` may see it (another jurisdiction's: 404).
+pub async fn visible_notification(state: &HubState, who: &UserAuth, id: i64) -> AppResult<(NotificationRecord, Vec<DeliveryAttempt>)> {
+    let found = state
+        .store_call(move |s| match s.notification(id)? {
+            Some(n) => Ok(Some((n, s.delivery_attempts(id)?))),
+            None => Ok(None),
+        })
+        .await?;
+    match found {
+        Some((n, attempts)) if who.can_read(n.jurisdiction_id) => Ok((n, attempts)),
+        _ => Err(AppError::NotFound),
+    }
 }
 
 pub async fn openapi() -> impl IntoResponse {

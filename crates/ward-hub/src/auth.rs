@@ -84,6 +84,15 @@ impl RateLimiter {
         RateLimiter { rate: rate_per_sec, burst, buckets: Mutex::new(HashMap::new()) }
     }
 
+    /// Whether `key` has a token left, without taking it.
+    pub fn peek(&self, key: &str) -> bool {
+        let Ok(buckets) = self.buckets.lock() else { return true };
+        match buckets.get(key) {
+            None => true,
+            Some((tokens, at)) => (tokens + at.elapsed().as_secs_f64() * self.rate).min(self.burst) >= 1.0,
+        }
+    }
+
     /// Takes one token for `key`; false when the bucket is empty.
     pub fn allow(&self, key: &str) -> bool {
         let now = Instant::now();
@@ -263,6 +272,8 @@ mod tests {
         let rl = RateLimiter::new(0.001, 3.0);
         assert!(rl.allow("k") && rl.allow("k") && rl.allow("k"));
         assert!(!rl.allow("k"));
+        assert!(!rl.peek("k"));
+        assert!(rl.peek("other") && rl.peek("other"), "peeking takes nothing");
         assert!(rl.allow("other"));
     }
 }

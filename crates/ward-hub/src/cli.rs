@@ -107,7 +107,8 @@ pub enum ContactCommand {
         email: Option<String>,
         #[arg(long, group = "channel")]
         webhook: Option<String>,
-        /// HMAC-SHA256 key for the webhook signature (at least 16 characters).
+        /// HMAC-SHA256 key for the webhook signature (at least 16 characters); one is generated
+        /// and printed once when left out.
         #[arg(long, requires = "webhook")]
         secret: Option<String>,
         #[arg(long, group = "channel")]
@@ -198,8 +199,14 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
                 (None, None, Some(s)) => (Channel::Syslog, s),
                 _ => anyhow::bail!("give exactly one of --email, --webhook, --syslog"),
             };
-            let c = store.create_contact(j, &NewContact { channel, target, secret }, now_ms())?;
+            let mut new = NewContact { channel, target, secret };
+            let generated = crate::notify::fill_webhook_secret(&mut new);
+            let c = store.create_contact(j, &new, now_ms())?;
             println!("contact {} ({} {}) for jurisdiction {j}", c.id, c.channel.as_str(), c.target);
+            if let Some(secret) = generated {
+                println!("webhook signing secret {secret}");
+                eprintln!("give this secret to the receiver (it verifies X-Ward-Signature); it is not shown again");
+            }
             Ok(())
         }
         HubCommand::Contact(ContactCommand::List { data }) => {

@@ -25,6 +25,7 @@
 //! [retention]
 //! default_days = 30
 //! days = { alert = 365, flow = 7 }
+//! idempotency_days = 30
 //! [limits]
 //! sensor_batches_per_sec = 50
 //! user_requests_per_sec = 20
@@ -104,8 +105,8 @@ impl CorrelationConfig {
     pub fn policy(&self) -> CorrelationPolicy {
         CorrelationPolicy {
             min_jurisdictions: self.min_jurisdictions.max(1),
-            window_ms: self.window_secs.max(1) * 1000,
-            digest_interval_ms: self.digest_interval_secs.max(0) * 1000,
+            window_ms: self.window_secs.max(1).saturating_mul(1000),
+            digest_interval_ms: self.digest_interval_secs.max(0).saturating_mul(1000),
             escalate_at: self.escalate_at.clone(),
         }
     }
@@ -168,6 +169,9 @@ pub struct RetentionConfig {
     pub days: BTreeMap<String, i64>,
     /// How often the pruner runs.
     pub interval_secs: u64,
+    /// Days a batch's idempotency key is remembered: a sensor retrying a batch older than this
+    /// would have it stored twice. Sensors retry within minutes; the default is generous.
+    pub idempotency_days: i64,
 }
 
 impl Default for RetentionConfig {
@@ -176,7 +180,7 @@ impl Default for RetentionConfig {
         days.insert("alert".to_string(), 365);
         days.insert("anomaly".to_string(), 90);
         days.insert("flow".to_string(), 7);
-        RetentionConfig { default_days: 30, days, interval_secs: 3600 }
+        RetentionConfig { default_days: 30, days, interval_secs: 3600, idempotency_days: 30 }
     }
 }
 

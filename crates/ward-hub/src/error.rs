@@ -47,6 +47,8 @@ pub enum AppError {
     TooLarge(String),
     #[error("rate limit exceeded: retry after a second")]
     RateLimited,
+    #[error("unsupported: {0}")]
+    Unsupported(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -80,6 +82,7 @@ impl AppError {
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

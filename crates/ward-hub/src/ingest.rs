@@ -106,13 +106,35 @@ struct Endpoint<'a> {
 
 /// Decompresses a gzip body within [`MAX_BATCH_DECODED_BYTES`].
 pub fn gunzip(body: &[u8]) -> Result<Vec<u8>, BatchError> {
-    let mut out = Vec::with_capacity(body.len() * 4);
+    // A guess for the output size, capped so a small request cannot reserve much memory.
+    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(16 << 20));
     let mut dec = flate2::read::GzDecoder::new(body).take(MAX_BATCH_DECODED_BYTES as u64 + 1);
     dec.read_to_end(&mut out).map_err(|e| BatchError::BadGzip(e.to_string()))?;
     if out.len() > MAX_BATCH_DECODED_BYTES {
         return Err(BatchError::TooLarge);
     }
     Ok(out)
+}
+
+/// How a batch body is encoded, from its `Content-Encoding` header and its first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BodyEncoding {
+    Identity,
+    Gzip,
+}
+
+/// The gzip magic number; no NDJSON line can start with it.
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// `gzip`/`x-gzip` (or a gzip body without the header, as `curl --data-binary @eve.json.gz`
+/// sends) is gzip; no header or `identity` is plain; anything else is refused.
+pub fn body_encoding(content_encoding: Option<&str>, body: &[u8]) -> Result<BodyEncoding, String> {
+    match content_encoding.map(str::trim) {
+        Some(v) if v.eq_ignore_ascii_case("gzip") || v.eq_ignore_ascii_case("x-gzip") => Ok(BodyEncoding::Gzip),
+        None | Some("") => Ok(if body.starts_with(&GZIP_MAGIC) { BodyEncoding::Gzip } else { BodyEncoding::Identity }),
+        Some(v) if v.eq_ignore_ascii_case("identity") => Ok(BodyEncoding::Identity),
+        Some(v) => Err(format!("Content-Encoding {v:?} is not supported: send gzip or no encoding")),
+    }
 }
 
 /// Parses an EVE timestamp (`2016-12-05T18:10:30.123456+0000`, or RFC 3339).
@@ -433,6 +455,16 @@ mod tests {
             actor_keys("1.2.3.4".parse().unwrap(), Some(15169)),
             vec!["ip:1.2.3.4", "net:1.2.3.0/24", "asn:AS15169"]
         );
+    }
+
+    #[test]
+    fn body_encodings() {
+        assert_eq!(body_encoding(None, b"{}"), Ok(BodyEncoding::Identity));
+        assert_eq!(body_encoding(Some("GZIP"), b"{}"), Ok(BodyEncoding::Gzip));
+        assert_eq!(body_encoding(Some("x-gzip"), b""), Ok(BodyEncoding::Gzip));
+        assert_eq!(body_encoding(None, &[0x1f, 0x8b, 8]), Ok(BodyEncoding::Gzip));
+        assert_eq!(body_encoding(Some("identity"), b"{}"), Ok(BodyEncoding::Identity));
+        assert!(body_encoding(Some("br"), b"{}").is_err());
     }
 
     #[test]

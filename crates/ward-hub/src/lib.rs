@@ -18,6 +18,7 @@
 //! and what to do. Every API handler and page enforces this (tests in `tests/access.rs`).
 
 pub mod api;
+pub mod assets;
 pub mod asn;
 pub mod auth;
 pub mod cli;

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
@@ -26,7 +27,8 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'
 pub fn app(state: HubState) -> Router {
     let ingest = Router::new()
         .route("/api/v1/events", post(api::ingest_events))
-        .layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES));
+        .layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admit_ingest));
     let rest = Router::new()
         .route("/api/v1/sensors/enroll", post(api::enroll))
         .route("/api/v1/indicators", get(api::indicators))
@@ -49,7 +51,20 @@ pub fn app(state: HubState) -> Router {
         .route("/healthz", get(api::health))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY_BYTES));
-    ingest.merge(rest).layer(axum::middleware::map_response(security_headers)).with_state(state)
+    ingest.merge(rest).merge(crate::assets::routes()).layer(axum::middleware::map_response(security_headers)).with_state(state)
+}
+
+/// Holds an ingest request until one of [`crate::state::MAX_CONCURRENT_INGEST`] slots is free,
+/// before its body is read.
+async fn admit_ingest(
+    axum::extract::State(state): axum::extract::State<HubState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let Ok(_permit) = state.ingest_permits.clone().acquire_owned().await else {
+        return crate::error::AppError::Internal("ingest admission closed".into()).into_response();
+    };
+    next.run(req).await
 }
 
 async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
@@ -161,7 +176,8 @@ pub fn self_signed_pem() -> anyhow::Result<(String, String)> {
     Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
 }
 
-/// Deletes events past their retention, per event type, every `retention.interval_secs`.
+/// Deletes events past their retention, per event type, and old idempotency keys, every
+/// `retention.interval_secs`.
 async fn run_retention(state: HubState, mut shutdown: watch::Receiver<bool>) {
     let every = std::time::Duration::from_secs(state.config.retention.interval_secs.max(60));
     loop {
@@ -169,18 +185,20 @@ async fn run_retention(state: HubState, mut shutdown: watch::Receiver<bool>) {
         let result = state
             .store_call(move |s| {
                 let now = crate::model::now_ms();
-                let day = 24 * 3600 * 1000;
+                // Saturating: a huge number of days in the config means "keep", not a panic.
+                let cutoff = |days: i64| now.saturating_sub(days.max(0).saturating_mul(24 * 3600 * 1000));
                 let mut removed = 0;
                 let listed: Vec<String> = retention.days.keys().cloned().collect();
                 for (event_type, days) in &retention.days {
-                    removed += s.prune_events(Some(event_type), &[], now - days * day)?;
+                    removed += s.prune_events(Some(event_type), &[], cutoff(*days))?;
                 }
-                removed += s.prune_events(None, &listed, now - retention.default_days * day)?;
-                Ok(removed)
+                removed += s.prune_events(None, &listed, cutoff(retention.default_days))?;
+                let keys = s.prune_batches(cutoff(retention.idempotency_days.max(1)))?;
+                Ok((removed, keys))
             })
             .await;
         match result {
-            Ok(n) if n > 0 => tracing::info!(removed = n, "retention pruned events"),
+            Ok((events, keys)) if events + keys > 0 => tracing::info!(events, idempotency_keys = keys, "retention pruned"),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, "retention pruning failed"),
         }

@@ -22,6 +22,11 @@ pub const MAX_GROUP_BATCHES: usize = 256;
 pub const MAX_GROUP_EVENTS: usize = 200_000;
 /// Batches waiting for the writer before handlers wait for room (back-pressure on sensors).
 pub const INGEST_QUEUE_DEPTH: usize = 1024;
+/// Ingest requests being received, parsed or committed at once; more wait their turn before
+/// their body is read. With the body limits this bounds ingest memory to about
+/// `MAX_CONCURRENT_INGEST × (MAX_BATCH_BODY_BYTES + MAX_BATCH_DECODED_BYTES)` in the worst case
+/// and to a few hundred MB for real batches of a few MB.
+pub const MAX_CONCURRENT_INGEST: usize = 32;
 
 type IngestReply = oneshot::Sender<Result<IngestReceipt, String>>;
 
@@ -39,6 +44,8 @@ pub struct HubState {
     /// Bumped when indicators were added; long-polls wait on it.
     pub indicators_tx: Arc<watch::Sender<u64>>,
     pub asn: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
+    /// Admission for ingest requests (see [`MAX_CONCURRENT_INGEST`]).
+    pub ingest_permits: Arc<tokio::sync::Semaphore>,
     ingest_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
 }
 
@@ -63,6 +70,7 @@ impl HubState {
             outbox_wake: Arc::new(Notify::new()),
             indicators_tx: Arc::new(indicators_tx),
             asn,
+            ingest_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_INGEST)),
             store,
             config: Arc::new(config),
             ingest_tx,
@@ -129,39 +137,51 @@ impl WriterCtx {
                 }
             }
             let (batches, replies): (Vec<IngestBatch>, Vec<IngestReply>) = group.into_iter().unzip();
-            match self.store.ingest(&batches, &self.policy, now_ms()) {
-                Ok((receipts, effects)) => {
-                    self.metrics.group_commits.inc();
-                    for r in &receipts {
-                        if r.duplicate {
-                            self.metrics.batches_duplicate.inc();
-                        } else {
-                            self.metrics.batches_ingested.inc();
-                            self.metrics.events_ingested.add(r.accepted as u64);
-                            self.metrics.lines_rejected.add(r.rejected_total as u64);
-                        }
-                    }
-                    self.metrics.campaigns_opened.add(effects.campaigns_opened as u64);
-                    if effects.notifications_enqueued > 0 {
-                        self.metrics.notifications_enqueued.add(effects.notifications_enqueued as u64);
-                        self.outbox_wake.notify_one();
-                    }
-                    if effects.indicators_added > 0 {
-                        self.indicators_tx.send_modify(|v| *v += 1);
-                    }
-                    for (reply, receipt) in replies.into_iter().zip(receipts) {
-                        let _ = reply.send(Ok(receipt));
+            self.commit(batches, replies);
+        }
+    }
+
+    /// Stores one group in one transaction and answers each handler after the commit.
+    fn commit(&self, batches: Vec<IngestBatch>, replies: Vec<IngestReply>) {
+        match self.store.ingest(&batches, &self.policy, now_ms()) {
+            Ok((receipts, effects)) => {
+                self.metrics.group_commits.inc();
+                for r in &receipts {
+                    if r.duplicate {
+                        self.metrics.batches_duplicate.inc();
+                    } else {
+                        self.metrics.batches_ingested.inc();
+                        self.metrics.events_ingested.add(r.accepted as u64);
+                        self.metrics.lines_rejected.add(r.rejected_total as u64);
                     }
                 }
-                Err(e) => {
-                    let msg = match e {
-                        StoreError::Database(m) => m,
-                        other => other.to_string(),
-                    };
-                    tracing::error!(error = %msg, batches = batches.len(), "group commit failed");
-                    for reply in replies {
-                        let _ = reply.send(Err(format!("store failed: {msg}")));
-                    }
+                self.metrics.campaigns_opened.add(effects.campaigns_opened as u64);
+                if effects.notifications_enqueued > 0 {
+                    self.metrics.notifications_enqueued.add(effects.notifications_enqueued as u64);
+                    self.outbox_wake.notify_one();
+                }
+                if effects.indicators_added > 0 {
+                    self.indicators_tx.send_modify(|v| *v += 1);
+                }
+                for (reply, receipt) in replies.into_iter().zip(receipts) {
+                    let _ = reply.send(Ok(receipt));
+                }
+            }
+            Err(e) if batches.len() > 1 => {
+                // One batch must not fail its neighbours: commit each alone.
+                tracing::warn!(error = %e, batches = batches.len(), "group commit failed; committing batches one by one");
+                for (batch, reply) in batches.into_iter().zip(replies) {
+                    self.commit(vec![batch], vec![reply]);
+                }
+            }
+            Err(e) => {
+                let msg = match e {
+                    StoreError::Database(m) => m,
+                    other => other.to_string(),
+                };
+                tracing::error!(error = %msg, batches = batches.len(), "ingest commit failed");
+                for reply in replies {
+                    let _ = reply.send(Err(format!("store failed: {msg}")));
                 }
             }
         }

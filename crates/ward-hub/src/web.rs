@@ -2,7 +2,8 @@
 //! script (`/static/live.js`) reloads live views every 15 s; the CSP allows nothing inline.
 //!
 //! Pages: `/login`, `/` (analyst overview, or a jurisdiction user's own page), `/campaigns/{id}`,
-//! `/jurisdictions/{id}`, `/notifications`. A jurisdiction user sees only their own jurisdiction
+//! `/jurisdictions/{id}`, `/notifications` (the log) and `/notifications/{id}` (every delivery
+//! attempt of one notification). A jurisdiction user sees only their own jurisdiction
 //! and the redacted view of campaigns that touched it; anything else answers 404.
 //! Forms post with a `csrf` field; the login form uses a double-submit cookie.
 
@@ -32,6 +33,7 @@ pub fn routes() -> Router<HubState> {
         .route("/campaigns/{id}", get(campaign_page).post(campaign_submit))
         .route("/jurisdictions/{id}", get(jurisdiction_page))
         .route("/notifications", get(notifications_page))
+        .route("/notifications/{id}", get(notification_page))
         .route("/static/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=3600")], STYLE) }))
         .route("/static/live.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")], LIVE_JS) }))
 }
@@ -218,7 +220,7 @@ fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool) -> M
             }
             @for n in list {
                 tr {
-                    td { (n.id) } td { a href={ "/campaigns/" (n.campaign_id) } { (n.campaign_id) } }
+                    td { a href={ "/notifications/" (n.id) } { (n.id) } } td { a href={ "/campaigns/" (n.campaign_id) } { (n.campaign_id) } }
                     @if show_jurisdiction { td { a href={ "/jurisdictions/" (n.jurisdiction_id) } { (n.jurisdiction_id) } } }
                     td { (n.channel.as_str()) } td { (n.target) } td { (n.event_kind) } td { (n.status) } td { (n.attempts) }
                     td { (fmt_ms(n.created_ms)) } td { (n.delivered_ms.map(fmt_ms).unwrap_or_default()) }
@@ -372,4 +374,21 @@ async fn notifications_page(State(state): State<HubState>, MaybeUser(who): Maybe
     let list = state.store_call(move |s| s.notifications(&NotificationFilter { jurisdiction_id: scope, campaign_id: None, limit: 500 })).await?;
     let body = notification_table(&list, who.is_analyst());
     Ok(page("Notification log", Some(&who), true, body).into_response())
+}
+
+async fn notification_page(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    let (n, attempts) = api::visible_notification(&state, &who, id).await?;
+    let body = html! {
+        (notification_table(std::slice::from_ref(&n), who.is_analyst()))
+        h2 { "Delivery attempts (" (attempts.len()) ")" }
+        table {
+            tr { th { "time" } th { "result" } th { "duration (ms)" } th { "detail" } }
+            @for a in &attempts {
+                tr { td { (fmt_ms(a.ts_ms)) } td { (if a.ok { "delivered" } else { "failed" }) } td { (a.duration_ms) } td { (a.detail) } }
+            }
+        }
+        @if n.status == "pending" { p { "Next attempt is scheduled; failures are retried with backoff up to 8 attempts." } }
+    };
+    Ok(page(&format!("Notification {id}"), Some(&who), true, body).into_response())
 }

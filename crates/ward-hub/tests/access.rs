@@ -245,3 +245,115 @@ async fn login_form_uses_double_submit_csrf() {
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert!(r.headers["set-cookie"].to_str().unwrap().starts_with("ward_session="));
 }
+
+/// A body that would succeed for each mutating API route if the caller were allowed, so the
+/// access check (not body validation) decides the answer.
+fn plausible_body(path: &str, oh: i64) -> serde_json::Value {
+    match path {
+        "/api/v1/jurisdictions" => json!({"name": "Mole State", "kind": "state", "state": "MX"}),
+        "/api/v1/users" => json!({"username": "mole", "password": PASSWORD, "role": "viewer", "jurisdiction_id": oh}),
+        "/api/v1/login" => json!({"username": "pa-admin", "password": PASSWORD}),
+        "/api/v1/sensors/enroll" => json!({"token": "wet_guess"}),
+        p if p.ends_with("/contacts") => json!({"channel": "email", "target": "evil@example.com"}),
+        p if p.starts_with("/api/v1/campaigns/") => json!({"name": "Owned", "close": true}),
+        _ => json!({}),
+    }
+}
+
+#[tokio::test]
+async fn every_documented_route_with_another_jurisdictions_credentials_reveals_nothing() {
+    let w = world().await;
+    let h = &w.h;
+    let oh_sensor = h.store.sensors(Some(w.oh)).unwrap()[0].id;
+    let oh_ids = [w.oh, w.campaign, w.oh_notification, oh_sensor];
+    let doc = h.get("/api/v1/openapi.json", None).await.json();
+    let paths = doc["paths"].as_object().unwrap();
+    let mut checked = 0;
+    for (template, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            // Logging out would end the session the rest of the walk uses; it is tested apart.
+            if template == "/api/v1/logout" {
+                continue;
+            }
+            // Each {id} is Ohio's object of that kind; an unknown kind of route gets every id.
+            let ids: Vec<i64> = if template.starts_with("/api/v1/jurisdictions/{id}") {
+                vec![w.oh]
+            } else if template.starts_with("/api/v1/campaigns/{id}") {
+                vec![w.campaign]
+            } else if template.starts_with("/api/v1/notifications/{id}") {
+                vec![w.oh_notification]
+            } else {
+                oh_ids.to_vec()
+            };
+            let concrete: Vec<String> = if template.contains("{id}") {
+                ids.iter().map(|id| template.replace("{id}", &id.to_string())).collect()
+            } else {
+                vec![template.clone()]
+            };
+            let known_kind = ids.len() == 1;
+            for path in concrete {
+                let r = match method.as_str() {
+                    "get" => h.get(&path, Some(&w.pa_admin)).await,
+                    "post" => h.post_json(&path, Some(&w.pa_admin), plausible_body(template, w.oh)).await,
+                    other => panic!("unexpected method {other} in the OpenAPI document"),
+                };
+                checked += 1;
+                assert!(r.status.as_u16() < 500, "{method} {path}: {}", r.status);
+                assert_clean(&format!("{method} {path}"), &r.text());
+                if method == "post" && template.contains("{id}") {
+                    assert!(matches!(r.status.as_u16(), 403 | 404), "{method} {path} allowed to another jurisdiction: {}", r.status);
+                }
+                let shared_campaign = template == "/api/v1/campaigns/{id}" && path.ends_with(&format!("/{}", w.campaign));
+                if method == "get" && template.contains("{id}") && known_kind && !shared_campaign {
+                    assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {}", r.text());
+                }
+            }
+        }
+    }
+    assert!(checked >= 20, "the walk covered only {checked} requests");
+    // Nothing was changed by the attempts.
+    let c = h.store.campaign(w.campaign).unwrap().unwrap().campaign;
+    assert_eq!(c.status, ward_hub::model::CampaignStatus::Open);
+    assert_ne!(c.name, "Owned");
+    assert!(h.store.user_credentials("mole").unwrap().is_none());
+    assert!(h.store.jurisdiction_by_name("Mole State").unwrap().is_none());
+    assert!(!h.store.contacts(Some(w.oh)).unwrap().iter().any(|c| c.target == "evil@example.com"));
+}
+
+#[tokio::test]
+async fn every_page_with_another_jurisdictions_session_reveals_nothing() {
+    let w = world().await;
+    let (h, oh, c, n) = (&w.h, w.oh, w.campaign, w.oh_notification);
+    // Ohio's notification has delivery attempts on record.
+    let failed = ward_hub::store::AttemptOutcome { ok: false, detail: "OH-ONLY-SIGNATURE relay refused".into(), duration_ms: 4, payload: None, retry_at: Some(0) };
+    h.store.record_attempt(n, &failed, ward_hub::model::now_ms()).unwrap();
+    let r = h.post_json("/api/v1/login", None, json!({"username": "pa-admin", "password": PASSWORD})).await;
+    let (pa_session, pa_csrf) = (r.json()["token"].as_str().unwrap().to_string(), r.json()["csrf"].as_str().unwrap().to_string());
+    let get = |path: String, token: String| async move { h.send(cookie_req("GET", &path, &token).body(Body::empty()).unwrap()).await };
+    for path in [format!("/jurisdictions/{oh}"), format!("/notifications/{n}"), "/campaigns/999999".to_string(), "/notifications/999999".to_string()] {
+        let r = get(path.clone(), pa_session.clone()).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_clean(&path, &r.text());
+    }
+    let pa_notification = h.store.notifications(&ward_hub::store::NotificationFilter { jurisdiction_id: Some(w.pa), campaign_id: None, limit: 10 }).unwrap()[0].id;
+    for path in ["/".to_string(), "/notifications".into(), format!("/campaigns/{c}"), format!("/jurisdictions/{}", w.pa), format!("/notifications/{pa_notification}"), "/login".into()] {
+        let r = get(path.clone(), pa_session.clone()).await;
+        assert!(r.status == StatusCode::OK || r.status == StatusCode::SEE_OTHER, "{path}: {}", r.status);
+        assert_clean(&path, &r.text());
+    }
+    // A form post to the shared campaign with Pennsylvania's own valid CSRF token: refused.
+    let req = cookie_req("POST", &format!("/campaigns/{c}"), &pa_session)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(Body::from(format!("csrf={pa_csrf}&name=Owned&close=1")))
+        .unwrap();
+    let r = h.send(req).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_clean("campaign form", &r.text());
+    assert_eq!(h.store.campaign(c).unwrap().unwrap().campaign.status, ward_hub::model::CampaignStatus::Open);
+    // Ohio's own admin sees the attempt on its notification page, the analyst too.
+    for token in [&w.oh_admin, &w.ana] {
+        let r = get(format!("/notifications/{n}"), token.to_string()).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert!(r.text().contains("relay refused") && r.text().contains("Delivery attempts (1)"), "{}", r.text());
+    }
+}

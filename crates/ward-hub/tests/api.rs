@@ -257,3 +257,96 @@ async fn rate_limits_per_sensor() {
     }
     assert!(limited);
 }
+
+#[tokio::test]
+async fn encodings_gzip_without_header_and_unsupported_ones() {
+    let h = hub();
+    let j = h.jurisdiction("Ohio", "OH");
+    let (sid, cred) = h.sensor(j).await;
+    let body = "{\"event_type\":\"dns\"}\n{\"event_type\":\"flow\"}\n";
+    // `curl --data-binary @eve.json.gz` sends gzip without Content-Encoding.
+    let r = h.post_events((sid, &cred), 1, gzip(body.as_bytes()), false).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json()["accepted"], 2);
+    let req = axum::http::Request::post("/api/v1/events")
+        .header("authorization", format!("Bearer {cred}"))
+        .header("idempotency-key", format!("{sid}:2"))
+        .header("content-encoding", "br")
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let r = h.send(req).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text());
+    assert!(r.json()["error"].as_str().unwrap().contains("gzip"));
+    assert_eq!(h.store.events(Some(j), None, 100).unwrap().len(), 2, "nothing stored for the refused batch");
+    // The refused key was not consumed: the same key with a good body is stored.
+    let r = h.post_events((sid, &cred), 2, body, false).await;
+    assert_eq!(r.json()["duplicate"], false);
+    assert_eq!(h.store.events(Some(j), None, 100).unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn many_enrollments_pass_and_failed_guesses_are_slowed() {
+    let h = hub();
+    let j = h.jurisdiction("Ohio", "OH");
+    for _ in 0..30 {
+        h.sensor(j).await;
+    }
+    let mut limited = false;
+    for _ in 0..20 {
+        let r = h.post_json("/api/v1/sensors/enroll", None, json!({"token": "wet_guess"})).await;
+        match r.status {
+            StatusCode::FORBIDDEN => {}
+            StatusCode::TOO_MANY_REQUESTS => limited = true,
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert!(limited, "guessing enrollment tokens is rate limited");
+}
+
+#[tokio::test]
+async fn a_webhook_contact_without_secret_gets_one_shown_once() {
+    let h = hub();
+    let j = h.jurisdiction("Ohio", "OH");
+    h.user("ana", Role::Analyst, None);
+    let ana = h.login("ana").await;
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{j}/contacts"), Some(&ana), json!({"channel": "webhook", "target": "http://127.0.0.1:9/hook"})).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+    assert!(secret.starts_with("whsec_") && secret.len() > 32);
+    let list = h.get(&format!("/api/v1/jurisdictions/{j}/contacts"), Some(&ana)).await;
+    assert!(!list.text().contains(&secret), "the secret is never listed");
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{j}/contacts"), Some(&ana), json!({"channel": "webhook", "target": "http://127.0.0.1:9/hook", "secret": "short"})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+/// Hostile or broken input to every route answers 4xx, never a 500 or a dropped connection.
+#[tokio::test]
+async fn garbage_to_every_route_is_a_client_error() {
+    let h = hub();
+    let j = h.jurisdiction("Ohio", "OH");
+    h.user("ana", Role::Analyst, None);
+    let ana = h.login("ana").await;
+    let (sid, cred) = h.sensor(j).await;
+    let doc = h.get("/api/v1/openapi.json", None).await.json();
+    let bodies: [&[u8]; 6] = [b"", b"{", b"\xff\xfe\x00", b"[1,2,3]", b"{\"name\": 12, \"kind\": \"galaxy\"}", b"\x1f\x8b\x08\x00garbage"];
+    let mut sent = 0;
+    for (template, item) in doc["paths"].as_object().unwrap() {
+        for method in item.as_object().unwrap().keys() {
+            for id in ["1", "-1", "99999999999999999999", "x%00y"] {
+                let path = template.replace("{id}", id);
+                for (bi, body) in bodies.iter().enumerate() {
+                    for (bearer, key) in [(ana.as_str(), None), (cred.as_str(), Some(format!("{sid}:{}", 1000 + bi))), (cred.as_str(), Some("x:y".to_string()))] {
+                        let mut b = axum::http::Request::builder().method(method.to_uppercase().as_str()).uri(format!("{path}?since=abc&limit=-5&wait=999999999999")).header("authorization", format!("Bearer {bearer}")).header("content-type", "application/json");
+                        if let Some(k) = &key {
+                            b = b.header("idempotency-key", k);
+                        }
+                        let r = h.send(b.body(axum::body::Body::from(body.to_vec())).unwrap()).await;
+                        sent += 1;
+                        assert!(r.status.as_u16() < 500 || r.status.as_u16() == 501, "{method} {path} body #{bi}: {} {}", r.status, r.text());
+                    }
+                }
+            }
+        }
+    }
+    assert!(sent > 300, "{sent}");
+}

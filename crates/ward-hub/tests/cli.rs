@@ -38,7 +38,8 @@ fn init_and_administration() {
     hub(&["contact", "add", "Franklin County", "--email", "it@franklin.example.gov", "--data", d]).unwrap();
     hub(&["contact", "add", "Franklin County", "--webhook", "https://soc.example/hook", "--secret", "0123456789abcdef", "--data", d]).unwrap();
     hub(&["contact", "add", "Ohio", "--syslog", "127.0.0.1:6514", "--data", d]).unwrap();
-    assert!(hub(&["contact", "add", "Ohio", "--webhook", "https://x.example/h", "--data", d]).is_err(), "webhook without secret");
+    hub(&["contact", "add", "Ohio", "--webhook", "https://x.example/h", "--data", d]).unwrap();
+    assert!(hub(&["contact", "add", "Ohio", "--webhook", "https://x.example/h", "--secret", "short", "--data", d]).is_err(), "short webhook secret");
     assert!(hub(&["contact", "add", "Atlantis", "--email", "a@b.example", "--data", d]).is_err());
     hub(&["user", "add", "clerk", "--role", "viewer", "--jurisdiction", "Franklin County", "--password", "a long enough password", "--data", d]).unwrap();
     assert!(hub(&["user", "add", "clerk2", "--role", "viewer", "--data", d]).is_err(), "viewer without jurisdiction");
@@ -52,6 +53,8 @@ fn init_and_administration() {
     assert_eq!(franklin.parent_id, Some(ohio.id), "a county belongs to its state");
     assert_eq!(franklin.state.as_deref(), Some("OH"));
     assert_eq!(store.contacts(Some(franklin.id)).unwrap().len(), 2);
+    let generated = store.contacts(Some(ohio.id)).unwrap().into_iter().find(|c| c.target == "https://x.example/h").unwrap();
+    assert!(generated.secret.as_deref().is_some_and(|s| s.starts_with("whsec_") && s.len() > 32), "a webhook without --secret gets a generated one");
     let users = store.users(None).unwrap();
     assert_eq!(users.len(), 2);
     assert!(users.iter().any(|u| u.username == "analyst" && u.jurisdiction_id.is_none()));

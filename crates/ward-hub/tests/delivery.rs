@@ -19,8 +19,8 @@ const SECRET: &str = "a-webhook-secret-of-some-length";
 #[derive(Clone, Default)]
 struct Receiver {
     got: Arc<Mutex<Vec<(String, Value)>>>,
-    /// Answer 500 to this many requests first (to exercise retries).
-    fail_first: Arc<Mutex<usize>>,
+    /// Answer 500 to this many requests for this receiver name first (to exercise retries).
+    fail_first: Arc<Mutex<(String, usize)>>,
 }
 
 async fn hook(State(r): State<Receiver>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
@@ -31,8 +31,8 @@ async fn hook(State(r): State<Receiver>, Path(name): Path<String>, headers: Head
     }
     {
         let mut f = r.fail_first.lock().unwrap();
-        if *f > 0 {
-            *f -= 1;
+        if f.0 == name && f.1 > 0 {
+            f.1 -= 1;
             return StatusCode::INTERNAL_SERVER_ERROR;
         }
     }
@@ -109,7 +109,7 @@ async fn a_campaign_warns_every_contact_on_every_channel() {
     let dir = tempfile::tempdir().unwrap();
     let smtp = start_smtp().await;
     let receiver = Receiver::default();
-    *receiver.fail_first.lock().unwrap() = 1;
+    *receiver.fail_first.lock().unwrap() = ("Ohio".to_string(), 1);
     let hook_addr = start_receiver(receiver.clone()).await;
     let syslog = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let syslog_addr = syslog.local_addr().unwrap();

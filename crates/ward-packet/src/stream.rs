@@ -40,7 +40,8 @@
 //! buffers are released, and only counting continues.
 //!
 //! # Memory
-//! Out-of-order data is held in a `BTreeMap` of owned segments capped per stream; retained
+//! Out-of-order data is held in a `BTreeMap` of owned runs (contiguous segments are coalesced,
+//! so the segment cap counts holes rather than packets) capped per stream; retained
 //! delivered bytes in a ring capped per stream. [`TcpStream::memory`] reports the bytes held so
 //! the flow table can charge them to its memcap. Data on a SYN (TCP Fast Open) is ignored.
 
@@ -65,6 +66,10 @@ pub const DEFAULT_RETAIN_BYTES: u32 = 64 * 1024;
 pub const MAX_SEQ_AHEAD: u64 = 16 << 20;
 /// Estimated bookkeeping cost of one buffered out-of-order segment (map node and `Vec` header).
 pub const OOO_SEGMENT_OVERHEAD: usize = 64;
+/// A buffered out-of-order run that directly follows newly buffered bytes is merged into them
+/// when it is at most this long: longer runs stay separate, so that merging never copies more
+/// than this per segment.
+const MERGE_FOLLOWING_MAX: usize = 4096;
 
 /// Limits of one stream. `depth == 0` means no depth limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,7 +179,8 @@ pub struct TcpStream {
     fin_off: Option<u64>,
     /// Highest stream offset the peer acknowledged.
     peer_ack_off: u64,
-    /// Out-of-order segments by stream offset; never overlapping, all beyond `next_off`.
+    /// Out-of-order data by stream offset, contiguous segments coalesced into runs; never
+    /// overlapping, all beyond `next_off`.
     ooo: BTreeMap<u64, Vec<u8>>,
     ooo_bytes: usize,
     /// The delivered bytes just before `next_off`, for comparing retransmissions.
@@ -458,9 +464,36 @@ impl TcpStream {
             }
         }
         for (from, to) in pieces {
-            let bytes = payload[(from - start) as usize..(to - start) as usize].to_vec();
-            self.ooo_bytes += bytes.len();
-            self.ooo.insert(from, bytes);
+            self.insert_piece(from, &payload[(from - start) as usize..(to - start) as usize]);
+        }
+    }
+
+    /// Buffers `bytes` at stream offset `from`, in a hole of the out-of-order buffer. Contiguous
+    /// data is coalesced into one run: a piece that continues the run before it is appended to
+    /// it, and a small run right after it is merged in. The segment cap thus counts holes, not
+    /// packets, so a burst of small in-order segments behind one missing segment cannot exhaust
+    /// it and force a gap over data that is all there.
+    fn insert_piece(&mut self, from: u64, bytes: &[u8]) {
+        self.ooo_bytes += bytes.len();
+        let to = from + bytes.len() as u64;
+        let mut key = from;
+        match self.ooo.range_mut(..from).next_back() {
+            Some((&prev_start, prev)) if prev_start + prev.len() as u64 == from => {
+                prev.extend_from_slice(bytes);
+                key = prev_start;
+            }
+            _ => {
+                self.ooo.insert(from, bytes.to_vec());
+            }
+        }
+        // Merging the following run costs a copy of it: bounded, so that segments arriving in
+        // reverse order stay linear (they then form runs of about MERGE_FOLLOWING_MAX bytes).
+        if self.ooo.get(&to).is_some_and(|next| next.len() <= MERGE_FOLLOWING_MAX) {
+            if let Some(next) = self.ooo.remove(&to) {
+                if let Some(run) = self.ooo.get_mut(&key) {
+                    run.extend_from_slice(&next);
+                }
+            }
         }
     }
 
@@ -854,6 +887,38 @@ mod tests {
         }
         assert_eq!(c.gaps, vec![(0, 10)]);
         assert_eq!(c.bytes, b"12345");
+    }
+
+    /// Regression (found by `reordered_duplicated_stream_is_delivered_once_in_order`): every
+    /// buffered segment used to count against the segment cap, so 2-byte segments arriving in
+    /// order behind one missing segment hit the cap of 512 after 1 KiB, a gap was forced over
+    /// the hole, and the missing segment, arriving next, was dropped as already skipped.
+    #[test]
+    fn small_segments_behind_one_hole_are_coalesced_not_capped() {
+        let mut s = TcpStream::default();
+        let mut c = Collected::default();
+        let data: Vec<u8> = (0..1200u32).map(|i| (i * 7 + i / 256) as u8).collect();
+        seg(&mut s, &mut c, 0, SYN, b"");
+        for off in (2..data.len()).step_by(2) {
+            seg(&mut s, &mut c, 1 + off as u32, ACK, &data[off..off + 2]);
+        }
+        assert!(c.bytes.is_empty());
+        assert_eq!(s.ooo.len(), 1, "contiguous segments form one run");
+        seg(&mut s, &mut c, 1, ACK, &data[..2]);
+        assert!(c.gaps.is_empty());
+        assert_eq!(c.bytes, data);
+        // Segments in reverse order coalesce too (into runs of bounded size).
+        let mut s = TcpStream::default();
+        let mut c = Collected::default();
+        seg(&mut s, &mut c, 0, SYN, b"");
+        for off in (1..data.len()).rev() {
+            seg(&mut s, &mut c, 1 + off as u32, ACK, &data[off..off + 1]);
+        }
+        assert!(s.ooo.len() <= data.len() / MERGE_FOLLOWING_MAX + 1);
+        seg(&mut s, &mut c, 1, ACK, &data[..1]);
+        assert!(c.gaps.is_empty());
+        assert_eq!(c.bytes, data);
+        assert_eq!(s.memory(), s.retained.capacity());
     }
 
     #[test]

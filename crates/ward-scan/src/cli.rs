@@ -14,7 +14,8 @@ use anyhow::Context;
 use chrono::{NaiveDate, Utc};
 
 use crate::engine::{self, Phase, ScanOptions};
-use crate::finding::Severity;
+use crate::finding::{ScanResult, Severity};
+use crate::hub::{HubClient, HubTargets};
 use crate::history::Store;
 use crate::portscan::{ScanLimits, ScanProgress};
 use crate::probe::ProbeTimeouts;
@@ -94,7 +95,26 @@ pub struct ScanArgs {
     /// No progress output
     #[arg(long, short)]
     pub quiet: bool,
+    /// Scan what the hub has registered for --jurisdiction and upload the findings there.
+    /// `ward scan worker --hub URL` takes scan jobs (due jurisdictions) from the hub instead.
+    #[arg(long, value_name = "URL")]
+    pub hub: Option<String>,
+    /// Hub session token (from POST /api/v1/login)
+    #[arg(long, value_name = "TOKEN", env = "WARD_HUB_TOKEN", hide_env_values = true)]
+    pub hub_token: Option<String>,
+    /// CA certificate (PEM) of a hub whose certificate is not from a public authority
+    #[arg(long, value_name = "FILE")]
+    pub hub_ca: Option<PathBuf>,
+    /// Worker: name shown in the hub's job leases (default: host name and process id)
+    #[arg(long, value_name = "NAME")]
+    pub worker_name: Option<String>,
+    /// Worker: stop when no scan job is due instead of waiting for the next one
+    #[arg(long)]
+    pub exit_when_idle: bool,
 }
+
+/// How long an idle worker waits before asking the hub again.
+const WORKER_IDLE_WAIT: Duration = Duration::from_secs(60);
 
 /// `ward report ...`
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -110,6 +130,15 @@ pub enum ReportCommand {
         /// Directory of the findings history
         #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>,
+        /// Build the report from the hub's results for --jurisdiction (and put it on the hub's dashboard)
+        #[arg(long, value_name = "URL")]
+        hub: Option<String>,
+        /// Hub session token (from POST /api/v1/login)
+        #[arg(long, value_name = "TOKEN", env = "WARD_HUB_TOKEN", hide_env_values = true)]
+        hub_token: Option<String>,
+        /// CA certificate (PEM) of the hub
+        #[arg(long, value_name = "FILE")]
+        hub_ca: Option<PathBuf>,
     },
     /// Mark a finding as a false positive until a date (key from findings.json)
     FalsePositive {
@@ -176,64 +205,63 @@ pub fn options_from_args(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
     })
 }
 
-/// `ward scan`: returns 1 when a finding of high severity or worse is open, else 0.
-pub fn run_scan(args: ScanArgs) -> anyhow::Result<i32> {
-    let options = options_from_args(&args)?;
-    let interactive = !args.quiet && std::io::stderr().is_terminal();
-    let quiet = args.quiet;
-    let rt = runtime()?;
-    let result = rt.block_on(async {
-        let current: Arc<Mutex<Option<Arc<ScanProgress>>>> = Arc::new(Mutex::new(None));
-        let drawer = {
-            let current = current.clone();
-            tokio::spawn(async move {
-                if !interactive {
-                    return;
-                }
-                loop {
-                    tokio::time::sleep(PROGRESS_INTERVAL).await;
-                    let progress = current.lock().ok().and_then(|c| c.clone());
-                    if let Some(p) = progress {
-                        let (done, total, open) = (p.done.load(Ordering::Relaxed), p.total.load(Ordering::Relaxed), p.open.load(Ordering::Relaxed));
-                        eprint!("\r\x1b[2Kports: {done}/{total} probed, {open} open");
-                        let _ = std::io::stderr().flush();
-                    }
-                }
-            })
-        };
-        let on_phase = |phase: Phase| {
-            if quiet {
+/// Run one scan with the progress display on a terminal.
+async fn scan_with_progress(options: &ScanOptions, quiet: bool) -> Result<ScanResult, engine::ScanError> {
+    let interactive = !quiet && std::io::stderr().is_terminal();
+    let current: Arc<Mutex<Option<Arc<ScanProgress>>>> = Arc::new(Mutex::new(None));
+    let drawer = {
+        let current = current.clone();
+        tokio::spawn(async move {
+            if !interactive {
                 return;
             }
-            match phase {
-                Phase::Resolved { addresses } => eprintln!("scan: {addresses} addresses"),
-                Phase::PortScan { progress } => {
-                    if let Ok(mut c) = current.lock() {
-                        *c = Some(progress);
-                    }
-                }
-                Phase::Probing { ports } => {
-                    if let Ok(mut c) = current.lock() {
-                        *c = None;
-                    }
-                    eprintln!("{}services: identifying {ports} open ports", if interactive { "\r\x1b[2K" } else { "" });
-                }
-                Phase::Probed { done, total } if interactive => eprint!("\r\x1b[2Kservices: {done}/{total} identified and checked"),
-                Phase::Probed { .. } => {}
-                Phase::Email { domain } => eprintln!("{}email: checking {domain}", if interactive { "\r\x1b[2K" } else { "" }),
-                Phase::Done => {
-                    if interactive {
-                        eprintln!();
-                    }
+            loop {
+                tokio::time::sleep(PROGRESS_INTERVAL).await;
+                let progress = current.lock().ok().and_then(|c| c.clone());
+                if let Some(p) = progress {
+                    let (done, total, open) = (p.done.load(Ordering::Relaxed), p.total.load(Ordering::Relaxed), p.open.load(Ordering::Relaxed));
+                    eprint!("\r\x1b[2Kports: {done}/{total} probed, {open} open");
+                    let _ = std::io::stderr().flush();
                 }
             }
-        };
-        let result = engine::run(&options, &on_phase).await;
-        drawer.abort();
-        result
-    })?;
+        })
+    };
+    let on_phase = |phase: Phase| {
+        if quiet {
+            return;
+        }
+        match phase {
+            Phase::Resolved { addresses } => eprintln!("scan: {addresses} addresses"),
+            Phase::PortScan { progress } => {
+                if let Ok(mut c) = current.lock() {
+                    *c = Some(progress);
+                }
+            }
+            Phase::Probing { ports } => {
+                if let Ok(mut c) = current.lock() {
+                    *c = None;
+                }
+                eprintln!("{}services: identifying {ports} open ports", if interactive { "\r\x1b[2K" } else { "" });
+            }
+            Phase::Probed { done, total } if interactive => eprint!("\r\x1b[2Kservices: {done}/{total} identified and checked"),
+            Phase::Probed { .. } => {}
+            Phase::Email { domain } => eprintln!("{}email: checking {domain}", if interactive { "\r\x1b[2K" } else { "" }),
+            Phase::Done => {
+                if interactive {
+                    eprintln!();
+                }
+            }
+        }
+    };
+    let result = engine::run(options, &on_phase).await;
+    drawer.abort();
+    result
+}
+
+/// Print the findings (stdout) and a summary line (stderr); returns the count of high or worse.
+fn print_result(result: &ScanResult, quiet: bool) -> usize {
     let high = result.findings.iter().filter(|f| f.severity >= Severity::High).count();
-    if !args.quiet {
+    if !quiet {
         for f in &result.findings {
             let place = match f.port {
                 Some(p) => format!("{}:{}/{}", f.asset, p, f.protocol),
@@ -249,9 +277,25 @@ pub fn run_scan(args: ScanArgs) -> anyhow::Result<i32> {
             (result.finished - result.started).num_milliseconds() as f64 / 1000.0
         );
     }
+    high
+}
+
+fn write_json(path: &std::path::Path, result: &ScanResult) -> anyhow::Result<()> {
+    let text = serde_json::to_string_pretty(result)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))
+}
+
+/// `ward scan`: returns 1 when a finding of high severity or worse is open, else 0.
+pub fn run_scan(args: ScanArgs) -> anyhow::Result<i32> {
+    if args.hub.is_some() {
+        return run_hub_scan(args);
+    }
+    let options = options_from_args(&args)?;
+    let rt = runtime()?;
+    let result = rt.block_on(scan_with_progress(&options, args.quiet))?;
+    let high = print_result(&result, args.quiet);
     if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&result)?;
-        std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))?;
+        write_json(path, &result)?;
     }
     if !args.no_history || args.report.is_some() {
         let store = Store::open(&args.state.clone().unwrap_or_else(Store::default_dir))?;
@@ -271,10 +315,102 @@ pub fn run_scan(args: ScanArgs) -> anyhow::Result<i32> {
     Ok(if high > 0 { EXIT_FINDINGS } else { 0 })
 }
 
+/// `ward scan --hub URL --jurisdiction NAME [TARGET...]` and `ward scan worker --hub URL`.
+fn run_hub_scan(args: ScanArgs) -> anyhow::Result<i32> {
+    let url = args.hub.clone().unwrap_or_default();
+    let client = HubClient::new(&url, args.hub_token.clone(), args.hub_ca.as_deref())?;
+    let worker = args.targets.len() == 1 && args.targets[0] == "worker";
+    let rt = runtime()?;
+    rt.block_on(async {
+        if worker {
+            let name = args.worker_name.clone().unwrap_or_else(|| format!("{}:{}", std::env::var("HOSTNAME").unwrap_or_else(|_| "ward".into()), std::process::id()));
+            let mut worst = 0;
+            loop {
+                match client.claim(&name).await? {
+                    Some(job) => {
+                        if !args.quiet {
+                            eprintln!("worker {name}: scanning {} ({} targets, {} mail domains)", job.jurisdiction, job.targets.len(), job.domains.len());
+                        }
+                        worst = worst.max(hub_scan_one(&args, &client, job).await?);
+                    }
+                    None if args.exit_when_idle => {
+                        if !args.quiet {
+                            eprintln!("worker {name}: no scan job is due; exiting (--exit-when-idle)");
+                        }
+                        return Ok(worst);
+                    }
+                    None => tokio::time::sleep(WORKER_IDLE_WAIT).await,
+                }
+            }
+        }
+        let Some(jurisdiction) = args.jurisdiction.as_deref() else {
+            anyhow::bail!("--hub needs --jurisdiction NAME (or `ward scan worker --hub URL` to take scan jobs)");
+        };
+        let job = client.targets(jurisdiction, &args.targets).await?;
+        hub_scan_one(&args, &client, job).await
+    })
+}
+
+/// Scan what the hub handed out, upload the result, rebuild and upload the weekly report.
+async fn hub_scan_one(args: &ScanArgs, client: &HubClient, job: HubTargets) -> anyhow::Result<i32> {
+    let mut options = options_from_args(args)?;
+    options.targets = job.targets.clone();
+    options.domains = job.domains.clone();
+    options.jurisdiction = Some(job.jurisdiction.clone());
+    let result = scan_with_progress(&options, args.quiet).await?;
+    let high = print_result(&result, args.quiet);
+    if let Some(path) = &args.json {
+        write_json(path, &result)?;
+    }
+    let receipt = client.upload(&job.jurisdiction, &result).await?;
+    let results = client.results(&job.jurisdiction).await?;
+    let history = crate::hub::history_from(&results);
+    let report = crate::report::build_weekly(&history, Some(&job.jurisdiction), Utc::now(), std::path::Path::new(&client_label(args)))?;
+    let (html, pdf) = crate::report::render_weekly(&report)?;
+    client.put_report(&job.jurisdiction, &html, &pdf).await?;
+    if let Some(out) = &args.report {
+        crate::report::write_weekly(&report, out)?;
+    }
+    if !args.quiet {
+        eprintln!(
+            "hub: uploaded result {} for {}; {} scans on record; weekly report at {}/scan/{}/report.html",
+            receipt.get("id").and_then(|v| v.as_i64()).unwrap_or_default(),
+            job.jurisdiction,
+            results.len(),
+            client_label(args),
+            job.jurisdiction_id
+        );
+    }
+    Ok(if high > 0 { EXIT_FINDINGS } else { 0 })
+}
+
+fn client_label(args: &ScanArgs) -> String {
+    args.hub.clone().unwrap_or_default().trim_end_matches('/').to_string()
+}
+
 /// `ward report ...`
 pub fn run_report(cmd: ReportCommand) -> anyhow::Result<i32> {
     match cmd {
-        ReportCommand::Weekly { jurisdiction, out, state } => {
+        ReportCommand::Weekly { jurisdiction, out, hub: Some(url), hub_token, hub_ca, .. } => {
+            let Some(jurisdiction) = jurisdiction else { anyhow::bail!("--hub needs --jurisdiction NAME") };
+            let client = HubClient::new(&url, hub_token, hub_ca.as_deref())?;
+            let rt = runtime()?;
+            let report = rt.block_on(async {
+                let results = client.results(&jurisdiction).await?;
+                let history = crate::hub::history_from(&results);
+                let report = crate::report::build_weekly(&history, Some(&jurisdiction), Utc::now(), std::path::Path::new(&url))?;
+                let (html, pdf) = crate::report::render_weekly(&report)?;
+                client.put_report(&jurisdiction, &html, &pdf).await?;
+                anyhow::Ok(report)
+            })?;
+            let written = crate::report::write_weekly(&report, &out)?;
+            println!("{}", written.html.display());
+            println!("{}", written.pdf.display());
+            println!("{}", written.csv.display());
+            println!("{}", written.json.display());
+            Ok(0)
+        }
+        ReportCommand::Weekly { jurisdiction, out, state, .. } => {
             let store = Store::open(&state.unwrap_or_else(Store::default_dir))?;
             let history = store.load()?;
             let report = crate::report::build_weekly(&history, jurisdiction.as_deref(), Utc::now(), store.dir())?;

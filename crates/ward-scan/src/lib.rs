@@ -11,7 +11,8 @@
 //! servers on loopback (tests/lab); checks are pure functions over observations so each rule is
 //! unit-tested too. The scan never writes to printer ports 9100-9107 and tries at most
 //! [`creds::MAX_ATTEMPTS_PER_SERVICE`] passwords per service. Results are serde JSON so the hub
-//! can take them unchanged (hub upload, job queue and workers are not in this crate yet).
+//! can take them unchanged: [`hub`] is the client of the hub's scanner API (registered targets,
+//! blackouts, upload, scan jobs for `ward scan worker`, the weekly report on the dashboard).
 
 pub mod checks;
 pub mod cli;
@@ -21,6 +22,7 @@ pub mod email;
 pub mod engine;
 pub mod finding;
 pub mod history;
+pub mod hub;
 pub mod pdf;
 pub mod ports;
 pub mod portscan;

@@ -337,6 +337,13 @@ pub struct WrittenReport {
     pub charts: Vec<PathBuf>,
 }
 
+/// The report as HTML and PDF bytes (for the hub's dashboard).
+pub fn render_weekly(report: &WeeklyReport) -> Result<(String, Vec<u8>), ReportError> {
+    let html = report.render().map_err(|e| ReportError::Render(e.to_string()))?;
+    let pdf = crate::pdf::render(report).map_err(ReportError::Render)?;
+    Ok((html, pdf))
+}
+
 /// Write report.html, report.pdf, findings.csv, findings.json and the two SVG charts to `out`.
 pub fn write_weekly(report: &WeeklyReport, out: &Path) -> Result<WrittenReport, ReportError> {
     let write = |name: &str, bytes: &[u8]| -> Result<PathBuf, ReportError> {

@@ -52,6 +52,8 @@ pub struct SensorConfig {
     pub flow_memcap: usize,
     /// Show progress on stderr (only honoured when stderr is a terminal).
     pub progress: bool,
+    /// Rules, indicators and scan detection (see [`crate::detect`]); `None`: no detection.
+    pub detect: Option<crate::detect::Engines>,
 }
 
 impl Default for SensorConfig {
@@ -65,6 +67,7 @@ impl Default for SensorConfig {
             reassembly_depth: 1024 * 1024,
             flow_memcap: 128 * 1024 * 1024,
             progress: true,
+            detect: None,
         }
     }
 }

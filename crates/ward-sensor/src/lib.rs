@@ -9,14 +9,19 @@
 //! the per-packet path takes no lock. Workers only meet at the EVE sink, once per batch.
 
 pub mod config;
+pub mod detect;
 pub mod eve_out;
 pub mod pipeline;
 pub mod progress;
+pub mod relay;
 pub mod shard;
+pub mod spool;
 pub mod stats;
 mod worker;
 
 pub use config::SensorConfig;
+/// The detection engine, re-exported so the binary and tests use the same version.
+pub use ward_detect;
 pub use pipeline::{run, run_with_sink};
 pub use stats::{Counters, RunSummary};
 

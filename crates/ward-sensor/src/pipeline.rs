@@ -104,12 +104,19 @@ pub fn run_with_sink(config: &SensorConfig, sink: EveSink, stop: Arc<AtomicBool>
     let started = Instant::now();
     let workers = config.workers.max(1);
     let (pool_tx, pool_rx) = bounded::<Batch>(workers * (QUEUE_BATCHES + 2));
+    let scan = config.detect.as_ref().and_then(|e| e.config.scan).map(crate::detect::SharedScan::new);
+    let reload_done = Arc::new(AtomicBool::new(false));
+    let reloader = match &config.detect {
+        Some(engines) => Some(crate::detect::spawn_reloader(engines.clone(), reload_done.clone()).map_err(SensorError::Thread)?),
+        None => None,
+    };
     let mut senders = Vec::with_capacity(workers);
     let mut handles = Vec::with_capacity(workers);
     for index in 0..workers {
         let (tx, rx) = bounded::<WorkerMsg>(QUEUE_BATCHES);
         senders.push(tx);
-        let mut worker = Worker::new(index, config, filter.clone(), sink.clone());
+        let detect = config.detect.as_ref().map(|e| crate::detect::WorkerDetect::new(e.clone(), scan.clone()));
+        let mut worker = Worker::new(index, config, filter.clone(), sink.clone(), detect);
         let pool = pool_tx.clone();
         let handle = thread::Builder::new()
             .name(format!("ward-worker-{index}"))
@@ -167,6 +174,11 @@ pub fn run_with_sink(config: &SensorConfig, sink: EveSink, stop: Arc<AtomicBool>
             Err(_) => return Err(SensorError::WorkerPanicked),
         }
     }
+    reload_done.store(true, Ordering::Relaxed);
+    if let Some(handle) = reloader {
+        handle.thread().unpark();
+        let _ = handle.join();
+    }
     counters.uptime_secs = started.elapsed().as_secs();
     counters.peak_rss_bytes = crate::stats::peak_rss_bytes();
     if config.eve_types.stats {
@@ -181,6 +193,7 @@ fn worker_loop(worker: &mut Worker, rx: Receiver<WorkerMsg>, pool: Sender<Batch>
     for msg in rx {
         match msg {
             WorkerMsg::Frames(mut batch) => {
+                worker.begin_batch();
                 for meta in &batch.frames {
                     let frame = &batch.data[meta.start as usize..(meta.start + meta.len) as usize];
                     worker.process(meta, frame);

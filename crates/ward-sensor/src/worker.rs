@@ -18,6 +18,7 @@ use ward_packet::stream::{StreamChunk, StreamConfig, StreamEvents};
 use ward_proto::{AppEvent, AppState};
 
 use crate::config::{EveTypes, SensorConfig};
+use crate::detect::{scan_outcome, FlowDetectState, FlowFacts, RecordCtx, WorkerDetect};
 use crate::eve_out::{EveBuffer, EveSink};
 use crate::pipeline::FrameMeta;
 use crate::stats::Counters;
@@ -35,6 +36,8 @@ pub(crate) struct FlowState {
     /// Stream anomalies already reported for this flow (bit set of [`StreamEvents`]): each
     /// kind is reported once per flow, not once per packet.
     stream_reported: u16,
+    /// Detection state (flowbits, alert dedup, stream tails, alerted flag).
+    det: FlowDetectState,
 }
 
 pub(crate) struct Worker {
@@ -48,10 +51,11 @@ pub(crate) struct Worker {
     clock: Timestamp,
     last_expire: Timestamp,
     pkt_src: &'static str,
+    detect: Option<WorkerDetect>,
 }
 
 impl Worker {
-    pub(crate) fn new(_index: usize, config: &SensorConfig, filter: Option<Filter>, sink: EveSink) -> Worker {
+    pub(crate) fn new(_index: usize, config: &SensorConfig, filter: Option<Filter>, sink: EveSink, detect: Option<WorkerDetect>) -> Worker {
         Worker {
             decoder: Decoder::new(),
             filter,
@@ -63,6 +67,14 @@ impl Worker {
             clock: Timestamp::ZERO,
             last_expire: Timestamp::ZERO,
             pkt_src: "wire/pcap",
+            detect,
+        }
+    }
+
+    /// A batch starts: detection takes the current (possibly reloaded) rule and indicator sets.
+    pub(crate) fn begin_batch(&mut self) {
+        if let Some(d) = self.detect.as_mut() {
+            d.refresh();
         }
     }
 
@@ -88,6 +100,7 @@ impl Worker {
                 &pkt,
                 meta.pcap_cnt,
                 self.pkt_src,
+                &mut self.detect,
             );
         }
         if self.clock.as_micros() - self.last_expire.as_micros() >= EXPIRE_EVERY_MICROS {
@@ -112,15 +125,18 @@ impl Worker {
         self.counters.flow_memuse_peak = self.counters.flow_memuse_peak.max(memory);
         self.decoder.expire(self.clock);
         let clock = self.clock;
-        let Worker { flows, eve, types, counters, app_events, .. } = self;
-        flows.expire(clock, &mut |flow, reason| end_flow(eve, types, counters, app_events, flow, reason, clock));
+        let Worker { flows, eve, types, counters, app_events, detect, .. } = self;
+        flows.expire(clock, &mut |flow, reason| end_flow(eve, types, counters, app_events, detect, flow, reason, clock));
     }
 
     /// The capture ended: log every flow and start afresh for the next one.
     pub(crate) fn end_of_capture(&mut self, _name: &str) {
         let clock = self.clock;
-        let Worker { flows, eve, types, counters, app_events, .. } = self;
-        flows.drain(&mut |flow, reason| end_flow(eve, types, counters, app_events, flow, reason, clock));
+        let Worker { flows, eve, types, counters, app_events, detect, .. } = self;
+        flows.drain(&mut |flow, reason| end_flow(eve, types, counters, app_events, detect, flow, reason, clock));
+        if let Some(d) = self.detect.as_mut() {
+            d.end_capture();
+        }
         self.collect_table_counters();
         let config = self.flows.config().clone();
         self.flows = FlowTable::new(config);
@@ -133,8 +149,8 @@ impl Worker {
 
     pub(crate) fn finish(&mut self) -> Counters {
         let clock = self.clock;
-        let Worker { flows, eve, types, counters, app_events, .. } = self;
-        flows.drain(&mut |flow, reason| end_flow(eve, types, counters, app_events, flow, reason, clock));
+        let Worker { flows, eve, types, counters, app_events, detect, .. } = self;
+        flows.drain(&mut |flow, reason| end_flow(eve, types, counters, app_events, detect, flow, reason, clock));
         self.collect_table_counters();
         self.decoder_counters_into_run();
         self.decoder = Decoder::new();
@@ -189,6 +205,7 @@ fn handle_packet(
     pkt: &Packet<'_>,
     pcap_cnt: u64,
     pkt_src: &'static str,
+    detect: &mut Option<WorkerDetect>,
 ) {
     counters.max_pkt_size = counters.max_pkt_size.max(pkt.wire_len as u64);
     if let Some(filter) = filter {
@@ -203,9 +220,15 @@ fn handle_packet(
         if flow.user.app.is_none() && matches!(pkt.proto, IPPROTO_TCP | IPPROTO_UDP) {
             flow.user.app = Some(AppState::new(flow.proto, flow.client_port, flow.server_port));
         }
+        let mut stream_new = detect.as_mut().filter(|d| d.wants_stream()).map(|d| std::mem::take(&mut d.stream_new));
         match pkt.proto {
             IPPROTO_TCP => {
-                let events = flow.reassemble(dir, pkt, &mut |state, d, chunk| feed_stream(state, d, chunk, app_events));
+                let events = flow.reassemble(dir, pkt, &mut |state, d, chunk| {
+                    if let (Some(buf), StreamChunk::Data(data)) = (stream_new.as_mut(), &chunk) {
+                        buf.extend_from_slice(data);
+                    }
+                    feed_stream(state, d, chunk, app_events)
+                });
                 if !events.is_empty() {
                     report_stream_events(eve, counters, flow, events, &ctx);
                 }
@@ -218,10 +241,46 @@ fn handle_packet(
             _ => {}
         }
         if !app_events.is_empty() {
-            write_app_events(eve, types, counters, flow, app_events, &ctx);
+            write_app_events(eve, types, counters, flow, app_events, &ctx, detect);
+        }
+        if let Some(d) = detect.as_mut() {
+            if let Some(buf) = stream_new.take() {
+                d.stream_new = buf;
+            }
+            let facts = flow_facts(flow);
+            let tcp_session = flow.is_tcp() && flow.tcp.state != ward_packet::flow::TcpState::None;
+            let mut alerts = Vec::new();
+            let rctx = RecordCtx { pcap_cnt, pkt_src };
+            d.on_packet(&mut alerts, &mut flow.user.det, &facts, pkt, dir == Direction::ToServer, tcp_session, &rctx);
+            write_alerts(eve, counters, alerts);
         }
     }
-    flows.take_ended(&mut |flow, reason| end_flow(eve, types, counters, app_events, flow, reason, clock));
+    flows.take_ended(&mut |flow, reason| end_flow(eve, types, counters, app_events, detect, flow, reason, clock));
+}
+
+/// The flow facts detection needs, copied out of the flow.
+fn flow_facts(flow: &Flow<FlowState>) -> FlowFacts {
+    FlowFacts {
+        flow_id: flow.flow_id,
+        client: flow.client,
+        client_port: flow.client_port,
+        server: flow.server,
+        server_port: flow.server_port,
+        proto: flow.proto,
+        start: flow.start,
+        pkts: flow.pkts,
+        bytes: flow.bytes,
+        established: flow.state() != ward_packet::flow::FlowState::New,
+        app_proto: flow.user.app.as_ref().and_then(|a| a.app_proto()).map(|p| p.name()),
+        vlan: flow.vlan,
+    }
+}
+
+fn write_alerts(eve: &mut EveBuffer, counters: &mut Counters, alerts: Vec<Event>) {
+    for record in &alerts {
+        *counters.eve.entry("alert").or_default() += 1;
+        eve.write(record);
+    }
 }
 
 /// Envelope facts of the packet that produced an event.
@@ -284,9 +343,25 @@ fn write_app_events(
     flow: &mut Flow<FlowState>,
     events: &mut Vec<AppEvent>,
     ctx: &PacketCtx,
+    detect: &mut Option<WorkerDetect>,
 ) {
     for event in events.drain(..) {
         let body = event.to_event_body();
+        if let Some(d) = detect.as_mut() {
+            let facts = flow_facts(flow);
+            let rctx = RecordCtx { pcap_cnt: ctx.pcap_cnt, pkt_src: ctx.pkt_src };
+            let mut alerts = Vec::new();
+            let state = &mut flow.user.det;
+            match (&event, &body) {
+                (AppEvent::Http(tx), EventBody::Http { http }) => d.on_http(&mut alerts, state, &facts, ctx.ts, tx, http, &rctx),
+                (AppEvent::Dns { tx_id, message }, EventBody::Dns { dns }) => {
+                    d.on_dns(&mut alerts, state, &facts, ctx.ts, *tx_id, message, dns, &rctx)
+                }
+                (AppEvent::Tls(info), EventBody::Tls { tls }) => d.on_tls(&mut alerts, state, &facts, ctx.ts, info, tls, &rctx),
+                _ => {}
+            }
+            write_alerts(eve, counters, alerts);
+        }
         let (wanted, dir) = match &body {
             EventBody::Dns { dns } => {
                 let dir = if dns.kind == "response" { Direction::ToClient } else { Direction::ToServer };
@@ -369,6 +444,7 @@ fn end_flow(
     types: &EveTypes,
     counters: &mut Counters,
     app_events: &mut Vec<AppEvent>,
+    detect: &mut Option<WorkerDetect>,
     mut flow: Flow<FlowState>,
     reason: EndReason,
     clock: Timestamp,
@@ -382,7 +458,12 @@ fn end_flow(
     }
     let ctx = PacketCtx { pcap_cnt: 0, pkt_src: "stream (flow timeout)", ts };
     if !app_events.is_empty() {
-        write_app_events(eve, types, counters, &mut flow, app_events, &ctx);
+        write_app_events(eve, types, counters, &mut flow, app_events, &ctx, detect);
+    }
+    if let Some(d) = detect.as_mut() {
+        let mut alerts = Vec::new();
+        d.on_flow_end(&mut alerts, &flow_facts(&flow), scan_outcome(&flow));
+        write_alerts(eve, counters, alerts);
     }
 
     counters.flows_total += 1;
@@ -427,7 +508,7 @@ fn end_flow(
     if !types.flow {
         return;
     }
-    let mut body = flow.eve_flow(reason, false);
+    let mut body = flow.eve_flow(reason, flow.user.det.alerted);
     if flow.user.tx_count > 0 {
         body.tx_cnt = Some(flow.user.tx_count);
     }

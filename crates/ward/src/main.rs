@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 
+mod rules_cmd;
 mod sensor_cmd;
 
 #[derive(Parser)]
@@ -33,8 +34,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Watch a network: read pcap files or capture live, write EVE JSON.
+    /// Watch a network: read pcap files or capture live, detect with rules, indicator lists and
+    /// the scan detector, write EVE JSON.
     Sensor(SensorArgs),
+    /// Work with Suricata rule files without traffic (`ward rules check`).
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCommand),
     /// The information-sharing hub: serve the API and dashboard, administer jurisdictions,
     /// sensors, contacts and users.
     #[command(subcommand)]
@@ -52,7 +57,14 @@ enum Command {
 #[command(after_help = "Examples:\n  \
     ward sensor --pcap samples/office-mix.pcap --eve eve.json\n  \
     ward sensor --pcap captures/ --workers 2 --eve -\n  \
-    ward sensor --interface eth1 --filter 'not port 22' --eve /var/log/ward/eve.json")]
+    ward sensor --interface eth1 --filter 'not port 22' --eve /var/log/ward/eve.json\n  \
+    ward sensor --pcap office.pcap --rules emerging-all.rules --set HOME_NET=[10.20.0.0/16] \\\n      \
+    --indicators bad-ips.csv --eve eve.json\n\n\
+Detection: every --rules file is loaded at start (rules with unsupported keywords are skipped and \
+counted; `ward rules check FILE` lists them). Alerts are EVE `alert` records with Suricata's \
+fields plus the flow's http/dns/tls object. Indicator matches have gid 9000, scan detector \
+alerts gid 9001. Send SIGHUP, or change a rules/indicator file, to reload them without \
+stopping: the new set is built beside the old one and swapped in atomically.")]
 pub struct SensorArgs {
     /// A pcap or pcapng file (optionally .gz) or a directory of them, read in name order, each
     /// as its own capture. Repeat for several.
@@ -95,6 +107,47 @@ pub struct SensorArgs {
     /// Do not draw the progress line on the terminal.
     #[arg(long, short)]
     quiet: bool,
+
+    /// A Suricata rules file (e.g. ET Open's emerging-all.rules). Repeat for several. Categories
+    /// and priorities come from classification.config beside the first file when present.
+    #[arg(long, value_name = "FILE")]
+    rules: Vec<PathBuf>,
+
+    /// Set a rule variable, e.g. HOME_NET=[10.0.0.0/8,192.168.0.0/16], EXTERNAL_NET=any,
+    /// HTTP_PORTS=[80,8080]. Repeat for several. Unset variables have Suricata's defaults.
+    #[arg(long = "set", value_name = "VAR=VALUE")]
+    set: Vec<String>,
+
+    /// An indicator list: one IP, CIDR or domain a line, or CSV with columns
+    /// id,type,value,severity,description,expiry. Matched against every flow endpoint, DNS query
+    /// and answer, TLS SNI and HTTP host (domains cover their subdomains). Repeat for several.
+    #[arg(long, value_name = "FILE")]
+    indicators: Vec<PathBuf>,
+
+    /// Turn the scan detector off (it reports vertical, horizontal and block scans per source).
+    #[arg(long)]
+    no_scan_detect: bool,
+
+    /// Scan detector window in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    scan_window: u32,
+
+    /// Scan detector: distinct ports on one host within the window that make a vertical scan.
+    #[arg(long, value_name = "N", default_value_t = 25)]
+    scan_ports: u32,
+
+    /// Scan detector: distinct hosts on one port within the window that make a horizontal sweep.
+    #[arg(long, value_name = "N", default_value_t = 25)]
+    scan_hosts: u32,
+
+    /// Scan detector: distinct host:port pairs within the window that make a block scan.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    scan_pairs: u32,
+
+    /// Check the rules and indicator files' modification time this often (seconds) and reload
+    /// when one changed; 0 turns the file watch off (SIGHUP still reloads).
+    #[arg(long, value_name = "SECS", default_value_t = 2)]
+    reload_interval: u64,
 }
 
 fn main() -> ExitCode {
@@ -102,6 +155,7 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     let result = match cli.command {
         Command::Sensor(args) => sensor_cmd::run(args),
+        Command::Rules(cmd) => rules_cmd::run(cmd),
         Command::Hub(cmd) => ward_hub::cli::run(cmd).map(|()| ExitCode::SUCCESS),
         Command::Scan(args) => ward_scan::cli::run_scan(args).map(exit_code),
         Command::Report(cmd) => ward_scan::cli::run_report(cmd).map(exit_code),

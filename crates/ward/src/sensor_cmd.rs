@@ -10,7 +10,9 @@ use ward_sensor::config::{default_workers, EveOutput, Input, SensorConfig};
 use crate::SensorArgs;
 
 pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
-    let config = build_config(&args)?;
+    let mut config = build_config(&args)?;
+    config.detect = Some(build_detect(&args)?);
+    ward_sensor::detect::install_sighup_handler().context("cannot install the SIGHUP handler")?;
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone())?;
     let summary = ward_sensor::run(&config, stop).context("sensor failed")?;
@@ -19,6 +21,34 @@ pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
         eprintln!("ward: {error}");
     }
     Ok(if summary.capture_errors.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+/// Loads rules and indicators (reports what loaded on stderr) and sets up the scan detector.
+fn build_detect(args: &SensorArgs) -> anyhow::Result<ward_sensor::detect::Engines> {
+    use ward_sensor::detect::{DetectConfig, Engines};
+    use ward_sensor::ward_detect::ScanConfig;
+    if args.scan_window == 0 || args.scan_ports == 0 || args.scan_hosts == 0 || args.scan_pairs == 0 {
+        bail!("--scan-window, --scan-ports, --scan-hosts and --scan-pairs must be at least 1");
+    }
+    let scan = (!args.no_scan_detect).then(|| ScanConfig {
+        window_secs: args.scan_window,
+        vertical_ports: args.scan_ports,
+        horizontal_hosts: args.scan_hosts,
+        block_pairs: args.scan_pairs,
+        ..ScanConfig::default()
+    });
+    let cfg = DetectConfig {
+        rule_files: args.rules.clone(),
+        vars: args.set.clone(),
+        indicator_files: args.indicators.clone(),
+        scan,
+        watch_interval: (args.reload_interval > 0).then(|| std::time::Duration::from_secs(args.reload_interval)),
+    };
+    let (engines, summary) = Engines::load(cfg)?;
+    if !args.rules.is_empty() || !args.indicators.is_empty() {
+        eprintln!("ward: {}", summary.text());
+    }
+    Ok(engines)
 }
 
 fn build_config(args: &SensorArgs) -> anyhow::Result<SensorConfig> {

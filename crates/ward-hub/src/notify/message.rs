@@ -24,7 +24,9 @@ pub struct Message {
     pub other_jurisdictions: i64,
 }
 
-pub fn render(config: &HubConfig, jurisdiction: &Jurisdiction, view: &JurisdictionCampaignView, event_kind: &str) -> Message {
+/// `notification_id` goes into the JSON as `id`: a delivery retried after a crash carries the
+/// same id, so receivers can drop the duplicate.
+pub fn render(config: &HubConfig, jurisdiction: &Jurisdiction, view: &JurisdictionCampaignView, event_kind: &str, notification_id: i64) -> Message {
     let notify = &config.notify;
     let tlp = notify.tlp.as_str();
     let remotes: BTreeSet<&str> = view.sightings.iter().map(|s| s.remote_ip.as_str()).collect();
@@ -83,6 +85,7 @@ pub fn render(config: &HubConfig, jurisdiction: &Jurisdiction, view: &Jurisdicti
         id = view.campaign_id,
     );
     let json = serde_json::json!({
+        "id": notification_id,
         "type": format!("ward.campaign.{event_kind}"),
         "tlp": tlp,
         "campaign": { "id": view.campaign_id, "name": view.name, "status": view.status },

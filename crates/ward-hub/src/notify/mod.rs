@@ -6,6 +6,10 @@
 //! attempt. Failures retry with exponential backoff ([`retry_delay_ms`]) up to
 //! [`crate::store::sqlite::MAX_DELIVERY_ATTEMPTS`]; then the row is `failed` and stays visible.
 //!
+//! Outcomes are written by one recorder task in group commits. A hub that stops between a send
+//! and its record sends again after the lease (at-least-once; receivers can deduplicate on the
+//! notification id in the message).
+//!
 //! Rendering at send time is what makes digests work: a "campaign grew" notification that waits
 //! for its digest interval goes out with everything that happened meanwhile.
 
@@ -40,6 +44,16 @@ pub fn retry_delay_ms(attempts_so_far: i64) -> i64 {
     (RETRY_BASE_MS.saturating_mul(1i64 << shift)).min(RETRY_MAX_MS)
 }
 
+/// Gives a webhook contact without a secret a random one (returned, to be shown once).
+pub fn fill_webhook_secret(c: &mut NewContact) -> Option<String> {
+    if c.channel != Channel::Webhook || c.secret.is_some() {
+        return None;
+    }
+    let secret = crate::auth::random_token("whsec");
+    c.secret = Some(secret.clone());
+    Some(secret)
+}
+
 /// Checks a contact before it is stored.
 pub fn validate_contact(c: &NewContact) -> Result<(), String> {
     let t = c.target.trim();
@@ -53,7 +67,7 @@ pub fn validate_contact(c: &NewContact) -> Result<(), String> {
                 return Err("webhook URL must be http:// or https://".into());
             }
             if c.secret.as_deref().is_none_or(|s| s.len() < 16) {
-                return Err("a webhook needs --secret of at least 16 characters (it keys the HMAC-SHA256 signature)".into());
+                return Err("a webhook secret must be at least 16 characters (it keys the HMAC-SHA256 signature); leave it out to have one generated".into());
             }
         }
         Channel::Syslog => {
@@ -82,6 +96,8 @@ pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Recei
     };
     let channels = Arc::new(Channels { http, smtp: email::Mailer::new(&state.config.notify) });
     let permits = Arc::new(Semaphore::new(state.config.notify.concurrency.max(1)));
+    let (record_tx, record_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(run_recorder(state.clone(), record_rx));
     loop {
         if *shutdown.borrow() {
             return;
@@ -96,10 +112,12 @@ pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Recei
         let claimed = jobs.len();
         for job in jobs {
             let Ok(permit) = permits.clone().acquire_owned().await else { return };
-            let (state, channels) = (state.clone(), channels.clone());
+            let (state, channels, record_tx) = (state.clone(), channels.clone(), record_tx.clone());
             tokio::spawn(async move {
-                deliver(&state, &channels, job).await;
+                let attempt = deliver(&state, &channels, job).await;
                 drop(permit);
+                // The recorder ends only after every sender is gone, so this cannot fail.
+                let _ = record_tx.send(attempt);
             });
         }
         if claimed == CLAIM_BATCH {
@@ -122,7 +140,29 @@ pub struct Channels {
     pub smtp: email::Mailer,
 }
 
-async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) {
+/// Attempts recorded together at most (one transaction, one fsync).
+pub const MAX_RECORD_GROUP: usize = 512;
+
+/// Writes delivery outcomes: everything that finished while the previous write ran goes into the
+/// next transaction, so fifty deliveries finishing together cost one commit, not fifty.
+async fn run_recorder(state: HubState, mut rx: tokio::sync::mpsc::UnboundedReceiver<(i64, AttemptOutcome, crate::model::Millis)>) {
+    while let Some(first) = rx.recv().await {
+        let mut group = vec![first];
+        while group.len() < MAX_RECORD_GROUP {
+            match rx.try_recv() {
+                Ok(item) => group.push(item),
+                Err(_) => break,
+            }
+        }
+        let n = group.len();
+        if let Err(e) = state.store_call(move |s| s.record_attempts(&group)).await {
+            tracing::error!(attempts = n, error = %e, "cannot record delivery attempts");
+        }
+    }
+}
+
+/// Sends one notification and returns the attempt to record.
+async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) -> (i64, AttemptOutcome, crate::model::Millis) {
     let started = Instant::now();
     let (campaign_id, jurisdiction_id) = (job.campaign_id, job.jurisdiction_id);
     let context = state
@@ -130,7 +170,7 @@ async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) {
         .await;
     let result = match context {
         Ok((Some(view), Some(jurisdiction))) => {
-            let msg = message::render(&state.config, &jurisdiction, &view, &job.event_kind);
+            let msg = message::render(&state.config, &jurisdiction, &view, &job.event_kind, job.id);
             let sent = match job.contact.channel {
                 Channel::Webhook => webhook::send(&channels.http, &job.contact, &msg).await,
                 Channel::Email => channels.smtp.send(&job.contact, &msg).await,
@@ -155,10 +195,7 @@ async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) {
             AttemptOutcome { ok: false, detail, duration_ms, payload: None, retry_at }
         }
     };
-    let id = job.id;
-    if let Err(e) = state.store_call(move |s| s.record_attempt(id, &outcome, now)).await {
-        tracing::error!(notification = id, error = %e, "cannot record delivery attempt");
-    }
+    (job.id, outcome, now)
 }
 
 #[cfg(test)]

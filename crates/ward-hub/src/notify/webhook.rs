@@ -4,6 +4,8 @@
 //! `X-Ward-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. A receiver
 //! recomputes the HMAC over the exact body bytes and rejects timestamps more than
 //! [`MAX_WEBHOOK_SKEW_SECS`] from its clock, which defeats replay of a captured request.
+//! `X-Ward-Delivery: <notification id>` (also `id` in the body) is the same on every retry of
+//! one notification, so a receiver can drop a duplicate.
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -49,6 +51,7 @@ pub async fn send(http: &reqwest::Client, contact: &Contact, msg: &Message) -> R
         .header("x-ward-timestamp", ts.to_string())
         .header("x-ward-signature", sign(secret, ts, &body))
         .header("x-ward-event", format!("campaign.{}", msg.event_kind))
+        .header("x-ward-delivery", msg.json["id"].to_string())
         .body(body)
         .send()
         .await

@@ -132,7 +132,11 @@ pub trait Store: Send + Sync + 'static {
     /// Alert counts per (jurisdiction, hour bucket) since `since`.
     fn alert_counts(&self, since: Millis) -> StoreResult<Vec<(i64, Millis, i64)>>;
     /// Deletes events of one type received before `before`; `None` is every type not in `except`.
+    /// Deletes in bounded chunks (one transaction each), so ingest is never blocked for long.
     fn prune_events(&self, event_type: Option<&str>, except: &[String], before: Millis) -> StoreResult<usize>;
+    /// Forgets idempotency keys of batches received before `before` (a sensor retrying a batch
+    /// older than that would have it stored again).
+    fn prune_batches(&self, before: Millis) -> StoreResult<usize>;
 
     // campaigns
     fn campaigns(&self, only_open: bool) -> StoreResult<Vec<Campaign>>;
@@ -149,9 +153,30 @@ pub trait Store: Send + Sync + 'static {
     // outbox
     /// Claims due notifications for `lease_ms` (so concurrent workers do not double-send).
     fn claim_notifications(&self, now: Millis, lease_ms: Millis, limit: usize) -> StoreResult<Vec<NotificationJob>>;
-    fn record_attempt(&self, notification_id: i64, outcome: &AttemptOutcome, now: Millis) -> StoreResult<()>;
+    fn record_attempt(&self, notification_id: i64, outcome: &AttemptOutcome, now: Millis) -> StoreResult<()> {
+        self.record_attempts(&[(notification_id, outcome.clone(), now)])
+    }
+    /// Records several attempts in one transaction (the delivery worker's group commit).
+    fn record_attempts(&self, attempts: &[(i64, AttemptOutcome, Millis)]) -> StoreResult<()>;
     fn notifications(&self, filter: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>>;
+    fn notification(&self, id: i64) -> StoreResult<Option<NotificationRecord>>;
     fn delivery_attempts(&self, notification_id: i64) -> StoreResult<Vec<DeliveryAttempt>>;
     /// The earliest `next_attempt_ms` among pending notifications.
     fn next_due(&self) -> StoreResult<Option<Millis>>;
+
+    // ---- scanner (ward scan --hub): assets, blackouts, results, reports, job leases ----
+    // Owned by crate::assets (which also holds the SQL); keep this block together.
+    fn add_scan_asset(&self, jurisdiction_id: i64, kind: crate::assets::AssetKind, value: &str, now: Millis) -> StoreResult<crate::assets::ScanAsset>;
+    fn scan_assets(&self, jurisdiction_id: i64) -> StoreResult<Vec<crate::assets::ScanAsset>>;
+    fn add_scan_blackout(&self, jurisdiction_id: i64, new: &crate::assets::NewScanBlackout, now: Millis) -> StoreResult<crate::assets::ScanBlackout>;
+    fn scan_blackouts(&self, jurisdiction_id: i64) -> StoreResult<Vec<crate::assets::ScanBlackout>>;
+    /// Stores an uploaded scan result (JSON) and releases the jurisdiction's job lease.
+    fn store_scan_result(&self, jurisdiction_id: i64, finished_ms: Millis, next_due_ms: Millis, body: &str, now: Millis) -> StoreResult<i64>;
+    /// Every stored result of a jurisdiction, oldest first.
+    fn scan_results(&self, jurisdiction_id: i64) -> StoreResult<Vec<String>>;
+    fn put_scan_report(&self, jurisdiction_id: i64, html: &str, pdf: &[u8], now: Millis) -> StoreResult<()>;
+    /// The latest weekly report: (generated, HTML, PDF).
+    fn scan_report(&self, jurisdiction_id: i64) -> StoreResult<Option<(Millis, String, Vec<u8>)>>;
+    /// Leases the first due jurisdiction among `candidates` to `worker` (one transaction).
+    fn claim_scan_job(&self, candidates: &[i64], worker: &str, now: Millis, lease_ms: Millis) -> StoreResult<Option<i64>>;
 }

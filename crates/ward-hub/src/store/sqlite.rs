@@ -21,7 +21,11 @@ use super::*;
 use crate::ingest::prefix_of;
 
 /// The schema, one file per version; never edit a released file, add a new one.
-const MIGRATIONS: &[&str] = &[include_str!("../../migrations/0001_init.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../migrations/0001_init.sql"),
+    include_str!("../../migrations/0002_retention_indexes.sql"),
+    include_str!("../../migrations/0100_assets.sql"),
+];
 /// Reader connections kept open; more readers than cores gains nothing.
 const MAX_IDLE_READERS: usize = 8;
 /// How long a connection waits on a lock held by another process before failing.
@@ -30,6 +34,8 @@ const BUSY_TIMEOUT_MS: u64 = 5_000;
 pub const MAX_DELIVERY_ATTEMPTS: i64 = 8;
 /// Sightings shown per jurisdiction per campaign (the message stays short).
 const MAX_LOCAL_SIGHTINGS: usize = 20;
+/// Rows deleted per retention transaction: bounds how long the pruner holds the writer.
+const PRUNE_CHUNK: usize = 10_000;
 
 pub struct SqliteStore {
     path: std::path::PathBuf,
@@ -478,21 +484,50 @@ impl Store for SqliteStore {
     }
 
     fn prune_events(&self, event_type: Option<&str>, except: &[String], before: Millis) -> StoreResult<usize> {
-        self.write(|tx| match event_type {
-            Some(t) => Ok(tx.execute("DELETE FROM events WHERE event_type = ?1 AND received_ms < ?2", params![t, before])?),
-            None => {
-                let sql = format!(
-                    "DELETE FROM events WHERE received_ms < ? AND event_type NOT IN ({})",
-                    placeholders(except.len().max(1))
-                );
-                let mut args: Vec<rusqlite::types::Value> = vec![before.into()];
-                if except.is_empty() {
-                    args.push(rusqlite::types::Value::Null);
+        let mut total = 0;
+        loop {
+            let removed = self.write(|tx| match event_type {
+                Some(t) => Ok(tx
+                    .prepare_cached(
+                        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE event_type = ?1 AND received_ms < ?2 LIMIT ?3)",
+                    )?
+                    .execute(params![t, before, PRUNE_CHUNK as i64])?),
+                None => {
+                    let sql = format!(
+                        "DELETE FROM events WHERE id IN (SELECT id FROM events WHERE received_ms < ? AND event_type NOT IN ({}) LIMIT ?)",
+                        placeholders(except.len().max(1))
+                    );
+                    let mut args: Vec<rusqlite::types::Value> = vec![before.into()];
+                    if except.is_empty() {
+                        args.push(rusqlite::types::Value::Null);
+                    }
+                    args.extend(except.iter().map(|s| rusqlite::types::Value::Text(s.clone())));
+                    args.push((PRUNE_CHUNK as i64).into());
+                    Ok(tx.execute(&sql, rusqlite::params_from_iter(args))?)
                 }
-                args.extend(except.iter().map(|s| rusqlite::types::Value::Text(s.clone())));
-                Ok(tx.execute(&sql, rusqlite::params_from_iter(args))?)
+            })?;
+            total += removed;
+            if removed < PRUNE_CHUNK {
+                return Ok(total);
             }
-        })
+        }
+    }
+
+    fn prune_batches(&self, before: Millis) -> StoreResult<usize> {
+        let mut total = 0;
+        loop {
+            let removed = self.write(|tx| {
+                Ok(tx
+                    .prepare_cached(
+                        "DELETE FROM batches WHERE (sensor_id, seq) IN (SELECT sensor_id, seq FROM batches WHERE received_ms < ?1 LIMIT ?2)",
+                    )?
+                    .execute(params![before, PRUNE_CHUNK as i64])?)
+            })?;
+            total += removed;
+            if removed < PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
     }
 
     fn campaigns(&self, only_open: bool) -> StoreResult<Vec<Campaign>> {
@@ -696,26 +731,31 @@ impl Store for SqliteStore {
         })
     }
 
-    fn record_attempt(&self, notification_id: i64, outcome: &AttemptOutcome, now: Millis) -> StoreResult<()> {
+    fn record_attempts(&self, attempts: &[(i64, AttemptOutcome, Millis)]) -> StoreResult<()> {
+        if attempts.is_empty() {
+            return Ok(());
+        }
         self.write(|tx| {
-            tx.execute(
-                "INSERT INTO delivery_attempts (notification_id, ts_ms, ok, duration_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![notification_id, now, outcome.ok as i64, outcome.duration_ms, outcome.detail],
-            )?;
-            if outcome.ok {
-                tx.execute(
-                    "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, delivered_ms = ?1, payload = ?2, last_error = NULL WHERE id = ?3",
-                    params![now, outcome.payload, notification_id],
-                )?;
-            } else {
-                let (status, next) = match outcome.retry_at {
-                    Some(t) => ("pending", t),
-                    None => ("failed", now),
-                };
-                tx.execute(
-                    "UPDATE notifications SET status = ?1, attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?4",
-                    params![status, next, outcome.detail, notification_id],
-                )?;
+            for (notification_id, outcome, now) in attempts {
+                tx.prepare_cached(
+                    "INSERT INTO delivery_attempts (notification_id, ts_ms, ok, duration_ms, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )?
+                .execute(params![notification_id, now, outcome.ok as i64, outcome.duration_ms, outcome.detail])?;
+                if outcome.ok {
+                    tx.prepare_cached(
+                        "UPDATE notifications SET status = 'delivered', attempts = attempts + 1, delivered_ms = ?1, payload = ?2, last_error = NULL WHERE id = ?3",
+                    )?
+                    .execute(params![now, outcome.payload, notification_id])?;
+                } else {
+                    let (status, next) = match outcome.retry_at {
+                        Some(t) => ("pending", t),
+                        None => ("failed", *now),
+                    };
+                    tx.prepare_cached(
+                        "UPDATE notifications SET status = ?1, attempts = attempts + 1, next_attempt_ms = ?2, last_error = ?3 WHERE id = ?4",
+                    )?
+                    .execute(params![status, next, outcome.detail, notification_id])?;
+                }
             }
             Ok(())
         })
@@ -723,6 +763,15 @@ impl Store for SqliteStore {
 
     fn notifications(&self, filter: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {
         self.read(|c| query_notifications(c, filter))
+    }
+
+    fn notification(&self, id: i64) -> StoreResult<Option<NotificationRecord>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!(
+                "SELECT {NOTIFICATION_COLS} FROM notifications n JOIN contacts c ON c.id = n.contact_id WHERE n.id = ?1"
+            ))?;
+            Ok(st.query_row([id], row_notification).optional()?)
+        })
     }
 
     fn delivery_attempts(&self, notification_id: i64) -> StoreResult<Vec<DeliveryAttempt>> {
@@ -749,6 +798,35 @@ impl Store for SqliteStore {
         self.read(|c| {
             Ok(c.query_row("SELECT min(next_attempt_ms) FROM notifications WHERE status = 'pending'", [], |r| r.get(0))?)
         })
+    }
+
+    // ---- scanner (ward scan --hub): the SQL lives in crate::assets::sql ----
+    fn add_scan_asset(&self, jurisdiction_id: i64, kind: crate::assets::AssetKind, value: &str, now: Millis) -> StoreResult<crate::assets::ScanAsset> {
+        self.write(|tx| crate::assets::sql::add_asset(tx, jurisdiction_id, kind, value, now))
+    }
+    fn scan_assets(&self, jurisdiction_id: i64) -> StoreResult<Vec<crate::assets::ScanAsset>> {
+        self.read(|c| crate::assets::sql::assets(c, jurisdiction_id))
+    }
+    fn add_scan_blackout(&self, jurisdiction_id: i64, new: &crate::assets::NewScanBlackout, now: Millis) -> StoreResult<crate::assets::ScanBlackout> {
+        self.write(|tx| crate::assets::sql::add_blackout(tx, jurisdiction_id, new, now))
+    }
+    fn scan_blackouts(&self, jurisdiction_id: i64) -> StoreResult<Vec<crate::assets::ScanBlackout>> {
+        self.read(|c| crate::assets::sql::blackouts(c, jurisdiction_id))
+    }
+    fn store_scan_result(&self, jurisdiction_id: i64, finished_ms: Millis, next_due_ms: Millis, body: &str, now: Millis) -> StoreResult<i64> {
+        self.write(|tx| crate::assets::sql::store_result(tx, jurisdiction_id, finished_ms, next_due_ms, body, now))
+    }
+    fn scan_results(&self, jurisdiction_id: i64) -> StoreResult<Vec<String>> {
+        self.read(|c| crate::assets::sql::results(c, jurisdiction_id))
+    }
+    fn put_scan_report(&self, jurisdiction_id: i64, html: &str, pdf: &[u8], now: Millis) -> StoreResult<()> {
+        self.write(|tx| crate::assets::sql::put_report(tx, jurisdiction_id, html, pdf, now))
+    }
+    fn scan_report(&self, jurisdiction_id: i64) -> StoreResult<Option<(Millis, String, Vec<u8>)>> {
+        self.read(|c| crate::assets::sql::report(c, jurisdiction_id))
+    }
+    fn claim_scan_job(&self, candidates: &[i64], worker: &str, now: Millis, lease_ms: Millis) -> StoreResult<Option<i64>> {
+        self.write(|tx| crate::assets::sql::claim(tx, candidates, worker, now, lease_ms))
     }
 }
 
@@ -1011,42 +1089,65 @@ fn correlate(tx: &Transaction<'_>, jurisdiction_id: i64, ip: IpAddr, agg: &Remot
         extend(tx, campaign_id, jurisdiction_id, agg.count, policy, now, fx)?;
         return Ok(());
     }
-    let window_start = now - policy.window_ms;
+    let window_start = now.saturating_sub(policy.window_ms);
+    // After an analyst closes a campaign about this actor, only sightings made after the close
+    // count towards a new one: closing is not undone by the next packet from the same actor.
+    let closed: Option<Millis> = {
+        let sql = format!(
+            "SELECT max(c.closed_ms) FROM campaign_keys k JOIN campaigns c ON c.id = k.campaign_id \
+             WHERE k.actor_key IN ({}) AND c.status = 'closed'",
+            placeholders(keys.len())
+        );
+        tx.prepare_cached(&sql)?.query_row(rusqlite::params_from_iter(keys.iter()), |r| r.get(0))?
+    };
+    let since = closed.map_or(window_start, |c| window_start.max(c.saturating_add(1)));
+    // Every key of this address seen by K jurisdictions since then belongs to the new campaign,
+    // so one actor makes one campaign, not one per key.
+    let mut qualifying: Vec<(&String, i64)> = Vec::new();
     for key in &keys {
         let n: i64 = tx
             .prepare_cached("SELECT count(*) FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2")?
-            .query_row(params![key, window_start], |r| r.get(0))?;
-        if n < policy.min_jurisdictions {
-            continue;
+            .query_row(params![key, since], |r| r.get(0))?;
+        if n >= policy.min_jurisdictions {
+            qualifying.push((key, n));
         }
-        let (kind, value) = key_kind_value(key);
-        tx.prepare_cached("INSERT INTO campaigns (name, status, opened_ms, last_ms) VALUES (?1, 'open', ?2, ?2)")?
-            .execute(params![format!("{kind} {value}"), now])?;
-        let campaign_id = tx.last_insert_rowid();
-        fx.campaigns_opened += 1;
-        fx.indicators_added += add_key(tx, campaign_id, key, now)? as usize;
-        if key != &keys[0] {
-            fx.indicators_added += add_key(tx, campaign_id, &keys[0], now)? as usize;
-        }
-        log(tx, campaign_id, now, "opened", None, &format!("{key} seen by {n} jurisdictions"))?;
-        let members: Vec<(i64, Millis, Millis, i64)> = {
-            let mut st = tx.prepare_cached(
-                "SELECT jurisdiction_id, first_ms, last_ms, count FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2 ORDER BY first_ms",
-            )?;
-            let rows = st.query_map(params![key, window_start], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?.collect::<Result<_, _>>()?;
-            rows
-        };
-        for (j, first, last, count) in members {
-            tx.prepare_cached(
-                "INSERT INTO campaign_jurisdictions (campaign_id, jurisdiction_id, first_ms, last_ms, sightings) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )?
-            .execute(params![campaign_id, j, first, last, count])?;
-            log(tx, campaign_id, now, "jurisdiction_added", Some(j), "")?;
-            fx.notifications_enqueued += enqueue(tx, campaign_id, j, "targeted", "targeted", now, 0)?;
-        }
-        escalate(tx, campaign_id, policy, now, fx)?;
-        return Ok(());
     }
+    let Some(&(first_key, first_n)) = qualifying.first() else {
+        return Ok(());
+    };
+    let (kind, value) = key_kind_value(first_key);
+    tx.prepare_cached("INSERT INTO campaigns (name, status, opened_ms, last_ms) VALUES (?1, 'open', ?2, ?2)")?
+        .execute(params![format!("{kind} {value}"), now])?;
+    let campaign_id = tx.last_insert_rowid();
+    fx.campaigns_opened += 1;
+    fx.indicators_added += add_key(tx, campaign_id, &keys[0], now)? as usize;
+    let mut members: BTreeMap<i64, (Millis, Millis, i64)> = BTreeMap::new();
+    for &(key, _) in &qualifying {
+        fx.indicators_added += add_key(tx, campaign_id, key, now)? as usize;
+        let mut st = tx.prepare_cached(
+            "SELECT jurisdiction_id, first_ms, last_ms, count FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2",
+        )?;
+        let rows = st.query_map(params![key, since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Millis>(1)?, r.get::<_, Millis>(2)?, r.get::<_, i64>(3)?)))?;
+        for row in rows {
+            let (j, first, last, count) = row?;
+            let m = members.entry(j).or_insert((first, last, count));
+            *m = (m.0.min(first), m.1.max(last), m.2.max(count));
+        }
+    }
+    log(tx, campaign_id, now, "opened", None, &format!("{first_key} seen by {first_n} jurisdictions"))?;
+    let mut ordered: Vec<(i64, (Millis, Millis, i64))> = members.into_iter().collect();
+    ordered.sort_by_key(|&(j, (first, _, _))| (first, j));
+    for (j, (first, last, count)) in ordered {
+        tx.prepare_cached(
+            "INSERT INTO campaign_jurisdictions (campaign_id, jurisdiction_id, first_ms, last_ms, sightings) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![campaign_id, j, first, last, count])?;
+        log(tx, campaign_id, now, "jurisdiction_added", Some(j), "")?;
+        fx.notifications_enqueued += enqueue(tx, campaign_id, j, "targeted", "targeted", now, 0)?;
+    }
+    // A campaign that opens large starts at its level without a second message: the
+    // "targeted" warning already carries the count of other jurisdictions.
+    escalate(tx, campaign_id, policy, now, false, fx)?;
     Ok(())
 }
 
@@ -1072,7 +1173,7 @@ fn extend(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, count: i
         let rows = st.query_map(params![campaign_id, jurisdiction_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
         rows
     };
-    if !escalate(tx, campaign_id, policy, now, fx)? {
+    if !escalate(tx, campaign_id, policy, now, true, fx)? {
         for j in others {
             fx.notifications_enqueued += enqueue(tx, campaign_id, j, "grew", "update", now, policy.digest_interval_ms)?;
         }
@@ -1080,8 +1181,9 @@ fn extend(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, count: i
     Ok(())
 }
 
-/// Raises the campaign's escalation level when its size crosses a threshold; notifies everyone.
-fn escalate(tx: &Transaction<'_>, campaign_id: i64, policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> StoreResult<bool> {
+/// Raises the campaign's escalation level when its size crosses a threshold; with `notify`,
+/// everyone in the campaign hears it once per level.
+fn escalate(tx: &Transaction<'_>, campaign_id: i64, policy: &CorrelationPolicy, now: Millis, notify: bool, fx: &mut IngestEffects) -> StoreResult<bool> {
     let (level, size): (i64, i64) = tx.query_row(
         "SELECT escalation, (SELECT count(*) FROM campaign_jurisdictions WHERE campaign_id = ?1) FROM campaigns WHERE id = ?1",
         [campaign_id],
@@ -1093,6 +1195,9 @@ fn escalate(tx: &Transaction<'_>, campaign_id: i64, policy: &CorrelationPolicy, 
     }
     tx.execute("UPDATE campaigns SET escalation = ?1 WHERE id = ?2", params![new_level, campaign_id])?;
     log(tx, campaign_id, now, "escalated", None, &format!("{size} jurisdictions, level {new_level}"))?;
+    if !notify {
+        return Ok(true);
+    }
     let all: Vec<i64> = {
         let mut st = tx.prepare_cached("SELECT jurisdiction_id FROM campaign_jurisdictions WHERE campaign_id = ?1")?;
         let rows = st.query_map([campaign_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
@@ -1134,7 +1239,7 @@ fn enqueue(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, kind: &
                     "SELECT count(*), max(coalesce(delivered_ms, next_attempt_ms)) FROM notifications WHERE contact_id = ?1 AND campaign_id = ?2 AND event_key LIKE 'update:%'",
                 )?
                 .query_row(params![contact, campaign_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            let due = last.map_or(now, |l| (l + digest_interval_ms).max(now));
+            let due = last.map_or(now, |l| l.saturating_add(digest_interval_ms).max(now));
             (format!("update:{}", count + 1), due)
         } else {
             (event_key.to_string(), now)
@@ -1247,6 +1352,58 @@ mod tests {
         assert!(s.campaigns(false).unwrap().is_empty(), "sightings 4 s apart with a 1 s window");
         s.ingest(&[batch(a, 2, "45.1.2.3", "alert")], &policy, 5500).unwrap();
         assert_eq!(s.campaigns(false).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_closed_campaign_reopens_only_on_new_sightings_after_the_close() {
+        let (_d, s) = store();
+        let policy = CorrelationPolicy::default();
+        let js: Vec<i64> = (0..3).map(|i| jurisdiction(&s, i)).collect();
+        s.ingest(&[batch(js[0], 1, "45.1.2.3", "alert"), batch(js[1], 1, "45.1.2.3", "alert")], &policy, 1000).unwrap();
+        let first = s.campaigns(true).unwrap()[0].id;
+        s.close_campaign(first, 2000).unwrap();
+        let targeted = count(&s, "targeted");
+        // One jurisdiction sees the actor again: with the others' sightings from before the
+        // close, that is not K jurisdictions after it, so no new campaign and no new warning.
+        s.ingest(&[batch(js[0], 2, "45.1.2.3", "alert")], &policy, 3000).unwrap();
+        assert!(s.campaigns(true).unwrap().is_empty(), "closing is not undone by the next packet");
+        assert_eq!(count(&s, "targeted"), targeted);
+        // A second jurisdiction after the close: a new campaign, with those two only.
+        s.ingest(&[batch(js[2], 1, "45.1.2.3", "alert")], &policy, 4000).unwrap();
+        let open = s.campaigns(true).unwrap();
+        assert_eq!(open.len(), 1);
+        assert_ne!(open[0].id, first);
+        assert_eq!(open[0].jurisdictions, 2);
+    }
+
+    #[test]
+    fn a_campaign_that_opens_large_sends_one_warning_per_contact() {
+        let (_d, s) = store();
+        let policy = CorrelationPolicy { min_jurisdictions: 6, escalate_at: vec![5], ..Default::default() };
+        let js: Vec<i64> = (0..6).map(|i| jurisdiction(&s, i)).collect();
+        for (n, &j) in js.iter().enumerate() {
+            s.ingest(&[batch(j, 1, "45.1.2.3", "alert")], &policy, 1000 + n as i64).unwrap();
+        }
+        assert_eq!(s.campaigns(true).unwrap()[0].jurisdictions, 6);
+        assert_eq!(count(&s, "targeted"), 6);
+        assert_eq!(count(&s, "escalated"), 0, "the targeted warning already says how many others");
+        let timeline = s.campaign(s.campaigns(true).unwrap()[0].id).unwrap().unwrap().timeline;
+        assert!(timeline.iter().any(|t| t.kind == "escalated"), "the level is still recorded");
+    }
+
+    #[test]
+    fn old_idempotency_keys_are_pruned_in_chunks() {
+        let (_d, s) = store();
+        let policy = CorrelationPolicy::default();
+        let a = jurisdiction(&s, 0);
+        let batches: Vec<IngestBatch> = (0..(PRUNE_CHUNK as i64 + 5)).map(|seq| batch(a, seq, "10.0.0.9", "dns")).collect();
+        s.ingest(&batches, &policy, 1000).unwrap();
+        s.ingest(&[batch(a, -1, "10.0.0.9", "dns")], &policy, 5000).unwrap();
+        assert_eq!(s.prune_batches(2000).unwrap(), PRUNE_CHUNK + 5);
+        // The recent key is kept: a retry of it is still a duplicate.
+        let (receipts, _) = s.ingest(&[batch(a, -1, "10.0.0.9", "dns")], &policy, 6000).unwrap();
+        assert!(receipts[0].duplicate);
+        assert_eq!(s.prune_events(Some("dns"), &[], 2000).unwrap(), PRUNE_CHUNK + 5, "events too, chunk by chunk");
     }
 
     #[test]

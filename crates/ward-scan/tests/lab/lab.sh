@@ -14,7 +14,9 @@
 #   127.0.77.13  nginx  :80 redirect, :443 clean (trusted lab CA, HSTS, TLS 1.2+) = clean.lab.test
 #   127.0.77.20  vsftpd :21 anonymous login
 #   127.0.77.21  sshd   :22 user "admin" with password "password"
-#   127.0.77.22  busybox telnetd :23 /bin/login, same user "admin" / "password"
+#   127.0.77.22  busybox telnetd :23 /bin/login, same user "admin" / "password" (only when busybox
+#                with telnetd is installed: `apt-get install busybox-static`; otherwise the lab
+#                prints "lab ready (no telnet)" and the test drops the telnet findings)
 #   127.0.77.30  redis  :6379 no authentication
 #   127.0.77.53  dnsmasq :53 zone lab.test (A, TXT, MX records for the email checks)
 #   127.0.77.26  python smtpd :25 mail server without STARTTLS (MX of bad.lab.test)
@@ -29,7 +31,6 @@ need() {
     command -v "$bin" >/dev/null 2>&1 || missing+=("$bin")
   done
   python3 -c 'import smtpd' 2>/dev/null || missing+=("python3-smtpd(<=3.11)")
-  busybox --list 2>/dev/null | grep -qx telnetd || missing+=("busybox-telnetd(busybox-static)")
   if [ "$(id -u)" != 0 ]; then missing+=("root"); fi
   if [ ${#missing[@]} -gt 0 ]; then
     echo "lab: missing ${missing[*]} (apt-get install nginx-light vsftpd openssh-server redis-server dnsmasq-base busybox-static openssl; run as root)" >&2
@@ -182,8 +183,13 @@ UsePAM yes
 EOF
   /usr/sbin/sshd -f "$dir/sshd_config" -E "$dir/logs/sshd.log"
 
-  busybox telnetd -F -b 127.0.77.22:23 -l /bin/login >"$dir/logs/telnetd.log" 2>&1 &
-  echo $! > "$dir/telnetd.pid"
+  local telnet=127.0.77.22:23
+  if busybox --list 2>/dev/null | grep -qx telnetd; then
+    busybox telnetd -F -b 127.0.77.22:23 -l /bin/login >"$dir/logs/telnetd.log" 2>&1 &
+    echo $! > "$dir/telnetd.pid"
+  else
+    telnet=""
+  fi
 
   redis-server --bind 127.0.77.30 --port 6379 --protected-mode no --save '' --appendonly no \
     --daemonize yes --pidfile "$dir/redis.pid" --logfile "$dir/logs/redis.log" --dir "$dir"
@@ -207,13 +213,13 @@ asyncore.loop()' >"$dir/logs/smtpd.log" 2>&1 &
 
   # wait until every server accepts connections
   for target in 127.0.77.10:80 127.0.77.10:443 127.0.77.11:443 127.0.77.12:443 127.0.77.13:443 \
-                127.0.77.20:21 127.0.77.21:22 127.0.77.22:23 127.0.77.30:6379 127.0.77.26:25; do
+                127.0.77.20:21 127.0.77.21:22 $telnet 127.0.77.30:6379 127.0.77.26:25; do
     for _ in $(seq 1 50); do
       if (exec 3<>"/dev/tcp/${target%:*}/${target#*:}") 2>/dev/null; then break; fi
       sleep 0.1
     done
   done
-  echo "lab ready"
+  if [ -n "$telnet" ]; then echo "lab ready"; else echo "lab ready (no telnet)"; fi
 }
 
 stop() {

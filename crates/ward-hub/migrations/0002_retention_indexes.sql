@@ -1,0 +1,2 @@
+-- ward hub schema, version 2: the retention pruner finds old idempotency records by time.
+CREATE INDEX batches_received ON batches (received_ms);

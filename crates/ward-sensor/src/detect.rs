@@ -1,0 +1,894 @@
+//! Detection in the sensor: rules, indicator lists and the scan detector of [`ward_detect`],
+//! fed from each worker's flows, streams and app-layer transactions, with live reload.
+//!
+//! * [`DetectConfig`] names the files and thresholds; [`Engines::load`] builds the rule set and
+//!   indicator set once and shares them behind [`SharedRuleSet`] / [`SharedIndicatorSet`].
+//! * Each worker keeps a [`WorkerDetect`]: it takes the current sets once per batch (an `Arc`
+//!   clone, no lock) and owns its scratch space, so inspection never waits on another thread.
+//! * Reload: SIGHUP ([`install_sighup_handler`]) or a changed file (polled by mtime every
+//!   [`DetectConfig::watch_interval`]) makes the reloader thread build new sets beside the old
+//!   ones and swap them atomically; workers pick them up at their next batch. Packets keep
+//!   flowing during the build. A reload that cannot read a rules file keeps the old rules.
+//! * The scan detector is shared by the workers behind a mutex: it is fed once per ended flow
+//!   (not per packet), and a sweep's flows are spread over workers by the address-pair hash, so a
+//!   per-worker detector would undercount horizontal and block scans.
+//!
+//! Alerts are written as EVE `alert` records through the same [`EveBuffer`] as every other record
+//! (so any sink that takes EVE lines — file, stdout, a spool — gets them).
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use ward_detect::scan::ScanAlert;
+use ward_detect::{
+    Classification, DetectScratch, DnsInput, HttpInput, IndicatorHit, IndicatorSet, LoadReport, Match, PacketInput,
+    RuleSet, ScanConfig, ScanDetector, ScanEvent, ScanOutcome, SharedIndicatorSet, SharedRuleSet, TlsInput, Vars,
+};
+use ward_model::eve::{self, Alert, AlertFlow, Event, EventBody};
+use ward_model::Timestamp;
+use ward_proto::dns::DnsMessage;
+use ward_proto::http::HttpTransaction;
+use ward_proto::tls::TlsInfo;
+
+/// Bytes of a direction's already-inspected stream kept and inspected again with the next
+/// segment, so a pattern split across two segments is still found.
+pub const STREAM_OVERLAP: usize = 2048;
+/// Largest stream window inspected at once (a burst of reassembled data is inspected in its
+/// last part only beyond this; Suricata's raw stream chunks are of this order).
+pub const MAX_STREAM_WINDOW: usize = 64 * 1024;
+
+/// What to detect with.
+#[derive(Debug, Clone, Default)]
+pub struct DetectConfig {
+    /// Suricata rule files. `classification.config` / `reference.config` beside the first one
+    /// are used when present.
+    pub rule_files: Vec<PathBuf>,
+    /// `VAR=VALUE` rule variable assignments (HOME_NET, EXTERNAL_NET, HTTP_PORTS, ...).
+    pub vars: Vec<String>,
+    /// Indicator lists (one value a line, or CSV id,type,value,severity,description,expiry).
+    pub indicator_files: Vec<PathBuf>,
+    /// The scan detector's thresholds; `None` turns it off.
+    pub scan: Option<ScanConfig>,
+    /// Poll the rule and indicator files' modification times this often and reload on change;
+    /// `None`: reload on SIGHUP only.
+    pub watch_interval: Option<Duration>,
+}
+
+/// What [`Engines::load`] (or a reload) loaded.
+#[derive(Debug, Clone, Default)]
+pub struct LoadSummary {
+    pub rules: LoadReport,
+    pub indicators: usize,
+    pub indicators_expired: usize,
+    pub indicator_errors: Vec<String>,
+    pub indicator_seconds: f64,
+}
+
+impl LoadSummary {
+    /// One line for the operator.
+    pub fn text(&self) -> String {
+        let r = &self.rules;
+        let mut s = format!(
+            "rules: {} of {} loaded ({:.2}%), {} skipped, in {:.2} s",
+            r.loaded,
+            r.total,
+            r.loaded_percent(),
+            r.skipped.len(),
+            r.duration.as_secs_f64()
+        );
+        if !r.skipped.is_empty() {
+            let kw: Vec<String> = r.skipped_by_keyword().iter().take(5).map(|(k, n)| format!("{k} {n}")).collect();
+            s.push_str(&format!(" (skipped by keyword: {}; see `ward rules check`)", kw.join(", ")));
+        }
+        s.push_str(&format!(
+            "; indicators: {} loaded, {} expired, {} bad lines, in {:.2} s",
+            self.indicators,
+            self.indicators_expired,
+            self.indicator_errors.len(),
+            self.indicator_seconds
+        ));
+        s
+    }
+}
+
+/// Why detection could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum DetectError {
+    #[error("--set {0}")]
+    Var(String),
+    #[error("{0}")]
+    RulesFile(String),
+    #[error("{0}")]
+    IndicatorFile(String),
+}
+
+/// The shared detection state of a sensor: current rule and indicator sets and how to rebuild
+/// them. Cheap to clone (handles only).
+#[derive(Clone)]
+pub struct Engines {
+    pub config: Arc<DetectConfig>,
+    pub rules: Arc<SharedRuleSet>,
+    pub indicators: Arc<SharedIndicatorSet>,
+    reloads: Arc<AtomicU64>,
+    failed_reloads: Arc<AtomicU64>,
+    last: Arc<Mutex<LoadSummary>>,
+}
+
+impl std::fmt::Debug for Engines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engines").field("config", &self.config).field("rules", &self.rules.load().len()).finish()
+    }
+}
+
+fn build_vars(assignments: &[String]) -> Result<Vars, DetectError> {
+    let mut vars = Vars::default();
+    for a in assignments {
+        vars.set_assignment(a).map_err(|e| DetectError::Var(format!("{a}: {e}")))?;
+    }
+    Ok(vars)
+}
+
+fn load_sets(cfg: &DetectConfig, vars: &Vars) -> (RuleSet, IndicatorSet, LoadSummary) {
+    let cls = cfg.rule_files.first().map(|p| Classification::beside(p)).unwrap_or_default();
+    let (rules, report) = ward_detect::load(&cfg.rule_files, vars, &cls);
+    let started = Instant::now();
+    let indicators = IndicatorSet::load(&cfg.indicator_files, Timestamp::now());
+    let summary = LoadSummary {
+        rules: report,
+        indicators: indicators.len(),
+        indicators_expired: indicators.expired,
+        indicator_errors: indicators.errors.iter().map(|e| e.to_string()).collect(),
+        indicator_seconds: started.elapsed().as_secs_f64(),
+    };
+    (rules, indicators, summary)
+}
+
+fn file_errors(s: &LoadSummary) -> (Option<String>, Option<String>) {
+    let rules = (!s.rules.file_errors.is_empty()).then(|| s.rules.file_errors.join("; "));
+    let ind: Vec<&String> = s.indicator_errors.iter().filter(|e| e.starts_with("cannot read")).collect();
+    let ind = (!ind.is_empty()).then(|| ind.iter().map(|s| s.as_str()).collect::<Vec<_>>().join("; "));
+    (rules, ind)
+}
+
+impl Engines {
+    /// Loads the rules and indicators. An unreadable file or a bad `--set` is an error; bad
+    /// rules and bad indicator lines are skipped and reported in the summary.
+    pub fn load(cfg: DetectConfig) -> Result<(Engines, LoadSummary), DetectError> {
+        let vars = build_vars(&cfg.vars)?;
+        let (rules, indicators, summary) = load_sets(&cfg, &vars);
+        match file_errors(&summary) {
+            (Some(e), _) => return Err(DetectError::RulesFile(e)),
+            (_, Some(e)) => return Err(DetectError::IndicatorFile(e)),
+            _ => {}
+        }
+        let engines = Engines {
+            config: Arc::new(cfg),
+            rules: Arc::new(SharedRuleSet::new(rules)),
+            indicators: Arc::new(SharedIndicatorSet::new(indicators)),
+            reloads: Arc::default(),
+            failed_reloads: Arc::default(),
+            last: Arc::new(Mutex::new(summary.clone())),
+        };
+        Ok((engines, summary))
+    }
+
+    /// Rebuilds both sets from the files beside the current ones and swaps them in. If a rules
+    /// (or indicator) file cannot be read, the current rules (indicators) stay.
+    pub fn reload(&self) -> LoadSummary {
+        let vars = match build_vars(&self.config.vars) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::error!("reload: {e}");
+                self.failed_reloads.fetch_add(1, Ordering::Relaxed);
+                return LoadSummary::default();
+            }
+        };
+        let (rules, indicators, summary) = load_sets(&self.config, &vars);
+        let (rule_err, ind_err) = file_errors(&summary);
+        match &rule_err {
+            Some(e) => {
+                tracing::error!("reload: keeping the current rules: {e}");
+                self.failed_reloads.fetch_add(1, Ordering::Relaxed);
+            }
+            None => self.rules.store(rules),
+        }
+        match &ind_err {
+            Some(e) => tracing::error!("reload: keeping the current indicators: {e}"),
+            None => self.indicators.store(indicators),
+        }
+        self.reloads.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("reloaded: {}", summary.text());
+        if let Ok(mut last) = self.last.lock() {
+            *last = summary.clone();
+        }
+        summary
+    }
+
+    /// Completed reloads so far.
+    pub fn reload_count(&self) -> u64 {
+        self.reloads.load(Ordering::Relaxed)
+    }
+
+    /// Reloads that kept the old rules because a file could not be read.
+    pub fn failed_reload_count(&self) -> u64 {
+        self.failed_reloads.load(Ordering::Relaxed)
+    }
+
+    /// The summary of the last (re)load.
+    pub fn last_summary(&self) -> LoadSummary {
+        self.last.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+
+    /// Every file whose change triggers a reload.
+    fn watched_files(&self) -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = self.config.rule_files.clone();
+        if let Some(dir) = self.config.rule_files.first().and_then(|p| p.parent()) {
+            files.push(dir.join("classification.config"));
+            files.push(dir.join("reference.config"));
+        }
+        files.extend(self.config.indicator_files.iter().cloned());
+        files
+    }
+}
+
+// --- reload triggers ------------------------------------------------------------------------
+
+static HUP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_sighup(_: libc::c_int) {
+    HUP.store(true, Ordering::SeqCst);
+}
+
+/// Makes SIGHUP request a reload (instead of ending the process). Async-signal-safe: the handler
+/// only sets a flag that the reloader thread polls.
+pub fn install_sighup_handler() -> std::io::Result<()> {
+    // SAFETY: installs a handler that only stores to an atomic; sigaction is given a zeroed,
+    // then filled, struct as its documentation requires.
+    unsafe {
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = on_sighup as extern "C" fn(libc::c_int) as usize;
+        sa.sa_flags = libc::SA_RESTART;
+        libc::sigemptyset(&mut sa.sa_mask);
+        if libc::sigaction(libc::SIGHUP, &sa, std::ptr::null_mut()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// Requests a reload as SIGHUP does (for an operator API and tests).
+pub fn request_reload() {
+    HUP.store(true, Ordering::SeqCst);
+}
+
+fn mtimes(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
+    files.iter().map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
+}
+
+/// Runs the reloader until `done` is set (then unpark the thread to end it at once): reloads on SIGHUP and, with a watch interval, when a
+/// watched file's mtime or size changes.
+pub fn spawn_reloader(engines: Engines, done: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name("ward-reload".into()).spawn(move || {
+        let files = engines.watched_files();
+        let mut seen = mtimes(&files);
+        let mut last_poll = Instant::now();
+        while !done.load(Ordering::Relaxed) {
+            std::thread::park_timeout(Duration::from_millis(100));
+            let mut reload = HUP.swap(false, Ordering::SeqCst);
+            if let Some(every) = engines.config.watch_interval {
+                if last_poll.elapsed() >= every {
+                    last_poll = Instant::now();
+                    let now = mtimes(&files);
+                    if now != seen {
+                        seen = now;
+                        reload = true;
+                    }
+                }
+            }
+            if reload {
+                engines.reload();
+                seen = mtimes(&files);
+            }
+        }
+    })
+}
+
+// --- scan detector shared by the workers ------------------------------------------------------
+
+/// The run's scan detector, shared by the workers; reset when a capture file ends.
+pub(crate) struct SharedScan {
+    inner: Mutex<(ScanDetector, u64)>,
+    config: ScanConfig,
+}
+
+impl SharedScan {
+    pub(crate) fn new(config: ScanConfig) -> Arc<SharedScan> {
+        Arc::new(SharedScan { inner: Mutex::new((ScanDetector::new(config), 0)), config })
+    }
+
+    fn observe(&self, ev: &ScanEvent) -> Option<ScanAlert> {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        g.0.observe(ev)
+    }
+
+    /// The worker's `n`th capture ended: the first worker to say so resets the detector.
+    fn end_capture(&self, n: u64) {
+        let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        if g.1 < n {
+            *g = (ScanDetector::new(self.config), n);
+        }
+    }
+}
+
+// --- per worker --------------------------------------------------------------------------------
+
+/// Flow facts the worker hands detection (copied out of the flow table's flow).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct FlowFacts {
+    pub flow_id: u64,
+    pub client: IpAddr,
+    pub client_port: u16,
+    pub server: IpAddr,
+    pub server_port: u16,
+    pub proto: u8,
+    pub start: Timestamp,
+    pub pkts: [u64; 2],
+    pub bytes: [u64; 2],
+    pub established: bool,
+    pub app_proto: Option<&'static str>,
+    pub vlan: [u16; 2],
+}
+
+impl FlowFacts {
+    fn alert_flow(&self) -> AlertFlow {
+        let ports = matches!(self.proto, 6 | 17 | 132);
+        AlertFlow {
+            pkts_toserver: self.pkts[0],
+            pkts_toclient: self.pkts[1],
+            bytes_toserver: self.bytes[0],
+            bytes_toclient: self.bytes[1],
+            start: self.start,
+            src_ip: Some(eve::format_ip(self.client)),
+            dest_ip: Some(eve::format_ip(self.server)),
+            src_port: ports.then_some(self.client_port),
+            dest_port: ports.then_some(self.server_port),
+        }
+    }
+
+    /// A packet input oriented client → server (`to_server`) or back, without payload.
+    fn oriented(&self, ts: Timestamp, to_server: bool) -> PacketInput<'static> {
+        let mut p = if to_server {
+            PacketInput::new(ts, self.client, self.client_port, self.server, self.server_port, self.proto)
+        } else {
+            PacketInput::new(ts, self.server, self.server_port, self.client, self.client_port, self.proto)
+        };
+        p.to_server = to_server;
+        p.flow_established = self.established;
+        p.flow_id = self.flow_id;
+        p.app_proto = self.app_proto;
+        p.bytes_toserver = self.bytes[0];
+        p.bytes_toclient = self.bytes[1];
+        p
+    }
+}
+
+/// Per-flow detection state kept in the worker's flow table.
+#[derive(Debug, Default)]
+pub(crate) struct FlowDetectState {
+    pub detect: ward_detect::FlowDetect,
+    /// The tail of each direction's inspected stream ([`STREAM_OVERLAP`] bytes at most).
+    stream_tail: [Vec<u8>; 2],
+    pub alerted: bool,
+    indicators_checked: bool,
+}
+
+/// Envelope facts of the record being written.
+pub(crate) struct RecordCtx {
+    pub pcap_cnt: u64,
+    pub pkt_src: &'static str,
+}
+
+/// One worker's detection: current sets, scratch space, output vectors.
+pub(crate) struct WorkerDetect {
+    engines: Engines,
+    pub rules: Arc<RuleSet>,
+    indicators: Arc<IndicatorSet>,
+    scratch: DetectScratch,
+    matches: Vec<Match>,
+    hits: Vec<IndicatorHit>,
+    scan: Option<Arc<SharedScan>>,
+    captures_ended: u64,
+    /// New in-order stream bytes of the packet being processed.
+    pub stream_new: Vec<u8>,
+    window: Vec<u8>,
+    pub alerts: u64,
+}
+
+impl WorkerDetect {
+    pub(crate) fn new(engines: Engines, scan: Option<Arc<SharedScan>>) -> WorkerDetect {
+        WorkerDetect {
+            rules: engines.rules.load(),
+            indicators: engines.indicators.load(),
+            engines,
+            scratch: DetectScratch::new(),
+            matches: Vec::new(),
+            hits: Vec::new(),
+            scan,
+            captures_ended: 0,
+            stream_new: Vec::new(),
+            window: Vec::new(),
+            alerts: 0,
+        }
+    }
+
+    /// Takes the current sets (call once per batch).
+    pub(crate) fn refresh(&mut self) {
+        self.rules = self.engines.rules.load();
+        self.indicators = self.engines.indicators.load();
+    }
+
+    /// True when packet payloads need to be collected for stream inspection.
+    pub(crate) fn wants_stream(&self) -> bool {
+        !self.rules.is_empty()
+    }
+
+    pub(crate) fn end_capture(&mut self) {
+        self.captures_ended += 1;
+        if let Some(s) = &self.scan {
+            s.end_capture(self.captures_ended);
+        }
+    }
+
+    /// Inspects one packet of a flow (after its app-layer events were handled). `tcp_session`:
+    /// the flow has a TCP session whose stream is reassembled (then payload rules see the stream).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_packet(
+        &mut self,
+        out: &mut Vec<Event>,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        pkt: &ward_packet::packet::Packet<'_>,
+        to_server: bool,
+        tcp_session: bool,
+        ctx: &RecordCtx,
+    ) {
+        use ward_packet::packet::Transport;
+        // Indicators: the flow's endpoints, once per flow.
+        if !state.indicators_checked {
+            state.indicators_checked = true;
+            if !self.indicators.is_empty() {
+                let input = facts.oriented(pkt.ts, true);
+                self.hits.clear();
+                self.indicators.check_flow(&input, &mut self.hits);
+                self.write_hits(out, state, facts, pkt.ts, true, None, ctx);
+            }
+        }
+        let d = if to_server { 0 } else { 1 };
+        let rules = self.rules.clone();
+        if rules.is_empty() {
+            self.stream_new.clear();
+            return;
+        }
+        let stream: Option<&[u8]> = if tcp_session && pkt.proto == 6 {
+            self.window.clear();
+            if !self.stream_new.is_empty() {
+                let tail = &state.stream_tail[d];
+                let new = if self.stream_new.len() > MAX_STREAM_WINDOW {
+                    &self.stream_new[self.stream_new.len() - MAX_STREAM_WINDOW..]
+                } else {
+                    &self.stream_new[..]
+                };
+                if new.len() < MAX_STREAM_WINDOW {
+                    let keep = tail.len().min(MAX_STREAM_WINDOW - new.len());
+                    self.window.extend_from_slice(&tail[tail.len() - keep..]);
+                }
+                self.window.extend_from_slice(new);
+                let t = &mut state.stream_tail[d];
+                t.clear();
+                t.extend_from_slice(&self.window[self.window.len().saturating_sub(STREAM_OVERLAP)..]);
+            }
+            Some(&self.window)
+        } else {
+            None
+        };
+        let mut input = facts.oriented(pkt.ts, to_server);
+        input.src_ip = pkt.src;
+        input.dst_ip = pkt.dst;
+        input.src_port = pkt.src_port;
+        input.dst_port = pkt.dst_port;
+        input.ip_proto = pkt.proto;
+        input.ttl = pkt.ttl;
+        input.payload = pkt.payload;
+        input.stream = stream;
+        match &pkt.transport {
+            Transport::Tcp(h) => {
+                input.tcp = Some(ward_detect::TcpHeader { flags: h.flags, seq: h.seq, ack: h.ack, window: h.window })
+            }
+            Transport::Icmp { icmp_type, icmp_code } => {
+                input.icmp = Some(ward_detect::IcmpHeader { itype: *icmp_type, icode: *icmp_code, id: 0, seq: 0 })
+            }
+            _ => {}
+        }
+        self.matches.clear();
+        rules.inspect_packet(&input, &mut state.detect, &mut self.scratch, &mut self.matches);
+        if self.matches.is_empty() {
+            self.stream_new.clear();
+            return;
+        }
+        let alerts: Vec<Alert> = self.matches.iter().map(|m| m.to_eve_alert(&input)).collect();
+        self.stream_new.clear();
+        for alert in alerts {
+            let record = self.alert_record(state, facts, pkt.ts, to_server, alert, None, None, ctx);
+            out.push(record);
+        }
+    }
+
+    /// Inspects an HTTP transaction (request, then response when present).
+    pub(crate) fn on_http(
+        &mut self,
+        out: &mut Vec<Event>,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        ts: Timestamp,
+        tx: &HttpTransaction,
+        obj: &eve::Http,
+        ctx: &RecordCtx,
+    ) {
+        let bufs = HttpBufs::of(tx);
+        let input = bufs.input(tx);
+        let app = AppObj::Http(obj);
+        let req_pkt = facts.oriented(ts, true);
+        if !self.indicators.is_empty() {
+            self.hits.clear();
+            self.indicators.check_http(&req_pkt, &input, &mut self.hits);
+            self.write_hits(out, state, facts, ts, true, Some(app), ctx);
+        }
+        let rules = self.rules.clone();
+        if rules.is_empty() {
+            return;
+        }
+        let mut stages = vec![(req_pkt, tx.request.is_some())];
+        stages.push((facts.oriented(ts, false), tx.response.is_some()));
+        for (pkt, present) in stages {
+            if !present {
+                continue;
+            }
+            self.matches.clear();
+            rules.inspect_http(&pkt, &input, &mut state.detect, &mut self.scratch, &mut self.matches);
+            let matches = std::mem::take(&mut self.matches);
+            for m in &matches {
+                let alert = m.to_eve_alert(&pkt);
+                out.push(self.alert_record(state, facts, ts, pkt.to_server, alert, Some(app), m.tx_id, ctx));
+            }
+            self.matches = matches;
+        }
+    }
+
+    /// Inspects a DNS message.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_dns(
+        &mut self,
+        out: &mut Vec<Event>,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        ts: Timestamp,
+        tx_id: u64,
+        msg: &DnsMessage,
+        obj: &eve::Dns,
+        ctx: &RecordCtx,
+    ) {
+        use ward_proto::dns::parser::DnsRData;
+        let queries: Vec<&[u8]> = msg.queries.iter().map(|q| q.name.value.as_slice()).collect();
+        let mut answers: Vec<&[u8]> = Vec::new();
+        let mut answer_ips: Vec<IpAddr> = Vec::new();
+        for a in &msg.answers {
+            answers.push(a.name.value.as_slice());
+            match &a.rdata {
+                DnsRData::A(v4) => answer_ips.push(IpAddr::V4(*v4)),
+                DnsRData::Aaaa(v6) => answer_ips.push(IpAddr::V6(*v6)),
+                DnsRData::Name(n) => answers.push(n.value.as_slice()),
+                DnsRData::Mx { exchange, .. } => answers.push(exchange.value.as_slice()),
+                _ => {}
+            }
+        }
+        let input = DnsInput {
+            tx_id,
+            queries: &queries,
+            answers: &answers,
+            answer_ips: &answer_ips,
+            opcode: ((msg.header.flags >> 11) & 0xf) as u8,
+        };
+        let to_server = msg.header.flags & 0x8000 == 0;
+        let pkt = facts.oriented(ts, to_server);
+        let app = AppObj::Dns(obj);
+        if !self.indicators.is_empty() {
+            self.hits.clear();
+            self.indicators.check_dns(&pkt, &input, &mut self.hits);
+            self.write_hits(out, state, facts, ts, to_server, Some(app), ctx);
+        }
+        let rules = self.rules.clone();
+        if rules.is_empty() {
+            return;
+        }
+        self.matches.clear();
+        rules.inspect_dns(&pkt, &input, &mut state.detect, &mut self.scratch, &mut self.matches);
+        let matches = std::mem::take(&mut self.matches);
+        for m in &matches {
+            let alert = m.to_eve_alert(&pkt);
+            out.push(self.alert_record(state, facts, ts, to_server, alert, Some(app), m.tx_id, ctx));
+        }
+        self.matches = matches;
+    }
+
+    /// Inspects a TLS handshake summary (both directions' rules).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_tls(
+        &mut self,
+        out: &mut Vec<Event>,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        ts: Timestamp,
+        info: &TlsInfo,
+        obj: &eve::Tls,
+        ctx: &RecordCtx,
+    ) {
+        let certs: Vec<&[u8]> = info.certs.iter().map(|c| c.as_slice()).collect();
+        let version = info.version();
+        let input = TlsInput {
+            sni: info.sni.as_deref(),
+            certs: &certs,
+            cert_subject: info.cert.as_ref().map(|c| c.subject.as_bytes()),
+            cert_issuer: info.cert.as_ref().map(|c| c.issuer.as_bytes()),
+            cert_serial: info.cert.as_ref().map(|c| c.serial.as_bytes()),
+            cert_fingerprint: info.cert.as_ref().map(|c| c.fingerprint.as_bytes()),
+            ja3_hash: info.ja3.as_ref().map(|f| f.hash.as_bytes()),
+            ja3_string: info.ja3.as_ref().map(|f| f.string.as_bytes()),
+            ja3s_hash: info.ja3s.as_ref().map(|f| f.hash.as_bytes()),
+            ja3s_string: info.ja3s.as_ref().map(|f| f.string.as_bytes()),
+            ja4_hash: None,
+            version: (version != 0).then_some(version),
+        };
+        let app = AppObj::Tls(obj);
+        if !self.indicators.is_empty() {
+            let pkt = facts.oriented(ts, true);
+            self.hits.clear();
+            self.indicators.check_tls(&pkt, &input, &mut self.hits);
+            self.write_hits(out, state, facts, ts, true, Some(app), ctx);
+        }
+        let rules = self.rules.clone();
+        if rules.is_empty() {
+            return;
+        }
+        for to_server in [true, false] {
+            let pkt = facts.oriented(ts, to_server);
+            self.matches.clear();
+            rules.inspect_tls(&pkt, &input, &mut state.detect, &mut self.scratch, &mut self.matches);
+            let matches = std::mem::take(&mut self.matches);
+            for m in &matches {
+                let alert = m.to_eve_alert(&pkt);
+                out.push(self.alert_record(state, facts, ts, to_server, alert, Some(app), None, ctx));
+            }
+            self.matches = matches;
+        }
+    }
+
+    /// A flow ended: feed its connection attempt to the scan detector.
+    pub(crate) fn on_flow_end(&mut self, out: &mut Vec<Event>, facts: &FlowFacts, outcome: Option<ScanOutcome>) {
+        let (Some(scan), Some(outcome)) = (&self.scan, outcome) else { return };
+        let ev = ScanEvent { ts: facts.start, src: facts.client, dst: facts.server, dport: facts.server_port, proto: facts.proto, outcome };
+        if let Some(alert) = scan.observe(&ev) {
+            let mut record = Event::new(
+                alert.last_seen,
+                EventBody::Alert { alert: alert.to_eve_alert(), direction: None, http: None, dns: None, tls: None, flow: None },
+            );
+            record.src_ip = Some(eve::format_ip(alert.src));
+            record.dest_ip = Some(eve::format_ip(alert.dst));
+            record.ip_v = Some(if alert.src.is_ipv4() { 4 } else { 6 });
+            record.proto = Some(eve::proto_name(alert.proto));
+            if matches!(alert.proto, 6 | 17) {
+                record.dest_port = Some(alert.dport);
+            }
+            record.pkt_src = Some("scan detector".into());
+            self.alerts += 1;
+            out.push(record);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn write_hits(
+        &mut self,
+        out: &mut Vec<Event>,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        ts: Timestamp,
+        to_server: bool,
+        app: Option<AppObj<'_>>,
+        ctx: &RecordCtx,
+    ) {
+        let hits = std::mem::take(&mut self.hits);
+        for h in &hits {
+            let record = self.alert_record(state, facts, ts, to_server, h.to_eve_alert(), app, None, ctx);
+            out.push(record);
+        }
+        self.hits = hits;
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn alert_record(
+        &mut self,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        ts: Timestamp,
+        to_server: bool,
+        alert: Alert,
+        app: Option<AppObj<'_>>,
+        tx_id: Option<u64>,
+        ctx: &RecordCtx,
+    ) -> Event {
+        state.alerted = true;
+        self.alerts += 1;
+        let (http, dns, tls) = match app {
+            Some(AppObj::Http(h)) => (Some(h.clone()), None, None),
+            Some(AppObj::Dns(d)) => (None, Some(d.clone()), None),
+            Some(AppObj::Tls(t)) => (None, None, Some(t.clone())),
+            None => (None, None, None),
+        };
+        let body = EventBody::Alert {
+            alert,
+            direction: Some(if to_server { "to_server" } else { "to_client" }.into()),
+            http,
+            dns,
+            tls,
+            flow: Some(facts.alert_flow()),
+        };
+        let mut record = Event::new(ts, body);
+        let (src, sport, dst, dport) = if to_server {
+            (facts.client, facts.client_port, facts.server, facts.server_port)
+        } else {
+            (facts.server, facts.server_port, facts.client, facts.client_port)
+        };
+        record.flow_id = Some(facts.flow_id);
+        record.src_ip = Some(eve::format_ip(src));
+        record.dest_ip = Some(eve::format_ip(dst));
+        record.ip_v = Some(if src.is_ipv4() { 4 } else { 6 });
+        record.proto = Some(eve::proto_name(facts.proto));
+        if matches!(facts.proto, 6 | 17 | 132) {
+            record.src_port = Some(sport);
+            record.dest_port = Some(dport);
+        }
+        if facts.vlan[0] != 0 {
+            record.vlan = Some(facts.vlan.iter().copied().filter(|&v| v != 0).collect());
+        }
+        record.app_proto = facts.app_proto.map(str::to_string);
+        record.tx_id = tx_id;
+        record.pcap_cnt = Some(ctx.pcap_cnt).filter(|&n| n > 0);
+        record.pkt_src = Some(ctx.pkt_src.into());
+        record
+    }
+}
+
+/// The app-layer object an alert carries.
+#[derive(Clone, Copy)]
+pub(crate) enum AppObj<'a> {
+    Http(&'a eve::Http),
+    Dns(&'a eve::Dns),
+    Tls(&'a eve::Tls),
+}
+
+/// The derived HTTP buffers (built once per transaction).
+#[derive(Default)]
+struct HttpBufs {
+    host: Vec<u8>,
+    req_header: Vec<u8>,
+    req_names: Vec<u8>,
+    req_start: Vec<u8>,
+    resp_header: Vec<u8>,
+    resp_names: Vec<u8>,
+    resp_start: Vec<u8>,
+}
+
+fn start_line(line: &[u8], raw_headers: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(line.len() + raw_headers.len() + 4);
+    v.extend_from_slice(line);
+    v.extend_from_slice(b"\r\n");
+    v.extend_from_slice(raw_headers);
+    if !raw_headers.ends_with(b"\r\n\r\n") {
+        v.extend_from_slice(b"\r\n");
+    }
+    v
+}
+
+impl HttpBufs {
+    fn of(tx: &HttpTransaction) -> HttpBufs {
+        let mut b = HttpBufs::default();
+        if let Some(r) = &tx.request {
+            b.host = r.host().map(String::into_bytes).unwrap_or_default();
+            b.req_header = r.header_block();
+            b.req_names = r.header_names();
+            b.req_start = start_line(&r.line, &r.raw_headers);
+        }
+        if let Some(r) = &tx.response {
+            b.resp_header = r.header_block();
+            b.resp_names = r.header_names();
+            b.resp_start = start_line(&r.line, &r.raw_headers);
+        }
+        b
+    }
+
+    fn input<'a>(&'a self, tx: &'a HttpTransaction) -> HttpInput<'a> {
+        let mut i = HttpInput { tx_id: tx.tx_id, ..Default::default() };
+        if let Some(r) = &tx.request {
+            i.method = Some(&r.method);
+            i.uri = Some(&r.uri_normalized);
+            i.uri_raw = Some(&r.uri_raw);
+            i.host = r.host_raw().map(|_| self.host.as_slice()).or_else(|| (!self.host.is_empty()).then_some(self.host.as_slice()));
+            i.host_raw = r.host_raw();
+            i.user_agent = r.user_agent();
+            i.cookie = r.cookie();
+            i.referer = r.referer();
+            i.accept = r.header("accept");
+            i.accept_enc = r.header("accept-encoding");
+            i.accept_lang = r.header("accept-language");
+            i.request_line = Some(&r.line);
+            i.request_body = (!r.body.is_empty()).then_some(r.body.as_slice());
+            i.request_header = Some(&self.req_header);
+            i.request_header_raw = Some(&r.raw_headers);
+            i.request_header_names = Some(&self.req_names);
+            i.request_content_type = r.content_type();
+            i.request_content_len = r.content_length();
+            i.request_connection = r.header("connection");
+            i.request_protocol = r.protocol.as_deref();
+            i.request_start = Some(&self.req_start);
+        }
+        if let Some(r) = &tx.response {
+            i.stat_code = (!r.status_raw.is_empty()).then_some(r.status_raw.as_slice());
+            i.stat_msg = Some(&r.reason);
+            i.response_line = Some(&r.line);
+            i.response_body = (!r.body.is_empty()).then_some(r.body.as_slice());
+            i.server = r.header("server");
+            i.location = r.location();
+            i.response_header = Some(&self.resp_header);
+            i.response_header_raw = Some(&r.raw_headers);
+            i.response_header_names = Some(&self.resp_names);
+            i.response_content_type = r.content_type();
+            i.response_content_len = r.content_length();
+            i.response_connection = r.header("connection");
+            i.response_protocol = (!r.protocol.is_empty()).then_some(r.protocol.as_slice());
+            i.response_start = Some(&self.resp_start);
+        }
+        i
+    }
+}
+
+/// How a flow ended, as a connection attempt for the scan detector (`None`: not an attempt,
+/// e.g. ICMP or a flow whose start was not seen).
+pub(crate) fn scan_outcome<S>(flow: &ward_packet::flow::Flow<S>) -> Option<ScanOutcome> {
+    const SYN: u8 = 0x02;
+    const RST: u8 = 0x04;
+    const ACK: u8 = 0x10;
+    match flow.proto {
+        6 => {
+            let (c, s) = (flow.tcp.flags[0], flow.tcp.flags[1]);
+            if c & SYN == 0 {
+                // No SYN from the client: a flow whose start was not seen.
+                return None;
+            }
+            if flow.streams[0].offset() > 0 || flow.streams[1].offset() > 0 {
+                return Some(ScanOutcome::Established);
+            }
+            if s & SYN == 0 {
+                return Some(if s & RST != 0 { ScanOutcome::Rejected } else { ScanOutcome::SynNoReply });
+            }
+            // The SYN-ACK came back: a SYN scan resets without completing, a connect scan
+            // completes and closes without data.
+            Some(if c & ACK == 0 { ScanOutcome::HalfOpen } else { ScanOutcome::ConnectNoData })
+        }
+        17 => Some(if flow.pkts[1] == 0 { ScanOutcome::UdpNoReply } else { ScanOutcome::UdpReplied }),
+        _ => None,
+    }
+}
+
