@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p ward-bench --bin bench-hub -- ingest [--sensors 32] [--batch 2000] [--seconds 10] [--runs 3] [--gzip]
-//! cargo run --release -p ward-bench --bin bench-hub -- warn [--jurisdictions 50] [--campaigns 30] [--runs 3]
+//! cargo run --release -p ward-bench --bin bench-hub -- warn [--jurisdictions 50] [--campaigns 30] [--runs 3] [--load 16]
 //! cargo run --release -p ward-bench --bin bench-hub -- all        # both, defaults
 //! ```
 //!
@@ -20,7 +20,8 @@
 //!   jurisdictions; the clock starts when the K-th jurisdiction's sensor sends the sighting that
 //!   opens the campaign, and each receiver notes when its verified `targeted` notification
 //!   arrives. Reports the per-notification latency and the time until *every* jurisdiction was
-//!   warned, p50/p99 over `--campaigns` campaigns.
+//!   warned, p50/p99 over `--campaigns` campaigns. With `--load N`, N more sensors post bulk
+//!   EVE batches without pause during the whole measurement (the hub saturated by ingest).
 //!
 //! Each run starts a fresh hub on a fresh store. The summary is the **median** over `--runs`
 //! runs with the [min – max] spread.
@@ -85,6 +86,10 @@ struct WarnArgs {
     campaigns: usize,
     #[arg(long, default_value_t = 3)]
     runs: usize,
+    /// Background sensors posting bulk EVE batches (2000 lines each, no pause) during the
+    /// measurement: time to warn under ingest load. 0 measures an idle hub.
+    #[arg(long, default_value_t = 0)]
+    load: usize,
 }
 
 fn main() -> std::process::ExitCode {
@@ -93,7 +98,8 @@ fn main() -> std::process::ExitCode {
         What::Ingest(a) => ingest(&a),
         What::Warn(a) => warn(&a),
         What::All => ingest(&IngestArgs { sensors: 32, batch: 2000, seconds: 10, runs: 3, gzip: false, eve: None })
-            .and_then(|()| warn(&WarnArgs { jurisdictions: 50, campaigns: 30, runs: 3 })),
+            .and_then(|()| warn(&WarnArgs { jurisdictions: 50, campaigns: 30, runs: 3, load: 0 }))
+            .and_then(|()| warn(&WarnArgs { jurisdictions: 50, campaigns: 30, runs: 3, load: 16 })),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -151,11 +157,11 @@ fn client_runtime() -> Result<tokio::runtime::Runtime> {
 }
 
 /// Registers `n` jurisdictions (through the store) and enrolls one sensor each (through the API).
-async fn enroll(hub_url: &str, store: &Arc<dyn ward_hub::store::Store>, http: &reqwest::Client, n: usize, contact: impl Fn(usize) -> Option<NewContact>) -> Result<Vec<(i64, String)>> {
+async fn enroll(hub_url: &str, store: &Arc<dyn ward_hub::store::Store>, http: &reqwest::Client, prefix: &str, n: usize, contact: impl Fn(usize) -> Option<NewContact>) -> Result<Vec<(i64, String)>> {
     let mut sensors = Vec::with_capacity(n);
     for i in 0..n {
         let now = now_ms();
-        let new = NewJurisdiction { name: format!("County {i}"), kind: JurisdictionKind::County, state: Some("OH".into()), home_net: None };
+        let new = NewJurisdiction { name: format!("{prefix} {i}"), kind: JurisdictionKind::County, state: Some("OH".into()), home_net: None };
         let j = store.create_jurisdiction(&new, now)?.id;
         if let Some(c) = contact(i) {
             store.create_contact(j, &c, now)?;
@@ -230,20 +236,19 @@ struct IngestRun {
     ack_p99_ms: f64,
 }
 
-fn ingest(args: &IngestArgs) -> Result<()> {
-    let dir = args.eve.clone().unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/oracle/zeek")));
+/// Eight different batch bodies of real EVE lines, cycled so batches differ; built once so the
+/// clients spend their CPU on HTTP, not on building bodies. Also returns the lines.
+fn bulk_bodies(eve: Option<&std::path::Path>, batch: usize, gzip: bool) -> Result<(Vec<String>, Vec<Arc<Vec<u8>>>)> {
+    let dir = eve.map(PathBuf::from).unwrap_or_else(default_eve_dir);
     let lines = eve_lines(&dir)?;
-    let alerts = lines.iter().filter(|l| l.contains("\"event_type\":\"alert\"")).count();
-    // Eight different bodies, cycled, so batches differ; built once so the clients spend
-    // their CPU on HTTP, not on building bodies.
-    let bodies: Vec<Arc<Vec<u8>>> = (0..8)
+    let bodies = (0..8)
         .map(|k| {
             let mut body = Vec::new();
-            for i in 0..args.batch {
-                body.extend_from_slice(lines[(k * args.batch + i) % lines.len()].as_bytes());
+            for i in 0..batch {
+                body.extend_from_slice(lines[(k * batch + i) % lines.len()].as_bytes());
                 body.push(b'\n');
             }
-            if args.gzip {
+            if gzip {
                 use std::io::Write;
                 let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                 let _ = enc.write_all(&body);
@@ -252,6 +257,17 @@ fn ingest(args: &IngestArgs) -> Result<()> {
             Arc::new(body)
         })
         .collect();
+    Ok((lines, bodies))
+}
+
+fn default_eve_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/oracle/zeek"))
+}
+
+fn ingest(args: &IngestArgs) -> Result<()> {
+    let dir = args.eve.clone().unwrap_or_else(default_eve_dir);
+    let (lines, bodies) = bulk_bodies(Some(&dir), args.batch, args.gzip)?;
+    let alerts = lines.iter().filter(|l| l.contains("\"event_type\":\"alert\"")).count();
     println!(
         "ingest: {} sensors, batches of {} EVE lines{} ({} distinct lines, {alerts} alerts, from {}), {} s per run, {} runs; {}",
         args.sensors,
@@ -287,7 +303,7 @@ fn ingest_run(args: &IngestArgs, bodies: &[Arc<Vec<u8>>]) -> Result<IngestRun> {
     let bodies = bodies.to_vec();
     let result = rt.block_on(async move {
         let http = reqwest::Client::builder().pool_max_idle_per_host(sensors).build()?;
-        let creds = enroll(&url, &store, &http, sensors, |_| None).await?;
+        let creds = enroll(&url, &store, &http, "County", sensors, |_| None).await?;
         let started = Instant::now();
         let deadline = started + Duration::from_secs(seconds);
         let mut tasks = Vec::new();
@@ -380,6 +396,7 @@ struct WarnRun {
     all_p99: f64,
     all_max: f64,
     ack_p50: f64,
+    load_events_per_sec: f64,
 }
 
 fn warn(args: &WarnArgs) -> Result<()> {
@@ -387,19 +404,27 @@ fn warn(args: &WarnArgs) -> Result<()> {
         return Err("warn needs --jurisdictions ≥ 2 and --campaigns ≥ 1".into());
     }
     println!(
-        "warn: {} jurisdictions per campaign (K = {}), one webhook contact each, {} campaigns per run, {} runs; {}",
+        "warn: {} jurisdictions per campaign (K = {}), one webhook contact each, {} campaigns per run, {} runs, {}; {}",
         args.jurisdictions,
         args.jurisdictions,
         args.campaigns,
         args.runs,
+        if args.load > 0 { format!("{} background sensors posting 2000-line batches", args.load) } else { "idle hub".to_string() },
         machine()
     );
     let mut runs = Vec::new();
     for run in 1..=args.runs {
         let r = warn_run(args)?;
         println!(
-            "  run {run}: each notification p50 {:.1} ms p99 {:.1} ms; all {} warned p50 {:.1} ms p99 {:.1} ms max {:.1} ms; opening sighting acknowledged p50 {:.1} ms",
-            r.each_p50, r.each_p99, args.jurisdictions, r.all_p50, r.all_p99, r.all_max, r.ack_p50
+            "  run {run}: each notification p50 {:.1} ms p99 {:.1} ms; all {} warned p50 {:.1} ms p99 {:.1} ms max {:.1} ms; opening sighting acknowledged p50 {:.1} ms{}",
+            r.each_p50,
+            r.each_p99,
+            args.jurisdictions,
+            r.all_p50,
+            r.all_p99,
+            r.all_max,
+            r.ack_p50,
+            if args.load > 0 { format!("; background ingest {:.0} events/s", r.load_events_per_sec) } else { String::new() }
         );
         runs.push(r);
     }
@@ -426,12 +451,35 @@ fn warn_run(args: &WarnArgs) -> Result<WarnRun> {
         c.notify.concurrency = 64;
     })?;
     let (url, store) = (hub.url(), hub.store());
-    let campaigns = args.campaigns;
+    let (campaigns, load) = (args.campaigns, args.load);
+    let load_bodies = if load > 0 { bulk_bodies(None, 2000, false)?.1 } else { Vec::new() };
+    let events_url = format!("{url}/api/v1/events");
     let result = rt.block_on(async move {
         let http = reqwest::Client::builder().pool_max_idle_per_host(k).build()?;
         let contact = |i: usize| Some(NewContact { channel: Channel::Webhook, target: format!("http://{hook_addr}/hook/{i}"), secret: Some(SECRET.into()) });
-        let sensors = enroll(&url, &store, &http, k, contact).await?;
-        let events_url = format!("{url}/api/v1/events");
+        let sensors = enroll(&url, &store, &http, "County", k, contact).await?;
+        // Bulk traffic from other jurisdictions, running through the whole measurement.
+        let load_sensors = enroll(&url, &store, &http, "Loaded County", load, |_| None).await?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load_events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let load_started = Instant::now();
+        let mut load_tasks = Vec::new();
+        for (idx, (sid, cred)) in load_sensors.into_iter().enumerate() {
+            let (http, url, bodies, stop, counter) = (http.clone(), events_url.clone(), load_bodies.clone(), stop.clone(), load_events.clone());
+            load_tasks.push(tokio::spawn(async move {
+                let mut seq = 0i64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    seq += 1;
+                    let body = bodies[(idx + seq as usize) % bodies.len()].as_ref().clone();
+                    let sent = http.post(&url).bearer_auth(&cred).header("idempotency-key", format!("{sid}:{seq}")).body(body).send().await;
+                    if let Ok(r) = sent {
+                        if let Ok(v) = r.json::<serde_json::Value>().await {
+                            counter.fetch_add(v["accepted"].as_u64().unwrap_or(0), std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                }
+            }));
+        }
         let post = |i: usize, seq: i64, body: String| {
             let (http, url, (sid, cred)) = (http.clone(), events_url.clone(), sensors[i].clone());
             async move {
@@ -477,6 +525,11 @@ fn warn_run(args: &WarnArgs) -> Result<WarnRun> {
             all.push(lat.iter().copied().fold(0.0, f64::max));
             each.extend(lat);
         }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let load_rate = load_events.load(std::sync::atomic::Ordering::Relaxed) as f64 / load_started.elapsed().as_secs_f64();
+        for t in load_tasks {
+            let _ = t.await;
+        }
         each.sort_by(|a, b| a.total_cmp(b));
         all.sort_by(|a, b| a.total_cmp(b));
         acks.sort_by(|a, b| a.total_cmp(b));
@@ -487,6 +540,7 @@ fn warn_run(args: &WarnArgs) -> Result<WarnRun> {
             all_p99: quantile(&all, 0.99),
             all_max: all.last().copied().unwrap_or(f64::NAN),
             ack_p50: quantile(&acks, 0.50),
+            load_events_per_sec: load_rate,
         })
     });
     drop(hub);

@@ -14,8 +14,8 @@
 //! Limits: IPv4 only for fragments (IPv6 flows are never fragmented); at most
 //! [`MAX_CONCURRENCY`] sessions; single-threaded (about the speed of the disk on one core).
 
-mod content;
-mod frame;
+pub mod content;
+pub mod frame;
 mod rng;
 mod sessions;
 mod tcp;

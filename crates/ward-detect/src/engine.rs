@@ -623,6 +623,17 @@ impl RuleSet {
             if m.buffer == Buffer::Packet {
                 match packet_data(rule, pkt) {
                     Some(v) if match_buffer(m, v, &mut vars, scratch) => continue,
+                    // The stream window starts wherever the previous inspection left off, so a
+                    // rule anchored at the start of a segment (depth/offset) is also tried on
+                    // the packet itself, as Suricata inspects both packet and stream payloads.
+                    Some(v) if !std::ptr::eq(v, pkt.payload)
+                        && !pkt.payload.is_empty()
+                        && rule.proto.stream != Some(true)
+                        && rule.flow.stream != Some(true)
+                        && match_buffer(m, pkt.payload, &mut vars, scratch) =>
+                    {
+                        continue
+                    }
                     _ => return false,
                 }
             }

@@ -1368,7 +1368,9 @@ fn rule_stage(buffers: &[BufferMatch], header: &[HeaderCheck], proto: &ProtoMatc
                 return Err(CompileError::Unsupported { keyword: "sticky buffers".into(), reason: format!("http buffers on a {app} rule") });
             }
         }
-        let response = http_resp || (!http_req && flow.to_server == Some(false));
+        // file.data without a direction inspects the response body (where files come from).
+        let file_data = buffers.iter().any(|m| m.buffer == Buffer::FileData);
+        let response = http_resp || (!http_req && (flow.to_server == Some(false) || (flow.to_server.is_none() && file_data)));
         return Ok(if response { Stage::HttpResponse } else { Stage::HttpRequest });
     }
     if dns {

@@ -44,6 +44,9 @@ pub enum ScanOutcome {
     HalfOpen,
     /// UDP datagram without any reply.
     UdpNoReply,
+    /// ARP request for an address that never answered (host discovery on the local segment,
+    /// as nmap does first on a LAN). Recorded with protocol 0 and port 0.
+    ArpNoReply,
     /// Normal TCP connection that carried data: not counted.
     Established,
     /// UDP exchange with replies: not counted.

@@ -374,24 +374,8 @@ pub async fn update_campaign(State(state): State<HubState>, who: UserAuth, Path(
 
 pub async fn apply_campaign_update(state: &HubState, id: i64, u: CampaignUpdate) -> AppResult<()> {
     let changed_indicators = u.close || u.merge_from.is_some();
-    state
-        .store_call(move |s| {
-            let now = now_ms();
-            if let Some(name) = &u.name {
-                s.rename_campaign(id, name, now)?;
-            }
-            if let Some(note) = &u.annotation {
-                s.annotate_campaign(id, note, now)?;
-            }
-            if let Some(from) = u.merge_from {
-                s.merge_campaigns(id, from, now)?;
-            }
-            if u.close {
-                s.close_campaign(id, now)?;
-            }
-            Ok(())
-        })
-        .await?;
+    let change = crate::store::CampaignChange { name: u.name, annotation: u.annotation, merge_from: u.merge_from, close: u.close };
+    state.store_call(move |s| s.update_campaign(id, &change, now_ms())).await?;
     if changed_indicators {
         state.indicators_tx.send_modify(|v| *v += 1);
     }

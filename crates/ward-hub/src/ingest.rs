@@ -72,6 +72,8 @@ pub struct ParsedEvent {
     /// `alert.source.ip` when the rule set `target`.
     alert_source: Option<IpAddr>,
     pub raw: String,
+    /// retro-hunt: a validated `contact` record (crate::retro); stored in its own table.
+    pub contact: Option<crate::retro::ContactRecord>,
 }
 
 #[derive(Deserialize)]
@@ -222,6 +224,8 @@ pub fn parse_line(line: &[u8], now: Millis) -> Result<ParsedEvent, String> {
         .and_then(parse_eve_time)
         .map(|t| if t > now + MAX_CLOCK_SKEW_MS { now } else { t })
         .unwrap_or(now);
+    // ---- retro-hunt: contact records are validated here, so a bad one is reported by line ----
+    let contact = if head.event_type == crate::retro::CONTACT_EVENT_TYPE { Some(crate::retro::parse_contact(text, now)?) } else { None };
     let (signature_id, signature, alert_source) = match &head.alert {
         Some(a) => (
             a.signature_id,
@@ -242,6 +246,7 @@ pub fn parse_line(line: &[u8], now: Millis) -> Result<ParsedEvent, String> {
         remote_asn: None,
         alert_source,
         raw: text.to_owned(),
+        contact,
     })
 }
 
@@ -404,7 +409,7 @@ mod tests {
 
     #[test]
     fn rejects_bad_lines_with_numbers() {
-        let body = b"{\"event_type\":\"dns\"}\n\nnot json\n{\"a\":1}\n[1]\n{\"event_type\":\"contact\",\"x\":{}}\n";
+        let body = b"{\"event_type\":\"dns\"}\n\nnot json\n{\"a\":1}\n[1]\n{\"event_type\":\"custom\",\"x\":{}}\n";
         let (events, rejected, total) = parse_batch(body, NOW).unwrap();
         assert_eq!(events.len(), 2);
         assert_eq!(total, 3);

@@ -29,6 +29,8 @@ pub mod metrics;
 pub mod model;
 pub mod notify;
 pub mod openapi;
+// retro-hunt: contact records, analyst indicators, hunts (crate::retro)
+pub mod retro;
 pub mod server;
 pub mod state;
 pub mod store;

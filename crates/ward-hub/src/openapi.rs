@@ -31,7 +31,14 @@ pub fn document() -> Value {
                     "security": [{ "sensorCredential": [] }],
                     "parameters": [{ "name": "Idempotency-Key", "in": "header", "required": true, "schema": { "type": "string", "pattern": "^[0-9]+:[0-9]+$" }, "description": "SENSOR_ID:SEQUENCE" }],
                     "requestBody": { "content": { "application/x-ndjson": {} } },
-                    "responses": { "200": { "description": "durable; body lists rejected lines" }, "400": { "description": "bad header or gzip; nothing stored" }, "413": { "description": "too large; nothing stored" }, "429": { "description": "rate limited" } }
+                    "responses": {
+                        "200": { "description": "durable; body {sensor_id, seq, accepted, rejected_total, rejected:[{line, reason}], duplicate}" },
+                        "400": { "description": "bad Idempotency-Key or gzip; nothing stored" },
+                        "403": { "description": "the key names another sensor; nothing stored" },
+                        "413": { "description": "too large or too many lines; nothing stored" },
+                        "415": { "description": "unsupported Content-Encoding (send gzip or none); nothing stored" },
+                        "429": { "description": "rate limited; retry with the same key" }
+                    }
                 },
                 "get": op("list stored events (own jurisdiction unless analyst)", "user")
             },
@@ -51,7 +58,7 @@ pub fn document() -> Value {
             "/api/v1/jurisdictions/{id}": { "get": op("one jurisdiction", "user") },
             "/api/v1/jurisdictions/{id}/sensor-tokens": { "post": op("issue a one-time sensor enrollment token (admin of it, or analyst)", "user") },
             "/api/v1/jurisdictions/{id}/sensors": { "get": op("sensors with last-seen and lag", "user") },
-            "/api/v1/jurisdictions/{id}/contacts": { "get": op("notification contacts", "user"), "post": op("add an email, webhook or syslog contact (admin of it, or analyst)", "user") },
+            "/api/v1/jurisdictions/{id}/contacts": { "get": op("notification contacts", "user"), "post": op("add an email, webhook or syslog contact (admin of it, or analyst); a webhook without secret gets one, returned once", "user") },
             "/api/v1/users": { "get": op("list users in scope", "user"), "post": op("add a user", "user") },
             "/api/v1/campaigns": { "get": op("campaigns (analyst: all; others: their own, redacted)", "user") },
             "/api/v1/campaigns/{id}": { "get": op("one campaign", "user"), "post": op("rename, annotate, close or merge (analyst)", "user") },

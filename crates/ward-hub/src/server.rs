@@ -51,7 +51,7 @@ pub fn app(state: HubState) -> Router {
         .route("/healthz", get(api::health))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY_BYTES));
-    ingest.merge(rest).merge(crate::assets::routes()).layer(axum::middleware::map_response(security_headers)).with_state(state)
+    ingest.merge(rest).merge(crate::assets::routes()).merge(crate::retro::routes()).layer(axum::middleware::map_response(security_headers)).with_state(state)
 }
 
 /// Holds an ingest request until one of [`crate::state::MAX_CONCURRENT_INGEST`] slots is free,
@@ -131,6 +131,7 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     let state = HubState::new(store, config)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(crate::notify::run_worker(state.clone(), shutdown_rx.clone()));
+    tokio::spawn(crate::retro::run_worker(state.clone(), shutdown_rx.clone())); // retro-hunt
     tokio::spawn(run_retention(state.clone(), shutdown_rx));
     let std_listener = std::net::TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     std_listener.set_nonblocking(true)?;

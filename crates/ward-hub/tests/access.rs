@@ -357,3 +357,28 @@ async fn every_page_with_another_jurisdictions_session_reveals_nothing() {
         assert!(r.text().contains("relay refused") && r.text().contains("Delivery attempts (1)"), "{}", r.text());
     }
 }
+
+/// Routes merged from other modules (scanner assets, retro-hunt) that the OpenAPI walk above
+/// may not list: Pennsylvania's credentials reach nothing of Ohio's through them either.
+#[tokio::test]
+async fn routes_outside_the_openapi_document_reveal_nothing() {
+    let w = world().await;
+    let (h, oh) = (&w.h, w.oh);
+    let scoped = [format!("/api/v1/jurisdictions/{oh}/scan-assets"), format!("/api/v1/jurisdictions/{oh}/scan-blackouts")];
+    for path in &scoped {
+        let r = h.get(path, Some(&w.pa_admin)).await;
+        assert!(matches!(r.status.as_u16(), 403 | 404), "GET {path}: {}", r.status);
+        assert_clean(path, &r.text());
+        let r = h.post_json(path, Some(&w.pa_admin), json!({"target": "198.51.100.7", "address": "198.51.100.7", "start": "2026-11-03T00:00:00Z", "end": "2026-11-04T00:00:00Z"})).await;
+        assert!(matches!(r.status.as_u16(), 403 | 404 | 422), "POST {path}: {}", r.status);
+        assert_clean(path, &r.text());
+    }
+    for path in ["/api/v1/scan/results".to_string(), "/api/v1/retrohunts".to_string(), format!("/scan/{oh}/report.html"), format!("/scan/{oh}/report.pdf")] {
+        let r = h.get(&path, Some(&w.pa_admin)).await;
+        assert!(r.status.as_u16() < 500, "GET {path}: {}", r.status);
+        assert_clean(&path, &r.text());
+        let r = h.send(cookie_req("GET", &path, &w.pa_admin).body(Body::empty()).unwrap()).await;
+        assert!(r.status.as_u16() < 500, "GET {path} (cookie): {}", r.status);
+        assert_clean(&path, &r.text());
+    }
+}

@@ -185,6 +185,7 @@ async fn a_campaign_warns_every_contact_on_every_channel() {
     assert!(names.contains(&"Ohio") && names.contains(&"Iowa"), "{names:?}");
     let (_, ohio) = got.iter().find(|(n, _)| n == "Ohio").unwrap();
     assert_eq!(ohio["type"], "ward.campaign.targeted");
+    assert!(ohio["id"].as_i64().is_some_and(|id| id > 0), "the notification id lets receivers drop a retried duplicate: {ohio}");
     assert_eq!(ohio["tlp"], "TLP:AMBER");
     assert_eq!(ohio["other_jurisdictions"], 1);
     assert_eq!(ohio["seen"]["remote_addresses"][0], "185.220.101.7");

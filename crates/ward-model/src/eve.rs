@@ -158,13 +158,17 @@ pub fn format_ip(addr: IpAddr) -> String {
     }
 }
 
-/// The EVE name of an IP protocol number (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`, else the number).
+/// The EVE name of an IP protocol number, as Suricata 8 writes it (`TCP`, `UDP`, `ICMP`, `IPv6-ICMP`,
+/// `ESP`, `IP-in-IP`, `IPv6`, ...), else the number.
 pub fn proto_name(proto: u8) -> String {
     match proto {
         1 => "ICMP".into(),
+        4 => "IP-in-IP".into(),
         6 => "TCP".into(),
         17 => "UDP".into(),
+        41 => "IPv6".into(),
         47 => "GRE".into(),
+        50 => "ESP".into(),
         58 => "IPv6-ICMP".into(),
         132 => "SCTP".into(),
         other => other.to_string(),

@@ -152,6 +152,15 @@ impl<'a> DecodeResult<'a> {
         self.layers[..self.count].iter().rev().flatten().next()
     }
 
+    /// The tunnel layers around the innermost packet, outermost first (empty when the frame was
+    /// not tunnelled). Suricata counts some of them in flows of their own (see
+    /// [`crate::flow::tracks_flow`]): the sensor looks them up in its flow table, while only the
+    /// innermost packet goes on to reassembly and the app layer.
+    pub fn outer_packets(&self) -> impl Iterator<Item = &Packet<'a>> {
+        let n = self.len().saturating_sub(1);
+        self.packets().take(n)
+    }
+
     /// The innermost packet's tunnel, if it was in one.
     pub fn tunnel(&self) -> Option<TunnelKind> {
         if self.count == 0 {
@@ -457,6 +466,7 @@ impl Decoder {
             if count < MAX_LAYERS {
                 layers[count] = Some(Packet {
                     payload: &out[off..off + len],
+                    tunnel_depth: count as u8,
                     ..p
                 });
                 tunnels[count] = t;
@@ -907,7 +917,8 @@ impl Decoder {
                     next = ip[at];
                     at += len;
                 }
-                // Authentication header: length in 4-byte units minus 2.
+                // Authentication header: length in 4-byte units minus 2. A length of 0 (too
+                // short for the fixed 12-byte header) is taken as 12 bytes, as Suricata does.
                 51 => {
                     if ip.len() < at + 8 {
                         return Err(self.invalid(
@@ -916,7 +927,10 @@ impl Decoder {
                             "ipv6 authentication header is truncated",
                         ));
                     }
-                    let len = (ip[at + 1] as usize + 2) * 4;
+                    let len = match ip[at + 1] {
+                        0 => 12,
+                        n => (n as usize + 2) * 4,
+                    };
                     if ip.len() < at + len {
                         return Err(self.invalid(
                             ctx,
@@ -1058,6 +1072,7 @@ impl Decoder {
             transport,
             payload,
             reassembled: ctx.reassembled,
+            tunnel_depth: ctx.count as u8,
         }
     }
 

@@ -527,6 +527,7 @@ mod tests {
             },
             payload: b"",
             reassembled: false,
+            tunnel_depth: 0,
         }
     }
 

@@ -4,9 +4,12 @@
 //! The rules follow Suricata 8 with its stock configuration (`stream.midstream: false`), so that
 //! ward's EVE `flow` records match Suricata's:
 //!
-//! * **Key.** A flow is keyed by both addresses, both ports, the IP protocol and the VLAN ids, in
-//!   a canonical order so both directions find the same flow. ICMP and ICMPv6 have no ports; the
-//!   key uses the message type and its counterpart type (echo request 8 ↔ reply 0, neighbour
+//! * **Which packets.** Only the protocols Suricata's decoders hand to its flow engine get
+//!   flows: TCP, UDP, SCTP, ESP, ICMP (IPv4), ICMPv6 (IPv6) and the outer packet of IP-in-IP and
+//!   IPv6-in-IP tunnels ([`tracks_flow`]); IGMP, GRE, OSPF, PIM, ... do not.
+//! * **Key.** A flow is keyed by both addresses, both ports, the IP protocol, the VLAN ids and
+//!   the tunnel depth (Suricata's `recursion_level`), in a canonical order so both directions
+//!   find the same flow. ICMP and ICMPv6 have no ports; the key uses the message type and its counterpart type (echo request 8 ↔ reply 0, neighbour
 //!   solicitation 135 ↔ advertisement 136, ...), or the code for types without one, so a request
 //!   and its reply share a flow and unrelated messages do not.
 //! * **ICMPv4 errors** (destination unreachable, source quench, redirect, time exceeded,
@@ -48,6 +51,9 @@ use crate::packet::{
 use crate::stream::{StreamChunk, StreamConfig, StreamEvents, TcpStream};
 
 const IPPROTO_SCTP: u8 = 132;
+const IPPROTO_ESP: u8 = 50;
+const IPPROTO_IPIP: u8 = 4;
+const IPPROTO_IPV6: u8 = 41;
 
 /// Suricata's default flow memcap (`flow.memcap: 128mb`).
 pub const DEFAULT_MEMCAP: usize = 128 << 20;
@@ -382,6 +388,8 @@ pub struct FlowKey {
     pub vlan: [u16; 2],
     pub proto: u8,
     pub ipv6: bool,
+    /// [`Packet::tunnel_depth`]: the same 5-tuple on the wire and inside a tunnel are two flows.
+    pub depth: u8,
 }
 
 fn addr_bytes(addr: IpAddr) -> [u8; 16] {
@@ -402,14 +410,20 @@ impl FlowKey {
             vlan,
             proto,
             ipv6: src.is_ipv6(),
+            depth: 0,
         }
+    }
+
+    /// The same key at tunnel depth `depth`.
+    pub fn at_depth(self, depth: u8) -> Self {
+        FlowKey { depth, ..self }
     }
 
     /// The key of the flow `pkt` belongs to (for an ICMPv4 destination unreachable: the flow of
     /// the packet it quotes, when the quote is readable).
     pub fn of_packet(pkt: &Packet<'_>) -> Self {
         if let Some(quoted) = quoted_flow_key(pkt) {
-            return quoted;
+            return quoted.at_depth(pkt.tunnel_depth);
         }
         let (sp, dp) = match pkt.transport {
             Transport::Icmp { icmp_type, icmp_code } => {
@@ -418,7 +432,7 @@ impl FlowKey {
             }
             _ => (pkt.src_port, pkt.dst_port),
         };
-        FlowKey::new(pkt.src, sp, pkt.dst, dp, pkt.proto, pkt.vlan)
+        FlowKey::new(pkt.src, sp, pkt.dst, dp, pkt.proto, pkt.vlan).at_depth(pkt.tunnel_depth)
     }
 
     /// A stable 64-bit hash of the key (the same for both directions).
@@ -429,7 +443,12 @@ impl FlowKey {
             h.word(u64::from_le_bytes(addr[8..].try_into().unwrap_or_default()));
         }
         h.word(u64::from(self.ports[0]) | u64::from(self.ports[1]) << 16 | u64::from(self.proto) << 32);
-        h.word(u64::from(self.vlan[0]) | u64::from(self.vlan[1]) << 16 | u64::from(self.ipv6) << 32);
+        h.word(
+            u64::from(self.vlan[0])
+                | u64::from(self.vlan[1]) << 16
+                | u64::from(self.ipv6) << 32
+                | u64::from(self.depth) << 40,
+        );
         h.finish()
     }
 }
@@ -470,6 +489,20 @@ pub fn icmp_counterpart(proto: u8, icmp_type: u8) -> Option<u8> {
         t if t == b => Some(a),
         _ => None,
     })
+}
+
+/// Whether Suricata 8 gives `pkt` a flow: its decoders set a packet up for the flow engine for
+/// TCP, UDP, SCTP, ESP, ICMP over IPv4 and ICMPv6 over IPv6, and for the outer packet of an
+/// IPv4-in-IP or IPv6-in-IP tunnel (protocols 4 and 41). Everything else — IGMP, GRE (its inner
+/// packets have flows, the GRE packet none), PIM, OSPF, VRRP, IPv6 mobility headers, "no next
+/// header", unknown protocols, ICMPv6 over IPv4 — is decoded and counted but has no flow.
+pub fn tracks_flow(pkt: &Packet<'_>) -> bool {
+    match pkt.proto {
+        IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP | IPPROTO_ESP | IPPROTO_IPIP | IPPROTO_IPV6 => true,
+        IPPROTO_ICMP => pkt.src.is_ipv4(),
+        IPPROTO_ICMPV6 => pkt.src.is_ipv6(),
+        _ => false,
+    }
 }
 
 /// ICMPv4 error messages, which never create a flow.
@@ -809,6 +842,8 @@ pub struct FlowTableStats {
     pub tcp_reuse: u64,
     /// Packets that belong to no flow (ICMPv4 errors without a flow to join).
     pub no_flow: u64,
+    /// Packets of protocols Suricata keeps no flows for (see [`tracks_flow`]).
+    pub untracked: u64,
     /// Estimated bytes in use.
     pub memory: usize,
 }
@@ -875,10 +910,14 @@ impl<S: Default> FlowTable<S> {
 
     /// Finds or creates the flow of `pkt`, counts the packet and advances TCP state. Returns the
     /// flow and the packet's direction, or `None` for a packet that belongs to no flow (an ICMPv4
-    /// error with no flow to join). Flows this ends (timeout, TCP reuse, memcap) are queued for
+    /// error with no flow to join, or a protocol Suricata keeps no flows for: [`tracks_flow`]). Flows this ends (timeout, TCP reuse, memcap) are queued for
     /// [`FlowTable::take_ended`].
     pub fn lookup(&mut self, pkt: &Packet<'_>) -> Option<(&mut Flow<S>, Direction)> {
         self.settle_pending();
+        if !tracks_flow(pkt) {
+            self.stats.untracked += 1;
+            return None;
+        }
         let key = FlowKey::of_packet(pkt);
         let mut found = self.index.get(&key).copied();
         if let Some(idx) = found {
@@ -1115,6 +1154,7 @@ mod tests {
             transport,
             payload,
             reassembled: false,
+            tunnel_depth: 0,
         }
     }
 
@@ -1421,10 +1461,13 @@ mod tests {
             f.close_streams(&mut |_, _, _| {});
             all.push(f)
         });
+        // Chunk boundaries are not part of the contract (contiguous buffered data is coalesced):
+        // what counts is each direction's bytes, in order.
         let got = &all[0].user;
-        assert_eq!(got[0], (Direction::ToServer, b"GET / HTTP/1.0\r\n\r\n".to_vec()));
-        assert_eq!(got[1], (Direction::ToClient, b"HTTP/1.0 200 OK\r\n\r\n".to_vec()));
-        assert_eq!(got[2], (Direction::ToClient, b"body".to_vec()));
+        let side = |d: Direction| got.iter().filter(|(x, _)| *x == d).flat_map(|(_, b)| b.clone()).collect::<Vec<u8>>();
+        assert_eq!(got[0].0, Direction::ToServer);
+        assert_eq!(side(Direction::ToServer), b"GET / HTTP/1.0\r\n\r\n");
+        assert_eq!(side(Direction::ToClient), b"HTTP/1.0 200 OK\r\n\r\nbody");
     }
 
     #[test]
@@ -1487,6 +1530,38 @@ mod tests {
         let all = ended(&mut table);
         assert_eq!(all[0].0.pkts_toserver(), 2);
         assert_eq!(all[0].0.eve_state(), "new");
+    }
+
+    #[test]
+    fn only_protocols_suricata_tracks_get_flows() {
+        let mut table = Table::new(FlowConfig::default());
+        for proto in [2u8, 47, 89, 103, 112, 135, 59, 255] {
+            assert!(table.lookup(&base(C, S, proto, Transport::Other, b"")).is_none(), "proto {proto}");
+        }
+        // ICMPv6 carried over IPv4, and ICMPv4 over IPv6, are decoder anomalies with no flow.
+        assert!(table.lookup(&base(C, S, IPPROTO_ICMPV6, Transport::Icmp { icmp_type: 128, icmp_code: 0 }, b"")).is_none());
+        assert!(table.lookup(&base("fe80::1", "fe80::2", IPPROTO_ICMP, Transport::Icmp { icmp_type: 8, icmp_code: 0 }, b"")).is_none());
+        assert_eq!(table.stats().untracked, 10);
+        assert_eq!(table.stats().active, 0);
+        for proto in [4u8, 41, 50, 132] {
+            assert!(table.lookup(&base(C, S, proto, Transport::Other, b"")).is_some(), "proto {proto}");
+        }
+        assert_eq!(table.stats().active, 4);
+    }
+
+    #[test]
+    fn same_five_tuple_on_the_wire_and_in_a_tunnel_are_two_flows() {
+        let mut table = Table::new(FlowConfig::default());
+        let direct = c2s(SYN, 1000, 0, b"");
+        let mut tunnelled = c2s(SYN, 1000, 0, b"");
+        tunnelled.tunnel_depth = 1;
+        table.lookup(&direct).unwrap();
+        table.lookup(&tunnelled).unwrap();
+        table.lookup(&direct).unwrap();
+        assert_eq!(table.stats().active, 2);
+        let pkts: Vec<u64> = ended(&mut table).iter().map(|(f, _)| f.pkts_toserver()).collect();
+        assert_eq!(pkts.iter().sum::<u64>(), 3);
+        assert!(pkts.contains(&2) && pkts.contains(&1));
     }
 
     #[test]
@@ -1631,9 +1706,7 @@ mod tests {
             while let Ok(Some(raw)) = file.next_packet() {
                 let result = decoder.decode(&raw);
                 for pkt in result.packets() {
-                    if matches!(pkt.proto, 1 | 4 | 6 | 17 | 41 | 50 | 58 | 132) {
-                        table.lookup(pkt);
-                    }
+                    table.lookup(pkt);
                 }
                 table.take_ended(&mut record);
             }

@@ -69,6 +69,10 @@ pub struct Packet<'a> {
     pub payload: &'a [u8],
     /// True when this packet was rebuilt from IP fragments.
     pub reassembled: bool,
+    /// How many tunnels this packet is inside (0 for the frame's outer IP packet): Suricata's
+    /// `recursion_level`, part of the flow key, so a connection seen both on the wire and inside
+    /// a tunnel makes two flows.
+    pub tunnel_depth: u8,
 }
 
 impl Packet<'_> {

@@ -157,6 +157,8 @@ pub struct AppState {
     from_proto: Option<AppProto>,
     /// The first DNS datagram went "to the server" but was a response.
     reversed: bool,
+    /// [`AppState::take_reversed`] reported it.
+    reverse_taken: bool,
 }
 
 impl AppState {
@@ -174,6 +176,7 @@ impl AppState {
             starttls_requested: false,
             from_proto: None,
             reversed: false,
+            reverse_taken: false,
         }
     }
 
@@ -182,6 +185,15 @@ impl AppState {
     /// responder as `src_ip`; a sensor matching Suricata swaps its flow's sides when this is set.
     pub fn reversed(&self) -> bool {
         self.reversed
+    }
+
+    /// True exactly once, right after the datagram that showed the flow is reversed (see
+    /// [`AppState::reversed`]): the moment for the sensor to swap its flow's sides, so that the
+    /// records of that datagram already name the sides as Suricata does.
+    pub fn take_reversed(&mut self) -> bool {
+        let take = self.reversed && !self.reverse_taken;
+        self.reverse_taken |= take;
+        take
     }
 
     /// The protocol the flow started as, if it switched to another (HTTP CONNECT, STARTTLS).
@@ -525,6 +537,9 @@ mod tests {
         r[2] |= 0x80;
         resp_first.on_data(Direction::ToServer, &r, &mut out);
         assert!(resp_first.reversed());
+        assert!(resp_first.take_reversed(), "reported once");
+        assert!(!resp_first.take_reversed(), "and only once");
+        assert!(!app.take_reversed());
     }
 }
 

@@ -341,31 +341,45 @@ pub async fn identify(ip: IpAddr, port: u16, hostname: Option<String>, tls: &Arc
             }
         }
     }
-    // 2. the port's own probe, then TLS, then HTTP
-    let mut order: Vec<&str> = Vec::new();
-    match hint {
-        "redis" | "memcached" | "mongodb" | "postgresql" | "ms-wbt-server" | "microsoft-ds" | "netbios-ssn" | "ldap" | "elasticsearch" => order.push(hint),
-        _ => {}
-    }
-    order.extend(["tls", "http", "redis"]);
-    for probe in order {
-        let hit = match probe {
-            "tls" => probe_tls(&mut obs, addr, tls, timeouts).await,
-            "http" | "elasticsearch" => probe_http(&mut obs, addr, timeouts).await,
-            "redis" => probe_redis(&mut obs, addr, timeouts).await,
-            "memcached" => probe_memcached(&mut obs, addr, timeouts).await,
-            "mongodb" => probe_mongodb(&mut obs, addr, timeouts).await,
-            "postgresql" => probe_postgresql(&mut obs, addr, timeouts).await,
-            "ms-wbt-server" => probe_rdp(&mut obs, addr, timeouts).await,
-            "microsoft-ds" | "netbios-ssn" => probe_smb(&mut obs, addr, timeouts).await,
-            "ldap" => probe_ldap(&mut obs, addr, timeouts).await,
-            _ => false,
-        };
+    // 2. the port's own probe, then TLS, then HTTP, then Redis. Each probe has its own
+    // connection, so they run at the same time and the first hit in this order wins: a silent
+    // port costs one exchange timeout, not one per probe (nmap -sV spends most of its time here).
+    let own = match hint {
+        "redis" | "memcached" | "mongodb" | "postgresql" | "ms-wbt-server" | "microsoft-ds" | "netbios-ssn" | "ldap" | "elasticsearch" => Some(hint),
+        _ => None,
+    };
+    let run = |probe: Option<&'static str>| {
+        let mut o = obs.clone();
+        async move {
+            let hit = match probe {
+                Some(p) => run_probe(p, &mut o, addr, tls, timeouts).await,
+                None => false,
+            };
+            (hit, o)
+        }
+    };
+    let (a, b, c, d) = tokio::join!(run(own), run(Some("tls")), run(Some("http")), run((own != Some("redis")).then_some("redis")));
+    for (hit, o) in [a, b, c, d] {
         if hit {
-            return obs;
+            return o;
         }
     }
     obs
+}
+
+async fn run_probe(probe: &str, obs: &mut Observation, addr: SocketAddr, tls: &Arc<TlsClient>, timeouts: &ProbeTimeouts) -> bool {
+    match probe {
+        "tls" => probe_tls(obs, addr, tls, timeouts).await,
+        "http" | "elasticsearch" => probe_http(obs, addr, timeouts).await,
+        "redis" => probe_redis(obs, addr, timeouts).await,
+        "memcached" => probe_memcached(obs, addr, timeouts).await,
+        "mongodb" => probe_mongodb(obs, addr, timeouts).await,
+        "postgresql" => probe_postgresql(obs, addr, timeouts).await,
+        "ms-wbt-server" => probe_rdp(obs, addr, timeouts).await,
+        "microsoft-ds" | "netbios-ssn" => probe_smb(obs, addr, timeouts).await,
+        "ldap" => probe_ldap(obs, addr, timeouts).await,
+        _ => false,
+    }
 }
 
 /// Name the service from its first bytes; may continue the conversation (FTP anonymous, SMTP EHLO).

@@ -237,10 +237,11 @@ impl Engines {
 
 // --- reload triggers ------------------------------------------------------------------------
 
-static HUP: AtomicBool = AtomicBool::new(false);
+/// SIGHUPs received: a counter, so every reloader in the process (tests run several) sees each.
+static HUP: AtomicU64 = AtomicU64::new(0);
 
 extern "C" fn on_sighup(_: libc::c_int) {
-    HUP.store(true, Ordering::SeqCst);
+    HUP.fetch_add(1, Ordering::SeqCst);
 }
 
 /// Makes SIGHUP request a reload (instead of ending the process). Async-signal-safe: the handler
@@ -262,7 +263,7 @@ pub fn install_sighup_handler() -> std::io::Result<()> {
 
 /// Requests a reload as SIGHUP does (for an operator API and tests).
 pub fn request_reload() {
-    HUP.store(true, Ordering::SeqCst);
+    HUP.fetch_add(1, Ordering::SeqCst);
 }
 
 fn mtimes(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
@@ -276,9 +277,12 @@ pub fn spawn_reloader(engines: Engines, done: Arc<AtomicBool>) -> std::io::Resul
         let files = engines.watched_files();
         let mut seen = mtimes(&files);
         let mut last_poll = Instant::now();
+        let mut hups = HUP.load(Ordering::SeqCst);
         while !done.load(Ordering::Relaxed) {
             std::thread::park_timeout(Duration::from_millis(100));
-            let mut reload = HUP.swap(false, Ordering::SeqCst);
+            let now_hups = HUP.load(Ordering::SeqCst);
+            let mut reload = now_hups != hups;
+            hups = now_hups;
             if let Some(every) = engines.config.watch_interval {
                 if last_poll.elapsed() >= every {
                     last_poll = Instant::now();
@@ -406,6 +410,38 @@ pub(crate) struct WorkerDetect {
     pub stream_new: Vec<u8>,
     window: Vec<u8>,
     pub alerts: u64,
+    /// ARP requests waiting for their reply: (requester, target) → time of the request.
+    arp_pending: std::collections::HashMap<(std::net::Ipv4Addr, std::net::Ipv4Addr), Timestamp>,
+}
+
+/// An ARP request unanswered this long (packet time) counts as a probe of a missing host.
+pub const ARP_REPLY_TIMEOUT_MICROS: i64 = 3_000_000;
+/// ARP requests remembered per worker (a flood beyond this is itself reported as probes).
+pub const MAX_ARP_PENDING: usize = 16 * 1024;
+
+/// An ARP request or reply in an Ethernet frame: (opcode, sender IPv4, target IPv4).
+pub(crate) fn parse_arp(link: ward_packet::capture::LinkType, frame: &[u8]) -> Option<(u16, std::net::Ipv4Addr, std::net::Ipv4Addr)> {
+    if link != ward_packet::capture::LinkType::Ethernet {
+        return None;
+    }
+    let mut off = 12;
+    let mut et = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    while matches!(et, 0x8100 | 0x88a8) && off < 24 {
+        off += 4;
+        et = u16::from_be_bytes([*frame.get(off)?, *frame.get(off + 1)?]);
+    }
+    if et != 0x0806 {
+        return None;
+    }
+    let a = frame.get(off + 2..off + 2 + 28)?;
+    // Ethernet/IPv4 ARP only: htype 1, ptype 0x0800, hlen 6, plen 4.
+    if a[0..6] != [0, 1, 8, 0, 6, 4] {
+        return None;
+    }
+    let op = u16::from_be_bytes([a[6], a[7]]);
+    let sender = std::net::Ipv4Addr::new(a[14], a[15], a[16], a[17]);
+    let target = std::net::Ipv4Addr::new(a[24], a[25], a[26], a[27]);
+    Some((op, sender, target))
 }
 
 impl WorkerDetect {
@@ -422,6 +458,7 @@ impl WorkerDetect {
             stream_new: Vec::new(),
             window: Vec::new(),
             alerts: 0,
+            arp_pending: Default::default(),
         }
     }
 
@@ -436,7 +473,8 @@ impl WorkerDetect {
         !self.rules.is_empty()
     }
 
-    pub(crate) fn end_capture(&mut self) {
+    pub(crate) fn end_capture(&mut self, out: &mut Vec<Event>) {
+        self.expire_arp(out, Timestamp::from_secs_micros(i64::MAX / 2_000_000, 0));
         self.captures_ended += 1;
         if let Some(s) = &self.scan {
             s.end_capture(self.captures_ended);
@@ -611,7 +649,9 @@ impl WorkerDetect {
             self.write_hits(out, state, facts, ts, to_server, Some(app), ctx);
         }
         let rules = self.rules.clone();
-        if rules.is_empty() {
+        // Rules inspect DNS requests (dns.query is a request buffer in Suricata's counting);
+        // responses are matched by indicators only.
+        if rules.is_empty() || !to_server {
             return;
         }
         self.matches.clear();
@@ -676,11 +716,55 @@ impl WorkerDetect {
         }
     }
 
+    /// An ARP frame: requests wait for their reply; unanswered ones are host-discovery probes.
+    pub(crate) fn on_arp(&mut self, out: &mut Vec<Event>, ts: Timestamp, op: u16, sender: std::net::Ipv4Addr, target: std::net::Ipv4Addr) {
+        if self.scan.is_none() || sender.is_unspecified() || sender == target {
+            return;
+        }
+        match op {
+            1 => {
+                if self.arp_pending.len() >= MAX_ARP_PENDING {
+                    self.expire_arp(out, Timestamp::from_secs_micros(i64::MAX / 2_000_000, 0));
+                }
+                self.arp_pending.entry((sender, target)).or_insert(ts);
+            }
+            2 => {
+                self.arp_pending.remove(&(target, sender));
+            }
+            _ => {}
+        }
+        self.expire_arp(out, ts);
+    }
+
+    /// Reports ARP requests unanswered for [`ARP_REPLY_TIMEOUT_MICROS`] by `now`.
+    pub(crate) fn expire_arp(&mut self, out: &mut Vec<Event>, now: Timestamp) {
+        if self.arp_pending.is_empty() {
+            return;
+        }
+        let mut due: Vec<((std::net::Ipv4Addr, std::net::Ipv4Addr), Timestamp)> = self
+            .arp_pending
+            .iter()
+            .filter(|(_, t)| now.as_micros() - t.as_micros() >= ARP_REPLY_TIMEOUT_MICROS)
+            .map(|(k, t)| (*k, *t))
+            .collect();
+        due.sort_by_key(|(_, t)| *t);
+        for ((src, dst), t) in due {
+            self.arp_pending.remove(&(src, dst));
+            let ev = ScanEvent { ts: t, src: IpAddr::V4(src), dst: IpAddr::V4(dst), dport: 0, proto: 0, outcome: ScanOutcome::ArpNoReply };
+            self.scan_event(out, &ev);
+        }
+    }
+
     /// A flow ended: feed its connection attempt to the scan detector.
     pub(crate) fn on_flow_end(&mut self, out: &mut Vec<Event>, facts: &FlowFacts, outcome: Option<ScanOutcome>) {
-        let (Some(scan), Some(outcome)) = (&self.scan, outcome) else { return };
+        let (Some(_), Some(outcome)) = (&self.scan, outcome) else { return };
         let ev = ScanEvent { ts: facts.start, src: facts.client, dst: facts.server, dport: facts.server_port, proto: facts.proto, outcome };
-        if let Some(alert) = scan.observe(&ev) {
+        self.scan_event(out, &ev);
+    }
+
+    fn scan_event(&mut self, out: &mut Vec<Event>, ev: &ScanEvent) {
+        let Some(scan) = &self.scan else { return };
+        if let Some(alert) = scan.observe(ev) {
             let mut record = Event::new(
                 alert.last_seen,
                 EventBody::Alert { alert: alert.to_eve_alert(), direction: None, http: None, dns: None, tls: None, flow: None },
@@ -688,7 +772,7 @@ impl WorkerDetect {
             record.src_ip = Some(eve::format_ip(alert.src));
             record.dest_ip = Some(eve::format_ip(alert.dst));
             record.ip_v = Some(if alert.src.is_ipv4() { 4 } else { 6 });
-            record.proto = Some(eve::proto_name(alert.proto));
+            record.proto = Some(if alert.proto == 0 { "ARP".to_string() } else { eve::proto_name(alert.proto) });
             if matches!(alert.proto, 6 | 17) {
                 record.dest_port = Some(alert.dport);
             }

@@ -315,10 +315,7 @@ pub fn encode_batch(records: &[Record]) -> EncodedBatch {
     }
     let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(raw.len() / 4 + 64), flate2::Compression::fast());
     // Writing into a Vec cannot fail.
-    let gzip_body = match enc.write_all(&raw).and_then(|()| enc.finish()) {
-        Ok(b) => b,
-        Err(_) => Vec::new(),
-    };
+    let gzip_body: Vec<u8> = enc.write_all(&raw).and_then(|()| enc.finish()).unwrap_or_default();
     EncodedBatch { gzip_body, lines, raw_bytes: raw.len(), malformed }
 }
 
@@ -537,6 +534,8 @@ impl Relay {
 
     fn run(mut self) {
         tracing::info!(hub = %self.config.credential.hub_url, sensor_id = self.config.credential.sensor_id, "relay started");
+        // Start from the first unacknowledged record, whatever an earlier relay read.
+        self.spool.rewind();
         // A batch recorded before a crash is resent first, as the same range under the same key.
         if let Some((first, last)) = self.spool.pending_batch() {
             match self.spool.read(ReadLimit { max_records: usize::MAX, max_bytes: usize::MAX, through_seq: Some(last) }) {

@@ -292,6 +292,10 @@ struct Inner {
     _lock: File,
 }
 
+/// The next record found by the reader: seq, payload range in the reader's buffer, and the
+/// file offset after it.
+type Peeked = (u64, std::ops::Range<usize>, u64);
+
 /// The outcome of decoding at one position of a segment buffer.
 #[derive(Debug, PartialEq, Eq)]
 enum Decoded {
@@ -365,7 +369,7 @@ fn scan_last_seq(bytes: &[u8]) -> Option<u64> {
     let mut last: Option<u64> = None;
     while pos < bytes.len() {
         match bytes.get(pos..).map(decode_at) {
-            Some(Decoded::Record { seq, len }) if last.map_or(true, |l| seq > l) => {
+            Some(Decoded::Record { seq, len }) if last.is_none_or(|l| seq > l) => {
                 last = Some(seq);
                 pos += len;
             }
@@ -394,7 +398,10 @@ fn sync_dir(dir: &Path) -> Result<(), SpoolError> {
     File::open(dir).and_then(|d| d.sync_all()).map_err(io_err(dir))
 }
 
-fn read_ledger(path: &Path) -> Result<Option<(u64, Option<(u64, u64)>)>, SpoolError> {
+/// The ledger's content: the acknowledged cursor and the batch in flight.
+type Ledger = (u64, Option<(u64, u64)>);
+
+fn read_ledger(path: &Path) -> Result<Option<Ledger>, SpoolError> {
     let bytes = match fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
@@ -494,10 +501,8 @@ impl Spool {
             last_sync: Instant::now(),
             _lock: lock,
         };
-        // Nothing below the oldest segment (or, with none, below the next seq) can be read.
-        let floor = inner.segments.front().map_or(next_seq, |s| s.first_seq).saturating_sub(1);
-        inner.reader.examined_through = acked_through.max(floor);
         inner.delete_acked_segments()?;
+        inner.rewind();
         Ok(Spool { shared: Arc::new(Shared { state: Mutex::new(inner), readable: Condvar::new() }) })
     }
 
@@ -587,6 +592,13 @@ impl Spool {
     /// the one before a crash).
     pub fn pending_batch(&self) -> Option<(u64, u64)> {
         self.lock().batch
+    }
+
+    /// Moves the reader back to the first unacknowledged record, as after a restart (a new
+    /// relay on a spool that another relay read from calls this first).
+    pub fn rewind(&self) {
+        self.lock().rewind();
+        self.shared.readable.notify_all();
     }
 
     /// Writes buffered records to the OS and fsyncs them (unless the policy is `Never`).
@@ -811,7 +823,7 @@ impl Inner {
 
     fn ack(&mut self, through: u64) -> Result<(), SpoolError> {
         let through = through.min(self.next_seq.saturating_sub(1));
-        if through <= self.acked_through && self.batch.map_or(true, |(_, last)| last > through) {
+        if through <= self.acked_through && self.batch.is_none_or(|(_, last)| last > through) {
             return Ok(());
         }
         self.acked_through = self.acked_through.max(through);
@@ -841,6 +853,13 @@ impl Inner {
 
     // ---- reading ----
 
+    fn rewind(&mut self) {
+        self.reader = Reader::default();
+        // Nothing below the oldest segment (or, with none, below the next seq) can be read.
+        let floor = self.segments.front().map_or(self.next_seq, |s| s.first_seq).saturating_sub(1);
+        self.reader.examined_through = self.acked_through.max(floor);
+    }
+
     /// Moves the reader to the first segment holding seqs after `after`, or keeps it.
     fn reader_segment(&mut self) -> Option<usize> {
         if let Some(cur) = self.reader.segment {
@@ -850,7 +869,7 @@ impl Inner {
         }
         // The current segment is gone (or none yet): the first one that follows.
         let cur = self.reader.segment;
-        let i = self.segments.iter().position(|s| cur.map_or(true, |c| s.first_seq > c))?;
+        let i = self.segments.iter().position(|s| cur.is_none_or(|c| s.first_seq > c))?;
         self.enter_segment(i);
         Some(i)
     }
@@ -918,7 +937,7 @@ impl Inner {
     }
 
     /// Decodes the next record without consuming it. `Ok(None)` means nothing more for now.
-    fn peek(&mut self) -> Result<Option<(u64, std::ops::Range<usize>, u64)>, SpoolError> {
+    fn peek(&mut self) -> Result<Option<Peeked>, SpoolError> {
         loop {
             let Some(i) = self.reader_segment() else {
                 self.reader.examined_through = self.next_seq.saturating_sub(1);
@@ -1218,6 +1237,7 @@ mod tests {
         /// Acknowledge through the k-th record read so far and not yet acknowledged.
         Ack(usize),
         Reopen,
+        Rewind,
     }
 
     fn op() -> impl Strategy<Value = Op> {
@@ -1226,11 +1246,12 @@ mod tests {
             3 => (1usize..20).prop_map(Op::Read),
             2 => (0usize..20).prop_map(Op::Ack),
             1 => Just(Op::Reopen),
+            1 => Just(Op::Rewind),
         ]
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
 
         /// The spool against an in-memory model: a queue of unacknowledged records and a read
         /// cursor that goes back to the first unacknowledged record on reopen.
@@ -1267,6 +1288,10 @@ mod tests {
                             unacked.drain(..=idx);
                             read_upto -= idx + 1;
                         }
+                    }
+                    Op::Rewind => {
+                        s.rewind();
+                        read_upto = 0;
                     }
                     Op::Reopen => {
                         drop(spool.take());

@@ -58,9 +58,10 @@ pub struct Counters {
     pub tcp_overlap_diff: u64,
     pub tcp_depth_reached: u64,
 
-    /// Flows per detected app-layer protocol (`http`, `tls`, `dns_udp`, `failed_tcp`, ...).
+    /// Flows per detected app-layer protocol, keyed as Suricata's schema (`http`, `tls`,
+    /// `dns_udp`, `failed_tcp`, ...): fill through [`Counters::count_app_flow`].
     pub app_flows: BTreeMap<String, u64>,
-    /// Transactions per app-layer protocol.
+    /// Transactions per app-layer protocol, keyed the same way: see [`Counters::count_tx`].
     pub app_tx: BTreeMap<String, u64>,
     /// EVE records written per `event_type`.
     pub eve: BTreeMap<&'static str, u64>,
@@ -91,6 +92,22 @@ impl Counters {
         }
         for (k, v) in &other.eve {
             *self.eve.entry(k).or_default() += v;
+        }
+    }
+
+    /// Counts one transaction of app-layer protocol `app` (EVE name: `dns`, `http`, `tls`, ...)
+    /// on a flow of IP protocol `ipproto`, under Suricata's key for it.
+    pub fn count_tx(&mut self, app: &str, ipproto: u8) {
+        if let Some(key) = app_layer_key(app, ipproto).filter(|k| !k.starts_with("failed")) {
+            *self.app_tx.entry(key.to_string()).or_default() += 1;
+        }
+    }
+
+    /// Counts one finished flow whose app-layer protocol was `app` (`failed` when detection
+    /// gave up), under Suricata's key for it.
+    pub fn count_app_flow(&mut self, app: &str, ipproto: u8) {
+        if let Some(key) = app_layer_key(app, ipproto) {
+            *self.app_flows.entry(key.to_string()).or_default() += 1;
         }
     }
 
@@ -190,6 +207,30 @@ impl Counters {
         );
         out
     }
+}
+
+/// Suricata's key in `stats.app_layer.flow` / `stats.app_layer.tx` for app-layer protocol `app`
+/// over IP protocol `ipproto`: protocols Suricata parses over both TCP and UDP carry the
+/// transport in the key (`dns_tcp`, `dns_udp`, `failed_tcp`, ...), the others do not. `None` for
+/// a protocol the schema has no key for.
+pub fn app_layer_key(app: &str, ipproto: u8) -> Option<&'static str> {
+    const TCP: u8 = 6;
+    const UDP: u8 = 17;
+    let key = match (app, ipproto) {
+        ("dns", TCP) => "dns_tcp",
+        ("dns", UDP) => "dns_udp",
+        ("failed", TCP) => "failed_tcp",
+        ("failed", UDP) => "failed_udp",
+        ("http", TCP) => "http",
+        ("tls", TCP) => "tls",
+        ("ssh", TCP) => "ssh",
+        ("smtp", TCP) => "smtp",
+        ("ftp", TCP) => "ftp",
+        ("pop3", TCP) => "pop3",
+        ("imap", TCP) => "imap",
+        _ => return None,
+    };
+    Some(key)
 }
 
 /// What a run did, for the caller to print and to choose an exit code.

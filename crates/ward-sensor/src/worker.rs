@@ -88,6 +88,20 @@ impl Worker {
         for anomaly in decoded.anomalies {
             write_decode_anomaly(&mut self.eve, &mut self.counters, anomaly, meta);
         }
+        if decoded.packet().is_none() {
+            if let (Some(d), Some((op, sender, target))) = (self.detect.as_mut(), crate::detect::parse_arp(meta.link, frame)) {
+                let mut alerts = Vec::new();
+                d.on_arp(&mut alerts, meta.ts, op, sender, target);
+                write_alerts(&mut self.eve, &mut self.counters, alerts);
+            }
+        }
+        // Tunnel layers Suricata gives flows of their own (IP-in-IP, 6in4, the UDP around VXLAN,
+        // Geneve, Teredo) are counted in those flows; only the innermost packet goes further.
+        for outer in decoded.outer_packets() {
+            if self.filter.as_ref().is_none_or(|f| f.matches(outer)) {
+                self.flows.lookup(outer);
+            }
+        }
         if let Some(pkt) = decoded.packet() {
             let pkt = pkt.clone();
             handle_packet(
@@ -135,7 +149,9 @@ impl Worker {
         let Worker { flows, eve, types, counters, app_events, detect, .. } = self;
         flows.drain(&mut |flow, reason| end_flow(eve, types, counters, app_events, detect, flow, reason, clock));
         if let Some(d) = self.detect.as_mut() {
-            d.end_capture();
+            let mut alerts = Vec::new();
+            d.end_capture(&mut alerts);
+            write_alerts(&mut self.eve, &mut self.counters, alerts);
         }
         self.collect_table_counters();
         let config = self.flows.config().clone();
@@ -215,7 +231,7 @@ fn handle_packet(
         }
     }
     let clock = pkt.ts;
-    if let Some((flow, dir)) = flows.lookup(pkt) {
+    if let Some((flow, mut dir)) = flows.lookup(pkt) {
         let ctx = PacketCtx { pcap_cnt, pkt_src, ts: pkt.ts };
         if flow.user.app.is_none() && matches!(pkt.proto, IPPROTO_TCP | IPPROTO_UDP) {
             flow.user.app = Some(AppState::new(flow.proto, flow.client_port, flow.server_port));
@@ -236,6 +252,11 @@ fn handle_packet(
             IPPROTO_UDP if !pkt.payload.is_empty() => {
                 if let Some(app) = flow.user.app.as_mut() {
                     app.on_data(to_proto_dir(dir), pkt.payload, app_events);
+                    if app.take_reversed() {
+                        // The first datagram was a response: Suricata reverses such a flow.
+                        flow.swap_direction();
+                        dir = dir.reverse();
+                    }
                 }
             }
             _ => {}
@@ -373,7 +394,7 @@ fn write_app_events(
         };
         if !matches!(body, EventBody::Anomaly { .. }) {
             flow.user.tx_count += 1;
-            *counters.app_tx.entry(body.event_type().to_string()).or_default() += 1;
+            counters.count_tx(body.event_type(), flow.proto);
         }
         if !wanted {
             continue;
@@ -496,14 +517,7 @@ fn end_flow(
     }
     let app_name = flow.user.app.as_ref().and_then(|app| app.app_proto()).map(|p| p.name().to_string());
     if let Some(name) = &app_name {
-        let key = match (name.as_str(), flow.proto) {
-            ("dns", 17) => "dns_udp".to_string(),
-            ("dns", _) => "dns_tcp".to_string(),
-            ("failed", 6) => "failed_tcp".to_string(),
-            ("failed", _) => "failed_udp".to_string(),
-            (other, _) => other.to_string(),
-        };
-        *counters.app_flows.entry(key).or_default() += 1;
+        counters.count_app_flow(name, flow.proto);
     }
     if !types.flow {
         return;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod rules_cmd;
+mod demo;
 mod sensor_cmd;
 
 #[derive(Parser)]
@@ -50,6 +51,9 @@ enum Command {
     /// Reports from the scanner's findings history (weekly HTML/PDF report, false positives).
     #[command(subcommand)]
     Report(ward_scan::cli::ReportCommand),
+    /// The whole system on this machine: a hub, five jurisdictions with a sensor each, an
+    /// attack campaign, and the warnings it causes.
+    Demo(demo::DemoArgs),
 }
 
 /// Options of `ward sensor`.
@@ -159,6 +163,7 @@ fn main() -> ExitCode {
         Command::Hub(cmd) => ward_hub::cli::run(cmd).map(|()| ExitCode::SUCCESS),
         Command::Scan(args) => ward_scan::cli::run_scan(args).map(exit_code),
         Command::Report(cmd) => ward_scan::cli::run_report(cmd).map(exit_code),
+        Command::Demo(args) => demo::run(args),
     };
     match result {
         Ok(code) => code,

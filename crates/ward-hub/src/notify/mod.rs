@@ -163,6 +163,10 @@ async fn run_recorder(state: HubState, mut rx: tokio::sync::mpsc::UnboundedRecei
 
 /// Sends one notification and returns the attempt to record.
 async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) -> (i64, AttemptOutcome, crate::model::Millis) {
+    // ---- retro-hunt notifications carry their own message (crate::retro) ----
+    if job.event_kind == crate::retro::EVENT_KIND {
+        return crate::retro::deliver(state, channels, job).await;
+    }
     let started = Instant::now();
     let (campaign_id, jurisdiction_id) = (job.campaign_id, job.jurisdiction_id);
     let context = state

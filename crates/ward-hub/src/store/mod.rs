@@ -87,6 +87,16 @@ pub struct NotificationFilter {
     pub limit: usize,
 }
 
+/// Analyst changes to one campaign (see [`Store::update_campaign`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CampaignChange {
+    pub name: Option<String>,
+    pub annotation: Option<String>,
+    /// Merge the campaign with this id into this one.
+    pub merge_from: Option<i64>,
+    pub close: bool,
+}
+
 /// The outcome of one delivery attempt.
 #[derive(Debug, Clone)]
 pub struct AttemptOutcome {
@@ -148,6 +158,9 @@ pub trait Store: Send + Sync + 'static {
     fn close_campaign(&self, id: i64, now: Millis) -> StoreResult<()>;
     /// Moves `from`'s keys and jurisdictions into `into`; `from` becomes `merged`.
     fn merge_campaigns(&self, into: i64, from: i64, now: Millis) -> StoreResult<()>;
+    /// Applies an analyst's changes in one transaction, in the order rename, annotate, merge,
+    /// close: either all of them happen or none.
+    fn update_campaign(&self, id: i64, change: &CampaignChange, now: Millis) -> StoreResult<()>;
     fn indicators_since(&self, cursor: i64, limit: usize) -> StoreResult<Vec<Indicator>>;
 
     // outbox
@@ -179,4 +192,31 @@ pub trait Store: Send + Sync + 'static {
     fn scan_report(&self, jurisdiction_id: i64) -> StoreResult<Option<(Millis, String, Vec<u8>)>>;
     /// Leases the first due jurisdiction among `candidates` to `worker` (one transaction).
     fn claim_scan_job(&self, candidates: &[i64], worker: &str, now: Millis, lease_ms: Millis) -> StoreResult<Option<i64>>;
+
+    // ---- retro-hunt (crate::retro, which also holds the SQL): keep this block together ----
+    // Defaults refuse, so a store without retro-hunt support still compiles and serves the rest.
+    fn add_analyst_indicator(&self, _new: &crate::retro::NewIndicator, _user_id: i64, _now: Millis) -> StoreResult<crate::retro::AnalystIndicator> {
+        Err(StoreError::Invalid("this store does not support analyst indicators".into()))
+    }
+    /// Logs a `remove` for each analyst indicator past its expiry; returns how many.
+    fn expire_analyst_indicators(&self, _now: Millis) -> StoreResult<usize> {
+        Ok(0)
+    }
+    /// Hunts the next indicator after the retro-hunt cursor (search on a reader, then hits,
+    /// notifications and the cursor in one transaction); `None` when caught up.
+    fn retro_hunt_next(&self, _window: &crate::retro::HuntWindow, _now: Millis) -> StoreResult<Option<crate::retro::HuntOutcome>> {
+        Ok(None)
+    }
+    /// Newest first; `None` is every jurisdiction.
+    fn retro_hits(&self, _jurisdiction_id: Option<i64>, _limit: usize) -> StoreResult<Vec<crate::retro::RetroHit>> {
+        Ok(Vec::new())
+    }
+    fn retro_hit_for_notification(&self, _notification_id: i64) -> StoreResult<Option<crate::retro::RetroHit>> {
+        Ok(None)
+    }
+    /// Deletes contact records of hours before `before_ms`, in bounded chunks.
+    fn prune_contacts(&self, _before_ms: Millis) -> StoreResult<usize> {
+        Ok(0)
+    }
+    // ---- end retro-hunt ----
 }

@@ -1,7 +1,8 @@
 //! The embedded store: one SQLite database file in WAL mode.
 //!
 //! Connections: one writer (behind a mutex; every write is one transaction) and a small pool of
-//! readers, which WAL lets run while the writer commits. Ingest throughput comes from group
+//! readers, which WAL lets run while the writer commits. A checkpointer thread with its own
+//! connection runs passive WAL checkpoints, so the writer does not copy pages on its commits. Ingest throughput comes from group
 //! commit: [`Store::ingest`] takes many batches and commits them with one fsync.
 //!
 //! Durability: `synchronous=FULL`, so an acknowledged batch survives power loss, not only a
@@ -25,6 +26,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0001_init.sql"),
     include_str!("../../migrations/0002_retention_indexes.sql"),
     include_str!("../../migrations/0100_assets.sql"),
+    include_str!("../../migrations/0200_contacts_retrohunt.sql"),
 ];
 /// Reader connections kept open; more readers than cores gains nothing.
 const MAX_IDLE_READERS: usize = 8;
@@ -37,10 +39,45 @@ const MAX_LOCAL_SIGHTINGS: usize = 20;
 /// Rows deleted per retention transaction: bounds how long the pruner holds the writer.
 const PRUNE_CHUNK: usize = 10_000;
 
+/// Page cache of the writer connection (KiB): a group commit of many batches stays in memory
+/// instead of spilling pages to the WAL mid-transaction.
+const WRITER_CACHE_KIB: i64 = 128 * 1024;
+/// The writer checkpoints by itself only when the WAL passes this many pages (a backstop);
+/// normally the checkpointer thread keeps the WAL short without holding up commits.
+const WRITER_AUTOCHECKPOINT_PAGES: i64 = 50_000;
+/// How often the checkpointer thread copies committed WAL pages into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
 pub struct SqliteStore {
     path: std::path::PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    /// Tells the checkpointer thread to stop when the store is dropped.
+    checkpointer_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        self.checkpointer_stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Passive checkpoints on a connection of its own: WAL pages are copied to the database file
+/// on another thread while the writer keeps committing (a passive checkpoint never blocks it).
+fn run_checkpointer(path: std::path::PathBuf, stop: std::sync::Arc<std::sync::atomic::AtomicBool>) {
+    let conn = match open_conn(&path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "no checkpointer connection; the writer checkpoints alone");
+            return;
+        }
+    };
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        std::thread::sleep(CHECKPOINT_EVERY);
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::debug!(error = %e, "passive checkpoint failed; retrying later");
+        }
+    }
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -59,7 +96,15 @@ impl SqliteStore {
     pub fn open(path: &Path) -> StoreResult<Self> {
         let mut writer = open_conn(path)?;
         migrate(&mut writer)?;
-        Ok(SqliteStore { path: path.to_owned(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
+        writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (p, st) = (path.to_owned(), stop.clone());
+        std::thread::Builder::new()
+            .name("ward-hub-checkpoint".into())
+            .spawn(move || run_checkpointer(p, st))
+            .map_err(|e| db_err(format!("cannot start the checkpointer thread: {e}")))?;
+        Ok(SqliteStore { path: path.to_owned(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), checkpointer_stop: stop })
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
@@ -597,81 +642,35 @@ impl Store for SqliteStore {
     }
 
     fn rename_campaign(&self, id: i64, name: &str, now: Millis) -> StoreResult<()> {
-        let name = name.trim();
-        if name.is_empty() || name.len() > 200 {
-            return Err(StoreError::Invalid("campaign name must be 1 to 200 characters".into()));
-        }
-        self.write(|tx| {
-            if tx.execute("UPDATE campaigns SET name = ?1 WHERE id = ?2", params![name, id])? == 0 {
-                return Err(StoreError::NotFound(format!("campaign {id}")));
-            }
-            log(tx, id, now, "renamed", None, name)?;
-            Ok(())
-        })
+        self.write(|tx| rename_tx(tx, id, name, now))
     }
 
     fn annotate_campaign(&self, id: i64, note: &str, now: Millis) -> StoreResult<()> {
-        if note.len() > 10_000 {
-            return Err(StoreError::Invalid("annotation longer than 10000 bytes".into()));
-        }
-        self.write(|tx| {
-            if tx.execute("UPDATE campaigns SET annotation = ?1 WHERE id = ?2", params![note, id])? == 0 {
-                return Err(StoreError::NotFound(format!("campaign {id}")));
-            }
-            log(tx, id, now, "annotated", None, note)?;
-            Ok(())
-        })
+        self.write(|tx| annotate_tx(tx, id, note, now))
     }
 
     fn close_campaign(&self, id: i64, now: Millis) -> StoreResult<()> {
-        self.write(|tx| {
-            if tx.execute(
-                "UPDATE campaigns SET status = 'closed', closed_ms = ?1 WHERE id = ?2 AND status = 'open'",
-                params![now, id],
-            )? == 0
-            {
-                return Err(StoreError::NotFound(format!("open campaign {id}")));
-            }
-            withdraw_indicators(tx, id, now)?;
-            log(tx, id, now, "closed", None, "")?;
-            Ok(())
-        })
+        self.write(|tx| close_tx(tx, id, now))
     }
 
     fn merge_campaigns(&self, into: i64, from: i64, now: Millis) -> StoreResult<()> {
-        if into == from {
-            return Err(StoreError::Invalid("cannot merge a campaign into itself".into()));
-        }
+        self.write(|tx| merge_tx(tx, into, from, now))
+    }
+
+    fn update_campaign(&self, id: i64, change: &CampaignChange, now: Millis) -> StoreResult<()> {
         self.write(|tx| {
-            for id in [into, from] {
-                let open: Option<String> =
-                    tx.query_row("SELECT status FROM campaigns WHERE id = ?1", [id], |r| r.get(0)).optional()?;
-                if open.as_deref() != Some("open") {
-                    return Err(StoreError::NotFound(format!("open campaign {id}")));
-                }
+            if let Some(name) = &change.name {
+                rename_tx(tx, id, name, now)?;
             }
-            let keys: Vec<String> = {
-                let mut st = tx.prepare("SELECT actor_key FROM campaign_keys WHERE campaign_id = ?1")?;
-                let rows = st.query_map([from], |r| r.get(0))?.collect::<Result<_, _>>()?;
-                rows
-            };
-            withdraw_indicators(tx, from, now)?;
-            for key in &keys {
-                add_key(tx, into, key, now)?;
+            if let Some(note) = &change.annotation {
+                annotate_tx(tx, id, note, now)?;
             }
-            tx.execute(
-                "INSERT INTO campaign_jurisdictions (campaign_id, jurisdiction_id, first_ms, last_ms, sightings) \
-                 SELECT ?1, jurisdiction_id, first_ms, last_ms, sightings FROM campaign_jurisdictions WHERE campaign_id = ?2 \
-                 ON CONFLICT (campaign_id, jurisdiction_id) DO UPDATE SET first_ms = min(first_ms, excluded.first_ms), \
-                 last_ms = max(last_ms, excluded.last_ms), sightings = sightings + excluded.sightings",
-                params![into, from],
-            )?;
-            tx.execute(
-                "UPDATE campaigns SET status = 'merged', merged_into = ?1, closed_ms = ?2 WHERE id = ?3",
-                params![into, now, from],
-            )?;
-            log(tx, into, now, "merged", None, &format!("campaign {from} merged into this one"))?;
-            log(tx, from, now, "merged", None, &format!("merged into campaign {into}"))?;
+            if let Some(from) = change.merge_from {
+                merge_tx(tx, id, from, now)?;
+            }
+            if change.close {
+                close_tx(tx, id, now)?;
+            }
             Ok(())
         })
     }
@@ -828,6 +827,34 @@ impl Store for SqliteStore {
     fn claim_scan_job(&self, candidates: &[i64], worker: &str, now: Millis, lease_ms: Millis) -> StoreResult<Option<i64>> {
         self.write(|tx| crate::assets::sql::claim(tx, candidates, worker, now, lease_ms))
     }
+
+    // ---- retro-hunt: the SQL lives in crate::retro::sql ----
+    fn add_analyst_indicator(&self, new: &crate::retro::NewIndicator, user_id: i64, now: Millis) -> StoreResult<crate::retro::AnalystIndicator> {
+        self.write(|tx| crate::retro::sql::add_indicator(tx, new, user_id, now))
+    }
+    fn expire_analyst_indicators(&self, now: Millis) -> StoreResult<usize> {
+        self.write(|tx| crate::retro::sql::expire_indicators(tx, now))
+    }
+    fn retro_hunt_next(&self, window: &crate::retro::HuntWindow, now: Millis) -> StoreResult<Option<crate::retro::HuntOutcome>> {
+        let Some(plan) = self.read(|c| crate::retro::sql::plan_next(c, window))? else { return Ok(None) };
+        self.write(|tx| crate::retro::sql::commit_plan(tx, &plan, now)).map(Some)
+    }
+    fn retro_hits(&self, jurisdiction_id: Option<i64>, limit: usize) -> StoreResult<Vec<crate::retro::RetroHit>> {
+        self.read(|c| crate::retro::sql::hits(c, jurisdiction_id, limit))
+    }
+    fn retro_hit_for_notification(&self, notification_id: i64) -> StoreResult<Option<crate::retro::RetroHit>> {
+        self.read(|c| crate::retro::sql::hit_for_notification(c, notification_id))
+    }
+    fn prune_contacts(&self, before_ms: Millis) -> StoreResult<usize> {
+        let mut total = 0;
+        loop {
+            let removed = self.write(|tx| crate::retro::sql::prune_contacts_chunk(tx, before_ms))?;
+            total += removed;
+            if removed < crate::retro::PRUNE_CHUNK {
+                return Ok(total);
+            }
+        }
+    }
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {
@@ -967,6 +994,66 @@ fn jurisdiction_view(c: &Connection, campaign_id: i64, jurisdiction_id: i64) -> 
     }))
 }
 
+fn rename_tx(tx: &Transaction<'_>, id: i64, name: &str, now: Millis) -> StoreResult<()> {
+    let name = name.trim();
+    if name.is_empty() || name.len() > 200 {
+        return Err(StoreError::Invalid("campaign name must be 1 to 200 characters".into()));
+    }
+    if tx.execute("UPDATE campaigns SET name = ?1 WHERE id = ?2", params![name, id])? == 0 {
+        return Err(StoreError::NotFound(format!("campaign {id}")));
+    }
+    log(tx, id, now, "renamed", None, name)
+}
+
+fn annotate_tx(tx: &Transaction<'_>, id: i64, note: &str, now: Millis) -> StoreResult<()> {
+    if note.len() > 10_000 {
+        return Err(StoreError::Invalid("annotation longer than 10000 bytes".into()));
+    }
+    if tx.execute("UPDATE campaigns SET annotation = ?1 WHERE id = ?2", params![note, id])? == 0 {
+        return Err(StoreError::NotFound(format!("campaign {id}")));
+    }
+    log(tx, id, now, "annotated", None, note)
+}
+
+fn close_tx(tx: &Transaction<'_>, id: i64, now: Millis) -> StoreResult<()> {
+    if tx.execute("UPDATE campaigns SET status = 'closed', closed_ms = ?1 WHERE id = ?2 AND status = 'open'", params![now, id])? == 0 {
+        return Err(StoreError::NotFound(format!("open campaign {id}")));
+    }
+    withdraw_indicators(tx, id, now)?;
+    log(tx, id, now, "closed", None, "")
+}
+
+fn merge_tx(tx: &Transaction<'_>, into: i64, from: i64, now: Millis) -> StoreResult<()> {
+    if into == from {
+        return Err(StoreError::Invalid("cannot merge a campaign into itself".into()));
+    }
+    for id in [into, from] {
+        let open: Option<String> = tx.query_row("SELECT status FROM campaigns WHERE id = ?1", [id], |r| r.get(0)).optional()?;
+        if open.as_deref() != Some("open") {
+            return Err(StoreError::NotFound(format!("open campaign {id}")));
+        }
+    }
+    let keys: Vec<String> = {
+        let mut st = tx.prepare("SELECT actor_key FROM campaign_keys WHERE campaign_id = ?1")?;
+        let rows = st.query_map([from], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows
+    };
+    withdraw_indicators(tx, from, now)?;
+    for key in &keys {
+        add_key(tx, into, key, now)?;
+    }
+    tx.execute(
+        "INSERT INTO campaign_jurisdictions (campaign_id, jurisdiction_id, first_ms, last_ms, sightings) \
+         SELECT ?1, jurisdiction_id, first_ms, last_ms, sightings FROM campaign_jurisdictions WHERE campaign_id = ?2 \
+         ON CONFLICT (campaign_id, jurisdiction_id) DO UPDATE SET first_ms = min(first_ms, excluded.first_ms), \
+         last_ms = max(last_ms, excluded.last_ms), sightings = sightings + excluded.sightings",
+        params![into, from],
+    )?;
+    tx.execute("UPDATE campaigns SET status = 'merged', merged_into = ?1, closed_ms = ?2 WHERE id = ?3", params![into, now, from])?;
+    log(tx, into, now, "merged", None, &format!("campaign {from} merged into this one"))?;
+    log(tx, from, now, "merged", None, &format!("merged into campaign {into}"))
+}
+
 fn log(tx: &Transaction<'_>, campaign_id: i64, now: Millis, kind: &str, jurisdiction_id: Option<i64>, detail: &str) -> StoreResult<()> {
     tx.prepare_cached("INSERT INTO campaign_log (campaign_id, ts_ms, kind, jurisdiction_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)")?
         .execute(params![campaign_id, now, kind, jurisdiction_id, detail])?;
@@ -1020,6 +1107,11 @@ fn ingest_one(tx: &Transaction<'_>, b: &IngestBatch, policy: &CorrelationPolicy,
         )?;
         for ev in &b.events {
             newest = Some(newest.map_or(ev.ts_ms, |n| n.max(ev.ts_ms)));
+            // ---- retro-hunt: contact records go to their compact table (crate::retro) ----
+            if let Some(c) = &ev.contact {
+                crate::retro::sql::insert_contact(tx, b.jurisdiction_id, b.sensor_id, c, now)?;
+                continue;
+            }
             let remote = ev.remote.map(|ip| ip.to_string());
             let prefix = ev.remote.map(prefix_of);
             insert.execute(params![
@@ -1374,6 +1466,24 @@ mod tests {
         assert_eq!(open.len(), 1);
         assert_ne!(open[0].id, first);
         assert_eq!(open[0].jurisdictions, 2);
+    }
+
+    #[test]
+    fn campaign_changes_are_all_or_nothing() {
+        let (_d, s) = store();
+        let policy = CorrelationPolicy::default();
+        let (a, b) = (jurisdiction(&s, 0), jurisdiction(&s, 1));
+        s.ingest(&[batch(a, 1, "45.1.2.3", "alert"), batch(b, 1, "45.1.2.3", "alert")], &policy, 1000).unwrap();
+        let id = s.campaigns(true).unwrap()[0].id;
+        let bad = CampaignChange { name: Some("Renamed".into()), merge_from: Some(id + 100), ..Default::default() };
+        assert!(matches!(s.update_campaign(id, &bad, 2000), Err(StoreError::NotFound(_))));
+        let c = s.campaign(id).unwrap().unwrap();
+        assert_ne!(c.campaign.name, "Renamed", "the rename was rolled back with the failed merge");
+        assert!(!c.timeline.iter().any(|t| t.kind == "renamed"));
+        let good = CampaignChange { name: Some("Renamed".into()), annotation: Some("seen before".into()), close: true, ..Default::default() };
+        s.update_campaign(id, &good, 3000).unwrap();
+        let c = s.campaign(id).unwrap().unwrap().campaign;
+        assert_eq!((c.name.as_str(), c.annotation.as_str(), c.status), ("Renamed", "seen before", CampaignStatus::Closed));
     }
 
     #[test]

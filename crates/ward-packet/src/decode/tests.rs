@@ -464,6 +464,9 @@ fn vxlan_and_ip_in_ip() {
     );
     assert_eq!(layers[1].0.wire_len, inner.len() as u32);
     assert_eq!(layers[1].1, Some(TunnelKind::Vxlan));
+    assert_eq!((layers[0].0.tunnel_depth, layers[1].0.tunnel_depth), (0, 1));
+    let outer: Vec<_> = res.outer_packets().map(|p| p.proto).collect();
+    assert_eq!(outer, [17], "the VXLAN UDP packet is the one outer layer");
 
     let six = ipv6(17, &udp(30000, 13000, b"six"));
     let frame = eth(0x0800, &ipv4(41, &six));
@@ -558,4 +561,24 @@ proptest! {
         let mut dec = Decoder::new();
         let _ = dec.decode(&raw(LinkType::Ethernet, &frame));
     }
+}
+
+#[test]
+fn ipv6_ah_with_zero_length_is_taken_as_twelve_bytes_as_suricata_does() {
+    // AH (next header ICMPv6, length 0), then an echo request whose identifier is 0x0000 and
+    // sequence 0x001f: Suricata skips 12 bytes of AH, so it reads type 0 code 0.
+    let mut payload = vec![58, 0, 0, 0, 0, 0, 0, 0];
+    payload.extend_from_slice(&[0x80, 0, 0xfa, 0xe6, 0, 0, 0, 0x1f, 1, 2, 3, 4]);
+    let frame = eth(0x86dd, &ipv6(51, &payload));
+    let mut dec = Decoder::new();
+    let res = dec.decode(&raw(LinkType::Ethernet, &frame));
+    let p = res.packet().expect("decoded");
+    assert_eq!(p.proto, 58);
+    assert_eq!(p.transport, Transport::Icmp { icmp_type: 0, icmp_code: 0 });
+    // A proper length (1 = 12 bytes) is read as RFC 4302 says.
+    let mut payload = vec![58, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    payload.extend_from_slice(&[0x80, 0, 0xfa, 0xe6, 0, 0, 0, 0x1f]);
+    let frame = eth(0x86dd, &ipv6(51, &payload));
+    let res = dec.decode(&raw(LinkType::Ethernet, &frame));
+    assert_eq!(res.packet().unwrap().transport, Transport::Icmp { icmp_type: 128, icmp_code: 0 });
 }

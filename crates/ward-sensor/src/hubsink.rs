@@ -1,0 +1,419 @@
+//! What a sensor relays to its hub, chosen from the EVE stream as it is written.
+//!
+//! [`HubWriter`] sits where the EVE file would (it is an [`std::io::Write`] the pipeline's
+//! [`crate::eve_out::EveSink`] writes whole NDJSON lines into), optionally passes every line on
+//! to the local EVE file as well, and appends to the on-disk [`Spool`]:
+//!
+//! * the record types named in [`HubSelection::forward`] as they are (default: `alert` and
+//!   `anomaly`; scan detections are alerts with the scan detector's gid);
+//! * **contact records**: the finished `flow` records folded into one record per hour per
+//!   (remote address, local address, server port, protocol), with first and last seen, flows,
+//!   packets and bytes — like NetFlow, small enough to keep for the whole retention window, so
+//!   the hub can look back when an indicator appears later (retro-hunt).
+//!
+//! Which side is local is decided by [`HomeNet`] (Suricata's `HOME_NET`, RFC 1918 and IPv6 ULA
+//! by default). A flow with both ends local, or none, makes no contact record.
+//!
+//! Contact records are held in memory only until the hour they belong to is over (or the run
+//! ends, [`HubWriter::finish`]); at most [`HubSelection::max_contacts`] are held, beyond which the
+//! oldest hour is flushed early (two records for one hour then reach the hub, which sums them).
+
+use std::collections::{BTreeMap, HashSet};
+use std::io::{self, Write};
+use std::net::IpAddr;
+
+use serde_json::{json, Value};
+
+use crate::spool::Spool;
+
+/// Which records go to the hub.
+#[derive(Debug, Clone)]
+pub struct HubSelection {
+    /// EVE `event_type`s relayed as they are.
+    pub forward: HashSet<String>,
+    /// Fold `flow` records into hourly contact records.
+    pub contacts: bool,
+    /// Upper bound of contact records held in memory.
+    pub max_contacts: usize,
+}
+
+impl Default for HubSelection {
+    fn default() -> Self {
+        HubSelection {
+            forward: ["alert", "anomaly"].iter().map(|s| s.to_string()).collect(),
+            contacts: true,
+            max_contacts: 200_000,
+        }
+    }
+}
+
+impl HubSelection {
+    /// Parses a comma-separated list such as `alert,anomaly,dns,contact`; `contact` turns contact
+    /// records on, every other word is an EVE event type.
+    pub fn parse(list: &str) -> Result<HubSelection, String> {
+        const KNOWN: &[&str] = &["alert", "anomaly", "flow", "dns", "http", "tls", "stats", "contact"];
+        let mut sel = HubSelection { forward: HashSet::new(), contacts: false, ..HubSelection::default() };
+        for word in list.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+            if !KNOWN.contains(&word) {
+                return Err(format!("unknown record type {word:?} to relay; choose from {}", KNOWN.join(", ")));
+            }
+            if word == "contact" {
+                sel.contacts = true;
+            } else {
+                sel.forward.insert(word.to_string());
+            }
+        }
+        Ok(sel)
+    }
+}
+
+/// The networks that are "ours" (Suricata's HOME_NET).
+#[derive(Debug, Clone)]
+pub struct HomeNet {
+    nets: Vec<(IpAddr, u8)>,
+}
+
+impl Default for HomeNet {
+    fn default() -> Self {
+        HomeNet::parse("10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7").expect("built-in networks parse")
+    }
+}
+
+impl HomeNet {
+    /// Parses `10.0.0.0/8,192.168.1.0/24,2001:db8::/32` (brackets as in Suricata are accepted).
+    pub fn parse(list: &str) -> Result<HomeNet, String> {
+        let mut nets = Vec::new();
+        for item in list.trim_matches(|c| c == '[' || c == ']').split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (addr, len) = match item.split_once('/') {
+                Some((a, l)) => (a, Some(l)),
+                None => (item, None),
+            };
+            let addr: IpAddr = addr.parse().map_err(|_| format!("{item:?} is not an address or CIDR network"))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let len = match len {
+                Some(l) => l.parse::<u8>().ok().filter(|&l| l <= max).ok_or_else(|| format!("{item:?}: prefix length must be 0..={max}"))?,
+                None => max,
+            };
+            nets.push((addr, len));
+        }
+        if nets.is_empty() {
+            return Err("the home network list is empty".into());
+        }
+        Ok(HomeNet { nets })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        self.nets.iter().any(|&(net, len)| match (net, ip) {
+            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_eq(&n.octets(), &a.octets(), len),
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_eq(&n.octets(), &a.octets(), len),
+            _ => false,
+        })
+    }
+}
+
+fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
+    let full = usize::from(len / 8);
+    let rest = len % 8;
+    if a[..full] != b[..full] {
+        return false;
+    }
+    rest == 0 || {
+        let mask = 0xffu8 << (8 - rest);
+        a[full] & mask == b[full] & mask
+    }
+}
+
+/// Key of one contact record: the hour, then who talked to whom on which port.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+struct ContactKey {
+    hour: String,
+    remote: IpAddr,
+    local: IpAddr,
+    port: u16,
+    proto: String,
+    inbound: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ContactAgg {
+    first_seen: String,
+    last_seen: String,
+    flows: u64,
+    pkts: u64,
+    bytes: u64,
+}
+
+/// Counters of a [`HubWriter`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HubWriterStats {
+    /// Records appended to the spool as they are.
+    pub forwarded: u64,
+    /// Contact records appended to the spool.
+    pub contacts: u64,
+    /// Lines that were not JSON objects (never expected from our own writer).
+    pub unparsable: u64,
+    /// Spool appends that failed (disk full, permissions); the records are lost and counted.
+    pub spool_errors: u64,
+}
+
+/// The EVE writer that feeds the hub's spool (see the module docs).
+pub struct HubWriter {
+    spool: Spool,
+    selection: HubSelection,
+    home: HomeNet,
+    tee: Option<Box<dyn Write + Send>>,
+    partial: Vec<u8>,
+    contacts: BTreeMap<ContactKey, ContactAgg>,
+    stats: HubWriterStats,
+}
+
+impl HubWriter {
+    /// `tee`, when given, receives every line unchanged (the local EVE file).
+    pub fn new(spool: Spool, selection: HubSelection, home: HomeNet, tee: Option<Box<dyn Write + Send>>) -> HubWriter {
+        HubWriter { spool, selection, home, tee, partial: Vec::new(), contacts: BTreeMap::new(), stats: HubWriterStats::default() }
+    }
+
+    pub fn stats(&self) -> HubWriterStats {
+        self.stats
+    }
+
+    /// Appends every contact record still held to the spool and flushes the spool and the tee.
+    pub fn finish(&mut self) -> io::Result<()> {
+        self.flush_contacts_before(None);
+        if let Some(tee) = self.tee.as_mut() {
+            tee.flush()?;
+        }
+        self.spool.flush().map_err(|e| io::Error::other(e.to_string()))
+    }
+
+    fn line(&mut self, line: &[u8]) {
+        if line.iter().all(u8::is_ascii_whitespace) {
+            return;
+        }
+        let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(line) else {
+            self.stats.unparsable += 1;
+            return;
+        };
+        let kind = rec.get("event_type").and_then(Value::as_str).unwrap_or("");
+        if self.selection.forward.contains(kind) {
+            match self.spool.append(line) {
+                Ok(_) => self.stats.forwarded += 1,
+                Err(err) => {
+                    self.stats.spool_errors += 1;
+                    tracing::warn!("cannot spool a {kind} record for the hub: {err}");
+                }
+            }
+        }
+        if kind == "flow" && self.selection.contacts {
+            self.fold_flow(&rec);
+        }
+    }
+
+    fn fold_flow(&mut self, rec: &serde_json::Map<String, Value>) {
+        let ip = |k: &str| rec.get(k).and_then(Value::as_str).and_then(|s| s.parse::<IpAddr>().ok());
+        let (Some(src), Some(dst)) = (ip("src_ip"), ip("dest_ip")) else { return };
+        let (src_local, dst_local) = (self.home.contains(src), self.home.contains(dst));
+        let (remote, local, inbound) = match (src_local, dst_local) {
+            (false, true) => (src, dst, true),
+            (true, false) => (dst, src, false),
+            _ => return,
+        };
+        let port = rec.get("dest_port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
+        let proto = rec.get("proto").and_then(Value::as_str).unwrap_or("").to_string();
+        let flow = rec.get("flow");
+        let num = |k: &str| flow.and_then(|f| f.get(k)).and_then(Value::as_u64).unwrap_or(0);
+        let text = |k: &str| flow.and_then(|f| f.get(k)).and_then(Value::as_str).unwrap_or("").to_string();
+        let (start, end) = (text("start"), text("end"));
+        if start.len() < 13 {
+            return;
+        }
+        let hour = start[..13].to_string();
+        let key = ContactKey { hour: hour.clone(), remote, local, port, proto, inbound };
+        let agg = self.contacts.entry(key).or_default();
+        if agg.flows == 0 || start < agg.first_seen {
+            agg.first_seen = start.clone();
+        }
+        let end = if end.is_empty() { start } else { end };
+        if end > agg.last_seen {
+            agg.last_seen = end;
+        }
+        agg.flows += 1;
+        agg.pkts += num("pkts_toserver") + num("pkts_toclient");
+        agg.bytes += num("bytes_toserver") + num("bytes_toclient");
+        // Hours end in order in a capture: once a flow of a later hour finishes, records of
+        // hours two or more before it are complete.
+        if let Some(oldest) = self.contacts.keys().next().map(|k| k.hour.clone()) {
+            if oldest < hour && self.contacts.len() > 1 {
+                let keep_from = previous_hour_prefix(&hour);
+                self.flush_contacts_before(Some(&keep_from));
+            }
+        }
+        while self.contacts.len() > self.selection.max_contacts {
+            let oldest = self.contacts.keys().next().map(|k| k.hour.clone()).unwrap_or_default();
+            let mut next = oldest.into_bytes();
+            next.push(b'~'); // sorts after every key of that hour
+            self.flush_contacts_before(Some(&String::from_utf8_lossy(&next)));
+        }
+    }
+
+    /// Appends and forgets every contact record of an hour before `hour` (all when `None`).
+    fn flush_contacts_before(&mut self, hour: Option<&str>) {
+        let keys: Vec<ContactKey> = self.contacts.keys().take_while(|k| hour.map_or(true, |h| k.hour.as_str() < h)).cloned().collect();
+        for key in keys {
+            let Some(agg) = self.contacts.remove(&key) else { continue };
+            let (src, dst) = if key.inbound { (key.remote, key.local) } else { (key.local, key.remote) };
+            let record = json!({
+                "event_type": "contact",
+                "timestamp": agg.first_seen,
+                "src_ip": src.to_string(),
+                "dest_ip": dst.to_string(),
+                "dest_port": key.port,
+                "proto": key.proto,
+                "contact": {
+                    "remote_ip": key.remote.to_string(),
+                    "local_ip": key.local.to_string(),
+                    "port": key.port,
+                    "proto": key.proto,
+                    "direction": if key.inbound { "inbound" } else { "outbound" },
+                    "first_seen": agg.first_seen,
+                    "last_seen": agg.last_seen,
+                    "flows": agg.flows,
+                    "pkts": agg.pkts,
+                    "bytes": agg.bytes,
+                }
+            });
+            match self.spool.append_json(&record) {
+                Ok(_) => self.stats.contacts += 1,
+                Err(err) => {
+                    self.stats.spool_errors += 1;
+                    tracing::warn!("cannot spool a contact record for the hub: {err}");
+                }
+            }
+        }
+    }
+}
+
+/// `2026-11-03T13` → `2026-11-03T12` (string order is time order for one offset); the hour
+/// before midnight keeps the day and becomes `T-1`, which still sorts below `T00`.
+fn previous_hour_prefix(hour: &str) -> String {
+    let (day, h) = hour.split_at(hour.len().saturating_sub(2));
+    match h.parse::<u8>() {
+        Ok(n) if n > 0 => format!("{day}{:02}", n - 1),
+        _ => format!("{}-1", &day),
+    }
+}
+
+impl Write for HubWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if let Some(tee) = self.tee.as_mut() {
+            tee.write_all(buf)?;
+        }
+        self.partial.extend_from_slice(buf);
+        let mut start = 0;
+        while let Some(nl) = memchr(&self.partial[start..]) {
+            let end = start + nl;
+            let line = self.partial[start..end].to_vec();
+            self.line(&line);
+            start = end + 1;
+        }
+        self.partial.drain(..start);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        if let Some(tee) = self.tee.as_mut() {
+            tee.flush()?;
+        }
+        Ok(())
+    }
+}
+
+fn memchr(buf: &[u8]) -> Option<usize> {
+    buf.iter().position(|&b| b == b'\n')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spool::{ReadLimit, SpoolConfig};
+
+    fn flow(src: &str, dst: &str, port: u16, start: &str, end: &str) -> String {
+        json!({"event_type":"flow","src_ip":src,"dest_ip":dst,"src_port":40000,"dest_port":port,"proto":"TCP",
+               "flow":{"pkts_toserver":3,"pkts_toclient":2,"bytes_toserver":300,"bytes_toclient":200,"start":start,"end":end}})
+        .to_string()
+    }
+
+    fn spooled(spool: &Spool) -> Vec<Value> {
+        spool.read(ReadLimit::records(10_000)).unwrap().iter().map(|r| serde_json::from_slice(&r.payload).unwrap()).collect()
+    }
+
+    #[test]
+    fn alerts_are_forwarded_and_flows_fold_into_hourly_contacts() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolConfig::default()).unwrap();
+        let mut w = HubWriter::new(spool.clone(), HubSelection::default(), HomeNet::default(), None);
+        let mut input = String::new();
+        input.push_str(&flow("203.0.113.66", "10.1.0.80", 443, "2026-11-03T13:05:00.000000+0000", "2026-11-03T13:05:01.000000+0000"));
+        input.push('\n');
+        input.push_str(&flow("203.0.113.66", "10.1.0.80", 443, "2026-11-03T13:45:00.000000+0000", "2026-11-03T13:45:02.000000+0000"));
+        input.push('\n');
+        input.push_str(&flow("10.1.0.20", "10.1.0.53", 53, "2026-11-03T13:45:00.000000+0000", "2026-11-03T13:45:00.100000+0000"));
+        input.push('\n');
+        input.push_str(r#"{"event_type":"alert","src_ip":"203.0.113.66","alert":{"signature_id":1}}"#);
+        input.push('\n');
+        input.push_str(r#"{"event_type":"dns","src_ip":"10.1.0.20"}"#);
+        // Split mid-line: the writer must join the halves.
+        let (a, b) = input.as_bytes().split_at(input.len() / 2);
+        w.write_all(a).unwrap();
+        w.write_all(b).unwrap();
+        w.write_all(b"\n").unwrap();
+        w.finish().unwrap();
+        let got = spooled(&spool);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got[0]["event_type"], "alert");
+        let c = &got[1]["contact"];
+        assert_eq!(got[1]["event_type"], "contact");
+        assert_eq!(c["remote_ip"], "203.0.113.66");
+        assert_eq!(c["local_ip"], "10.1.0.80");
+        assert_eq!(c["direction"], "inbound");
+        assert_eq!(c["flows"], 2);
+        assert_eq!(c["pkts"], 10);
+        assert_eq!(c["bytes"], 1000);
+        assert_eq!(c["first_seen"], "2026-11-03T13:05:00.000000+0000");
+        assert_eq!(c["last_seen"], "2026-11-03T13:45:02.000000+0000");
+        assert_eq!(w.stats(), HubWriterStats { forwarded: 1, contacts: 1, unparsable: 0, spool_errors: 0 });
+    }
+
+    #[test]
+    fn finished_hours_are_flushed_while_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolConfig::default()).unwrap();
+        let mut w = HubWriter::new(spool.clone(), HubSelection::default(), HomeNet::default(), None);
+        for h in 10..14 {
+            let t = format!("2026-11-03T{h}:00:00.000000+0000");
+            writeln!(w, "{}", flow("10.9.9.9", "198.51.100.7", 443, &t, &t)).unwrap();
+        }
+        // Hours 10 and 11 are complete once a flow of hour 13 is seen; 12 and 13 are still open.
+        let mut got = spooled(&spool);
+        assert_eq!(got.len(), 2);
+        w.finish().unwrap();
+        // The reader hands each record once: the rest follows.
+        got.extend(spooled(&spool));
+        assert_eq!(got.len(), 4);
+        assert!(got.iter().all(|r| r["contact"]["direction"] == "outbound"));
+    }
+
+    #[test]
+    fn selection_and_home_net_parse_with_clear_errors() {
+        let s = HubSelection::parse("alert, contact,dns").unwrap();
+        assert!(s.contacts && s.forward.contains("dns") && s.forward.contains("alert") && !s.forward.contains("anomaly"));
+        assert!(HubSelection::parse("alert,bogus").unwrap_err().contains("bogus"));
+        let h = HomeNet::parse("[192.0.2.0/24, 2001:db8::/32]").unwrap();
+        assert!(h.contains("192.0.2.200".parse().unwrap()));
+        assert!(!h.contains("192.0.3.1".parse().unwrap()));
+        assert!(h.contains("2001:db8::1".parse().unwrap()));
+        assert!(HomeNet::parse("10.0.0.0/33").is_err());
+        assert!(HomeNet::parse("nonsense").is_err());
+        assert!(HomeNet::parse("").is_err());
+    }
+}

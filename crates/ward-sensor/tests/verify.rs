@@ -1,0 +1,250 @@
+//! The suricata-verify runner: Suricata's own detection tests (../shared/data/suricata-verify:
+//! pcap + test.rules + test.yaml) run through the ward sensor, their alert checks evaluated on
+//! our EVE output.
+//!
+//! * A test whose rules do not all load (a keyword we do not support) is counted as
+//!   "unsupported" and left out of the pass rate, as are tests that need a newer Suricata, a
+//!   custom command or a pcap that is not in the snapshot.
+//! * Only `filter` checks on `event_type: alert` are evaluated (the other record types the
+//!   tests look at, such as `fileinfo` and `drop`, are not detection); a test passes when every
+//!   alert check's count matches.
+//! * The report (every failure with its reason) goes to `target/conformance/verify.md`; the test
+//!   asserts a pass rate of at least [`PASS_FLOOR`] over the supported tests.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use ward_sensor::config::{EveOutput, Input, SensorConfig};
+use ward_sensor::detect::{DetectConfig, Engines};
+
+use common::{run_config, shared_data};
+
+const PASS_FLOOR: f64 = 0.90;
+
+fn yaml_to_json(y: &serde_yaml::Value) -> Value {
+    serde_json::to_value(y).unwrap_or(Value::Null)
+}
+
+/// Resolves a dotted path (`alert.signature_id`, `smtp.rcpt_to[0]`, `x.__len`) in a record.
+fn get_path<'a>(mut v: &'a Value, path: &str) -> Option<Value> {
+    let parts: Vec<&str> = path.split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        if *part == "__len" && i == parts.len() - 1 {
+            return match v {
+                Value::Array(a) => Some(Value::from(a.len())),
+                Value::String(s) => Some(Value::from(s.len())),
+                Value::Object(o) => Some(Value::from(o.len())),
+                _ => None,
+            };
+        }
+        let (name, index) = match part.find('[') {
+            Some(b) => (&part[..b], part[b + 1..].trim_end_matches(']').parse::<usize>().ok()),
+            None => (*part, None),
+        };
+        v = v.get(name)?;
+        if let Some(i) = index {
+            v = v.get(i)?;
+        }
+    }
+    Some(v.clone())
+}
+
+fn num(v: &Value) -> Option<f64> {
+    v.as_f64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn key_matches(record: &Value, key: &str, want: &Value) -> bool {
+    for (suffix, op) in [("__contains", 0), ("__find", 1), ("__startswith", 2), ("__endswith", 3), ("__gt", 4), ("__gte", 5), ("__lt", 6), ("__lte", 7)] {
+        if let Some(path) = key.strip_suffix(suffix) {
+            // `__gt` is a suffix of `__gte`: only take the op whose whole suffix matches.
+            if suffix == "__gt" && key.ends_with("__gte") || suffix == "__lt" && key.ends_with("__lte") {
+                continue;
+            }
+            let Some(got) = get_path(record, path) else { return false };
+            return match op {
+                0 => match &got {
+                    Value::Array(a) => a.contains(want),
+                    Value::String(s) => want.as_str().is_some_and(|w| s.contains(w)),
+                    _ => false,
+                },
+                1 => got.as_str().zip(want.as_str()).is_some_and(|(g, w)| g.contains(w)),
+                2 => got.as_str().zip(want.as_str()).is_some_and(|(g, w)| g.starts_with(w)),
+                3 => got.as_str().zip(want.as_str()).is_some_and(|(g, w)| g.ends_with(w)),
+                _ => match (num(&got), num(want)) {
+                    (Some(g), Some(w)) => match op {
+                        4 => g > w,
+                        5 => g >= w,
+                        6 => g < w,
+                        _ => g <= w,
+                    },
+                    _ => false,
+                },
+            };
+        }
+    }
+    match key {
+        "has-key" | "not-has-key" => {
+            let paths: Vec<String> = match want {
+                Value::Array(a) => a.iter().filter_map(|p| p.as_str().map(str::to_string)).collect(),
+                Value::String(s) => vec![s.clone()],
+                _ => vec![],
+            };
+            let all = paths.iter().all(|p| get_path(record, p).is_some());
+            let none = paths.iter().all(|p| get_path(record, p).is_none());
+            if key == "has-key" {
+                all
+            } else {
+                none
+            }
+        }
+        _ => get_path(record, key).is_some_and(|g| &g == want || (g.is_number() && want.is_number() && num(&g) == num(want))),
+    }
+}
+
+enum Outcome {
+    Pass,
+    Fail(String),
+    Unsupported(String),
+    NotRunnable(String),
+}
+
+fn run_test(dir: &Path) -> Outcome {
+    let text = match std::fs::read_to_string(dir.join("test.yaml")) {
+        Ok(t) => t,
+        Err(e) => return Outcome::NotRunnable(format!("no test.yaml: {e}")),
+    };
+    let y: serde_yaml::Value = match serde_yaml::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return Outcome::NotRunnable(format!("test.yaml: {e}")),
+    };
+    let t = yaml_to_json(&y);
+    if t.get("command").is_some() {
+        return Outcome::NotRunnable("custom command".into());
+    }
+    if let Some(req) = t.get("requires") {
+        let min = req.get("min-version").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())));
+        if let Some(m) = min {
+            let major: u64 = m.split('.').next().and_then(|s| s.parse().ok()).unwrap_or(0);
+            if major > 8 {
+                return Outcome::NotRunnable(format!("needs Suricata {m}"));
+            }
+        }
+    }
+    let pcap = match t.get("pcap").and_then(|p| p.as_str()) {
+        Some(p) => dir.join(p),
+        None => match std::fs::read_dir(dir).ok().and_then(|rd| {
+            rd.flatten().map(|e| e.path()).find(|p| matches!(p.extension().and_then(|x| x.to_str()), Some("pcap" | "pcapng")))
+        }) {
+            Some(p) => p,
+            None => return Outcome::NotRunnable("no pcap".into()),
+        },
+    };
+    if !pcap.exists() {
+        return Outcome::NotRunnable(format!("pcap {} missing", pcap.display()));
+    }
+    let rules = match t.get("rules").and_then(|p| p.as_str()) {
+        Some(r) => dir.join(r),
+        None => match std::fs::read_dir(dir).ok().and_then(|rd| {
+            rd.flatten().map(|e| e.path()).find(|p| p.extension().and_then(|x| x.to_str()) == Some("rules"))
+        }) {
+            Some(p) => p,
+            None => return Outcome::NotRunnable("no rules file".into()),
+        },
+    };
+    let cfg = DetectConfig { rule_files: vec![rules], ..Default::default() };
+    let (engines, summary) = match Engines::load(cfg) {
+        Ok(x) => x,
+        Err(e) => return Outcome::NotRunnable(e.to_string()),
+    };
+    if !summary.rules.skipped.is_empty() {
+        let kws: Vec<String> = summary.rules.skipped_by_keyword().into_iter().map(|(k, _)| k).collect();
+        return Outcome::Unsupported(kws.join(", "));
+    }
+    let config = SensorConfig {
+        inputs: vec![Input::File(pcap)],
+        workers: 1,
+        eve: EveOutput::Null,
+        progress: false,
+        detect: Some(engines),
+        ..SensorConfig::default()
+    };
+    let records = run_config(&config).0;
+    let mut failures = Vec::new();
+    let mut alert_checks = 0;
+    for check in t.get("checks").and_then(|c| c.as_array()).into_iter().flatten() {
+        let Some(filter) = check.get("filter") else { continue };
+        if filter.get("requires").is_some() {
+            continue;
+        }
+        let Some(m) = filter.get("match").and_then(|m| m.as_object()) else { continue };
+        if m.get("event_type").and_then(|e| e.as_str()) != Some("alert") {
+            continue;
+        }
+        alert_checks += 1;
+        let n = records.iter().filter(|r| m.iter().all(|(k, v)| key_matches(r, k, v))).count();
+        let ok = match filter.get("count").and_then(|c| c.as_u64()) {
+            Some(c) => n as u64 == c,
+            None => n > 0,
+        };
+        if !ok {
+            let want = filter.get("count").map_or("≥1".to_string(), |c| c.to_string());
+            failures.push(format!("{} matched {n}, want {want}", Value::Object(m.clone())));
+        }
+    }
+    if alert_checks == 0 {
+        return Outcome::NotRunnable("no alert checks".into());
+    }
+    if failures.is_empty() {
+        Outcome::Pass
+    } else {
+        Outcome::Fail(failures.join("; "))
+    }
+}
+
+#[test]
+fn suricata_verify_alert_checks_pass() {
+    let root = shared_data().join("suricata-verify");
+    let list = std::fs::read_to_string(root.join("tests.txt")).expect("tests.txt");
+    let names: Vec<&str> = list.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    let (mut pass, mut fail, mut unsupported, mut not_runnable) = (vec![], vec![], vec![], vec![]);
+    for name in &names {
+        let dir: PathBuf = root.join("tests").join(name);
+        match run_test(&dir) {
+            Outcome::Pass => pass.push(name.to_string()),
+            Outcome::Fail(why) => fail.push(format!("{name}: {why}")),
+            Outcome::Unsupported(kw) => unsupported.push(format!("{name}: {kw}")),
+            Outcome::NotRunnable(why) => not_runnable.push(format!("{name}: {why}")),
+        }
+    }
+    let supported = pass.len() + fail.len();
+    let rate = pass.len() as f64 / supported.max(1) as f64;
+    let mut report = format!(
+        "# suricata-verify\n\n{} tests: {} supported, {} passed ({:.1} %), {} failed; {} use unsupported keywords; {} not runnable.\n\n## Failed\n\n",
+        names.len(),
+        supported,
+        pass.len(),
+        rate * 100.0,
+        fail.len(),
+        unsupported.len(),
+        not_runnable.len()
+    );
+    for f in &fail {
+        report.push_str(&format!("- {f}\n"));
+    }
+    report.push_str("\n## Unsupported keywords\n\n");
+    for u in &unsupported {
+        report.push_str(&format!("- {u}\n"));
+    }
+    report.push_str("\n## Not runnable\n\n");
+    for n in &not_runnable {
+        report.push_str(&format!("- {n}\n"));
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/conformance");
+    let _ = std::fs::create_dir_all(&dir);
+    let _ = std::fs::write(dir.join("verify.md"), &report);
+    eprintln!("{report}");
+    assert!(supported >= 300, "only {supported} supported tests ran");
+    assert!(rate >= PASS_FLOOR, "pass rate {:.3} below {PASS_FLOOR}", rate);
+}

@@ -1,0 +1,531 @@
+//! `ward demo`: the whole system on one machine, in about a minute.
+//!
+//! It starts the embedded hub (SQLite in the demo directory, HTTPS with a self-signed
+//! certificate), registers a state and four counties with a webhook and an email contact each
+//! (served by [`receivers`] on loopback), enrolls one real sensor per jurisdiction, writes each
+//! jurisdiction's traffic ([`scenario`]) and runs the sensor over it with the demo rules, the
+//! hub's indicators and the scan detector. Every sensor relays through its own on-disk spool and
+//! the HTTPS path, exactly as in production. Then it shows what each office would have seen and
+//! measures how fast: the campaign, the warnings with their latencies, the indicator reaching
+//! the offices the actor has not touched yet, and the retro-hunt finding the early contact.
+//!
+//! `--once` prints the summary and exits 0 only if every expected warning arrived.
+
+mod receivers;
+mod scenario;
+
+use std::fmt::Write as _;
+use std::fs;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use serde_json::{json, Value};
+
+use ward_hub::model::{now_ms, Channel, JurisdictionKind, NewContact, NewJurisdiction, Role as UserRole};
+use ward_hub::HubConfig;
+use ward_sensor::config::{EveOutput, Input, SensorConfig};
+use ward_sensor::detect::{DetectConfig, Engines};
+use ward_sensor::eve_out::EveSink;
+use ward_sensor::hubsink::{HomeNet, HubSelection, HubWriter};
+use ward_sensor::relay::{Relay, RelayConfig, SensorCredential};
+use ward_sensor::spool::{Spool, SpoolConfig};
+
+use receivers::Inbox;
+use scenario::{Role, Site, ACTOR, BAD_DOMAIN};
+
+/// The demo's own rules: what a state would add to ET Open for its election systems.
+const DEMO_RULES: &str = include_str!("demo.rules");
+
+/// Options of `ward demo`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  \
+    ward demo                     # run the scenario, then keep the hub and dashboard up (Ctrl-C stops)\n  \
+    ward demo --once              # run the scenario, print the summary, exit 0 if every warning arrived\n  \
+    ward demo --dir /tmp/wd --listen 127.0.0.1:9443")]
+pub struct DemoArgs {
+    /// Directory for everything the demo writes (hub store, certificates, captures, spools, EVE
+    /// files). Created if missing; a directory from an earlier demo is wiped first, any other
+    /// non-empty directory is refused.
+    #[arg(long, value_name = "DIR", default_value = "ward-demo")]
+    dir: PathBuf,
+
+    /// Address of the hub (HTTPS, self-signed) and its dashboard. Loopback only.
+    #[arg(long, value_name = "ADDR:PORT", default_value = "127.0.0.1:8443")]
+    listen: SocketAddr,
+
+    /// Run the scenario, print the summary and exit: 0 when every expected warning arrived, 1
+    /// when one did not.
+    #[arg(long)]
+    once: bool,
+
+    /// Ordinary traffic per jurisdiction, in KiB (the attack is laid over it).
+    #[arg(long, value_name = "KIB", default_value_t = 1536)]
+    traffic_kib: u64,
+
+    /// How long to wait for the warnings, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30)]
+    timeout: u64,
+}
+
+/// Marker file that makes a directory safe to wipe on the next run.
+const MARKER: &str = ".ward-demo";
+
+struct Office {
+    site: Site,
+    kind: JurisdictionKind,
+    slug: &'static str,
+    home_net: &'static str,
+    jurisdiction_id: i64,
+    credential: Option<SensorCredential>,
+}
+
+pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
+    if !args.listen.ip().is_loopback() {
+        bail!("the demo listens on loopback only; give --listen 127.0.0.1:PORT");
+    }
+    prepare_dir(&args.dir)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
+    let ok = rt.block_on(demo(args))?;
+    Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}
+
+fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    if dir.exists() {
+        let empty = fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.next().is_none();
+        if !empty {
+            if !dir.join(MARKER).exists() {
+                bail!("{} exists and is not from an earlier demo; give another --dir or empty it", dir.display());
+            }
+            fs::remove_dir_all(dir).with_context(|| format!("cannot clear the earlier demo in {}", dir.display()))?;
+        }
+    }
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    fs::write(dir.join(MARKER), "ward demo directory: `ward demo` wipes and rewrites it\n")?;
+    Ok(())
+}
+
+fn offices() -> Vec<Office> {
+    let o = |name, kind, slug, net: &'static str, third: u8, role| Office {
+        site: Site {
+            name,
+            web_server: [10, third, 0, 80],
+            workstation: [10, third, 1, 23],
+            resolver: [10, third, 0, 53],
+            role,
+        },
+        kind,
+        slug,
+        home_net: net,
+        jurisdiction_id: 0,
+        credential: None,
+    };
+    vec![
+        o("Dover County", JurisdictionKind::County, "dover", "10.4.0.0/16", 4, Role::EarlyContact),
+        o("Adams County", JurisdictionKind::County, "adams", "10.1.0.0/16", 1, Role::ScannedAndInjected),
+        o("Baker County", JurisdictionKind::County, "baker", "10.2.0.0/16", 2, Role::ScannedAndBadLookup),
+        o("Clark County", JurisdictionKind::County, "clark", "10.3.0.0/16", 3, Role::Scanned),
+        o("State of Franklin", JurisdictionKind::State, "franklin", "10.0.0.0/16", 0, Role::Quiet),
+    ]
+}
+
+fn say(line: impl AsRef<str>) {
+    println!("{}", line.as_ref());
+    let _ = std::io::stdout().flush();
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
+    let dir = fs::canonicalize(&args.dir)?;
+    let started = Instant::now();
+    say(format!("ward demo: everything goes to {}", dir.display()));
+
+    // The offices' inboxes.
+    let inbox = Inbox::default();
+    let hook_addr = receivers::start_webhook(inbox.clone()).await?;
+    let smtp_addr = receivers::start_smtp(inbox.clone()).await?;
+
+    // The hub, over HTTPS with a certificate made for this run.
+    let (cert, key) = ward_hub::server::self_signed_pem()?;
+    let (cert_path, key_path) = (dir.join("hub.crt"), dir.join("hub.key"));
+    fs::write(&cert_path, cert)?;
+    fs::write(&key_path, key)?;
+    let mut config = HubConfig::default();
+    config.listen = args.listen;
+    config.data_dir = dir.join("hub");
+    config.tls.cert = Some(cert_path.clone());
+    config.tls.key = Some(key_path);
+    config.notify.smtp_host = "127.0.0.1".into();
+    config.notify.smtp_port = smtp_addr.port();
+    config.notify.smtp_tls = ward_hub::config::SmtpTls::None;
+    config.public_url = format!("https://{}", args.listen);
+    config.limits.sensor_batches_per_sec = 1000.0;
+    config.limits.user_requests_per_sec = 1000.0;
+    fs::create_dir_all(&config.data_dir)?;
+    let hub = ward_hub::start(config).await.with_context(|| format!("cannot start the hub on {}", args.listen))?;
+    let hub_url = format!("https://localhost:{}", hub.addr.port());
+    let store = hub.state.store.clone();
+    say(format!("hub: {hub_url} (self-signed certificate {})", cert_path.display()));
+
+    // People and places.
+    let password: String = ward_hub::auth::random_token("demo").chars().take(21).collect();
+    let phc = ward_hub::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
+    store.create_user("analyst", &phc, UserRole::Analyst, None, now_ms())?;
+    let mut offices = offices();
+    for office in &mut offices {
+        let j = store.create_jurisdiction(
+            &NewJurisdiction {
+                name: office.site.name.to_string(),
+                kind: office.kind,
+                state: Some("FR".into()),
+                home_net: Some(office.home_net.into()),
+            },
+            now_ms(),
+        )?;
+        office.jurisdiction_id = j.id;
+        let secret = ward_hub::auth::random_token("whs");
+        inbox.set_secret(office.slug, &secret);
+        store.create_contact(
+            j.id,
+            &NewContact { channel: Channel::Webhook, target: format!("http://{hook_addr}/hook/{}", office.slug), secret: Some(secret) },
+            now_ms(),
+        )?;
+        store.create_contact(
+            j.id,
+            &NewContact { channel: Channel::Email, target: format!("elections-it@{}.example", office.slug), secret: None },
+            now_ms(),
+        )?;
+    }
+    say(format!(
+        "jurisdictions: {} (each with a signed webhook on {hook_addr} and email via SMTP on {smtp_addr})",
+        offices.iter().map(|o| o.site.name).collect::<Vec<_>>().join(", ")
+    ));
+
+    // The known-bad domain on the hub's feed, as an analyst would add it.
+    let client = hub_client(&cert_path)?;
+    let token = login(&client, &hub_url, "analyst", &password).await?;
+    add_indicator(&client, &hub_url, &token, "domain", BAD_DOMAIN, "Phishing domain imitating voter-roll updates").await?;
+    say(format!("hub indicator feed: {BAD_DOMAIN} (added by an analyst)"));
+
+    // One real sensor per jurisdiction: enroll, sync indicators, generate traffic, run, relay.
+    let rules_path = dir.join("demo.rules");
+    fs::write(&rules_path, DEMO_RULES)?;
+    let now_us = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as u64;
+    let capture_start = now_us - 10 * 60 * 1_000_000;
+    let mut relays = Vec::new();
+    let mut sensor_totals = (0u64, 0u64);
+    for (i, office) in offices.iter_mut().enumerate() {
+        let sdir = dir.join(office.slug);
+        fs::create_dir_all(&sdir)?;
+        let token = ward_hub::auth::random_token("wet");
+        let now = now_ms();
+        store.create_enrollment_token(office.jurisdiction_id, &ward_hub::auth::hash_token(&token), now, now + 3_600_000)?;
+        let cred = ward_sensor::relay::enroll(&hub_url, &token, Some(&cert_path), &format!("{}-sensor-1", office.slug))
+            .await
+            .with_context(|| format!("sensor of {} could not enroll", office.site.name))?;
+        cred.save(&sdir.join("credential.json"))?;
+        let indicators = sdir.join("hub-indicators.csv");
+        let n = sync_indicators(&client, &cred, &indicators).await?;
+
+        // Earlier contact happened days before the others in the story, but the capture is
+        // replayed now: its time is what the hub compares with the indicator's.
+        let start = if office.site.role == Role::EarlyContact { capture_start - 3 * 86_400_000_000 } else { capture_start };
+        let pcap = sdir.join("traffic.pcap");
+        let site = office.site.clone();
+        let kib = args.traffic_kib;
+        let packets = tokio::task::spawn_blocking({
+            let pcap = pcap.clone();
+            move || scenario::write_capture(&pcap, &site, 1000 + i as u64, start, kib * 1024)
+        })
+        .await??;
+
+        let spool = Spool::open(sdir.join("spool"), SpoolConfig::default())?;
+        let relay = Relay::spawn(spool.clone(), RelayConfig::new(cred.clone()))?;
+        let summary = run_sensor(&sdir, &pcap, &rules_path, &indicators, office.home_net, spool).await?;
+        sensor_totals.0 += packets;
+        sensor_totals.1 += summary.0;
+        say(format!(
+            "sensor {:<18} {packets:>6} packets → {:>3} alerts/anomalies and {:>3} contact records spooled for the hub ({n} hub indicators loaded)",
+            office.site.name, summary.0, summary.1
+        ));
+        office.credential = Some(cred);
+        relays.push(relay);
+    }
+    for relay in &relays {
+        if !relay.wait_drained(Duration::from_secs(args.timeout)) {
+            say("warning: a sensor's spool did not drain in time (is the hub up?)");
+        }
+    }
+    say(format!("relayed: every spooled event acknowledged by the hub ({:.1} s since start)", started.elapsed().as_secs_f64()));
+
+    // What the offices see.
+    let deadline = Instant::now() + Duration::from_secs(args.timeout);
+    let expect_warned: Vec<&Office> = offices.iter().filter(|o| matches!(o.site.role, Role::Scanned | Role::ScannedAndInjected | Role::ScannedAndBadLookup)).collect();
+    let dover = offices.iter().find(|o| o.site.role == Role::EarlyContact).expect("dover in the scenario");
+    let untouched: Vec<&Office> = offices.iter().filter(|o| matches!(o.site.role, Role::Quiet | Role::EarlyContact)).collect();
+    let mut report = String::new();
+    let mut all_ok = true;
+
+    // 1. The campaign.
+    let actor_prefix = format!("{}.{}.{}.", ACTOR[0], ACTOR[1], ACTOR[2]);
+    let campaign = loop {
+        let open = store.campaigns(false)?;
+        if let Some(c) = open.into_iter().find(|c| c.keys.iter().any(|k| k.contains(&actor_prefix))) {
+            break Some(c);
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let Some(campaign) = campaign else {
+        say("FAILED: no campaign opened for the actor");
+        return Ok(false);
+    };
+    let _ = writeln!(report, "\ncampaign #{} \"{}\": {} jurisdictions, {} sightings, keys {}", campaign.id, campaign.name, campaign.jurisdictions, campaign.sightings, campaign.keys.join(" "));
+
+    // 2. Every targeted office warned on every channel, with the latency from the campaign's
+    //    opening (the sighting that made it cross-jurisdictional) to delivery.
+    let mut latencies = Vec::new();
+    loop {
+        let notes = store.notifications(&ward_hub::store::NotificationFilter { limit: 10_000, ..Default::default() })?;
+        let mut missing = Vec::new();
+        for office in &expect_warned {
+            for channel in [Channel::Webhook, Channel::Email] {
+                let delivered = notes.iter().any(|n| n.jurisdiction_id == office.jurisdiction_id && n.channel == channel && n.delivered_ms.is_some());
+                if !delivered {
+                    missing.push(format!("{} by {}", office.site.name, channel.as_str()));
+                }
+            }
+        }
+        if missing.is_empty() {
+            for n in notes.iter().filter(|n| n.campaign_id == campaign.id) {
+                if let Some(d) = n.delivered_ms {
+                    latencies.push((n.jurisdiction_id, n.channel, n.event_kind.clone(), d - campaign.opened_ms));
+                }
+            }
+            break;
+        }
+        if Instant::now() > deadline {
+            say(format!("FAILED: not warned in {} s: {}", args.timeout, missing.join(", ")));
+            all_ok = false;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let name_of = |id: i64| offices.iter().find(|o| o.jurisdiction_id == id).map_or("?", |o| o.site.name);
+    let _ = writeln!(report, "warnings (latency from the campaign opening to delivery):");
+    latencies.sort_by(|a, b| (a.0, a.1.as_str(), a.3).cmp(&(b.0, b.1.as_str(), b.3)));
+    for (jid, channel, kind, from_open_ms) in &latencies {
+        let _ = writeln!(report, "  {:<18} {:<8} {:<10} delivered {:>5} ms after the campaign opened", name_of(*jid), channel.as_str(), kind, from_open_ms);
+    }
+    if let Some(worst) = latencies.iter().map(|l| l.3).max() {
+        let _ = writeln!(report, "  slowest delivery: {worst} ms (target: every targeted office within 1000 ms)");
+    }
+    let received = inbox.messages();
+    let _ = writeln!(
+        report,
+        "inboxes: {} webhook posts (signatures valid: {}), {} emails",
+        received.iter().filter(|m| m.channel == "webhook").count(),
+        received.iter().filter(|m| m.channel == "webhook").all(|m| m.signature_ok),
+        received.iter().filter(|m| m.channel == "email").count()
+    );
+    if let Some(first) = received.iter().map(|m| m.at).min() {
+        let at_ms = first.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let _ = writeln!(report, "  the first warning reached an inbox {} ms after the campaign opened", at_ms - campaign.opened_ms);
+    }
+    if let Some(m) = received.iter().find(|m| m.channel == "email") {
+        let subject = m.body.lines().find(|l| l.starts_with("Subject:")).unwrap_or("Subject: ?");
+        let _ = writeln!(report, "  e.g. to {}: {}", m.to, subject);
+    }
+
+    // 3. The actor's indicator reaches the offices it has not touched yet.
+    for office in &untouched {
+        let Some(cred) = &office.credential else { continue };
+        let path = dir.join(office.slug).join("hub-indicators.csv");
+        let t0 = Instant::now();
+        let n = sync_indicators(&client, cred, &path).await?;
+        let text = fs::read_to_string(&path).unwrap_or_default();
+        let has_actor = text.contains(&actor_prefix);
+        all_ok &= has_actor;
+        let _ = writeln!(
+            report,
+            "indicator push: {:<18} {} ({} indicators, fetched in {} ms)",
+            office.site.name,
+            if has_actor { "now blocks/alerts on the actor's addresses" } else { "did NOT receive the actor's indicator" },
+            n,
+            t0.elapsed().as_millis()
+        );
+    }
+
+    // 4. The retro-hunt: Dover's early contact with the actor, found when the indicator appeared.
+    let hit = loop {
+        let notes = store.notifications(&ward_hub::store::NotificationFilter { limit: 10_000, ..Default::default() })?;
+        let dover_notes: Vec<_> = notes.iter().filter(|n| n.jurisdiction_id == dover.jurisdiction_id && n.delivered_ms.is_some()).collect();
+        if !dover_notes.is_empty() {
+            break Some(dover_notes.len());
+        }
+        if Instant::now() > deadline {
+            break None;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    match hit {
+        Some(n) => {
+            let _ = writeln!(report, "retro-hunt: {} had contact with the actor 3 days before the campaign; warned ({n} deliveries)", dover.site.name);
+        }
+        None => {
+            let _ = writeln!(report, "retro-hunt: FAILED: {} was not warned about its earlier contact", dover.site.name);
+            all_ok = false;
+        }
+    }
+    let baker_alert = store.events(Some(offices[2].jurisdiction_id), Some("alert"), 1000)?.iter().any(|e| e.body.to_string().contains(BAD_DOMAIN));
+    all_ok &= baker_alert;
+    let _ = writeln!(
+        report,
+        "hub indicator hit: Baker County looked up {BAD_DOMAIN}: {}",
+        if baker_alert { "alert raised by the sensor and reported to the hub" } else { "NOT reported" }
+    );
+
+    let _ = writeln!(report, "\n{} packets inspected, {} alerts and anomalies relayed, {:.1} s in all", sensor_totals.0, sensor_totals.1, started.elapsed().as_secs_f64());
+    say(report);
+    for relay in relays {
+        relay.shutdown();
+    }
+
+    say(format!("dashboard: https://localhost:{}/  (self-signed certificate; user analyst, password {password})", hub.addr.port()));
+    if args.once {
+        say(if all_ok { "demo: every expected warning arrived" } else { "demo: some expected warnings did NOT arrive" });
+        hub.shutdown().await;
+        return Ok(all_ok);
+    }
+    say("the hub keeps running; Ctrl-C stops it");
+    tokio::signal::ctrl_c().await?;
+    hub.shutdown().await;
+    Ok(all_ok)
+}
+
+/// Runs one sensor over `pcap` with the demo rules and the hub's indicators, writing EVE to
+/// `sdir/eve.json` and relaying through `spool`. Returns (alerts, contact records).
+async fn run_sensor(sdir: &Path, pcap: &Path, rules: &Path, indicators: &Path, home_net: &str, spool: Spool) -> anyhow::Result<(u64, u64)> {
+    let detect = DetectConfig {
+        rule_files: vec![rules.to_path_buf()],
+        vars: vec![format!("HOME_NET=[{home_net}]")],
+        indicator_files: vec![indicators.to_path_buf()],
+        scan: Some(Default::default()),
+        watch_interval: None,
+    };
+    let (engines, _summary) = Engines::load(detect).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let eve_file = fs::File::create(sdir.join("eve.json"))?;
+    let writer = HubWriter::new(spool, HubSelection::default(), HomeNet::parse(home_net).map_err(anyhow::Error::msg)?, Some(Box::new(std::io::BufWriter::new(eve_file))));
+    let shared = Arc::new(Mutex::new(writer));
+    let config = SensorConfig {
+        inputs: vec![Input::File(pcap.to_path_buf())],
+        workers: 1,
+        eve: EveOutput::Null,
+        progress: false,
+        detect: Some(engines),
+        ..SensorConfig::default()
+    };
+    let sink = EveSink::to_writer(Box::new(SharedWriter(shared.clone())));
+    tokio::task::spawn_blocking(move || ward_sensor::run_with_sink(&config, sink, Arc::new(AtomicBool::new(false))))
+        .await?
+        .map_err(|e| anyhow::anyhow!("sensor: {e}"))?;
+    let mut w = shared.lock().unwrap_or_else(|p| p.into_inner());
+    w.finish()?;
+    let s = w.stats();
+    Ok((s.forwarded, s.contacts))
+}
+
+/// Lets the pipeline's sink write into a [`HubWriter`] the demo keeps a handle on.
+struct SharedWriter(Arc<Mutex<HubWriter>>);
+
+impl std::io::Write for SharedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
+    }
+}
+
+fn hub_client(ca: &Path) -> anyhow::Result<reqwest::Client> {
+    ward_hub::server::install_crypto_provider();
+    let pem = fs::read(ca)?;
+    let cert = reqwest::Certificate::from_pem(&pem)?;
+    Ok(reqwest::Client::builder().tls_certs_only([cert]).timeout(Duration::from_secs(30)).build()?)
+}
+
+async fn login(client: &reqwest::Client, hub: &str, user: &str, password: &str) -> anyhow::Result<String> {
+    let r = client.post(format!("{hub}/api/v1/login")).json(&json!({"username": user, "password": password})).send().await?;
+    let status = r.status();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        bail!("login at the hub failed: {status} {body}");
+    }
+    body.get("token").and_then(Value::as_str).map(str::to_string).context("the hub's login reply has no token")
+}
+
+async fn add_indicator(client: &reqwest::Client, hub: &str, token: &str, kind: &str, value: &str, description: &str) -> anyhow::Result<()> {
+    let r = client
+        .post(format!("{hub}/api/v1/indicators"))
+        .bearer_auth(token)
+        .json(&json!({"kind": kind, "value": value, "description": description, "severity": "high"}))
+        .send()
+        .await?;
+    if !r.status().is_success() {
+        let status = r.status();
+        bail!("the hub refused the indicator {value}: {status} {}", r.text().await.unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Fetches every indicator the hub has for sensors and writes them as the sensor's CSV
+/// indicator list (`id,type,value,severity,description,expiry`). Returns how many.
+async fn sync_indicators(client: &reqwest::Client, cred: &SensorCredential, path: &Path) -> anyhow::Result<usize> {
+    let mut since = 0i64;
+    let mut lines = String::from("# indicators from the hub\n");
+    let mut n = 0;
+    loop {
+        let r = client
+            .get(format!("{}/api/v1/indicators?since={since}", cred.hub_url))
+            .bearer_auth(&cred.credential)
+            .send()
+            .await?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("the hub refused the indicator fetch: {status} {body}");
+        }
+        let list = body.get("indicators").and_then(Value::as_array).cloned().unwrap_or_default();
+        if list.is_empty() {
+            break;
+        }
+        for ind in &list {
+            let kind = ind.get("kind").and_then(Value::as_str).unwrap_or("");
+            let value = ind.get("value").and_then(Value::as_str).unwrap_or("");
+            let action = ind.get("action").and_then(Value::as_str).unwrap_or("add");
+            let csv_kind = match kind {
+                "ip" | "net" => "ip",
+                "domain" => "domain",
+                _ => continue,
+            };
+            if action != "add" || value.contains(',') {
+                continue;
+            }
+            let seq = ind.get("seq").and_then(Value::as_i64).unwrap_or(0);
+            let _ = writeln!(lines, "hub-{seq},{csv_kind},{value},high,ward hub indicator,");
+            n += 1;
+        }
+        since = body.get("cursor").and_then(Value::as_i64).unwrap_or(since);
+    }
+    let tmp = path.with_extension("csv.tmp");
+    fs::write(&tmp, lines)?;
+    fs::rename(&tmp, path)?;
+    Ok(n)
+}
