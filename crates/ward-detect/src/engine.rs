@@ -557,12 +557,6 @@ impl RuleSet {
                 if !flow.first_tx_alert(stage_index(stage) as u8, t, ri) {
                     continue;
                 }
-            } else if stage == Stage::Packet && inspects_stream(rule, pkt) {
-                // Stream windows overlap (a pattern may span segments), so the same bytes can be
-                // inspected twice: a stream match alerts once per rule and direction per flow.
-                if !flow.first_tx_alert(5 + pkt.to_server as u8, 0, ri) {
-                    continue;
-                }
             }
             if let Some(df) = &rule.detection_filter {
                 if !scratch.threshold_allows(rule.info.gid, rule.info.sid, df, pkt.src_ip, pkt.dst_ip, pkt.ts) {
@@ -696,15 +690,6 @@ fn match_buffer(m: &BufferMatch, value: &[u8], vars: &mut [u64; MAX_BYTE_VARS], 
     scratch.transform_a = a;
     scratch.transform_b = b;
     ok
-}
-
-/// True when the rule's payload keywords read the reassembled stream of this packet.
-fn inspects_stream(rule: &Rule, pkt: &PacketInput<'_>) -> bool {
-    pkt.ip_proto == 6
-        && pkt.stream.is_some()
-        && rule.buffers.iter().any(|m| m.buffer == Buffer::Packet)
-        && rule.proto.stream != Some(false)
-        && rule.flow.stream != Some(false)
 }
 
 /// The payload a packet rule inspects: the stream when available and allowed, else the packet.

@@ -1276,7 +1276,11 @@ fn compile_pcre(value: &str) -> Result<(Pcre, Option<Buffer>), CompileError> {
     if negated {
         v = v[1..].trim_start();
     }
-    let v = v.strip_prefix('"').and_then(|s| s.strip_suffix('"')).ok_or_else(|| bad(k, "value must be quoted"))?;
+    // Suricata also takes the value unquoted (`pcre:/one/U;`).
+    let v = match v.strip_prefix('"') {
+        Some(inner) => inner.strip_suffix('"').ok_or_else(|| bad(k, "missing closing quote"))?,
+        None => v,
+    };
     let v = v.strip_prefix('/').ok_or_else(|| bad(k, "expected /regex/flags"))?;
     let close = v.rfind('/').ok_or_else(|| bad(k, "missing closing /"))?;
     let (pattern, flags) = (&v[..close], &v[close + 1..]);

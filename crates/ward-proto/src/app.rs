@@ -323,9 +323,10 @@ impl AppState {
                     self.restart_detection(AppProto::Http, bytes, out);
                 }
             }
-            AppParser::Other(
-                p @ (AppProto::Smtp | AppProto::Pop3 | AppProto::Imap | AppProto::Ftp),
-            ) => {
+            // Suricata 8 follows STARTTLS (SMTP) and STLS (POP3) into TLS, but not IMAP's
+            // STARTTLS nor FTP's AUTH TLS: those flows stay `imap` / `ftp` with no `tls` record,
+            // and ward does the same so its records line up with Suricata's.
+            AppParser::Other(p @ (AppProto::Smtp | AppProto::Pop3)) => {
                 let proto = *p;
                 if dir != Direction::ToServer {
                     return;
@@ -398,8 +399,8 @@ impl AppState {
 }
 
 /// True if a client chunk holds a command that starts TLS in a line protocol: SMTP and IMAP
-/// `STARTTLS`, POP3 `STLS`, FTP `AUTH TLS` / `AUTH SSL`. Commands split across chunks are missed
-/// (clients send them in one segment).
+/// `STARTTLS`, POP3 `STLS`, FTP `AUTH TLS` / `AUTH SSL` (the flows that switch are chosen in
+/// `AppState::feed`). Commands split across chunks are missed (clients send them in one segment).
 fn requests_starttls(data: &[u8]) -> bool {
     data.split(|&b| b == b'\n').any(|line| {
         let line = crate::http::parser::trim(line);
@@ -481,6 +482,39 @@ mod tests {
         one_sided.on_data(Direction::ToServer, b"\x00\x00garbage", &mut out);
         one_sided.on_close(&mut out);
         assert_eq!(one_sided.app_proto(), Some(AppProto::Failed));
+    }
+
+    #[test]
+    fn imap_starttls_and_ftp_auth_tls_do_not_switch_as_in_suricata() {
+        for (port, banner, command) in [
+            (143u16, &b"* OK IMAP4rev1 ready\r\n"[..], &b"a1 STARTTLS\r\n"[..]),
+            (21, &b"220 FTP ready\r\n"[..], &b"AUTH TLS\r\n"[..]),
+        ] {
+            let mut app = AppState::new(6, 40000, port);
+            let mut out = Vec::new();
+            app.on_data(Direction::ToClient, banner, &mut out);
+            app.on_data(Direction::ToServer, command, &mut out);
+            let before = app.app_proto();
+            assert!(matches!(before, Some(AppProto::Imap | AppProto::Ftp)), "{before:?}");
+            app.on_data(Direction::ToServer, &[22, 3, 1, 0, 4, 1, 0, 0, 0], &mut out);
+            app.on_close(&mut out);
+            assert_eq!(app.app_proto(), before);
+            assert!(!out.iter().any(|e| matches!(e, AppEvent::Tls(_))));
+        }
+    }
+
+    #[test]
+    fn tls_record_error_before_the_handshake_ends_means_no_tls_record() {
+        // Zeek's tls/https-to-http.pcap: a ClientHello to an HTTP server that answers in HTTP.
+        let hello = [22u8, 3, 1, 0, 9, 1, 0, 0, 5, 3, 3, 0, 0, 0];
+        let mut app = AppState::new(6, 40000, 80);
+        let mut out = Vec::new();
+        app.on_data(Direction::ToServer, &hello, &mut out);
+        assert_eq!(app.app_proto(), Some(AppProto::Tls));
+        app.on_data(Direction::ToClient, b"HTTP/1.1 400 Bad Request\r\n\r\n", &mut out);
+        app.on_close(&mut out);
+        assert!(out.iter().any(|e| matches!(e, AppEvent::Anomaly(a) if a.event == "INVALID_RECORD_TYPE")));
+        assert!(!out.iter().any(|e| matches!(e, AppEvent::Tls(_))), "{out:?}");
     }
 
     #[test]

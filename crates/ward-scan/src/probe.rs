@@ -348,23 +348,30 @@ pub async fn identify(ip: IpAddr, port: u16, hostname: Option<String>, tls: &Arc
         "redis" | "memcached" | "mongodb" | "postgresql" | "ms-wbt-server" | "microsoft-ds" | "netbios-ssn" | "ldap" | "elasticsearch" => Some(hint),
         _ => None,
     };
-    let run = |probe: Option<&'static str>| {
-        let mut o = obs.clone();
-        async move {
+    // spawned, so a hit of a higher-priority probe ends the wait for the others at once
+    let spawn = |probe: Option<&'static str>| {
+        let (mut o, tls, timeouts) = (obs.clone(), tls.clone(), timeouts.clone());
+        tokio::spawn(async move {
             let hit = match probe {
-                Some(p) => run_probe(p, &mut o, addr, tls, timeouts).await,
+                Some(p) => run_probe(p, &mut o, addr, &tls, &timeouts).await,
                 None => false,
             };
             (hit, o)
-        }
+        })
     };
-    let (a, b, c, d) = tokio::join!(run(own), run(Some("tls")), run(Some("http")), run((own != Some("redis")).then_some("redis")));
-    for (hit, o) in [a, b, c, d] {
-        if hit {
-            return o;
+    let mut tasks: Vec<tokio::task::JoinHandle<(bool, Observation)>> =
+        [own, Some("tls"), Some("http"), (own != Some("redis")).then_some("redis")].into_iter().flatten().map(|p| spawn(Some(p))).collect();
+    let mut winner = None;
+    for task in tasks.iter_mut() {
+        if let Ok((true, o)) = task.await {
+            winner = Some(o);
+            break;
         }
     }
-    obs
+    for task in &tasks {
+        task.abort();
+    }
+    winner.unwrap_or(obs)
 }
 
 async fn run_probe(probe: &str, obs: &mut Observation, addr: SocketAddr, tls: &Arc<TlsClient>, timeouts: &ProbeTimeouts) -> bool {
@@ -504,7 +511,12 @@ fn json_string_after(text: &str, key: &str) -> Option<String> {
 
 async fn probe_tls(obs: &mut Observation, addr: SocketAddr, tls: &Arc<TlsClient>, timeouts: &ProbeTimeouts) -> bool {
     let Some(stream) = connect(addr, timeouts).await else { return false };
+    let started = tokio::time::Instant::now();
     let Some((mut tls_stream, session)) = tls.handshake(stream, obs.hostname.as_deref(), addr.ip(), timeouts.exchange).await else {
+        // a server that stayed silent until the timeout will not answer a raw hello either
+        if started.elapsed() + Duration::from_millis(100) >= timeouts.exchange {
+            return false;
+        }
         // rustls speaks TLS 1.2 and 1.3 only: an old-protocol-only server still answers a raw hello
         if let Some(session) = crate::tls::raw_session(addr, obs.hostname.as_deref(), timeouts.exchange).await {
             obs.service.tls = true;

@@ -35,8 +35,10 @@ use ward_proto::http::HttpTransaction;
 use ward_proto::tls::TlsInfo;
 
 /// Bytes of a direction's already-inspected stream kept and inspected again with the next
-/// segment, so a pattern split across two segments is still found.
-pub const STREAM_OVERLAP: usize = 2048;
+/// segment. 0: each stream byte is inspected once, with the segment that made it available
+/// (as Suricata counts alerts: one per matching packet). Raising it finds patterns split across
+/// segments but alerts again on bytes already inspected.
+pub const STREAM_OVERLAP: usize = 0;
 /// Largest stream window inspected at once (a burst of reassembled data is inspected in its
 /// last part only beyond this; Suricata's raw stream chunks are of this order).
 pub const MAX_STREAM_WINDOW: usize = 64 * 1024;

@@ -12,6 +12,7 @@ pub mod config;
 pub mod detect;
 pub mod eve_out;
 pub mod hubsink;
+pub mod indicator_sync;
 pub mod pipeline;
 pub mod progress;
 pub mod relay;

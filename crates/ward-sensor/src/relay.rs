@@ -249,6 +249,25 @@ impl HubClient {
     }
 }
 
+impl HubClient {
+    /// GETs `path_and_query` (e.g. `/api/v1/indicators?since=0`) with the sensor's credential
+    /// and returns the HTTP status and the JSON body (`Null` when the body is not JSON).
+    /// Used by [`crate::indicator_sync`].
+    pub async fn get_json(&self, credential: &str, path_and_query: &str) -> Result<(u16, serde_json::Value), RelayError> {
+        let url = self.url(path_and_query);
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(credential)
+            .send()
+            .await
+            .map_err(|e| RelayError::Unreachable { url: url.clone(), reason: error_chain(&e) })?;
+        let status = resp.status().as_u16();
+        let body = resp.bytes().await.map_err(|e| RelayError::Unreachable { url, reason: error_chain(&e) })?;
+        Ok((status, serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null)))
+    }
+}
+
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut src = e.source();

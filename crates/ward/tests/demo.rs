@@ -24,7 +24,7 @@ fn demo_once_warns_every_targeted_office() {
         "Baker County       webhook",
         "Clark County       webhook",
         "signatures valid: true",
-        "State of Franklin  now blocks/alerts on the actor's addresses",
+        "indicator push: State of Franklin  has 198.18.23.66",
         "retro-hunt: Dover County had contact with the actor",
         "Baker County looked up voter-roll-update.example: alert raised",
         "demo: every expected warning arrived",

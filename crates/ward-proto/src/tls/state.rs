@@ -4,7 +4,10 @@
 //! their payload is skipped without buffering.
 //!
 //! The handshake summary ([`TlsInfo`]) is emitted once: when both directions are encrypted (the
-//! handshake is done, which is when Suricata logs), or at flow end if a hello was seen.
+//! handshake is done, which is when Suricata logs), or at flow end if a hello was seen. A record
+//! that cannot be framed (bad type, version or length) is a parser error: as in Suricata, whose
+//! app layer then stops for the flow and never reaches its end-of-flow logging, parsing stops in
+//! both directions and a summary not yet emitted never is.
 //!
 //! Limits: one record at most [`parser::MAX_RECORD_LEN`] bytes buffered; one handshake message at
 //! most [`MAX_HANDSHAKE_MESSAGE`]; at most [`MAX_CERTS`] certificates kept.
@@ -88,6 +91,8 @@ pub struct TlsState {
     phase: [Phase; 2],
     encrypted: [bool; 2],
     emitted: bool,
+    /// A record could not be framed: nothing more is parsed or emitted.
+    errored: bool,
 }
 
 impl Default for TlsState {
@@ -114,6 +119,7 @@ impl TlsState {
             phase: [Phase::Records, Phase::Records],
             encrypted: [false, false],
             emitted: false,
+            errored: false,
         }
     }
 
@@ -166,7 +172,9 @@ impl TlsState {
                                 _ => "INVALID_RECORD_TYPE",
                             };
                             anomaly(out, event, err.to_string());
-                            self.stop(d);
+                            self.errored = true;
+                            self.stop(0);
+                            self.stop(1);
                             return;
                         }
                     };
@@ -332,7 +340,10 @@ impl TlsState {
     }
 
     fn emit(&mut self, out: &mut Vec<AppEvent>) {
-        if self.emitted || (self.info.client_hello.is_none() && self.info.server_hello.is_none()) {
+        if self.emitted
+            || self.errored
+            || (self.info.client_hello.is_none() && self.info.server_hello.is_none())
+        {
             return;
         }
         self.emitted = true;

@@ -34,6 +34,7 @@ use ward_sensor::config::{EveOutput, Input, SensorConfig};
 use ward_sensor::detect::{DetectConfig, Engines};
 use ward_sensor::eve_out::EveSink;
 use ward_sensor::hubsink::{HomeNet, HubSelection, HubWriter};
+use ward_sensor::indicator_sync::{self, SyncConfig};
 use ward_sensor::relay::{Relay, RelayConfig, SensorCredential};
 use ward_sensor::spool::{Spool, SpoolConfig};
 
@@ -218,6 +219,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     let now_us = SystemTime::now().duration_since(UNIX_EPOCH)?.as_micros() as u64;
     let capture_start = now_us - 10 * 60 * 1_000_000;
     let mut relays = Vec::new();
+    let mut syncs = Vec::new();
     let mut sensor_totals = (0u64, 0u64);
     for (i, office) in offices.iter_mut().enumerate() {
         let sdir = dir.join(office.slug);
@@ -231,6 +233,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         cred.save(&sdir.join("credential.json"))?;
         let indicators = sdir.join("hub-indicators.csv");
         let n = sync_indicators(&client, &cred, &indicators).await?;
+        // From now on the sensor follows the hub's indicator feed live (long-poll).
+        let mut sync_cfg = SyncConfig::new(cred.clone(), indicators.clone());
+        sync_cfg.wait_secs = 5;
+        syncs.push((office.jurisdiction_id, indicator_sync::spawn(sync_cfg, None)?));
 
         // Earlier contact happened days before the others in the story, but the capture is
         // replayed now: its time is what the hub compares with the indicator's.
@@ -344,23 +350,32 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         let _ = writeln!(report, "  e.g. to {}: {}", m.to, subject);
     }
 
-    // 3. The actor's indicator reaches the offices it has not touched yet.
-    for office in &untouched {
-        let Some(cred) = &office.credential else { continue };
-        let path = dir.join(office.slug).join("hub-indicators.csv");
-        let t0 = Instant::now();
-        let n = sync_indicators(&client, cred, &path).await?;
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        let has_actor = text.contains(&actor_prefix);
-        all_ok &= has_actor;
-        let _ = writeln!(
-            report,
-            "indicator push: {:<18} {} ({} indicators, fetched in {} ms)",
-            office.site.name,
-            if has_actor { "now blocks/alerts on the actor's addresses" } else { "did NOT receive the actor's indicator" },
-            n,
-            t0.elapsed().as_millis()
-        );
+    // 3. The actor's indicator reaches every sensor, above all those it has not touched yet.
+    let actor_ip = format!("{}.{}.{}.{}", ACTOR[0], ACTOR[1], ACTOR[2], ACTOR[3]);
+    let published = store.indicators_since(0, 100_000)?.into_iter().find(|i| i.value == actor_ip && i.action == "add");
+    match published {
+        None => {
+            let _ = writeln!(report, "indicator push: FAILED: the hub published no indicator for {actor_ip}");
+            all_ok = false;
+        }
+        Some(ind) => {
+            for office in &untouched {
+                let Some((_, sync)) = syncs.iter().find(|(j, _)| *j == office.jurisdiction_id) else { continue };
+                let arrived = sync.wait_for(ind.seq, Duration::from_secs(args.timeout));
+                let text = fs::read_to_string(dir.join(office.slug).join("hub-indicators.csv")).unwrap_or_default();
+                let ok = arrived && text.contains(&actor_ip);
+                all_ok &= ok;
+                let after = sync.applied_at(ind.seq).and_then(|t| t.duration_since(UNIX_EPOCH).ok()).map(|d| d.as_millis() as i64 - ind.ts_ms);
+                match (ok, after) {
+                    (true, Some(ms)) => {
+                        let _ = writeln!(report, "indicator push: {:<18} has {actor_ip} {ms} ms after the hub published it", office.site.name);
+                    }
+                    _ => {
+                        let _ = writeln!(report, "indicator push: {:<18} did NOT receive {actor_ip}", office.site.name);
+                    }
+                }
+            }
+        }
     }
 
     // 4. The retro-hunt: Dover's early contact with the actor, found when the indicator appeared.
@@ -396,6 +411,9 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     say(report);
     for relay in relays {
         relay.shutdown();
+    }
+    for (_, sync) in syncs {
+        sync.shutdown();
     }
 
     say(format!("dashboard: https://localhost:{}/  (self-signed certificate; user analyst, password {password})", hub.addr.port()));
