@@ -49,6 +49,17 @@ CREATE TABLE retro_cursor (
 );
 INSERT INTO retro_cursor (id, seq) VALUES (1, 0);
 
+-- Contact records that arrived after the indicators covering their time were hunted (a sensor
+-- relays an hour's records when the hour is over, later after an outage): per jurisdiction, the
+-- earliest first_ms received since the last late pass. The worker re-hunts, for that
+-- jurisdiction only, the indicators that appeared after since_ms; version guards the delete.
+CREATE TABLE retro_late (
+    jurisdiction_id INTEGER PRIMARY KEY,
+    since_ms        INTEGER NOT NULL,
+    version         INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL
+);
+
 -- What a retro-hunt found: one row per (indicator value, jurisdiction), ever. The UNIQUE key is
 -- what makes "one indicator never notifies one jurisdiction twice" a constraint.
 CREATE TABLE retro_hits (

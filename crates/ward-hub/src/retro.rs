@@ -63,6 +63,8 @@ pub const MIN_V4_PREFIX: u8 = 16;
 pub const MIN_V6_PREFIX: u8 = 32;
 /// Counters larger than this in a contact record are refused (a petabyte; sums cannot overflow).
 pub const MAX_COUNTER: u64 = 1 << 50;
+/// Indicators one late pass re-hunts at most (those that appeared after the late records began).
+pub const MAX_LATE_INDICATORS: usize = 100_000;
 /// Indicators the worker hunts per wake-up before it yields (it continues right after).
 pub const HUNTS_PER_ROUND: usize = 1_000;
 /// The worker looks at the log at least this often (other replicas may add indicators).
@@ -488,6 +490,17 @@ pub struct HuntPlan {
     pub search: Duration,
 }
 
+/// The late pass for one jurisdiction (see `retro_late` in the migration).
+#[derive(Debug, Clone)]
+pub struct LatePlan {
+    pub jurisdiction_id: i64,
+    pub version: i64,
+    /// Only the indicators with hits.
+    pub plans: Vec<HuntPlan>,
+    pub rows_scanned: usize,
+    pub search: Duration,
+}
+
 /// What one step of the hunt did.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HuntOutcome {
@@ -701,13 +714,94 @@ pub mod sql {
         if plan.indicator.action != "add" || withdrawn(c, &plan.indicator)? {
             return Ok(Some(plan));
         }
-        match Target::from_log(&plan.indicator.kind, &plan.indicator.value) {
-            Some(Target::Net(ip, len)) => search_net(c, ip, len, plan.indicator.ts_ms, window, &mut plan)?,
-            Some(Target::Domain(d)) => search_domain(c, &d, plan.indicator.ts_ms, window, &mut plan)?,
-            None => {}
-        }
+        search(c, window, None, &mut plan)?;
         plan.search = started.elapsed();
         Ok(Some(plan))
+    }
+
+    /// Searches for `plan.indicator` (in one jurisdiction with `only`), filling `plan.hits`.
+    fn search(c: &Connection, window: &HuntWindow, only: Option<i64>, plan: &mut HuntPlan) -> StoreResult<()> {
+        let (ts, kind, value) = (plan.indicator.ts_ms, plan.indicator.kind.clone(), plan.indicator.value.clone());
+        match Target::from_log(&kind, &value) {
+            Some(Target::Net(ip, len)) => search_net(c, ip, len, ts, window, only, plan),
+            Some(Target::Domain(d)) => search_domain(c, &d, ts, window, only, plan),
+            None => Ok(()),
+        }
+    }
+
+    /// Notes, in the ingest transaction, that a batch brought contact records (see `retro_late`).
+    pub fn mark_late(tx: &Transaction<'_>, b: &crate::store::IngestBatch, now: Millis) -> StoreResult<()> {
+        let Some(since) = b.events.iter().filter_map(|e| e.contact.as_ref()).map(|c| c.first_ms).min() else { return Ok(()) };
+        tx.prepare_cached(
+            "INSERT INTO retro_late (jurisdiction_id, since_ms, version, updated_ms) VALUES (?1, ?2, 1, ?3) \
+             ON CONFLICT (jurisdiction_id) DO UPDATE SET since_ms = min(since_ms, excluded.since_ms), version = version + 1, updated_ms = excluded.updated_ms",
+        )?
+        .execute(params![b.jurisdiction_id, since, now])?;
+        Ok(())
+    }
+
+    /// The late pass for one jurisdiction with newly arrived contact records: the indicators
+    /// already hunted (seq ≤ cursor) that appeared after the earliest of those records, searched
+    /// in that jurisdiction only (read-only).
+    pub fn plan_late(c: &Connection, window: &HuntWindow) -> StoreResult<Option<LatePlan>> {
+        let row: Option<(i64, Millis, i64)> = c
+            .prepare_cached("SELECT jurisdiction_id, since_ms, version FROM retro_late ORDER BY updated_ms LIMIT 1")?
+            .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .optional()?;
+        let Some((jurisdiction_id, since_ms, version)) = row else { return Ok(None) };
+        let started = Instant::now();
+        let upto = cursor(c)?;
+        let indicators: Vec<LogIndicator> = {
+            let mut st = c.prepare_cached(
+                "SELECT seq, action, kind, value, campaign_id, ts_ms FROM indicators \
+                 WHERE seq <= ?1 AND action = 'add' AND ts_ms > ?2 AND kind IN ('ip', 'net', 'domain') ORDER BY seq LIMIT ?3",
+            )?;
+            let rows = st
+                .query_map(params![upto, since_ms, MAX_LATE_INDICATORS as i64], |r| {
+                    Ok(LogIndicator { seq: r.get(0)?, action: r.get(1)?, kind: r.get(2)?, value: r.get(3)?, campaign_id: r.get(4)?, ts_ms: r.get(5)? })
+                })?
+                .collect::<Result<_, _>>()?;
+            rows
+        };
+        let mut plans = Vec::new();
+        let mut rows_scanned = 0;
+        for indicator in indicators {
+            if withdrawn(c, &indicator)? {
+                continue;
+            }
+            let mut plan = HuntPlan { cursor_before: upto, indicator, hits: Vec::new(), rows_scanned: 0, search: Duration::ZERO };
+            search(c, window, Some(jurisdiction_id), &mut plan)?;
+            rows_scanned += plan.rows_scanned;
+            if !plan.hits.is_empty() {
+                plans.push(plan);
+            }
+        }
+        Ok(Some(LatePlan { jurisdiction_id, version, plans, rows_scanned, search: started.elapsed() }))
+    }
+
+    /// Records the late pass's hits and clears the jurisdiction's mark unless more records
+    /// arrived meanwhile (one transaction).
+    pub fn commit_late(tx: &Transaction<'_>, late: &LatePlan, now: Millis) -> StoreResult<HuntOutcome> {
+        let mut out = HuntOutcome {
+            indicator_seq: 0,
+            kind: "late".into(),
+            value: format!("jurisdiction {}", late.jurisdiction_id),
+            hits: 0,
+            notifications: 0,
+            rows_scanned: late.rows_scanned,
+            search_ms: late.search.as_secs_f64() * 1000.0,
+            raced: false,
+        };
+        for plan in &late.plans {
+            for hit in &plan.hits {
+                let (h, n) = record_hit(tx, &plan.indicator, hit, now)?;
+                out.hits += h;
+                out.notifications += n;
+            }
+        }
+        tx.prepare_cached("DELETE FROM retro_late WHERE jurisdiction_id = ?1 AND version = ?2")?
+            .execute(params![late.jurisdiction_id, late.version])?;
+        Ok(out)
     }
 
     /// Whether the indicator was removed again (campaign closed, expiry) after it was added.
@@ -722,11 +816,12 @@ pub mod sql {
     }
 
     /// Contact records with a remote address inside `ip/len` that began before `before_ms`.
-    pub fn search_net(c: &Connection, ip: IpAddr, len: u8, before_ms: Millis, window: &HuntWindow, plan: &mut HuntPlan) -> StoreResult<()> {
+    pub fn search_net(c: &Connection, ip: IpAddr, len: u8, before_ms: Millis, window: &HuntWindow, only: Option<i64>, plan: &mut HuntPlan) -> StoreResult<()> {
         let (lo, hi) = net_range(ip, len);
         let mut st = c.prepare_cached(
             "SELECT jurisdiction_id, remote, local, port, proto, inbound, first_ms, last_ms, pkts, bytes FROM contact_records \
-             WHERE remote BETWEEN ?1 AND ?2 AND length(remote) = ?3 AND hour >= ?4 AND hour <= ?5 AND first_ms < ?6",
+             WHERE remote BETWEEN ?1 AND ?2 AND length(remote) = ?3 AND hour >= ?4 AND hour <= ?5 AND first_ms < ?6 \
+             AND (?7 IS NULL OR jurisdiction_id = ?7)",
         )?;
         let mut rows = st.query(params![
             lo,
@@ -734,7 +829,8 @@ pub mod sql {
             lo.len() as i64,
             window.contacts_from_ms.div_euclid(HOUR_MS),
             before_ms.div_euclid(HOUR_MS),
-            before_ms
+            before_ms,
+            only
         ])?;
         let mut per: BTreeMap<i64, Agg> = BTreeMap::new();
         while let Some(r) = rows.next()? {
@@ -759,7 +855,7 @@ pub mod sql {
     /// Stored `dns` events (when sensors relay them) that looked up the domain or a subdomain
     /// of it before `before_ms`. The local host is the client: `src_ip` of a query, `dest_ip`
     /// of an answer.
-    pub fn search_domain(c: &Connection, domain: &str, before_ms: Millis, window: &HuntWindow, plan: &mut HuntPlan) -> StoreResult<()> {
+    pub fn search_domain(c: &Connection, domain: &str, before_ms: Millis, window: &HuntWindow, only: Option<i64>, plan: &mut HuntPlan) -> StoreResult<()> {
         let escaped: String = domain.chars().flat_map(|ch| if matches!(ch, '%' | '_' | '\\') { vec!['\\', ch] } else { vec![ch] }).collect();
         let pattern = format!("%.{escaped}");
         let mut st = c.prepare_cached(
@@ -767,10 +863,10 @@ pub mod sql {
                SELECT jurisdiction_id, ts_ms, json_extract(body, '$.src_ip') AS src, json_extract(body, '$.dest_ip') AS dst, \
                       json_extract(body, '$.dns.type') AS typ, \
                       lower(rtrim(coalesce(json_extract(body, '$.dns.rrname'), json_extract(body, '$.dns.queries[0].rrname'), ''), '.')) AS q \
-               FROM events WHERE event_type = 'dns' AND received_ms >= ?1 AND ts_ms < ?2) \
+               FROM events WHERE event_type = 'dns' AND received_ms >= ?1 AND ts_ms < ?2 AND (?5 IS NULL OR jurisdiction_id = ?5)) \
              WHERE q = ?3 OR q LIKE ?4 ESCAPE '\\'",
         )?;
-        let mut rows = st.query(params![window.dns_from_ms, before_ms, domain, pattern])?;
+        let mut rows = st.query(params![window.dns_from_ms, before_ms, domain, pattern, only])?;
         let mut per: BTreeMap<i64, Agg> = BTreeMap::new();
         while let Some(r) = rows.next()? {
             plan.rows_scanned += 1;
@@ -812,61 +908,69 @@ pub mod sql {
             return Ok(out);
         }
         for hit in &plan.hits {
-            if ind.campaign_id > 0 {
-                let member: Option<i64> = tx
-                    .prepare_cached("SELECT 1 FROM campaign_jurisdictions WHERE campaign_id = ?1 AND jurisdiction_id = ?2")?
-                    .query_row(params![ind.campaign_id, hit.jurisdiction_id], |r| r.get(0))
-                    .optional()?;
-                if member.is_some() {
-                    continue;
-                }
-            }
-            let detail = serde_json::to_string(&hit.detail).map_err(|e| StoreError::Database(e.to_string()))?;
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO retro_hits (indicator_seq, kind, value, campaign_id, indicator_ms, jurisdiction_id, first_ms, last_ms, records, pkts, bytes, detail, found_ms) \
-                     SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE EXISTS (SELECT 1 FROM jurisdictions WHERE id = ?6)",
-                )?
-                .execute(params![
-                    ind.seq,
-                    ind.kind,
-                    ind.value,
-                    ind.campaign_id,
-                    ind.ts_ms,
-                    hit.jurisdiction_id,
-                    hit.first_ms,
-                    hit.last_ms,
-                    hit.records,
-                    hit.pkts,
-                    hit.bytes,
-                    detail,
-                    now
-                ])?;
-            if inserted == 0 {
-                continue;
-            }
-            out.hits += 1;
-            let hit_id = tx.last_insert_rowid();
-            // A campaign publishes several keys of one actor (its address and its /24): the
-            // jurisdiction hears about the campaign once; the other hits are recorded silently.
-            if ind.campaign_id > 0 {
-                let earlier: Option<i64> = tx
-                    .prepare_cached("SELECT id FROM retro_hits WHERE jurisdiction_id = ?1 AND campaign_id = ?2 AND id != ?3 LIMIT 1")?
-                    .query_row(params![hit.jurisdiction_id, ind.campaign_id, hit_id], |r| r.get(0))
-                    .optional()?;
-                if earlier.is_some() {
-                    continue;
-                }
-            }
-            out.notifications += tx
-                .prepare_cached(
-                    "INSERT OR IGNORE INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
-                     SELECT 0, ?1, id, ?2, ?3, 'pending', ?4, ?4 FROM contacts WHERE jurisdiction_id = ?1",
-                )?
-                .execute(params![hit.jurisdiction_id, EVENT_KIND, format!("retrohunt:{hit_id}"), now])?;
+            let (h, n) = record_hit(tx, ind, hit, now)?;
+            out.hits += h;
+            out.notifications += n;
         }
         tx.prepare_cached("UPDATE retro_cursor SET seq = ?1 WHERE id = 1")?.execute([ind.seq])?;
         Ok(out)
+    }
+
+    /// Stores one hit (unless the jurisdiction is in the indicator's campaign or already has a
+    /// hit for this value) and enqueues its notifications; returns (hits, notifications) added.
+    fn record_hit(tx: &Transaction<'_>, ind: &LogIndicator, hit: &HitDraft, now: Millis) -> StoreResult<(usize, usize)> {
+        if ind.campaign_id > 0 {
+            let member: Option<i64> = tx
+                .prepare_cached("SELECT 1 FROM campaign_jurisdictions WHERE campaign_id = ?1 AND jurisdiction_id = ?2")?
+                .query_row(params![ind.campaign_id, hit.jurisdiction_id], |r| r.get(0))
+                .optional()?;
+            if member.is_some() {
+                return Ok((0, 0));
+            }
+        }
+        let detail = serde_json::to_string(&hit.detail).map_err(|e| StoreError::Database(e.to_string()))?;
+        let inserted = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO retro_hits (indicator_seq, kind, value, campaign_id, indicator_ms, jurisdiction_id, first_ms, last_ms, records, pkts, bytes, detail, found_ms) \
+                 SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13 WHERE EXISTS (SELECT 1 FROM jurisdictions WHERE id = ?6)",
+            )?
+            .execute(params![
+                ind.seq,
+                ind.kind,
+                ind.value,
+                ind.campaign_id,
+                ind.ts_ms,
+                hit.jurisdiction_id,
+                hit.first_ms,
+                hit.last_ms,
+                hit.records,
+                hit.pkts,
+                hit.bytes,
+                detail,
+                now
+            ])?;
+        if inserted == 0 {
+            return Ok((0, 0));
+        }
+        let hit_id = tx.last_insert_rowid();
+        // A campaign publishes several keys of one actor (its address and its /24): the
+        // jurisdiction hears about the campaign once; the other hits are recorded silently.
+        if ind.campaign_id > 0 {
+            let earlier: Option<i64> = tx
+                .prepare_cached("SELECT id FROM retro_hits WHERE jurisdiction_id = ?1 AND campaign_id = ?2 AND id != ?3 LIMIT 1")?
+                .query_row(params![hit.jurisdiction_id, ind.campaign_id, hit_id], |r| r.get(0))
+                .optional()?;
+            if earlier.is_some() {
+                return Ok((1, 0));
+            }
+        }
+        let notified = tx
+            .prepare_cached(
+                "INSERT OR IGNORE INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
+                 SELECT 0, ?1, id, ?2, ?3, 'pending', ?4, ?4 FROM contacts WHERE jurisdiction_id = ?1",
+            )?
+            .execute(params![hit.jurisdiction_id, EVENT_KIND, format!("retrohunt:{hit_id}"), now])?;
+        Ok((1, notified))
     }
 
     const HIT_COLS: &str = "h.id, h.jurisdiction_id, h.indicator_seq, h.kind, h.value, h.campaign_id, h.indicator_ms, \
@@ -934,6 +1038,13 @@ pub fn hunt_pending(store: &dyn Store, window: &HuntWindow, now: Millis, max_ste
                     break;
                 }
             }
+            Some(o) => out.push(o),
+        }
+    }
+    // Then the contact records that arrived after the indicators covering their time were hunted.
+    while out.len() < max_steps {
+        match store.retro_late_next(window, now)? {
+            None => break,
             Some(o) => out.push(o),
         }
     }

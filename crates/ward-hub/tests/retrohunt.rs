@@ -37,6 +37,11 @@ fn contact_line(remote: &str, local: &str, port: u16, inbound: bool, first: Mill
     .to_string()
 }
 
+/// The outcomes of the main pass (one per indicator), without the late passes.
+fn main_pass(o: Vec<retro::HuntOutcome>) -> Vec<retro::HuntOutcome> {
+    o.into_iter().filter(|o| o.indicator_seq > 0).collect()
+}
+
 struct World {
     h: Hub,
     ohio: i64,
@@ -135,7 +140,7 @@ async fn contact_before_an_indicator_is_found_once_with_its_hosts_and_time() {
     let feed = w.h.get("/api/v1/indicators?since=0", Some(&w.analyst)).await.json();
     assert!(feed["indicators"].as_array().unwrap().iter().any(|i| i["value"] == "198.51.100.7" && i["action"] == "add" && i["seq"] == ind.seq));
 
-    let outcomes = retro::hunt_now(&w.h.state).await.unwrap();
+    let outcomes = main_pass(retro::hunt_now(&w.h.state).await.unwrap());
     assert_eq!(outcomes.len(), 1);
     assert_eq!(outcomes[0].hits, 1, "{outcomes:?}");
     let hits = w.hits(&w.analyst, "").await;
@@ -170,7 +175,7 @@ async fn contact_before_an_indicator_is_found_once_with_its_hosts_and_time() {
     assert!(retro::hunt_now(&w.h.state).await.unwrap().is_empty());
     let conn = rusqlite::Connection::open(w.h.dir.path().join("ward-hub.sqlite3")).unwrap();
     conn.execute("UPDATE retro_cursor SET seq = 0", []).unwrap();
-    let replay = retro::hunt_now(&w.h.state).await.unwrap();
+    let replay = main_pass(retro::hunt_now(&w.h.state).await.unwrap());
     assert_eq!(replay.len(), 2);
     assert!(replay.iter().all(|o| o.hits == 0 && o.notifications == 0), "{replay:?}");
     assert_eq!(w.hits(&w.analyst, "").await.len(), 3);
@@ -197,12 +202,45 @@ async fn contact_after_the_indicator_is_not_a_retro_hunt_hit() {
     .to_string();
     w.send(1, 2, &[dns]).await;
     // Jurisdictions register their contact records with some delay; the hunt runs now.
-    let outcomes = retro::hunt_now(&w.h.state).await.unwrap();
+    let outcomes = main_pass(retro::hunt_now(&w.h.state).await.unwrap());
     assert_eq!(outcomes.len(), 2);
     let hits = w.hits(&w.analyst, "").await;
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0]["jurisdiction_id"], w.delaware);
     assert_eq!(w.retro_notifications(w.franklin), 0);
+}
+
+/// A sensor relays an hour's contact records when the hour is over (and everything late after
+/// an outage): records that reach the hub after the indicator was hunted are hunted too.
+#[tokio::test]
+async fn contact_records_arriving_after_the_hunt_are_hunted_late() {
+    let w = world().await;
+    let ind = w.indicator(json!({"value": "198.51.100.0/24", "description": "scanner"})).await;
+    let appeared = now_ms();
+    assert_eq!(main_pass(retro::hunt_now(&w.h.state).await.unwrap()).len(), 1);
+    assert!(w.hits(&w.analyst, "").await.is_empty(), "nothing stored yet");
+    // Franklin's sensor was offline: its records from before the indicator arrive now, with one
+    // from after it; Delaware relays only a record from after it.
+    w.send(1, 1, &[
+        contact_line("198.51.100.7", "10.1.0.5", 3389, true, appeared - 2 * 3_600_000, appeared - 2 * 3_600_000 + 10),
+        contact_line("198.51.100.7", "10.1.0.9", 3389, true, appeared + 1_000, appeared + 1_010),
+    ])
+    .await;
+    w.send(2, 1, &[contact_line("198.51.100.8", "10.2.0.5", 443, true, appeared + 1_000, appeared + 1_010)]).await;
+    let outcomes = retro::hunt_now(&w.h.state).await.unwrap();
+    assert!(main_pass(outcomes.clone()).is_empty(), "no new indicator: {outcomes:?}");
+    let hits = w.hits(&w.analyst, "").await;
+    assert_eq!(hits.len(), 1, "{hits:?}");
+    assert_eq!(hits[0]["jurisdiction_id"], w.franklin);
+    assert_eq!(hits[0]["indicator"]["seq"], ind.seq);
+    assert_eq!(hits[0]["local_hosts"], json!(["10.1.0.5"]), "only the contact from before the indicator");
+    assert_eq!(w.retro_notifications(w.franklin), 1);
+    // The late marks are consumed; more late records for the same indicator add no second warning.
+    assert!(retro::hunt_now(&w.h.state).await.unwrap().is_empty());
+    w.send(1, 2, &[contact_line("198.51.100.9", "10.1.0.6", 22, true, appeared - 3_600_000, appeared - 3_600_000 + 10)]).await;
+    retro::hunt_now(&w.h.state).await.unwrap();
+    assert_eq!(w.hits(&w.analyst, "").await.len(), 1);
+    assert_eq!(w.retro_notifications(w.franklin), 1);
 }
 
 #[tokio::test]
@@ -236,7 +274,7 @@ async fn campaign_indicators_hunt_everyone_else_and_warn_once_per_campaign() {
     w.send(0, 1, &[alert_line("45.1.2.3", "10.0.0.5", 2001, "ET SCAN probe")]).await;
     w.send(1, 1, &[alert_line("45.1.2.3", "10.1.0.5", 2001, "ET SCAN probe")]).await;
     assert_eq!(w.h.store.campaigns(true).unwrap().len(), 1);
-    let outcomes = retro::hunt_now(&w.h.state).await.unwrap();
+    let outcomes = main_pass(retro::hunt_now(&w.h.state).await.unwrap());
     assert!(outcomes.len() >= 2, "the address and its /24: {outcomes:?}");
     let hits = w.hits(&w.analyst, "").await;
     assert!(!hits.is_empty());

@@ -159,6 +159,10 @@ pub struct AppState {
     reversed: bool,
     /// [`AppState::take_reversed`] reported it.
     reverse_taken: bool,
+    /// TLS: each direction's first bytes were checked for another protocol, and the directions
+    /// that turned out to speak one (not fed to the TLS parser).
+    tls_checked: [bool; 2],
+    tls_ignored: [bool; 2],
 }
 
 impl AppState {
@@ -177,6 +181,8 @@ impl AppState {
             from_proto: None,
             reversed: false,
             reverse_taken: false,
+            tls_checked: [false, false],
+            tls_ignored: [false, false],
         }
     }
 
@@ -341,7 +347,30 @@ impl AppState {
                     self.feed(dir, &data[at..], out);
                 }
             }
-            AppParser::Tls(s) => s.on_data(dir, data, out),
+            AppParser::Tls(s) => {
+                let d = dir.index();
+                if !self.tls_checked[d] {
+                    // The first bytes of each direction: if they are plainly another protocol
+                    // (an HTTP server answering a ClientHello), Suricata flags the mismatch and
+                    // does not hand that direction to the TLS parser.
+                    self.tls_checked[d] = true;
+                    let to_server = dir == Direction::ToServer;
+                    if let Detection::Proto(p @ AppProto::Http) =
+                        detect(data, to_server, self.dst_port, self.src_port, self.ip_proto)
+                    {
+                        self.tls_ignored[d] = true;
+                        out.push(AppEvent::Anomaly(ProtoAnomaly {
+                            app_proto: AppProto::Tls,
+                            event: "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS",
+                            tx_id: None,
+                            reason: format!("tls in one direction, {p} in the other"),
+                        }));
+                    }
+                }
+                if !self.tls_ignored[d] {
+                    s.on_data(dir, data, out);
+                }
+            }
             AppParser::DnsTcp(s) => s.on_data(dir, data, out),
             AppParser::DnsUdp(s) => s.on_datagram(data, out),
             AppParser::Undetected | AppParser::Other(_) | AppParser::Failed => {}
@@ -511,10 +540,43 @@ mod tests {
         let mut out = Vec::new();
         app.on_data(Direction::ToServer, &hello, &mut out);
         assert_eq!(app.app_proto(), Some(AppProto::Tls));
-        app.on_data(Direction::ToClient, b"HTTP/1.1 400 Bad Request\r\n\r\n", &mut out);
+        app.on_data(Direction::ToClient, b"<!DOCTYPE HTML>\n<html lang=\"en\">\n", &mut out);
         app.on_close(&mut out);
         assert!(out.iter().any(|e| matches!(e, AppEvent::Anomaly(a) if a.event == "INVALID_RECORD_TYPE")));
         assert!(!out.iter().any(|e| matches!(e, AppEvent::Tls(_))), "{out:?}");
+
+        // Zeek's tls/ssl-to-http-server.pcap: the server answers with an HTTP response, which is
+        // a protocol mismatch, not a TLS error: that side is not parsed and the hello is logged.
+        let mut app = AppState::new(6, 40000, 80);
+        let mut out = Vec::new();
+        app.on_data(Direction::ToServer, &hello, &mut out);
+        app.on_data(Direction::ToClient, b"HTTP/1.1 400 Bad Request\r\nServer: x\r\n\r\n", &mut out);
+        app.on_close(&mut out);
+        assert!(out.iter().any(|e| matches!(e, AppEvent::Anomaly(a) if a.event == "APPLAYER_MISMATCH_PROTOCOL_BOTH_DIRECTIONS")));
+        assert!(out.iter().any(|e| matches!(e, AppEvent::Tls(_))), "{out:?}");
+
+        // A record error after the direction's first record only stops that direction.
+        let mut app = AppState::new(6, 40000, 443);
+        let mut out = Vec::new();
+        app.on_data(Direction::ToServer, &hello, &mut out);
+        app.on_data(Direction::ToServer, &[0x99, 0x99, 0x99, 0x99, 0x99], &mut out);
+        app.on_close(&mut out);
+        assert!(out.iter().any(|e| matches!(e, AppEvent::Tls(_))), "{out:?}");
+    }
+
+    #[test]
+    fn sslv2_format_first_record_is_skipped_not_an_error() {
+        // Zeek's tls/ssl.v3.pcap: an SSLv2-compatible ClientHello, then TLS from the server.
+        let mut app = AppState::new(6, 40000, 443);
+        let mut out = Vec::new();
+        let mut v2 = vec![0x80, 0x0b, 0x01, 0x03, 0x01, 0x00, 0x03, 0x00, 0x00, 0x00, 0x00, 0x00, 0x35];
+        app.on_data(Direction::ToServer, &v2, &mut out);
+        let server_hello = [22u8, 3, 1, 0, 9, 2, 0, 0, 5, 3, 1, 0, 0, 0];
+        app.on_data(Direction::ToClient, &server_hello, &mut out);
+        assert_eq!(app.app_proto(), Some(AppProto::Tls));
+        v2.clear();
+        app.on_close(&mut out);
+        assert!(!out.iter().any(|e| matches!(e, AppEvent::Anomaly(_))), "{out:?}");
     }
 
     #[test]

@@ -305,15 +305,19 @@ pub fn spawn_reloader(engines: Engines, done: Arc<AtomicBool>) -> std::io::Resul
 
 // --- scan detector shared by the workers ------------------------------------------------------
 
-/// The run's scan detector, shared by the workers; reset when a capture file ends.
+/// The run's scan detector, shared by the workers; reset when every worker has finished a
+/// capture file (each file is its own capture), not before: the flows a worker drains at the
+/// end of a file still count.
 pub(crate) struct SharedScan {
-    inner: Mutex<(ScanDetector, u64)>,
+    /// (detector, workers that finished the current capture).
+    inner: Mutex<(ScanDetector, usize)>,
     config: ScanConfig,
+    workers: usize,
 }
 
 impl SharedScan {
-    pub(crate) fn new(config: ScanConfig) -> Arc<SharedScan> {
-        Arc::new(SharedScan { inner: Mutex::new((ScanDetector::new(config), 0)), config })
+    pub(crate) fn new(config: ScanConfig, workers: usize) -> Arc<SharedScan> {
+        Arc::new(SharedScan { inner: Mutex::new((ScanDetector::new(config), 0)), config, workers: workers.max(1) })
     }
 
     fn observe(&self, ev: &ScanEvent) -> Option<ScanAlert> {
@@ -321,11 +325,12 @@ impl SharedScan {
         g.0.observe(ev)
     }
 
-    /// The worker's `n`th capture ended: the first worker to say so resets the detector.
-    fn end_capture(&self, n: u64) {
+    /// A worker finished the current capture; the last one resets the detector.
+    fn end_capture(&self) {
         let mut g = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        if g.1 < n {
-            *g = (ScanDetector::new(self.config), n);
+        g.1 += 1;
+        if g.1 >= self.workers {
+            *g = (ScanDetector::new(self.config), 0);
         }
     }
 }
@@ -407,7 +412,6 @@ pub(crate) struct WorkerDetect {
     matches: Vec<Match>,
     hits: Vec<IndicatorHit>,
     scan: Option<Arc<SharedScan>>,
-    captures_ended: u64,
     /// New in-order stream bytes of the packet being processed.
     pub stream_new: Vec<u8>,
     window: Vec<u8>,
@@ -456,7 +460,6 @@ impl WorkerDetect {
             matches: Vec::new(),
             hits: Vec::new(),
             scan,
-            captures_ended: 0,
             stream_new: Vec::new(),
             window: Vec::new(),
             alerts: 0,
@@ -477,9 +480,8 @@ impl WorkerDetect {
 
     pub(crate) fn end_capture(&mut self, out: &mut Vec<Event>) {
         self.expire_arp(out, Timestamp::from_secs_micros(i64::MAX / 2_000_000, 0));
-        self.captures_ended += 1;
         if let Some(s) = &self.scan {
-            s.end_capture(self.captures_ended);
+            s.end_capture();
         }
     }
 

@@ -104,7 +104,7 @@ pub fn run_with_sink(config: &SensorConfig, sink: EveSink, stop: Arc<AtomicBool>
     let started = Instant::now();
     let workers = config.workers.max(1);
     let (pool_tx, pool_rx) = bounded::<Batch>(workers * (QUEUE_BATCHES + 2));
-    let scan = config.detect.as_ref().and_then(|e| e.config.scan).map(crate::detect::SharedScan::new);
+    let scan = config.detect.as_ref().and_then(|e| e.config.scan).map(|c| crate::detect::SharedScan::new(c, workers));
     let reload_done = Arc::new(AtomicBool::new(false));
     let reloader = match &config.detect {
         Some(engines) => Some(crate::detect::spawn_reloader(engines.clone(), reload_done.clone()).map_err(SensorError::Thread)?),

@@ -207,6 +207,11 @@ pub trait Store: Send + Sync + 'static {
     fn retro_hunt_next(&self, _window: &crate::retro::HuntWindow, _now: Millis) -> StoreResult<Option<crate::retro::HuntOutcome>> {
         Ok(None)
     }
+    /// Re-hunts, for one jurisdiction whose contact records arrived late, the indicators that
+    /// appeared after those records began; `None` when no jurisdiction is waiting.
+    fn retro_late_next(&self, _window: &crate::retro::HuntWindow, _now: Millis) -> StoreResult<Option<crate::retro::HuntOutcome>> {
+        Ok(None)
+    }
     /// Newest first; `None` is every jurisdiction.
     fn retro_hits(&self, _jurisdiction_id: Option<i64>, _limit: usize) -> StoreResult<Vec<crate::retro::RetroHit>> {
         Ok(Vec::new())

@@ -839,6 +839,10 @@ impl Store for SqliteStore {
         let Some(plan) = self.read(|c| crate::retro::sql::plan_next(c, window))? else { return Ok(None) };
         self.write(|tx| crate::retro::sql::commit_plan(tx, &plan, now)).map(Some)
     }
+    fn retro_late_next(&self, window: &crate::retro::HuntWindow, now: Millis) -> StoreResult<Option<crate::retro::HuntOutcome>> {
+        let Some(late) = self.read(|c| crate::retro::sql::plan_late(c, window))? else { return Ok(None) };
+        self.write(|tx| crate::retro::sql::commit_late(tx, &late, now)).map(Some)
+    }
     fn retro_hits(&self, jurisdiction_id: Option<i64>, limit: usize) -> StoreResult<Vec<crate::retro::RetroHit>> {
         self.read(|c| crate::retro::sql::hits(c, jurisdiction_id, limit))
     }
@@ -1134,6 +1138,7 @@ fn ingest_one(tx: &Transaction<'_>, b: &IngestBatch, policy: &CorrelationPolicy,
             }
         }
     }
+    crate::retro::sql::mark_late(tx, b, now)?; // retro-hunt: contact records that may be late
     for (ip, agg) in &remotes {
         correlate(tx, b.jurisdiction_id, *ip, agg, policy, now, fx)?;
     }

@@ -4,10 +4,15 @@
 //! their payload is skipped without buffering.
 //!
 //! The handshake summary ([`TlsInfo`]) is emitted once: when both directions are encrypted (the
-//! handshake is done, which is when Suricata logs), or at flow end if a hello was seen. A record
-//! that cannot be framed (bad type, version or length) is a parser error: as in Suricata, whose
-//! app layer then stops for the flow and never reaches its end-of-flow logging, parsing stops in
-//! both directions and a summary not yet emitted never is.
+//! handshake is done, which is when Suricata logs), or at flow end if a hello was seen.
+//!
+//! Errors: a record that cannot be framed (bad type, version or length) stops its direction. When
+//! it is the direction's very first record (the peer does not speak TLS at all: an HTTP server
+//! answering a ClientHello with a page, a zero-length first record), that is what makes Suricata's
+//! TLS parser fail for good: its app layer stops for the flow, never reaches its end-of-flow
+//! logging, and no `tls` record is written. ward does the same: both directions stop and a summary
+//! not yet emitted never is. A first record in SSLv2 format (the SSLv2-compatible ClientHello of
+//! old clients) is skipped, not an error.
 //!
 //! Limits: one record at most [`parser::MAX_RECORD_LEN`] bytes buffered; one handshake message at
 //! most [`MAX_HANDSHAKE_MESSAGE`]; at most [`MAX_CERTS`] certificates kept.
@@ -91,8 +96,10 @@ pub struct TlsState {
     phase: [Phase; 2],
     encrypted: [bool; 2],
     emitted: bool,
-    /// A record could not be framed: nothing more is parsed or emitted.
+    /// A direction's first record could not be framed: nothing more is parsed or emitted.
     errored: bool,
+    /// A record of this direction was framed (so a later framing error is not fatal).
+    framed: [bool; 2],
 }
 
 impl Default for TlsState {
@@ -120,6 +127,7 @@ impl TlsState {
             encrypted: [false, false],
             emitted: false,
             errored: false,
+            framed: [false, false],
         }
     }
 
@@ -158,8 +166,22 @@ impl TlsState {
                     if take < need {
                         return;
                     }
+                    if !self.framed[d] && buf.len() == parser::RECORD_HEADER_LEN && buf[0] & 0x80 != 0 {
+                        // An SSLv2-format record (2-byte header, high bit set): skip it.
+                        let total = 2 + (usize::from(buf[0] & 0x7f) << 8 | usize::from(buf[1]));
+                        buf.clear();
+                        self.framed[d] = true;
+                        self.phase[d] = match total.checked_sub(parser::RECORD_HEADER_LEN) {
+                            Some(0) | None => Phase::Records,
+                            Some(n) => Phase::Skip(n),
+                        };
+                        continue;
+                    }
                     let header = match parser::parse_record_header(buf) {
-                        Ok(Parsed::Done(h, _)) => h,
+                        Ok(Parsed::Done(h, _)) => {
+                            self.framed[d] = true;
+                            h
+                        }
                         Ok(Parsed::Incomplete(_)) => continue,
                         Err(err) => {
                             let event = match &err {
@@ -172,9 +194,13 @@ impl TlsState {
                                 _ => "INVALID_RECORD_TYPE",
                             };
                             anomaly(out, event, err.to_string());
-                            self.errored = true;
-                            self.stop(0);
-                            self.stop(1);
+                            if self.framed[d] {
+                                self.stop(d);
+                            } else {
+                                self.errored = true;
+                                self.stop(0);
+                                self.stop(1);
+                            }
                             return;
                         }
                     };

@@ -1,0 +1,93 @@
+//! The detection surface of the `ward` binary: `ward rules check` and `ward sensor --rules`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data")
+}
+
+fn ward() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ward"))
+}
+
+#[test]
+fn rules_check_loads_at_least_95_percent_of_et_open() {
+    let out = ward().args(["rules", "check", "--json"]).arg(data().join("et-open/emerging-all.rules")).output().unwrap();
+    // Some ET rules are skipped (exit status 1), none is fatal.
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let pct = v["loaded_percent"].as_f64().unwrap();
+    assert!(pct >= 95.0, "only {pct}% loaded");
+    assert!(v["total"].as_u64().unwrap() > 25_000);
+    assert!(v["load_seconds"].as_f64().is_some());
+    assert!(v["peak_rss_kb"].as_u64().is_some());
+    let by_kw = v["skipped_by_keyword"].as_array().unwrap();
+    assert!(!by_kw.is_empty() && by_kw.iter().all(|k| k["keyword"].is_string() && k["count"].as_u64() > Some(0)));
+
+    // The text form names skipped rules with file, line and sid.
+    let out = ward().args(["rules", "check"]).arg(data().join("et-open/emerging-all.rules")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("rules loaded") && text.contains("skipped by keyword:") && text.contains("sid "), "{text}");
+}
+
+#[test]
+fn rules_check_reports_bad_rules_and_bad_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("local.rules");
+    std::fs::write(
+        &f,
+        "alert tcp $HOME_NET any -> any 80 (msg:\"ok\"; content:\"x\"; sid:1;)\n\
+         alert tcp any any -> any any (msg:\"bad\"; frobnicate:3; sid:2;)\n\
+         alert tcp $NOPE any -> any any (msg:\"var\"; sid:3;)\n",
+    )
+    .unwrap();
+    let out = ward().args(["rules", "check", "--json"]).arg(&f).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["loaded"], 1);
+    assert_eq!(v["skipped"], 2);
+    let out = ward().args(["rules", "check", "--json", "--set", "NOPE=[10.0.0.0/8]"]).arg(&f).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["loaded"], 2);
+    let out = ward().args(["rules", "check"]).arg(dir.path().join("missing.rules")).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn sensor_help_explains_the_detection_options() {
+    let out = ward().args(["sensor", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&out.stdout);
+    for opt in ["--rules", "--set", "--indicators", "--no-scan-detect", "--reload-interval", "SIGHUP", "classification.config"] {
+        assert!(help.contains(opt), "--help does not mention {opt}");
+    }
+}
+
+#[test]
+fn sensor_with_et_rules_writes_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let eve = dir.path().join("eve.json");
+    let out = ward()
+        .args(["sensor", "-q", "--workers", "2", "--pcap"])
+        .arg(data().join("pcaps/zeek/irc-basic.pcap"))
+        .arg("--rules")
+        .arg(data().join("et-open/emerging-all.rules"))
+        .args(["--set", "HOME_NET=[192.168.0.0/16]", "--eve"])
+        .arg(&eve)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("rules: "), "no load summary");
+    let text = std::fs::read_to_string(&eve).unwrap();
+    let alerts: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).filter(|r| r["event_type"] == "alert").collect();
+    let sids: Vec<u64> = alerts.iter().filter_map(|a| a["alert"]["signature_id"].as_u64()).collect();
+    assert!(sids.contains(&2002024), "IRC NICK not alerted: {sids:?}");
+    // A bad --set is refused before any packet is read.
+    let out = ward()
+        .args(["sensor", "-q", "--pcap"])
+        .arg(data().join("pcaps/zeek/irc-basic.pcap"))
+        .args(["--set", "HOME_NET", "--eve", "/dev/null"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+}
