@@ -121,9 +121,7 @@ struct Hub {
 impl Hub {
     fn start(configure: impl FnOnce(&mut ward_hub::HubConfig)) -> Result<Hub> {
         let dir = tempfile::tempdir()?;
-        let mut config = ward_hub::HubConfig::default();
-        config.data_dir = dir.path().to_path_buf();
-        config.listen = "127.0.0.1:0".parse()?;
+        let mut config = ward_hub::HubConfig { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse()?, ..Default::default() };
         config.limits.sensor_batches_per_sec = 1e6;
         configure(&mut config);
         let runtime = tokio::runtime::Builder::new_multi_thread().thread_name("hub").enable_all().build()?;
@@ -238,7 +236,10 @@ struct IngestRun {
 
 /// Eight different batch bodies of real EVE lines, cycled so batches differ; built once so the
 /// clients spend their CPU on HTTP, not on building bodies. Also returns the lines.
-fn bulk_bodies(eve: Option<&std::path::Path>, batch: usize, gzip: bool) -> Result<(Vec<String>, Vec<Arc<Vec<u8>>>)> {
+/// Prebuilt request bodies, shared by the sensor tasks.
+type Bodies = Vec<Arc<Vec<u8>>>;
+
+fn bulk_bodies(eve: Option<&std::path::Path>, batch: usize, gzip: bool) -> Result<(Vec<String>, Bodies)> {
     let dir = eve.map(PathBuf::from).unwrap_or_else(default_eve_dir);
     let lines = eve_lines(&dir)?;
     let bodies = (0..8)

@@ -68,7 +68,7 @@ fn free_port() -> u16 {
 async fn start_smtp() -> Smtp {
     let maildir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let child = std::process::Command::new("python3")
+    let mut child = std::process::Command::new("python3")
         .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
         .arg(maildir.path().join("box"))
         .spawn()
@@ -79,7 +79,9 @@ async fn start_smtp() -> Smtp {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("aiosmtpd did not start on port {port}: is it installed (pip install aiosmtpd)?");
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("aiosmtpd did not start on port {port}: is it installed (scripts/setup-test-env.sh)?");
 }
 
 fn read_maildir(dir: &std::path::Path) -> Vec<String> {

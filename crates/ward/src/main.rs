@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 mod rules_cmd;
 mod demo;
 mod sensor_cmd;
+mod sensor_service;
 
 #[derive(Parser)]
 #[command(
@@ -69,7 +70,11 @@ counted; `ward rules check FILE` lists them). Alerts are EVE `alert` records wit
 fields plus the flow's http/dns/tls object. Indicator matches have gid 9000, scan detector \
 alerts gid 9001. Send SIGHUP, or change a rules/indicator file, to reload them without \
 stopping: the new set is built beside the old one and swapped in atomically.")]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SensorArgs {
+    #[command(subcommand)]
+    action: Option<sensor_service::SensorAction>,
+
     /// A pcap or pcapng file (optionally .gz) or a directory of them, read in name order, each
     /// as its own capture. Repeat for several.
     #[arg(long, value_name = "PATH", required_unless_present = "interface")]
@@ -152,13 +157,58 @@ pub struct SensorArgs {
     /// when one changed; 0 turns the file watch off (SIGHUP still reloads).
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload_interval: u64,
+
+    /// Relay to the hub with this credential (written by `ward sensor enroll`): alerts,
+    /// anomalies and contact records go through an on-disk spool, and the hub's indicators are
+    /// followed live (written beside the spool and matched like --indicators).
+    #[arg(long, value_name = "FILE", help_heading = "Hub")]
+    hub_credential: Option<PathBuf>,
+
+    /// The spool directory (default: `spool` beside the credential file). Events wait here
+    /// until the hub acknowledges them, across restarts and hub outages.
+    #[arg(long, value_name = "DIR", help_heading = "Hub")]
+    spool: Option<PathBuf>,
+
+    /// Spool size cap in MiB; beyond it the oldest events are dropped (counted and logged).
+    #[arg(long, value_name = "MIB", default_value_t = 1024, help_heading = "Hub")]
+    spool_max_mib: u64,
+
+    /// What to relay, comma-separated: EVE record types (alert, anomaly, flow, dns, http, tls,
+    /// stats) and `contact` (hourly contact records: remote address, local address, port,
+    /// protocol, first/last seen, packets, bytes; the hub's retro-hunt searches them).
+    #[arg(long, value_name = "TYPES", default_value = "alert,anomaly,contact", help_heading = "Hub")]
+    relay: String,
+
+    /// The networks that are this office's own (for contact records), e.g. 10.20.0.0/16.
+    /// Default: RFC 1918 and IPv6 ULA.
+    #[arg(long, value_name = "CIDRS", help_heading = "Hub")]
+    home_net: Option<String>,
+}
+
+/// `ward sensor`'s options with their defaults (for `ward sensor run --config`).
+pub(crate) fn sensor_defaults() -> SensorArgs {
+    match Cli::try_parse_from(["ward", "sensor", "--interface", "unset"]) {
+        Ok(Cli { command: Command::Sensor(mut args), .. }) => {
+            args.interface = None;
+            args
+        }
+        _ => unreachable!("the default sensor command line parses"),
+    }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(&cli.log);
     let result = match cli.command {
-        Command::Sensor(args) => sensor_cmd::run(args),
+        Command::Sensor(args) => match args.action {
+            Some(sensor_service::SensorAction::Enroll { hub, token, ca, name, credential }) => {
+                sensor_service::enroll(&hub, &token, ca.as_deref(), name, &credential)
+            }
+            Some(sensor_service::SensorAction::Run { config }) => {
+                sensor_service::args_from_file(&config).and_then(sensor_cmd::run)
+            }
+            None => sensor_cmd::run(args),
+        },
         Command::Rules(cmd) => rules_cmd::run(cmd),
         Command::Hub(cmd) => ward_hub::cli::run(cmd).map(|()| ExitCode::SUCCESS),
         Command::Scan(args) => ward_scan::cli::run_scan(args).map(exit_code),

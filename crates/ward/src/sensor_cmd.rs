@@ -9,13 +9,30 @@ use ward_sensor::config::{default_workers, EveOutput, Input, SensorConfig};
 
 use crate::SensorArgs;
 
-pub fn run(args: SensorArgs) -> anyhow::Result<ExitCode> {
+pub fn run(mut args: SensorArgs) -> anyhow::Result<ExitCode> {
     let mut config = build_config(&args)?;
-    config.detect = Some(build_detect(&args)?);
+    // The hub's indicators (kept up to date by the sync) are matched like any indicator list.
+    if let Some(file) = crate::sensor_service::hub_indicator_file(&args) {
+        if !file.exists() {
+            std::fs::write(&file, "id,type,value,severity,description,expiry\n")
+                .with_context(|| format!("cannot create {}", file.display()))?;
+        }
+        args.indicators.push(file);
+    }
+    let engines = build_detect(&args)?;
+    config.detect = Some(engines.clone());
     ward_sensor::detect::install_sighup_handler().context("cannot install the SIGHUP handler")?;
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone())?;
-    let summary = ward_sensor::run(&config, stop).context("sensor failed")?;
+    let link = crate::sensor_service::start_hub_link(&args, &config.eve, Some(engines))?;
+    let summary = match link {
+        None => ward_sensor::run(&config, stop).context("sensor failed")?,
+        Some((link, sink)) => {
+            let summary = ward_sensor::run_with_sink(&config, sink, stop).context("sensor failed")?;
+            link.finish(std::time::Duration::from_secs(10))?;
+            summary
+        }
+    };
     eprintln!("{}", summary.counters_text());
     for error in &summary.capture_errors {
         eprintln!("ward: {error}");

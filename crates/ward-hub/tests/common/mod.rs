@@ -24,9 +24,7 @@ pub struct Hub {
 }
 
 pub fn config(dir: &std::path::Path) -> HubConfig {
-    let mut c = HubConfig::default();
-    c.data_dir = dir.to_path_buf();
-    c.listen = "127.0.0.1:0".parse().unwrap();
+    let mut c = HubConfig { data_dir: dir.to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
     c.limits.sensor_batches_per_sec = 10_000.0;
     c.limits.user_requests_per_sec = 10_000.0;
     c
