@@ -328,6 +328,30 @@ impl Write for HubWriter {
     }
 }
 
+/// A [`HubWriter`] behind a lock, so the pipeline's sink can own a writer while the caller
+/// keeps a handle to call [`HubWriter::finish`] and read its stats once the run is over.
+#[derive(Clone)]
+pub struct SharedHubWriter(pub std::sync::Arc<std::sync::Mutex<HubWriter>>);
+
+impl SharedHubWriter {
+    pub fn new(writer: HubWriter) -> SharedHubWriter {
+        SharedHubWriter(std::sync::Arc::new(std::sync::Mutex::new(writer)))
+    }
+
+    pub fn lock(&self) -> std::sync::MutexGuard<'_, HubWriter> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+impl Write for SharedHubWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.lock().write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.lock().flush()
+    }
+}
+
 fn memchr(buf: &[u8]) -> Option<usize> {
     buf.iter().position(|&b| b == b'\n')
 }

@@ -5,7 +5,6 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -14,7 +13,7 @@ use serde::Deserialize;
 
 use ward_sensor::config::EveOutput;
 use ward_sensor::eve_out::EveSink;
-use ward_sensor::hubsink::{HomeNet, HubSelection, HubWriter};
+use ward_sensor::hubsink::{HomeNet, HubSelection, HubWriter, SharedHubWriter};
 use ward_sensor::indicator_sync::{self, SyncConfig, SyncHandle};
 use ward_sensor::relay::{Relay, RelayConfig, RelayHandle, SensorCredential};
 use ward_sensor::spool::{Spool, SpoolConfig};
@@ -158,7 +157,7 @@ pub fn args_from_file(path: &Path) -> anyhow::Result<SensorArgs> {
 
 /// The hub side of a running sensor.
 pub struct HubLink {
-    writer: Arc<Mutex<HubWriter>>,
+    writer: SharedHubWriter,
     relay: RelayHandle,
     sync: SyncHandle,
 }
@@ -197,8 +196,8 @@ pub fn start_hub_link(args: &SensorArgs, eve: &EveOutput, engines: Option<ward_s
         ))),
         EveOutput::Null => None,
     };
-    let writer = Arc::new(Mutex::new(HubWriter::new(spool, selection, home, tee)));
-    let sink = EveSink::to_writer(Box::new(SharedWriter(writer.clone())));
+    let writer = SharedHubWriter::new(HubWriter::new(spool, selection, home, tee));
+    let sink = EveSink::to_writer(Box::new(writer.clone()));
     Ok(Some((HubLink { writer, relay, sync }, sink)))
 }
 
@@ -207,7 +206,7 @@ impl HubLink {
     /// what is spooled (the rest stays in the spool for the next run), report, stop.
     pub fn finish(self, drain: Duration) -> anyhow::Result<()> {
         let stats = {
-            let mut w = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            let mut w = self.writer.lock();
             w.finish()?;
             w.stats()
         };
@@ -227,17 +226,6 @@ impl HubLink {
         self.relay.shutdown();
         self.sync.shutdown();
         Ok(())
-    }
-}
-
-struct SharedWriter(Arc<Mutex<HubWriter>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
     }
 }
 

@@ -21,7 +21,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
@@ -33,7 +33,7 @@ use ward_hub::HubConfig;
 use ward_sensor::config::{EveOutput, Input, SensorConfig};
 use ward_sensor::detect::{DetectConfig, Engines};
 use ward_sensor::eve_out::EveSink;
-use ward_sensor::hubsink::{HomeNet, HubSelection, HubWriter};
+use ward_sensor::hubsink::{HomeNet, HubSelection, HubWriter, SharedHubWriter};
 use ward_sensor::indicator_sync::{self, SyncConfig};
 use ward_sensor::relay::{Relay, RelayConfig, SensorCredential};
 use ward_sensor::spool::{Spool, SpoolConfig};
@@ -441,7 +441,7 @@ async fn run_sensor(sdir: &Path, pcap: &Path, rules: &Path, indicators: &Path, h
     let (engines, _summary) = Engines::load(detect).map_err(|e| anyhow::anyhow!("{e}"))?;
     let eve_file = fs::File::create(sdir.join("eve.json"))?;
     let writer = HubWriter::new(spool, HubSelection::default(), HomeNet::parse(home_net).map_err(anyhow::Error::msg)?, Some(Box::new(std::io::BufWriter::new(eve_file))));
-    let shared = Arc::new(Mutex::new(writer));
+    let shared = SharedHubWriter::new(writer);
     let config = SensorConfig {
         inputs: vec![Input::File(pcap.to_path_buf())],
         workers: 1,
@@ -450,26 +450,14 @@ async fn run_sensor(sdir: &Path, pcap: &Path, rules: &Path, indicators: &Path, h
         detect: Some(engines),
         ..SensorConfig::default()
     };
-    let sink = EveSink::to_writer(Box::new(SharedWriter(shared.clone())));
+    let sink = EveSink::to_writer(Box::new(shared.clone()));
     tokio::task::spawn_blocking(move || ward_sensor::run_with_sink(&config, sink, Arc::new(AtomicBool::new(false))))
         .await?
         .map_err(|e| anyhow::anyhow!("sensor: {e}"))?;
-    let mut w = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let mut w = shared.lock();
     w.finish()?;
     let s = w.stats();
     Ok((s.forwarded, s.contacts))
-}
-
-/// Lets the pipeline's sink write into a [`HubWriter`] the demo keeps a handle on.
-struct SharedWriter(Arc<Mutex<HubWriter>>);
-
-impl std::io::Write for SharedWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).flush()
-    }
 }
 
 fn hub_client(ca: &Path) -> anyhow::Result<reqwest::Client> {
