@@ -51,6 +51,7 @@ struct Args {
 
 /// Realistic EVE alert lines of varying content and length.
 fn eve_line(i: usize) -> Vec<u8> {
+    let dest_port = [80, 443, 53, 22][i % 4];
     serde_json::json!({
         "timestamp": format!("2026-11-22T01:{:02}:{:02}.{:06}+0000", (i / 60) % 60, i % 60, i % 1_000_000),
         "flow_id": 1_000_000_000_000u64 + i as u64 * 7919,
@@ -59,7 +60,7 @@ fn eve_line(i: usize) -> Vec<u8> {
         "src_ip": format!("45.33.{}.{}", (i / 251) % 256, i % 251),
         "src_port": 40000 + (i % 20000),
         "dest_ip": format!("10.1.{}.{}", (i / 97) % 8, i % 97),
-        "dest_port": [80, 443, 53, 22][i % 4],
+        "dest_port": dest_port,
         "proto": "TCP",
         "community_id": format!("1:{:016x}{:012x}=", i.wrapping_mul(2654435761), i),
         "alert": {
@@ -91,9 +92,8 @@ fn bench_append(base: &Path, policy: FsyncPolicy, lines: &[Vec<u8>]) -> Result<(
 
 fn bench_relay(base: &Path, events: usize, rt: &tokio::runtime::Runtime) -> Result<f64, BoxError> {
     let hub_dir = tempfile::tempdir_in(base)?;
-    let mut config = ward_hub::HubConfig::default();
-    config.data_dir = hub_dir.path().to_path_buf();
-    config.listen = "127.0.0.1:0".parse()?;
+    let mut config =
+        ward_hub::HubConfig { data_dir: hub_dir.path().to_path_buf(), listen: "127.0.0.1:0".parse()?, ..Default::default() };
     config.limits.sensor_batches_per_sec = 100_000.0;
     let hub = rt.block_on(ward_hub::start(config)).map_err(|e| e.to_string())?;
     let store = hub.state.store.clone();

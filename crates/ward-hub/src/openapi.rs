@@ -50,7 +50,11 @@ pub fn document() -> Value {
                     { "name": "wait", "in": "query", "schema": { "type": "integer", "maximum": 60 } }
                 ],
                 "responses": { "200": { "description": "{cursor, indicators:[{seq, action, kind, value, campaign_id, ts_ms}], tlp}" } }
-            }},
+            },
+                // retro-hunt (crate::retro)
+                "post": op("add an analyst indicator {value, kind?, description, severity?, expires?} (analyst); it joins the feed and is retro-hunted", "user")
+            },
+            "/api/v1/retrohunts": { "get": op("retro-hunt hits: contact before an indicator appeared (analyst: all, ?jurisdiction=; others: their own)", "user") },
             "/api/v1/login": { "post": op("log in; returns a bearer token and CSRF token, sets the session cookie", "none") },
             "/api/v1/logout": { "post": op("end the session", "user") },
             "/api/v1/me": { "get": op("the current user", "user") },

@@ -22,6 +22,11 @@
 //!   on a reader connection (ingest is not blocked); the commit re-checks the cursor, so two
 //!   replicas cannot both act on one indicator. `retro_hits` is UNIQUE on (kind, value,
 //!   jurisdiction): one indicator value notifies one jurisdiction at most once, ever.
+//! * **Late records.** Sensors relay an hour's records after the hour ends (and hours of them
+//!   after an outage), so records often arrive after the indicator covering them was hunted.
+//!   Ingest marks the jurisdiction (`retro_late`, earliest `first_ms` received); the worker then
+//!   re-hunts, for that jurisdiction only, the already-hunted indicators that appeared after that
+//!   time ([`Store::retro_late_next`]), under the same rules and the same UNIQUE key.
 //!
 //! What is not a hit: contact that began at or after the indicator's time (the sensors had the
 //! indicator then and alert live); jurisdictions already in the campaign that produced the
@@ -230,8 +235,8 @@ pub fn ip_bytes(ip: IpAddr) -> Vec<u8> {
 /// The inverse of [`ip_bytes`]; `None` for a blob of another length.
 pub fn ip_from_bytes(b: &[u8]) -> Option<IpAddr> {
     match b.len() {
-        4 => <[u8; 4]>::try_from(b).ok().map(|a| IpAddr::from(a)),
-        16 => <[u8; 16]>::try_from(b).ok().map(|a| IpAddr::from(a)),
+        4 => <[u8; 4]>::try_from(b).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(b).ok().map(IpAddr::from),
         _ => None,
     }
 }

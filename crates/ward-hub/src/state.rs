@@ -47,6 +47,8 @@ pub struct HubState {
     pub login_limiter: Arc<crate::auth::RateLimiter>,
     /// Pinged when notifications were enqueued.
     pub outbox_wake: Arc<Notify>,
+    /// Notifications the writer claimed right after the commit that enqueued them.
+    pub handoff: Arc<Handoff>,
     /// Bumped when indicators were added; long-polls wait on it.
     pub indicators_tx: Arc<watch::Sender<u64>>,
     pub asn: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
@@ -78,6 +80,7 @@ impl HubState {
             user_limiter: Arc::new(crate::auth::RateLimiter::new(limits.user_requests_per_sec, limits.user_requests_per_sec * 3.0)),
             login_limiter: Arc::new(crate::auth::RateLimiter::new(crate::auth::LOGIN_RATE_PER_SEC, crate::auth::LOGIN_BURST)),
             outbox_wake: Arc::new(Notify::new()),
+            handoff: Arc::new(Handoff::new()),
             indicators_tx: Arc::new(indicators_tx),
             asn,
             ingest_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_INGEST)),
@@ -91,6 +94,7 @@ impl HubState {
             policy: state.policy.clone(),
             metrics: state.metrics.clone(),
             outbox_wake: state.outbox_wake.clone(),
+            handoff: state.handoff.clone(),
             indicators_tx: state.indicators_tx.clone(),
         };
         std::thread::Builder::new().name("ward-hub-writer".into()).spawn(move || writer.run(waiter, urgent_rx, ingest_rx))?;
@@ -130,7 +134,38 @@ struct WriterCtx {
     policy: Arc<CorrelationPolicy>,
     metrics: Arc<Metrics>,
     outbox_wake: Arc<Notify>,
+    handoff: Arc<Handoff>,
     indicators_tx: Arc<watch::Sender<u64>>,
+}
+
+/// The hand-off of freshly enqueued notifications from the ingest writer to the delivery
+/// worker. Without it the worker's own claim would wait for the writer's next group (a tenth of
+/// a second or more under load) before the first warning could leave; with it the writer,
+/// right after answering the sensors, claims the due notifications (a short transaction on the
+/// connection it already holds) and passes them over. Claims are leases in the store, so this
+/// stays correct with several replicas. Used only while a delivery worker is attached.
+pub struct Handoff {
+    tx: mpsc::UnboundedSender<Vec<crate::model::NotificationJob>>,
+    rx: std::sync::Mutex<Option<mpsc::UnboundedReceiver<Vec<crate::model::NotificationJob>>>>,
+    attached: std::sync::atomic::AtomicBool,
+}
+
+impl Handoff {
+    fn new() -> Self {
+        let (tx, rx) = mpsc::unbounded_channel();
+        Handoff { tx, rx: std::sync::Mutex::new(Some(rx)), attached: std::sync::atomic::AtomicBool::new(false) }
+    }
+
+    /// The delivery worker takes the receiving end once; later callers get `None`.
+    pub fn attach(&self) -> Option<mpsc::UnboundedReceiver<Vec<crate::model::NotificationJob>>> {
+        let rx = self.rx.lock().ok()?.take()?;
+        self.attached.store(true, std::sync::atomic::Ordering::Release);
+        Some(rx)
+    }
+
+    fn attached(&self) -> bool {
+        self.attached.load(std::sync::atomic::Ordering::Acquire)
+    }
 }
 
 impl WriterCtx {
@@ -173,6 +208,27 @@ impl WriterCtx {
         }
     }
 
+    /// Claims due notifications for the attached delivery worker, or wakes the worker to claim.
+    fn hand_off(&self) {
+        if !self.handoff.attached() {
+            self.outbox_wake.notify_one();
+            return;
+        }
+        let limit = crate::notify::CLAIM_BATCH;
+        match self.store.claim_notifications(now_ms(), crate::notify::CLAIM_LEASE_MS, limit) {
+            Ok(jobs) => {
+                let full = jobs.len() == limit;
+                if !jobs.is_empty() && self.handoff.tx.send(jobs).is_err() || full {
+                    self.outbox_wake.notify_one();
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "writer could not claim notifications; the worker will");
+                self.outbox_wake.notify_one();
+            }
+        }
+    }
+
     /// Stores one group in one transaction and answers each handler after the commit.
     fn commit(&self, batches: Vec<IngestBatch>, replies: Vec<IngestReply>) {
         match self.store.ingest(&batches, &self.policy, now_ms()) {
@@ -188,15 +244,15 @@ impl WriterCtx {
                     }
                 }
                 self.metrics.campaigns_opened.add(effects.campaigns_opened as u64);
-                if effects.notifications_enqueued > 0 {
-                    self.metrics.notifications_enqueued.add(effects.notifications_enqueued as u64);
-                    self.outbox_wake.notify_one();
-                }
                 if effects.indicators_added > 0 {
                     self.indicators_tx.send_modify(|v| *v += 1);
                 }
                 for (reply, receipt) in replies.into_iter().zip(receipts) {
                     let _ = reply.send(Ok(receipt));
+                }
+                if effects.notifications_enqueued > 0 {
+                    self.metrics.notifications_enqueued.add(effects.notifications_enqueued as u64);
+                    self.hand_off();
                 }
             }
             Err(e) if batches.len() > 1 => {

@@ -387,7 +387,8 @@ async fn a_second_record_for_the_same_hour_is_summed_not_duplicated() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_warning_reaches_a_real_webhook_once() {
     use axum::routing::post;
-    let received: Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>> = Arc::default();
+    type Received = Arc<Mutex<Vec<(axum::http::HeaderMap, Vec<u8>)>>>;
+    let received: Received = Arc::default();
     let sink = received.clone();
     let receiver = axum::Router::new().route(
         "/hook",
@@ -444,4 +445,38 @@ async fn the_warning_reaches_a_real_webhook_once() {
     assert_eq!(delivered.len(), 1);
     assert_eq!(delivered[0].status, "delivered");
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn retention_prunes_old_contact_records_and_expired_indicators_leave_the_feed() {
+    let w = world().await;
+    let now = now_ms();
+    let day = 24 * 3_600_000;
+    w.send(1, 1, &[
+        contact_line("198.51.100.7", "10.1.0.5", 443, true, now - 40 * day, now - 40 * day + 10),
+        contact_line("198.51.100.7", "10.1.0.6", 443, true, now - 3_600_000, now - 3_600_000 + 10),
+    ])
+    .await;
+    assert_eq!(w.h.store.prune_contacts(now - 30 * day).unwrap(), 1);
+    assert_eq!(w.h.store.prune_contacts(now - 30 * day).unwrap(), 0);
+    w.indicator(json!({"value": "198.51.100.7", "description": "relay"})).await;
+    retro::hunt_now(&w.h.state).await.unwrap();
+    let hits = w.hits(&w.analyst, "").await;
+    assert_eq!(hits[0]["local_hosts"], json!(["10.1.0.6"]), "the pruned record is gone");
+
+    // Expiry: a `remove` in the feed, and the value may be entered again.
+    let new = retro::NewIndicator { kind: "domain".into(), value: "gone.example".into(), description: "short-lived".into(), severity: "low".into(), expires_ms: Some(now + 1) };
+    w.h.store.add_analyst_indicator(&new, 1, now).unwrap();
+    assert_eq!(w.h.store.expire_analyst_indicators(now + 10).unwrap(), 1);
+    assert_eq!(w.h.store.expire_analyst_indicators(now + 20).unwrap(), 0);
+    let feed = w.h.get("/api/v1/indicators?since=0", Some(&w.analyst)).await.json();
+    let actions: Vec<(String, String)> = feed["indicators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["value"] == "gone.example")
+        .map(|i| (i["action"].as_str().unwrap().to_string(), i["kind"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(actions, vec![("add".to_string(), "domain".to_string()), ("remove".to_string(), "domain".to_string())]);
+    w.indicator(json!({"value": "gone.example", "description": "back again"})).await;
 }

@@ -765,13 +765,14 @@ impl Relay {
             bump(&c.duplicate_batches, 1);
             tracing::info!(key, "hub already had this batch (a resend after a lost reply)");
         }
-        if self.retry_spool(|s| s.ack(last)).is_err() {
-            return Sent::Stopped;
-        }
+        // Counted before the spool's ack, so a caller that sees the spool drained sees the counts.
         if lines > 0 {
             bump(&c.batches_acked, 1);
             bump(&c.events_acked, lines as u64);
             bump(&c.bytes_acked, body_bytes as u64);
+        }
+        if self.retry_spool(|s| s.ack(last)).is_err() {
+            return Sent::Stopped;
         }
         Sent::Done
     }

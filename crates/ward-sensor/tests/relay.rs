@@ -16,9 +16,7 @@ use ward_sensor::relay::{self, HubClient, Relay, RelayConfig, RelayError, Reply,
 use ward_sensor::spool::{FsyncPolicy, ReadLimit, Spool, SpoolConfig};
 
 fn hub_config(data_dir: &Path, listen: SocketAddr) -> HubConfig {
-    let mut c = HubConfig::default();
-    c.data_dir = data_dir.to_path_buf();
-    c.listen = listen;
+    let mut c = HubConfig { data_dir: data_dir.to_path_buf(), listen, ..HubConfig::default() };
     c.limits.sensor_batches_per_sec = 100_000.0;
     c.limits.user_requests_per_sec = 100_000.0;
     c

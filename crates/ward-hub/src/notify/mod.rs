@@ -98,36 +98,52 @@ pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Recei
     let permits = Arc::new(Semaphore::new(state.config.notify.concurrency.max(1)));
     let (record_tx, record_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(run_recorder(state.clone(), record_rx));
+    let dispatch = |jobs: Vec<NotificationJob>| {
+        let (state, channels, permits, record_tx) = (state.clone(), channels.clone(), permits.clone(), record_tx.clone());
+        async move {
+            for job in jobs {
+                let Ok(permit) = permits.clone().acquire_owned().await else { return };
+                let (state, channels, record_tx) = (state.clone(), channels.clone(), record_tx.clone());
+                tokio::spawn(async move {
+                    let attempt = deliver(&state, &channels, job).await;
+                    drop(permit);
+                    // The recorder ends only after every sender is gone, so this cannot fail.
+                    let _ = record_tx.send(attempt);
+                });
+            }
+        }
+    };
+    // Jobs the ingest writer claimed for us right after committing them (see state::Handoff).
+    let mut handed = state.handoff.attach();
+    let mut claim_now = true;
     loop {
         if *shutdown.borrow() {
             return;
         }
-        let jobs = match state.store_call(|s| s.claim_notifications(now_ms(), CLAIM_LEASE_MS, CLAIM_BATCH)).await {
-            Ok(j) => j,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot claim notifications");
-                Vec::new()
+        if claim_now {
+            let jobs = match state.store_call(|s| s.claim_notifications(now_ms(), CLAIM_LEASE_MS, CLAIM_BATCH)).await {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot claim notifications");
+                    Vec::new()
+                }
+            };
+            let full = jobs.len() == CLAIM_BATCH;
+            dispatch(jobs).await;
+            if full {
+                continue;
             }
-        };
-        let claimed = jobs.len();
-        for job in jobs {
-            let Ok(permit) = permits.clone().acquire_owned().await else { return };
-            let (state, channels, record_tx) = (state.clone(), channels.clone(), record_tx.clone());
-            tokio::spawn(async move {
-                let attempt = deliver(&state, &channels, job).await;
-                drop(permit);
-                // The recorder ends only after every sender is gone, so this cannot fail.
-                let _ = record_tx.send(attempt);
-            });
-        }
-        if claimed == CLAIM_BATCH {
-            continue;
         }
         let wait = match state.store_call(|s| s.next_due()).await {
             Ok(Some(due)) => (due - now_ms()).clamp(0, IDLE_POLL_MS as i64) as u64,
             _ => IDLE_POLL_MS,
         };
+        claim_now = true;
         tokio::select! {
+            Some(jobs) = async { match handed.as_mut() { Some(rx) => rx.recv().await, None => std::future::pending().await } } => {
+                dispatch(jobs).await;
+                claim_now = false;
+            }
             _ = state.outbox_wake.notified() => {}
             _ = tokio::time::sleep(Duration::from_millis(wait)) => {}
             _ = shutdown.changed() => {}
