@@ -19,7 +19,7 @@ fi
 APT_PACKAGES=(
     build-essential pkg-config
     iproute2 iputils-ping curl dnsutils dnsmasq-base
-    nginx-light vsftpd openssh-server redis-server
+    nginx-light vsftpd openssh-server redis-server busybox-static
     postgresql postgresql-client
 )
 

@@ -83,6 +83,11 @@ pub async fn check(obs: &Observation, tls: &Arc<TlsClient>, timeouts: &ProbeTime
             let (found, tried) = first_working(|u, p| basic_attempt(obs, tls, u, p, timeouts)).await;
             (found, tried, "HTTP Basic")
         }
+        "http" => {
+            let form = obs.http.as_ref().filter(|h| h.status == 200).and_then(|h| find_login_form(&h.body))?;
+            let (found, tried) = first_working(|u, p| form_attempt(obs, tls, &form, u, p, timeouts)).await;
+            (found, tried, "the web login form")
+        }
         _ => return None,
     };
     let (user, password) = found?;
@@ -263,6 +268,158 @@ async fn basic_attempt(obs: &Observation, tls: &Arc<TlsClient>, user: &str, pass
     }
 }
 
+/// A password login form found on a page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoginForm {
+    /// Path the form posts to (same host only).
+    pub action: String,
+    pub user_field: String,
+    pub password_field: String,
+    /// Other named inputs with their values (hidden fields, submit buttons), sent as they are.
+    pub other: Vec<(String, String)>,
+}
+
+/// Attribute value of an HTML tag (`name="x"`, `name='x'` or `name=x`), case-insensitive name.
+fn attribute(tag: &str, name: &str) -> Option<String> {
+    let lower = tag.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(name).map(|i| i + from) {
+        from = at + name.len();
+        let before_ok = at == 0 || lower.as_bytes()[at - 1].is_ascii_whitespace();
+        let rest = lower[from..].trim_start();
+        if !before_ok || !rest.starts_with('=') {
+            continue;
+        }
+        let offset = tag.len() - rest.len() + 1;
+        let value = tag[offset..].trim_start();
+        let v = match value.chars().next() {
+            Some(q @ ('"' | '\'')) => value[1..].split(q).next().unwrap_or(""),
+            _ => value.split(|c: char| c.is_whitespace() || c == '>').next().unwrap_or(""),
+        };
+        return Some(v.to_string());
+    }
+    None
+}
+
+/// The first form with a password field that posts to this site, with its user field.
+pub fn find_login_form(body: &str) -> Option<LoginForm> {
+    let lower = body.to_ascii_lowercase();
+    let mut from = 0;
+    while let Some(start) = lower[from..].find("<form").map(|i| i + from) {
+        let end = lower[start..].find("</form").map(|i| i + start).unwrap_or(lower.len());
+        from = end.max(start + 5);
+        let form = &body[start..end];
+        let open_tag = &form[..form.find('>').unwrap_or(form.len())];
+        if !attribute(open_tag, "method").is_some_and(|m| m.eq_ignore_ascii_case("post")) {
+            continue;
+        }
+        let action = attribute(open_tag, "action").filter(|a| !a.is_empty()).unwrap_or_else(|| "/".into());
+        // same site only: a relative path (an absolute URL or //host could point anywhere)
+        if action.contains("://") || action.starts_with("//") || action.to_ascii_lowercase().starts_with("javascript:") {
+            continue;
+        }
+        let action = if action.starts_with('/') { action } else { format!("/{action}") };
+        let (mut user, mut password, mut other) = (None, None, Vec::new());
+        let form_lower = form.to_ascii_lowercase();
+        let mut at = 0;
+        while let Some(i) = form_lower[at..].find("<input").map(|i| i + at) {
+            let tag_end = form[i..].find('>').map(|e| i + e).unwrap_or(form.len());
+            let tag = &form[i..tag_end];
+            at = tag_end.max(i + 6);
+            let Some(name) = attribute(tag, "name").filter(|n| !n.is_empty()) else { continue };
+            let kind = attribute(tag, "type").unwrap_or_else(|| "text".into()).to_ascii_lowercase();
+            match kind.as_str() {
+                "password" if password.is_none() => password = Some(name),
+                "text" | "email" if user.is_none() => user = Some(name),
+                "hidden" | "submit" => other.push((name, attribute(tag, "value").unwrap_or_default())),
+                _ => {}
+            }
+        }
+        if let (Some(user_field), Some(password_field)) = (user, password) {
+            return Some(LoginForm { action, user_field, password_field, other });
+        }
+    }
+    None
+}
+
+fn form_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            b' ' => "+".into(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Judge a login form's answer: a redirect away from the login page or a page without a password
+/// field is a success; the form again, an error message, 401 or 403 a failure; 429 or anything
+/// else stops the attempts.
+pub fn judge_form_answer(response: &probe::HttpResponse) -> Attempt {
+    let lower = response.body.to_ascii_lowercase();
+    let failure_words = ["invalid", "incorrect", "failed", "wrong", "denied", "try again"];
+    match response.status {
+        301 | 302 | 303 | 307 | 308 => {
+            let location = response.header("location").unwrap_or("").to_ascii_lowercase();
+            if location.is_empty() || ["login", "signin", "error", "fail", "denied"].iter().any(|w| location.contains(w)) {
+                Attempt::Failed
+            } else {
+                Attempt::Success
+            }
+        }
+        200 if find_login_form(&response.body).is_some() || lower.contains("type=\"password\"") || failure_words.iter().any(|w| lower.contains(w)) => Attempt::Failed,
+        200 => Attempt::Success,
+        401 | 403 => Attempt::Failed,
+        _ => Attempt::Stop,
+    }
+}
+
+async fn form_attempt(obs: &Observation, tls: &Arc<TlsClient>, form: &LoginForm, user: &str, password: &str, timeouts: &ProbeTimeouts) -> Attempt {
+    let addr = SocketAddr::new(obs.service.ip, obs.service.port);
+    let mut fields = vec![(form.user_field.clone(), user.to_string()), (form.password_field.clone(), password.to_string())];
+    fields.extend(form.other.iter().cloned());
+    let body: Vec<String> = fields.iter().map(|(k, v)| format!("{}={}", form_encode(k), form_encode(v))).collect();
+    let body = body.join("&");
+    let host = probe::host_header(addr.ip(), addr.port(), obs.hostname.as_deref());
+    let request = format!(
+        "POST {} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: ward-scan\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        form.action,
+        body.len()
+    );
+    let Ok(Ok(stream)) = tokio::time::timeout(timeouts.exchange, tokio::net::TcpStream::connect(addr)).await else { return Attempt::Stop };
+    let bytes = if obs.service.tls {
+        let Some((mut s, _)) = tls.handshake(stream, obs.hostname.as_deref(), addr.ip(), timeouts.exchange).await else { return Attempt::Stop };
+        if s.write_all(request.as_bytes()).await.is_err() {
+            return Attempt::Stop;
+        }
+        read_all(&mut s, timeouts.exchange).await
+    } else {
+        let mut s = stream;
+        if s.write_all(request.as_bytes()).await.is_err() {
+            return Attempt::Stop;
+        }
+        read_all(&mut s, timeouts.exchange).await
+    };
+    match probe::parse_http_response(&bytes) {
+        Some(response) => judge_form_answer(&response),
+        None => Attempt::Stop,
+    }
+}
+
+/// Read a whole (small) response: to close, 64 KiB or the timeout.
+async fn read_all<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, timeout: Duration) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + timeout;
+    while buf.len() < probe::MAX_RESPONSE {
+        match tokio::time::timeout_at(deadline, tokio::io::AsyncReadExt::read(stream, &mut chunk)).await {
+            Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+            _ => break,
+        }
+    }
+    buf
+}
+
 async fn read_head<S: tokio::io::AsyncRead + Unpin>(stream: &mut S, timeout: Duration) -> Vec<u8> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 2048];
@@ -285,6 +442,26 @@ mod tests {
         let tried: Vec<_> = DEFAULT_CREDENTIALS.iter().take(MAX_ATTEMPTS_PER_SERVICE).collect();
         assert!(tried.contains(&&("admin", "pasta")));
         assert!(tried.contains(&&("root", "password")));
+    }
+
+    #[test]
+    fn login_forms_are_found_and_answers_judged() {
+        let page = r#"<html><form action="/search" method="get"><input name="q"></form>
+            <FORM METHOD=POST action='login.php'><input type="hidden" name="csrf" value="t0k">
+            <input type=text name=user><input type="password" name="pw"><input type=submit name=go value="Log in"></FORM>"#;
+        let form = find_login_form(page).unwrap();
+        assert_eq!(form, LoginForm { action: "/login.php".into(), user_field: "user".into(), password_field: "pw".into(), other: vec![("csrf".into(), "t0k".into()), ("go".into(), "Log in".into())] });
+        assert_eq!(find_login_form(r#"<form method="post" action="https://elsewhere.example/x"><input name=u><input type=password name=p></form>"#), None);
+        assert_eq!(find_login_form("<form method=post><input name=u></form>"), None);
+        assert_eq!(find_login_form("<form method=post action=\"/"), None);
+        assert_eq!(form_encode("a b&c=é"), "a+b%26c%3D%C3%A9");
+        let answer = |status: u16, headers: &[(&str, &str)], body: &str| probe::HttpResponse { status, headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), body: body.into() };
+        assert_eq!(judge_form_answer(&answer(302, &[("Location", "/dashboard")], "")), Attempt::Success);
+        assert_eq!(judge_form_answer(&answer(302, &[("Location", "/login?error=1")], "")), Attempt::Failed);
+        assert_eq!(judge_form_answer(&answer(200, &[], page)), Attempt::Failed);
+        assert_eq!(judge_form_answer(&answer(200, &[], "Invalid password")), Attempt::Failed);
+        assert_eq!(judge_form_answer(&answer(200, &[], "<h1>Election results admin</h1>")), Attempt::Success);
+        assert_eq!(judge_form_answer(&answer(429, &[], "")), Attempt::Stop);
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! it announces.
 //!
 //! Order, like nmap's: first listen for a banner (SSH, FTP, SMTP, Telnet, VNC, MySQL, POP3,
-//! IMAP speak first); if the port is silent, send the probes its well-known service suggests,
-//! then TLS (and HTTP inside it), then plain HTTP. Each probe uses a fresh connection and a
+//! IMAP speak first); if the port is silent, send the probe its well-known service suggests,
+//! TLS (and HTTP inside it), plain HTTP and Redis at the same time, and take the first hit in
+//! that order (the others are stopped). Each probe uses a fresh connection and a
 //! bounded read, so a hostile server can make a probe fail but never make it hang or allocate
 //! without limit. Raw-print ports ([`crate::ports::PRINTER_PORTS`]) are never written to.
 //!

@@ -12,6 +12,7 @@
 #   127.0.77.11  nginx  :443 self-signed certificate
 #   127.0.77.12  nginx  :443 Basic auth admin/pasta
 #   127.0.77.13  nginx  :80 redirect, :443 clean (trusted lab CA, HSTS, TLS 1.2+) = clean.lab.test
+#   127.0.77.14  python :80 results-admin login form (POST) with admin/pasta, no HTTPS
 #   127.0.77.20  vsftpd :21 anonymous login
 #   127.0.77.21  sshd   :22 user "admin" with password "password"
 #   127.0.77.22  busybox telnetd :23 /bin/login, same user "admin" / "password" (only when busybox
@@ -205,6 +206,33 @@ EOF
     --local=/lab.test/ >"$dir/logs/dnsmasq.log" 2>&1 &
   echo $! > "$dir/dnsmasq.pid"
 
+  python3 -c '
+import http.server
+from urllib.parse import parse_qs
+FORM = b"<html><body><h1>Results admin</h1><form method=\"post\" action=\"/login\"><input type=\"text\" name=\"username\"><input type=\"password\" name=\"password\"><input type=\"submit\" value=\"Log in\"></form></body></html>"
+class H(http.server.BaseHTTPRequestHandler):
+    def reply(self, status, body, location=None):
+        self.send_response(status)
+        if location:
+            self.send_header("Location", location)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        self.reply(200, FORM)
+    def do_POST(self):
+        length = min(int(self.headers.get("Content-Length") or 0), 65536)
+        q = parse_qs(self.rfile.read(length).decode("utf-8", "replace"))
+        if q.get("username") == ["admin"] and q.get("password") == ["pasta"]:
+            self.reply(302, b"", "/dashboard")
+        else:
+            self.reply(200, b"<p>Invalid user name or password</p>" + FORM)
+    def log_message(self, *args):
+        pass
+http.server.ThreadingHTTPServer(("127.0.77.14", 80), H).serve_forever()' >"$dir/logs/formlogin.log" 2>&1 &
+  echo $! > "$dir/formlogin.pid"
+
   python3 -W ignore -c '
 import smtpd, asyncore, sys
 smtpd.DebuggingServer(("127.0.77.26", 25), None)
@@ -212,7 +240,7 @@ asyncore.loop()' >"$dir/logs/smtpd.log" 2>&1 &
   echo $! > "$dir/smtpd.pid"
 
   # wait until every server accepts connections
-  for target in 127.0.77.10:80 127.0.77.10:443 127.0.77.11:443 127.0.77.12:443 127.0.77.13:443 \
+  for target in 127.0.77.10:80 127.0.77.14:80 127.0.77.10:443 127.0.77.11:443 127.0.77.12:443 127.0.77.13:443 \
                 127.0.77.20:21 127.0.77.21:22 $telnet 127.0.77.30:6379 127.0.77.26:25; do
     for _ in $(seq 1 50); do
       if (exec 3<>"/dev/tcp/${target%:*}/${target#*:}") 2>/dev/null; then break; fi
@@ -225,7 +253,7 @@ asyncore.loop()' >"$dir/logs/smtpd.log" 2>&1 &
 stop() {
   local dir=$1
   [ -f "$dir/nginx/nginx.pid" ] && nginx -c "$dir/nginx/nginx.conf" -p "$dir/nginx" -s stop 2>/dev/null || true
-  for f in sshd.pid redis.pid dnsmasq.pid smtpd.pid telnetd.pid; do
+  for f in sshd.pid redis.pid dnsmasq.pid smtpd.pid telnetd.pid formlogin.pid; do
     [ -f "$dir/$f" ] && kill "$(cat "$dir/$f")" 2>/dev/null || true
   done
   # vsftpd in background mode writes no pid file: stop the one listening on the lab address
