@@ -3,7 +3,8 @@
 # Idempotent: re-running it skips what is already there. Needs root (or sudo) for apt-get.
 #
 #   system packages  iproute2 (network namespaces for live-capture tests), curl, dnsmasq (DNS in
-#                    namespaces), nginx, vsftpd, openssh-server, redis-server (scanner lab),
+#                    namespaces), nginx, vsftpd, openssh-server, redis-server, busybox-static
+#                    (telnetd) (scanner lab),
 #                    postgresql (hub store tests), build tools for -sys crates
 #   python packages  aiosmtpd (a real SMTP server for notification tests)
 #   services         PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`)

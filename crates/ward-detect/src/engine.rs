@@ -470,7 +470,8 @@ impl RuleSet {
             }
             if bp.key.buffer == Buffer::Packet {
                 run(pkt.payload, scratch);
-                if let Some(s) = pkt.stream {
+                // In-order segments make the stream window equal to the payload: scan once.
+                if let Some(s) = pkt.stream.filter(|s| *s != pkt.payload) {
                     run(s, scratch);
                 }
                 continue;

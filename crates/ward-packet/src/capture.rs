@@ -878,23 +878,36 @@ pub fn is_capture_file(path: &Path) -> bool {
         || [PCAP_MAGIC_MICROS, PCAP_MAGIC_NANOS].contains(&be)
 }
 
-/// Every capture file directly in `dir` (not recursive), in name order: by extension (.pcap,
-/// .pcapng, .cap, .dmp, .pcap.gz, .pcapng.gz) or by a pcap/pcapng magic.
+/// Most directory levels [`capture_files_in`] descends (bounds a pathological tree).
+pub const MAX_DIRECTORY_DEPTH: usize = 16;
+
+/// Every capture file in `dir` and its subdirectories (symbolic links to directories are not
+/// followed, at most [`MAX_DIRECTORY_DEPTH`] levels), sorted by path: by extension (.pcap,
+/// .pcapng, .cap, .dmp, .pcap.gz, .pcapng.gz) or by a pcap/pcapng magic. A corpus such as Zeek's
+/// test traces keeps its captures in subdirectories by protocol.
 pub fn capture_files_in(dir: impl AsRef<Path>) -> Result<Vec<PathBuf>, CaptureError> {
     let dir = dir.as_ref();
-    let entries = std::fs::read_dir(dir).map_err(|source| CaptureError::Directory {
-        path: dir.to_path_buf(),
-        source,
-    })?;
     let mut files = Vec::new();
-    for entry in entries {
-        let entry = entry.map_err(|source| CaptureError::Directory {
-            path: dir.to_path_buf(),
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let entries = std::fs::read_dir(&d).map_err(|source| CaptureError::Directory {
+            path: d.clone(),
             source,
         })?;
-        let path = entry.path();
-        if path.is_file() && is_capture_file(&path) {
-            files.push(path);
+        for entry in entries {
+            let entry = entry.map_err(|source| CaptureError::Directory {
+                path: d.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir {
+                if depth < MAX_DIRECTORY_DEPTH {
+                    stack.push((path, depth + 1));
+                }
+            } else if path.is_file() && is_capture_file(&path) {
+                files.push(path);
+            }
         }
     }
     files.sort();
@@ -1492,12 +1505,14 @@ mod tests {
         std::fs::write(dir.join("c-no-extension"), &plain).unwrap();
         std::fs::write(dir.join("README"), b"not a capture").unwrap();
         std::fs::create_dir(dir.join("sub.pcap")).unwrap();
+        std::fs::create_dir_all(dir.join("dns/deeper")).unwrap();
+        std::fs::write(dir.join("dns/deeper/d.pcap"), &plain).unwrap();
         let files = capture_files_in(&dir).unwrap();
         let names: Vec<_> = files
             .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .map(|p| p.strip_prefix(&dir).unwrap().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(names, ["a.pcap.gz", "b.pcap", "c-no-extension"]);
+        assert_eq!(names, ["a.pcap.gz", "b.pcap", "c-no-extension", "dns/deeper/d.pcap"]);
         for file in &files {
             let mut cap = CaptureFile::open(file).unwrap();
             assert_eq!(cap.is_compressed(), file.to_string_lossy().ends_with(".gz"));

@@ -4,9 +4,11 @@
 //! The rules follow Suricata 8 with its stock configuration (`stream.midstream: false`), so that
 //! ward's EVE `flow` records match Suricata's:
 //!
-//! * **Which packets.** Only the protocols Suricata's decoders hand to its flow engine get
-//!   flows: TCP, UDP, SCTP, ESP, ICMP (IPv4), ICMPv6 (IPv6) and the outer packet of IP-in-IP and
-//!   IPv6-in-IP tunnels ([`tracks_flow`]); IGMP, GRE, OSPF, PIM, ... do not.
+//! * **Which flows are Suricata's.** Only the protocols Suricata's decoders hand to its flow
+//!   engine have flows there: TCP, UDP, SCTP, ESP, ICMP (IPv4), ICMPv6 (IPv6) and the outer packet
+//!   of IP-in-IP and IPv6-in-IP tunnels ([`tracks_flow`]); IGMP, GRE, OSPF, PIM, ... do not. The
+//!   table still keeps a flow for every IP packet (detection wants one), flagged
+//!   [`Flow::tracked`], and the sensor logs only tracked flows.
 //! * **Key.** A flow is keyed by both addresses, both ports, the IP protocol, the VLAN ids and
 //!   the tunnel depth (Suricata's `recursion_level`), in a canonical order so both directions
 //!   find the same flow. ICMP and ICMPv6 have no ports; the key uses the message type and its counterpart type (echo request 8 ↔ reply 0, neighbour
@@ -568,6 +570,9 @@ pub struct Flow<S> {
     pub user: S,
     /// Whether each direction sent a packet that counts for establishment.
     seen: [bool; 2],
+    /// Suricata keeps a flow for this protocol ([`tracks_flow`]): only tracked flows are logged
+    /// as EVE `flow` records and counted in the flow statistics.
+    pub tracked: bool,
 }
 
 impl<S: Default> Flow<S> {
@@ -593,6 +598,7 @@ impl<S: Default> Flow<S> {
             streams: [TcpStream::new(stream), TcpStream::new(stream)],
             user: S::default(),
             seen: [false; 2],
+            tracked: tracks_flow(pkt),
         }
     }
 }
@@ -842,7 +848,7 @@ pub struct FlowTableStats {
     pub tcp_reuse: u64,
     /// Packets that belong to no flow (ICMPv4 errors without a flow to join).
     pub no_flow: u64,
-    /// Packets of protocols Suricata keeps no flows for (see [`tracks_flow`]).
+    /// Flows created for protocols Suricata keeps no flows for (see [`tracks_flow`]).
     pub untracked: u64,
     /// Estimated bytes in use.
     pub memory: usize,
@@ -910,14 +916,10 @@ impl<S: Default> FlowTable<S> {
 
     /// Finds or creates the flow of `pkt`, counts the packet and advances TCP state. Returns the
     /// flow and the packet's direction, or `None` for a packet that belongs to no flow (an ICMPv4
-    /// error with no flow to join, or a protocol Suricata keeps no flows for: [`tracks_flow`]). Flows this ends (timeout, TCP reuse, memcap) are queued for
+    /// error with no flow to join). Flows this ends (timeout, TCP reuse, memcap) are queued for
     /// [`FlowTable::take_ended`].
     pub fn lookup(&mut self, pkt: &Packet<'_>) -> Option<(&mut Flow<S>, Direction)> {
         self.settle_pending();
-        if !tracks_flow(pkt) {
-            self.stats.untracked += 1;
-            return None;
-        }
         let key = FlowKey::of_packet(pkt);
         let mut found = self.index.get(&key).copied();
         if let Some(idx) = found {
@@ -1030,6 +1032,9 @@ impl<S: Default> FlowTable<S> {
             self.end(victim, EndReason::Forced);
         }
         let flow = Flow::new(key, pkt, self.config.stream);
+        if !flow.tracked {
+            self.stats.untracked += 1;
+        }
         let list = flow.list_index();
         let slot = Slot { flow: Some(flow), prev: NIL, next: NIL, list: list as u8, charged: cost };
         let idx = match self.free.pop() {
@@ -1533,20 +1538,25 @@ mod tests {
     }
 
     #[test]
-    fn only_protocols_suricata_tracks_get_flows() {
+    fn only_protocols_suricata_tracks_are_tracked_flows() {
         let mut table = Table::new(FlowConfig::default());
+        // Every IP packet still gets a flow (detection needs one), flagged as not Suricata's.
         for proto in [2u8, 47, 89, 103, 112, 135, 59, 255] {
-            assert!(table.lookup(&base(C, S, proto, Transport::Other, b"")).is_none(), "proto {proto}");
+            let (flow, _) = table.lookup(&base(C, S, proto, Transport::Other, b"")).expect("a flow");
+            assert!(!flow.tracked, "proto {proto}");
         }
         // ICMPv6 carried over IPv4, and ICMPv4 over IPv6, are decoder anomalies with no flow.
-        assert!(table.lookup(&base(C, S, IPPROTO_ICMPV6, Transport::Icmp { icmp_type: 128, icmp_code: 0 }, b"")).is_none());
-        assert!(table.lookup(&base("fe80::1", "fe80::2", IPPROTO_ICMP, Transport::Icmp { icmp_type: 8, icmp_code: 0 }, b"")).is_none());
+        let v6_in_v4 = base(C, S, IPPROTO_ICMPV6, Transport::Icmp { icmp_type: 128, icmp_code: 0 }, b"");
+        assert!(!table.lookup(&v6_in_v4).unwrap().0.tracked);
+        let v4_in_v6 = base("fe80::1", "fe80::2", IPPROTO_ICMP, Transport::Icmp { icmp_type: 8, icmp_code: 0 }, b"");
+        assert!(!table.lookup(&v4_in_v6).unwrap().0.tracked);
         assert_eq!(table.stats().untracked, 10);
-        assert_eq!(table.stats().active, 0);
         for proto in [4u8, 41, 50, 132] {
-            assert!(table.lookup(&base(C, S, proto, Transport::Other, b"")).is_some(), "proto {proto}");
+            assert!(table.lookup(&base(C, S, proto, Transport::Other, b"")).unwrap().0.tracked, "proto {proto}");
         }
-        assert_eq!(table.stats().active, 4);
+        assert!(table.lookup(&c2s(SYN, 1, 0, b"")).unwrap().0.tracked);
+        assert_eq!(table.stats().untracked, 10);
+        assert_eq!(table.stats().active, 15);
     }
 
     #[test]
@@ -1691,6 +1701,9 @@ mod tests {
             let mut table: FlowTable<()> = FlowTable::new(FlowConfig::default());
             let mut out: BTreeMap<String, usize> = BTreeMap::new();
             let mut record = |f: Flow<()>, _r: EndReason| {
+                if !f.tracked {
+                    return;
+                }
                 let ports = matches!(f.proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP);
                 let k = key(
                     f.proto,

@@ -395,6 +395,9 @@ pub(crate) struct FlowDetectState {
     stream_tail: [Vec<u8>; 2],
     pub alerted: bool,
     indicators_checked: bool,
+    /// The TLS handshake finished: what follows is encrypted records, whose payload is not
+    /// inspected (Suricata's default `encryption-handling`).
+    encrypted: bool,
 }
 
 /// Envelope facts of the record being written.
@@ -496,6 +499,7 @@ impl WorkerDetect {
         pkt: &ward_packet::packet::Packet<'_>,
         to_server: bool,
         tcp_session: bool,
+        past_depth: bool,
         ctx: &RecordCtx,
     ) {
         use ward_packet::packet::Transport;
@@ -511,7 +515,9 @@ impl WorkerDetect {
         }
         let d = if to_server { 0 } else { 1 };
         let rules = self.rules.clone();
-        if rules.is_empty() {
+        // Payload past the reassembly depth is not inspected (as in Suricata), nor encrypted
+        // TLS records; header rules still see the packets without payload.
+        if rules.is_empty() || ((state.encrypted || (past_depth && self.stream_new.is_empty())) && !pkt.payload.is_empty()) {
             self.stream_new.clear();
             return;
         }
@@ -680,6 +686,7 @@ impl WorkerDetect {
         obj: &eve::Tls,
         ctx: &RecordCtx,
     ) {
+        state.encrypted = info.encrypted_records[0] > 0 || info.encrypted_records[1] > 0;
         let certs: Vec<&[u8]> = info.certs.iter().map(|c| c.as_slice()).collect();
         let version = info.version();
         let input = TlsInput {

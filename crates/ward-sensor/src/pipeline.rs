@@ -329,5 +329,9 @@ impl Reader {
         for sender in &self.senders {
             let _ = sender.send(WorkerMsg::EndOfCapture { name: name.clone() });
         }
+        // Each capture has its own packet time, as each worker's clock restarts: a later file
+        // with older timestamps must not be sent the previous file's clock, which would time
+        // out its flows at once.
+        self.clock = Timestamp::ZERO;
     }
 }

@@ -270,9 +270,10 @@ fn handle_packet(
             }
             let facts = flow_facts(flow);
             let tcp_session = flow.is_tcp() && flow.tcp.state != ward_packet::flow::TcpState::None;
+            let past_depth = tcp_session && flow.streams[dir.index()].depth_reached();
             let mut alerts = Vec::new();
             let rctx = RecordCtx { pcap_cnt, pkt_src };
-            d.on_packet(&mut alerts, &mut flow.user.det, &facts, pkt, dir == Direction::ToServer, tcp_session, &rctx);
+            d.on_packet(&mut alerts, &mut flow.user.det, &facts, pkt, dir == Direction::ToServer, tcp_session, past_depth, &rctx);
             write_alerts(eve, counters, alerts);
         }
     }
@@ -487,6 +488,10 @@ fn end_flow(
         write_alerts(eve, counters, alerts);
     }
 
+    if !flow.tracked {
+        // A protocol Suricata keeps no flow for (IGMP, GRE, ...): inspected, not logged.
+        return;
+    }
     counters.flows_total += 1;
     match flow.proto {
         6 => counters.flows_tcp += 1,
