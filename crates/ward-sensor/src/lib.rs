@@ -3,7 +3,14 @@
 //! It wires the lower crates together: [`ward_packet`] captures, decodes and follows flows and
 //! TCP streams; [`ward_proto`] parses DNS, HTTP and TLS from the reassembled bytes; this crate
 //! shards packets over worker threads ([`shard`], [`pipeline`]), keeps each flow's app-layer
-//! state ([`worker`]), and writes Suricata EVE JSON ([`eve_out`]) plus run counters ([`stats`]).
+//! state ([`worker`]), runs detection on packets, streams and transactions ([`detect`]: rules,
+//! indicators, scan detector, live reload), and writes Suricata EVE JSON ([`eve_out`]) plus run
+//! counters ([`stats`]).
+//!
+//! Towards the hub: [`hubsink`] picks what is relayed from the EVE stream (alerts, anomalies,
+//! hourly contact records) into the on-disk [`spool`]; [`relay`] enrolls the sensor and
+//! forwards the spool in acknowledged, idempotent batches; [`indicator_sync`] follows the hub's
+//! indicator feed and swaps it into the live matcher.
 //!
 //! Threading: one reader thread, `workers` packet threads, each owning its own flow table, so
 //! the per-packet path takes no lock. Workers only meet at the EVE sink, once per batch.

@@ -1,5 +1,7 @@
 //! `ward`: the one binary. Each subcommand parses its options here and calls the crate that owns
-//! the work (sensor, detect, hub, scan); nothing else lives here.
+//! the work (sensor, detect, hub, scan). What lives here besides: the sensor's service glue
+//! ([`sensor_service`]: enroll, `run --config`, spool/relay/sync around the pipeline) and
+//! `ward demo` ([`demo`]), which joins every crate into one scenario.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
