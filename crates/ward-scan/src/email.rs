@@ -159,7 +159,7 @@ pub async fn check_domain(resolver: &Resolver, domain: &str, smtp_port: u16, tim
 
 async fn smtp_starttls(addr: SocketAddr, timeouts: &ProbeTimeouts) -> Option<bool> {
     let tls = std::sync::Arc::new(crate::tls::TlsClient::new(&[]));
-    let obs = probe::identify(addr.ip(), addr.port(), None, &tls, &ProbeTimeouts { banner: timeouts.exchange.min(Duration::from_secs(5)), ..timeouts.clone() }).await;
+    let obs = probe::identify(addr.ip(), addr.port(), None, &tls, &ProbeTimeouts { banner: timeouts.exchange.min(Duration::from_secs(5)), probe_delay: timeouts.exchange.min(Duration::from_secs(5)), ..timeouts.clone() }).await;
     if obs.service.name == "smtp" {
         obs.smtp_starttls
     } else {

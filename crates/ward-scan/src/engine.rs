@@ -112,7 +112,8 @@ pub async fn probe_and_check(
             let ip = *ip;
             tasks.push(tokio::spawn(async move {
                 let _permit = limit.acquire_owned().await.ok()?;
-                let obs = probe::identify(ip, port, hostname, &tls_client, &timeouts).await;
+                // identification waits adapted to the target (loopback: no network); the checks keep the full ones
+                let obs = probe::identify(ip, port, hostname, &tls_client, &timeouts.for_target(ip)).await;
                 let mut extra = Vec::new();
                 if obs.service.tls {
                     let addr = SocketAddr::new(ip, port);

@@ -9,6 +9,13 @@
 //! every timeout and grows back on answers (additive increase, additive decrease). Optional
 //! connect-per-second rate limits apply globally and per host.
 //!
+//! The cost per port is kept to the kernel's own: each worker keeps one spare socket per address
+//! family and reuses it after a refusal (no `socket()`/`close()` per closed port), and a connect
+//! the kernel answered inside the syscall (loopback: always; see [`start_connect`]) is read back
+//! with a second `connect()` instead of an epoll registration and a timer. Only a handshake
+//! that is really in flight goes to the reactor with its timeout. On the 2-core test machine a
+//! full 65,535-port scan of 127.0.0.1 takes about 0.1 s (bench/src/bin/bench-scan.rs).
+//!
 //! Invariants: a port is reported open only after a completed handshake whose local and remote
 //! endpoints differ (the TCP self-connect guard: on loopback a connect from ephemeral port P to
 //! port P can "succeed" against itself through simultaneous open); a local resource error
@@ -22,6 +29,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use libc::{EALREADY, EINPROGRESS, EISCONN};
 use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
@@ -176,16 +184,71 @@ enum Outcome {
     LocalError,
 }
 
-/// Start a non-blocking connect. On loopback (and any path the kernel answers inside the
-/// syscall) the result is known at once: no timer, no epoll registration.
-fn start_connect(addr: SocketAddr) -> std::io::Result<Result<socket2::Socket, socket2::Socket>> {
-    let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
-    let socket = socket2::Socket::new(domain, socket2::Type::STREAM.nonblocking().cloexec(), Some(socket2::Protocol::TCP))?;
-    match socket.connect(&addr.into()) {
-        Ok(()) => Ok(Ok(socket)),
-        // EINPROGRESS: the handshake is under way
-        Err(e) if e.raw_os_error() == Some(115) || e.kind() == ErrorKind::WouldBlock => Ok(Err(socket)),
-        Err(e) => Err(e),
+/// Whether a socket whose connect was refused can connect again. Linux resets it
+/// (`tcp_disconnect`); other systems leave it in an unspecified state, so it is closed there.
+const REUSE_REFUSED_SOCKETS: bool = cfg!(target_os = "linux");
+
+/// A worker's spare sockets, one per address family. A connect that the peer refused leaves the
+/// socket unconnected and unbound again (the kernel runs `tcp_disconnect` and frees the ephemeral
+/// port), so the next port can be tried on the same socket: no `socket()`, no `close()`, no
+/// allocation of a file and an inode per port. On loopback that halves the kernel work per port.
+#[derive(Default)]
+struct SpareSockets {
+    v4: Option<socket2::Socket>,
+    v6: Option<socket2::Socket>,
+}
+
+impl SpareSockets {
+    fn take(&mut self, addr: &SocketAddr) -> std::io::Result<socket2::Socket> {
+        let slot = if addr.is_ipv4() { &mut self.v4 } else { &mut self.v6 };
+        match slot.take() {
+            Some(socket) => Ok(socket),
+            None => {
+                let domain = if addr.is_ipv4() { socket2::Domain::IPV4 } else { socket2::Domain::IPV6 };
+                socket2::Socket::new(domain, socket2::Type::STREAM.nonblocking().cloexec(), Some(socket2::Protocol::TCP))
+            }
+        }
+    }
+
+    fn put(&mut self, addr: &SocketAddr, socket: socket2::Socket) {
+        *(if addr.is_ipv4() { &mut self.v4 } else { &mut self.v6 }) = Some(socket);
+    }
+}
+
+/// What a connect started on a socket told at once.
+enum Started {
+    Done(Outcome),
+    /// The handshake is under way: wait for the socket to become writable.
+    Pending(socket2::Socket),
+}
+
+/// Connect without waiting. Linux answers a loopback connect inside the kernel but reports
+/// `EINPROGRESS` (the RST or SYN-ACK is processed when the socket lock is released, just before
+/// the syscall returns); a second `connect()` on the same socket then returns the result
+/// (0/`EISCONN` open, `ECONNREFUSED` closed) or `EALREADY` when the handshake really is still in
+/// flight. So a port that answers at once costs two syscalls and never touches epoll or a timer.
+fn start_connect(spare: &mut SpareSockets, addr: SocketAddr) -> Started {
+    let socket = match spare.take(&addr) {
+        Ok(socket) => socket,
+        Err(e) => return Started::Done(classify_error(&e)),
+    };
+    let sockaddr = socket2::SockAddr::from(addr);
+    let mut result = socket.connect(&sockaddr);
+    if matches!(&result, Err(e) if e.raw_os_error() == Some(EINPROGRESS) || e.kind() == ErrorKind::WouldBlock) {
+        result = socket.connect(&sockaddr);
+    }
+    match result {
+        Ok(()) => Started::Done(classify_connected(&socket)),
+        Err(e) if e.raw_os_error() == Some(EISCONN) => Started::Done(classify_connected(&socket)),
+        Err(e) if e.raw_os_error() == Some(EALREADY) || e.raw_os_error() == Some(EINPROGRESS) => Started::Pending(socket),
+        Err(e) if e.kind() == ErrorKind::ConnectionRefused => {
+            // refused: the kernel reset the socket to unconnected, ready for the next port
+            if REUSE_REFUSED_SOCKETS {
+                spare.put(&addr, socket);
+            }
+            Started::Done(Outcome::Closed)
+        }
+        Err(e) => Started::Done(classify_error(&e)),
     }
 }
 
@@ -209,32 +272,34 @@ fn classify_connected(socket: &socket2::Socket) -> Outcome {
     }
 }
 
-/// One connect: `(outcome, round trip, completed inside the syscall)`.
-async fn connect_once(addr: SocketAddr, timeout: Duration) -> (Outcome, Duration, bool) {
+/// Wait for a connect that is under way, at most `timeout`.
+async fn finish_connect(pending: socket2::Socket, timeout: Duration) -> Outcome {
+    let outcome = async {
+        let stream = TcpStream::from_std(std::net::TcpStream::from(pending)).map_err(|e| classify_error(&e))?;
+        stream.writable().await.map_err(|e| classify_error(&e))?;
+        match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err(classify_error(&e)),
+            Ok(None) if is_self_connect(&stream) => Ok(Outcome::SelfConnect),
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => Ok(Outcome::Open),
+                Err(e) => Err(classify_error(&e)),
+            },
+        }
+    };
+    match tokio::time::timeout(timeout, outcome).await {
+        Err(_) => Outcome::Timeout,
+        Ok(Ok(o)) | Ok(Err(o)) => o,
+    }
+}
+
+/// One connect: `(outcome, round trip, answered inside the syscall)`.
+async fn connect_once(spare: &mut SpareSockets, addr: SocketAddr, timeout: Duration) -> (Outcome, Duration, bool) {
     let mut retries = 0;
     loop {
         let started = Instant::now();
-        let (outcome, immediate) = match start_connect(addr) {
-            Ok(Ok(socket)) => (classify_connected(&socket), true),
-            Err(e) => (classify_error(&e), true),
-            Ok(Err(pending)) => {
-                let outcome = async {
-                    let stream = TcpStream::from_std(std::net::TcpStream::from(pending)).map_err(|e| classify_error(&e))?;
-                    stream.writable().await.map_err(|e| classify_error(&e))?;
-                    match stream.take_error() {
-                        Ok(Some(e)) | Err(e) => Err(classify_error(&e)),
-                        Ok(None) if is_self_connect(&stream) => Ok(Outcome::SelfConnect),
-                        Ok(None) => match stream.peer_addr() {
-                            Ok(_) => Ok(Outcome::Open),
-                            Err(e) => Err(classify_error(&e)),
-                        },
-                    }
-                };
-                match tokio::time::timeout(timeout, outcome).await {
-                    Err(_) => (Outcome::Timeout, false),
-                    Ok(Ok(o)) | Ok(Err(o)) => (o, false),
-                }
-            }
+        let (outcome, immediate) = match start_connect(spare, addr) {
+            Started::Done(outcome) => (outcome, true),
+            Started::Pending(socket) => (finish_connect(socket, timeout).await, false),
         };
         let rtt = started.elapsed();
         if matches!(outcome, Outcome::LocalError) && retries < MAX_LOCAL_RETRIES {
@@ -295,6 +360,7 @@ pub async fn scan(targets: &[IpAddr], ports: &[u16], limits: &ScanLimits, progre
             let (mut timeouts, mut self_connects, mut local_errors) = (0usize, 0usize, 0usize);
             let nhosts = hosts.len();
             let mut since_yield = 0u32;
+            let mut spare = SpareSockets::default();
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 if i >= total {
@@ -309,7 +375,7 @@ pub async fn scan(targets: &[IpAddr], ports: &[u16], limits: &ScanLimits, progre
                 if let Some(rate) = host.rate.as_ref() {
                     rate.wait().await;
                 }
-                let (outcome, rtt, immediate) = connect_once(SocketAddr::new(host.ip, port), host.timeout(max_timeout)).await;
+                let (outcome, rtt, immediate) = connect_once(&mut spare, SocketAddr::new(host.ip, port), host.timeout(max_timeout)).await;
                 drop(permit);
                 // a run of connects answered inside the syscall never awaits: let others run
                 if immediate {
@@ -383,6 +449,35 @@ mod tests {
         assert_eq!(report.open.len(), 1);
         assert_eq!(progress.done.load(Ordering::Relaxed), ports.len());
         assert_eq!(report.timeouts, 0);
+    }
+
+    #[tokio::test]
+    async fn a_refused_socket_serves_the_next_ports() {
+        // one worker, so one spare socket goes closed -> open -> closed -> open -> closed
+        let ip: IpAddr = "127.0.71.5".parse().unwrap();
+        let a = TcpListener::bind((ip, 0)).await.unwrap();
+        let b = TcpListener::bind((ip, 0)).await.unwrap();
+        let closed: Vec<u16> = {
+            let tmp: Vec<TcpListener> = bind_several(ip, 3).await;
+            tmp.iter().map(|l| l.local_addr().unwrap().port()).collect()
+        };
+        let (pa, pb) = (a.local_addr().unwrap().port(), b.local_addr().unwrap().port());
+        let ports = vec![closed[0], pa, closed[1], pb, closed[2]];
+        let limits = ScanLimits { global_concurrency: 1, host_concurrency: 1, ..Default::default() };
+        let report = scan(&[ip], &ports, &limits, Arc::new(ScanProgress::default())).await;
+        let mut want = vec![pa, pb];
+        want.sort_unstable();
+        assert_eq!(report.open.get(&ip), Some(&want), "{report:?}");
+        assert_eq!((report.timeouts, report.local_errors), (0, 0));
+    }
+
+    /// `n` listeners on ephemeral ports of `ip`.
+    async fn bind_several(ip: IpAddr, n: usize) -> Vec<TcpListener> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(TcpListener::bind((ip, 0)).await.unwrap());
+        }
+        out
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

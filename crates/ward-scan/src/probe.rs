@@ -33,15 +33,45 @@ const MAX_BANNER_CHARS: usize = 200;
 pub struct ProbeTimeouts {
     /// Connect plus whole exchange of one probe.
     pub exchange: Duration,
-    /// How long a silent port is given to send a banner before the scanner talks first.
+    /// How long a port whose service usually speaks first is given to send a banner; a banner
+    /// that arrives within this time wins even when the probes have started.
     pub banner: Duration,
+    /// How long such a port is left alone before the probes start (at most `banner`): servers
+    /// that talk first do so within one round trip of the handshake, so once this has passed
+    /// the probes run while the banner wait goes on, and a silent port costs
+    /// `max(banner, probe_delay + exchange)` instead of `banner + exchange`.
+    pub probe_delay: Duration,
 }
+
+/// Identification timeouts on a loopback target (see [`ProbeTimeouts::for_target`]).
+pub const LOOPBACK_EXCHANGE: Duration = Duration::from_millis(800);
+pub const LOOPBACK_PROBE_DELAY: Duration = Duration::from_millis(200);
 
 impl Default for ProbeTimeouts {
     fn default() -> Self {
         // nmap waits 5 s for a NULL-probe banner; servers that talk first do so at once after
         // the handshake, so 1 s covers a slow network while keeping a scan in seconds
-        ProbeTimeouts { exchange: Duration::from_secs(3), banner: Duration::from_millis(1000) }
+        ProbeTimeouts { exchange: Duration::from_secs(3), banner: Duration::from_millis(1000), probe_delay: Duration::from_millis(1000) }
+    }
+}
+
+impl ProbeTimeouts {
+    /// The identification timeouts for one target. On loopback there is no network: a connect
+    /// is answered in microseconds and every wait is the server's own processing time, so the
+    /// probes start after [`LOOPBACK_PROBE_DELAY`] and give up after [`LOOPBACK_EXCHANGE`]
+    /// (floors with room for a busy machine: a TLS handshake or a forked sshd takes
+    /// milliseconds). The banner wait is kept, running alongside the probes, so a late banner
+    /// still wins. Other targets keep the configured timeouts: over a network a slow greeting
+    /// (an FTP server doing reverse DNS first) is common.
+    pub fn for_target(&self, ip: IpAddr) -> ProbeTimeouts {
+        if !ip.is_loopback() {
+            return self.clone();
+        }
+        ProbeTimeouts {
+            exchange: self.exchange.min(LOOPBACK_EXCHANGE),
+            banner: self.banner,
+            probe_delay: self.probe_delay.min(LOOPBACK_PROBE_DELAY),
+        }
     }
 }
 
@@ -250,6 +280,8 @@ pub fn parse_greeting(text: &str) -> (Option<String>, Option<String>) {
         ("FileZilla Server", "FileZilla Server"),
         ("Exim", "Exim"),
         ("Sendmail", "Sendmail"),
+        // Python's smtpd ("220 host Python SMTP proxy version 0.3"), as nmap names it
+        ("Python SMTP proxy version", "Python SMTP Proxy"),
     ] {
         if text.contains(needle) {
             return (Some(product.to_string()), after(needle));
@@ -334,12 +366,24 @@ pub async fn identify(ip: IpAddr, port: u16, hostname: Option<String>, tls: &Arc
         hint,
         "http" | "https" | "redis" | "memcached" | "mongodb" | "elasticsearch" | "postgresql" | "ms-wbt-server" | "microsoft-ds" | "netbios-ssn" | "ldap" | "ldaps" | "msrpc"
     );
+    // the banner connection: its read runs for the whole banner wait, alongside the probes once
+    // `probe_delay` has passed without a banner
+    let banner_wait = timeouts.banner;
+    let mut banner = Box::pin(async move {
+        let mut stream = connect(addr, timeouts).await?;
+        let bytes = read_until(&mut stream, banner_wait, |b| ends_with_line(b) || b.len() >= 4 && b[0] != b'S' && b[0] != b'2').await;
+        (!bytes.is_empty()).then_some((bytes, stream))
+    });
+    let mut banner_pending = false;
     if talks_first {
-        if let Some(mut stream) = connect(addr, timeouts).await {
-            let banner = read_until(&mut stream, timeouts.banner, |b| ends_with_line(b) || b.len() >= 4 && b[0] != b'S' && b[0] != b'2').await;
-            if !banner.is_empty() && classify_banner(&mut obs, &banner, stream, timeouts).await {
-                return obs;
+        match tokio::time::timeout(timeouts.probe_delay.min(banner_wait), &mut banner).await {
+            Ok(Some((bytes, stream))) => {
+                if classify_banner(&mut obs, &bytes, stream, timeouts).await {
+                    return obs;
+                }
             }
+            Ok(None) => {}
+            Err(_) => banner_pending = true,
         }
     }
     // 2. the port's own probe, then TLS, then HTTP, then Redis. Each probe has its own
@@ -362,9 +406,23 @@ pub async fn identify(ip: IpAddr, port: u16, hostname: Option<String>, tls: &Arc
     };
     let mut tasks: Vec<tokio::task::JoinHandle<(bool, Observation)>> =
         [own, Some("tls"), Some("http"), (own != Some("redis")).then_some("redis")].into_iter().flatten().map(|p| spawn(Some(p))).collect();
+    // a banner that comes late still wins over the probes
+    if banner_pending {
+        if let Some((bytes, stream)) = banner.await {
+            if classify_banner(&mut obs, &bytes, stream, timeouts).await {
+                for task in &tasks {
+                    task.abort();
+                }
+                return obs;
+            }
+        }
+    }
     let mut winner = None;
     for task in tasks.iter_mut() {
-        if let Ok((true, o)) = task.await {
+        if let Ok((true, mut o)) = task.await {
+            if o.service.banner.is_none() {
+                o.service.banner = obs.service.banner.clone();
+            }
             winner = Some(o);
             break;
         }
@@ -763,6 +821,7 @@ mod tests {
         );
         assert_eq!(parse_greeting("220 (vsFTPd 3.0.3)"), (Some("vsftpd".into()), Some("3.0.3".into())));
         assert_eq!(parse_greeting("220 mx.example.org ESMTP Exim 4.96 Sun, 22 Nov 2026"), (Some("Exim".into()), Some("4.96".into())));
+        assert_eq!(parse_greeting("220 mx Python SMTP proxy version 0.3"), (Some("Python SMTP Proxy".into()), Some("0.3".into())));
         assert_eq!(parse_server_header("nginx/1.22.1"), (Some("nginx".into()), Some("1.22.1".into())));
         assert_eq!(parse_server_header("Apache/2.4.49 (Unix)"), (Some("Apache httpd".into()), Some("2.4.49".into())));
         assert_eq!(parse_server_header("nginx"), (Some("nginx".into()), None));
@@ -774,6 +833,16 @@ mod tests {
         assert!(!is_ldap_bind_response(&[0x30]));
         assert!(is_rdp_confirm(&[0x03, 0x00, 0x00, 0x13, 0x0e, 0xd0, 0, 0, 0, 0, 0]));
         assert_eq!(json_string_after("{\"number\" : \"7.17.0\",", "\"number\""), Some("7.17.0".into()));
+    }
+
+    #[test]
+    fn loopback_targets_get_short_identification_waits() {
+        let t = ProbeTimeouts::default();
+        let lo = t.for_target("127.0.77.10".parse().unwrap());
+        assert_eq!((lo.exchange, lo.probe_delay, lo.banner), (LOOPBACK_EXCHANGE, LOOPBACK_PROBE_DELAY, t.banner));
+        assert_eq!(t.for_target("::1".parse().unwrap()).exchange, LOOPBACK_EXCHANGE);
+        let far = t.for_target("192.0.2.7".parse().unwrap());
+        assert_eq!((far.exchange, far.probe_delay, far.banner), (t.exchange, t.probe_delay, t.banner));
     }
 
     #[test]
