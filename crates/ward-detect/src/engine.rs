@@ -257,9 +257,15 @@ fn rule_key(rule: &Rule, buffer: Buffer) -> BufKey {
 }
 
 /// The prefilter keys of a rule's fast pattern: one per transport group it can match for
-/// packet-stage payload rules, else the plain key.
+/// packet-stage payload rules, else the plain key (with `file_data` folded into the body buffer
+/// it reads).
 fn prefilter_keys(rule: &Rule, buffer: Buffer) -> Vec<BufKey> {
-    let key = rule_key(rule, buffer);
+    let mut key = rule_key(rule, buffer);
+    // `file_data` reads the same body as `http.request_body` / `http.response_body`
+    // ([`buffer_instance`]): one automaton and one pass over the body for both.
+    if buffer == Buffer::FileData {
+        key.buffer = if key.response { Buffer::HttpResponseBody } else { Buffer::HttpRequestBody };
+    }
     if rule.stage != Stage::Packet || buffer != Buffer::Packet {
         return vec![key];
     }
@@ -373,7 +379,7 @@ impl RuleSet {
             let mut keys: Vec<_> = builds.into_iter().collect();
             keys.sort_by_key(|(k, _)| (k.buffer, k.response, k.l4));
             for (key, (_, patterns, pattern_rules)) in keys {
-                match prefilter::build(&patterns) {
+                match prefilter::build(&patterns, key.buffer == Buffer::Packet) {
                     Some(pf) => {
                         stats.prefilter_bytes += pf.memory_usage();
                         stages[si].prefilters.push(BufferPrefilter { key, prefilter: pf, pattern_rules });
