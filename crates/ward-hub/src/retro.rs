@@ -1231,21 +1231,7 @@ pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: 
         Ok(_) => Err("retro-hunt hit or jurisdiction no longer exists".to_string()),
         Err(e) => Err(format!("cannot load retro-hunt hit: {e}")),
     };
-    let duration_ms = started.elapsed().as_millis() as i64;
-    let now = now_ms();
-    let outcome = match result {
-        Ok((detail, payload)) => {
-            state.metrics.deliveries_ok.inc();
-            AttemptOutcome { ok: true, detail, duration_ms, payload: Some(payload), retry_at: None }
-        }
-        Err(detail) => {
-            state.metrics.deliveries_failed.inc();
-            tracing::warn!(notification = job.id, channel = job.contact.channel.as_str(), error = %detail, "retro-hunt delivery failed");
-            let retry_at = (job.attempts + 1 < crate::store::sqlite::MAX_DELIVERY_ATTEMPTS).then(|| now + crate::notify::retry_delay_ms(job.attempts));
-            AttemptOutcome { ok: false, detail, duration_ms, payload: None, retry_at }
-        }
-    };
-    (job.id, outcome, now)
+    crate::notify::finish_attempt(&state, &job, result, started, "retro-hunt delivery failed")
 }
 
 // ------------------------------------------------------------------------------------------

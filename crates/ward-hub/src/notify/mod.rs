@@ -201,6 +201,19 @@ async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) ->
         Ok(_) => Err("campaign or jurisdiction no longer exists".to_string()),
         Err(e) => Err(format!("cannot load campaign: {e}")),
     };
+    finish_attempt(&state, &job, result, started, "delivery failed")
+}
+
+/// Turns one delivery's result (detail and payload sent, or the error) into the attempt to
+/// record: metrics, a log line on failure, and when to retry. Shared by campaign and retro-hunt
+/// deliveries.
+pub(crate) fn finish_attempt(
+    state: &HubState,
+    job: &NotificationJob,
+    result: Result<(String, String), String>,
+    started: Instant,
+    failure: &str,
+) -> (i64, AttemptOutcome, crate::model::Millis) {
     let duration_ms = started.elapsed().as_millis() as i64;
     let now = now_ms();
     let outcome = match result {
@@ -210,7 +223,7 @@ async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) ->
         }
         Err(detail) => {
             state.metrics.deliveries_failed.inc();
-            tracing::warn!(notification = job.id, channel = job.contact.channel.as_str(), error = %detail, "delivery failed");
+            tracing::warn!(notification = job.id, channel = job.contact.channel.as_str(), error = %detail, "{failure}");
             let retry_at = (job.attempts + 1 < crate::store::sqlite::MAX_DELIVERY_ATTEMPTS).then(|| now + retry_delay_ms(job.attempts));
             AttemptOutcome { ok: false, detail, duration_ms, payload: None, retry_at }
         }
