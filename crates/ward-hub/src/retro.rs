@@ -49,7 +49,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::auth::UserAuth;
 use crate::error::{AppError, AppResult};
-use crate::model::{fmt_ms, now_ms, Millis, NotificationJob};
+use crate::model::{fmt_ms, now_ms, Indicator, Millis, NotificationJob};
 use crate::state::HubState;
 use crate::store::{AttemptOutcome, Store, StoreResult};
 
@@ -449,16 +449,6 @@ impl HuntWindow {
     }
 }
 
-/// One indicator of the log, as the hunt sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LogIndicator {
-    pub seq: i64,
-    pub action: String,
-    pub kind: String,
-    pub value: String,
-    pub campaign_id: i64,
-    pub ts_ms: Millis,
-}
 
 /// What one jurisdiction had to do with an indicator before it appeared.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -489,7 +479,7 @@ pub struct HitDraft {
 #[derive(Debug, Clone)]
 pub struct HuntPlan {
     pub cursor_before: i64,
-    pub indicator: LogIndicator,
+    pub indicator: Indicator,
     pub hits: Vec<HitDraft>,
     pub rows_scanned: usize,
     pub search: Duration,
@@ -707,10 +697,10 @@ pub mod sql {
     /// Finds the next indicator after the cursor and searches for it (read-only).
     pub fn plan_next(c: &Connection, window: &HuntWindow) -> StoreResult<Option<HuntPlan>> {
         let cursor_before = cursor(c)?;
-        let next: Option<LogIndicator> = c
+        let next: Option<Indicator> = c
             .prepare_cached("SELECT seq, action, kind, value, campaign_id, ts_ms FROM indicators WHERE seq > ?1 ORDER BY seq LIMIT 1")?
             .query_row([cursor_before], |r| {
-                Ok(LogIndicator { seq: r.get(0)?, action: r.get(1)?, kind: r.get(2)?, value: r.get(3)?, campaign_id: r.get(4)?, ts_ms: r.get(5)? })
+                Ok(Indicator { seq: r.get(0)?, action: r.get(1)?, kind: r.get(2)?, value: r.get(3)?, campaign_id: r.get(4)?, ts_ms: r.get(5)? })
             })
             .optional()?;
         let Some(indicator) = next else { return Ok(None) };
@@ -756,14 +746,14 @@ pub mod sql {
         let Some((jurisdiction_id, since_ms, version)) = row else { return Ok(None) };
         let started = Instant::now();
         let upto = cursor(c)?;
-        let indicators: Vec<LogIndicator> = {
+        let indicators: Vec<Indicator> = {
             let mut st = c.prepare_cached(
                 "SELECT seq, action, kind, value, campaign_id, ts_ms FROM indicators \
                  WHERE seq <= ?1 AND action = 'add' AND ts_ms > ?2 AND kind IN ('ip', 'net', 'domain') ORDER BY seq LIMIT ?3",
             )?;
             let rows = st
                 .query_map(params![upto, since_ms, MAX_LATE_INDICATORS as i64], |r| {
-                    Ok(LogIndicator { seq: r.get(0)?, action: r.get(1)?, kind: r.get(2)?, value: r.get(3)?, campaign_id: r.get(4)?, ts_ms: r.get(5)? })
+                    Ok(Indicator { seq: r.get(0)?, action: r.get(1)?, kind: r.get(2)?, value: r.get(3)?, campaign_id: r.get(4)?, ts_ms: r.get(5)? })
                 })?
                 .collect::<Result<_, _>>()?;
             rows
@@ -810,7 +800,7 @@ pub mod sql {
     }
 
     /// Whether the indicator was removed again (campaign closed, expiry) after it was added.
-    fn withdrawn(c: &Connection, ind: &LogIndicator) -> StoreResult<bool> {
+    fn withdrawn(c: &Connection, ind: &Indicator) -> StoreResult<bool> {
         let n: Option<i64> = c
             .prepare_cached(
                 "SELECT seq FROM indicators WHERE seq > ?1 AND action = 'remove' AND kind = ?2 AND value = ?3 AND campaign_id = ?4 LIMIT 1",
@@ -923,7 +913,7 @@ pub mod sql {
 
     /// Stores one hit (unless the jurisdiction is in the indicator's campaign or already has a
     /// hit for this value) and enqueues its notifications; returns (hits, notifications) added.
-    fn record_hit(tx: &Transaction<'_>, ind: &LogIndicator, hit: &HitDraft, now: Millis) -> StoreResult<(usize, usize)> {
+    fn record_hit(tx: &Transaction<'_>, ind: &Indicator, hit: &HitDraft, now: Millis) -> StoreResult<(usize, usize)> {
         if ind.campaign_id > 0 {
             let member: Option<i64> = tx
                 .prepare_cached("SELECT 1 FROM campaign_jurisdictions WHERE campaign_id = ?1 AND jurisdiction_id = ?2")?

@@ -18,11 +18,12 @@
 //! ends, [`HubWriter::finish`]); at most [`HubSelection::max_contacts`] are held, beyond which the
 //! oldest hour is flushed early (two records for one hour then reach the hub, which sums them).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::io::{self, Write};
 use std::net::IpAddr;
 
-use serde_json::{json, Value};
+use serde_json::json;
 
 use crate::spool::Spool;
 
@@ -123,6 +124,44 @@ fn prefix_eq(a: &[u8], b: &[u8], len: u8) -> bool {
     }
 }
 
+/// The one field read from every EVE line.
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(borrow, default)]
+    event_type: Cow<'a, str>,
+}
+
+/// The fields of a `flow` record that make a contact record.
+#[derive(serde::Deserialize)]
+struct FlowLine<'a> {
+    #[serde(borrow)]
+    src_ip: Cow<'a, str>,
+    #[serde(borrow)]
+    dest_ip: Cow<'a, str>,
+    #[serde(default)]
+    dest_port: u64,
+    #[serde(borrow, default)]
+    proto: Cow<'a, str>,
+    #[serde(borrow)]
+    flow: FlowCounts<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct FlowCounts<'a> {
+    #[serde(default)]
+    pkts_toserver: u64,
+    #[serde(default)]
+    pkts_toclient: u64,
+    #[serde(default)]
+    bytes_toserver: u64,
+    #[serde(default)]
+    bytes_toclient: u64,
+    #[serde(borrow)]
+    start: Cow<'a, str>,
+    #[serde(borrow, default)]
+    end: Cow<'a, str>,
+}
+
 /// Key of one contact record: the hour, then who talked to whom on which port.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 struct ContactKey {
@@ -190,11 +229,12 @@ impl HubWriter {
         if line.iter().all(u8::is_ascii_whitespace) {
             return;
         }
-        let Ok(Value::Object(rec)) = serde_json::from_slice::<Value>(line) else {
+        // Only the type is read from every line; the rest of a record is skipped, not built.
+        let Ok(head) = serde_json::from_slice::<Head<'_>>(line) else {
             self.stats.unparsable += 1;
             return;
         };
-        let kind = rec.get("event_type").and_then(Value::as_str).unwrap_or("");
+        let kind = head.event_type.as_ref();
         if self.selection.forward.contains(kind) {
             match self.spool.append(line) {
                 Ok(_) => self.stats.forwarded += 1,
@@ -205,26 +245,26 @@ impl HubWriter {
             }
         }
         if kind == "flow" && self.selection.contacts {
-            self.fold_flow(&rec);
+            if let Ok(flow) = serde_json::from_slice::<FlowLine<'_>>(line) {
+                self.fold_flow(&flow);
+            }
         }
     }
 
-    fn fold_flow(&mut self, rec: &serde_json::Map<String, Value>) {
-        let ip = |k: &str| rec.get(k).and_then(Value::as_str).and_then(|s| s.parse::<IpAddr>().ok());
-        let (Some(src), Some(dst)) = (ip("src_ip"), ip("dest_ip")) else { return };
+    fn fold_flow(&mut self, rec: &FlowLine<'_>) {
+        let (Ok(src), Ok(dst)) = (rec.src_ip.parse::<IpAddr>(), rec.dest_ip.parse::<IpAddr>()) else { return };
         let (src_local, dst_local) = (self.home.contains(src), self.home.contains(dst));
         let (remote, local, inbound) = match (src_local, dst_local) {
             (false, true) => (src, dst, true),
             (true, false) => (dst, src, false),
             _ => return,
         };
-        let port = rec.get("dest_port").and_then(Value::as_u64).and_then(|p| u16::try_from(p).ok()).unwrap_or(0);
-        let proto = rec.get("proto").and_then(Value::as_str).unwrap_or("").to_string();
-        let flow = rec.get("flow");
-        let num = |k: &str| flow.and_then(|f| f.get(k)).and_then(Value::as_u64).unwrap_or(0);
-        let text = |k: &str| flow.and_then(|f| f.get(k)).and_then(Value::as_str).unwrap_or("").to_string();
-        let (start, end) = (text("start"), text("end"));
-        if start.len() < 13 {
+        let port = u16::try_from(rec.dest_port).unwrap_or(0);
+        let proto = rec.proto.to_string();
+        let f = &rec.flow;
+        let start = f.start.to_string();
+        let end = f.end.to_string();
+        if start.len() < 13 || !start.is_char_boundary(13) {
             return;
         }
         let hour = start[..13].to_string();
@@ -238,8 +278,8 @@ impl HubWriter {
             agg.last_seen = end;
         }
         agg.flows += 1;
-        agg.pkts += num("pkts_toserver") + num("pkts_toclient");
-        agg.bytes += num("bytes_toserver") + num("bytes_toclient");
+        agg.pkts += f.pkts_toserver + f.pkts_toclient;
+        agg.bytes += f.bytes_toserver + f.bytes_toclient;
         // Hours end in order in a capture: once a flow of a later hour finishes, records of
         // hours two or more before it are complete.
         if let Some(oldest) = self.contacts.keys().next().map(|k| k.hour.clone()) {
@@ -308,15 +348,15 @@ impl Write for HubWriter {
         if let Some(tee) = self.tee.as_mut() {
             tee.write_all(buf)?;
         }
-        self.partial.extend_from_slice(buf);
+        let mut pending = std::mem::take(&mut self.partial);
+        pending.extend_from_slice(buf);
         let mut start = 0;
-        while let Some(nl) = memchr(&self.partial[start..]) {
-            let end = start + nl;
-            let line = self.partial[start..end].to_vec();
-            self.line(&line);
-            start = end + 1;
+        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
+            self.line(&pending[start..start + nl]);
+            start += nl + 1;
         }
-        self.partial.drain(..start);
+        pending.drain(..start);
+        self.partial = pending;
         Ok(buf.len())
     }
 
@@ -352,14 +392,11 @@ impl Write for SharedHubWriter {
     }
 }
 
-fn memchr(buf: &[u8]) -> Option<usize> {
-    buf.iter().position(|&b| b == b'\n')
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::spool::{ReadLimit, SpoolConfig};
+    use serde_json::Value;
 
     fn flow(src: &str, dst: &str, port: u16, start: &str, end: &str) -> String {
         json!({"event_type":"flow","src_ip":src,"dest_ip":dst,"src_port":40000,"dest_port":port,"proto":"TCP",

@@ -232,11 +232,18 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
             .with_context(|| format!("sensor of {} could not enroll", office.site.name))?;
         cred.save(&sdir.join("credential.json"))?;
         let indicators = sdir.join("hub-indicators.csv");
-        let n = sync_indicators(&client, &cred, &indicators).await?;
-        // From now on the sensor follows the hub's indicator feed live (long-poll).
+        // The sensor follows the hub's indicator feed live (long-poll); it starts once it has
+        // the whole feed as it stands.
         let mut sync_cfg = SyncConfig::new(cred.clone(), indicators.clone());
         sync_cfg.wait_secs = 5;
-        syncs.push((office.jurisdiction_id, indicator_sync::spawn(sync_cfg, None)?));
+        let sync = indicator_sync::spawn(sync_cfg, None)?;
+        let latest = store.indicators_since(0, 100_000)?.last().map_or(0, |i| i.seq);
+        let synced = tokio::task::block_in_place(|| sync.wait_for(latest, Duration::from_secs(args.timeout)));
+        if !synced {
+            bail!("the sensor of {} did not get the hub's indicators in {} s", office.site.name, args.timeout);
+        }
+        let n = sync.stats().indicators;
+        syncs.push((office.jurisdiction_id, sync));
 
         // Earlier contact happened days before the others in the story, but the capture is
         // replayed now: its time is what the hub compares with the indicator's.
@@ -489,49 +496,4 @@ async fn add_indicator(client: &reqwest::Client, hub: &str, token: &str, kind: &
         bail!("the hub refused the indicator {value}: {status} {}", r.text().await.unwrap_or_default());
     }
     Ok(())
-}
-
-/// Fetches every indicator the hub has for sensors and writes them as the sensor's CSV
-/// indicator list (`id,type,value,severity,description,expiry`). Returns how many.
-async fn sync_indicators(client: &reqwest::Client, cred: &SensorCredential, path: &Path) -> anyhow::Result<usize> {
-    let mut since = 0i64;
-    let mut lines = String::from("# indicators from the hub\n");
-    let mut n = 0;
-    loop {
-        let r = client
-            .get(format!("{}/api/v1/indicators?since={since}", cred.hub_url))
-            .bearer_auth(&cred.credential)
-            .send()
-            .await?;
-        let status = r.status();
-        let body: Value = r.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("the hub refused the indicator fetch: {status} {body}");
-        }
-        let list = body.get("indicators").and_then(Value::as_array).cloned().unwrap_or_default();
-        if list.is_empty() {
-            break;
-        }
-        for ind in &list {
-            let kind = ind.get("kind").and_then(Value::as_str).unwrap_or("");
-            let value = ind.get("value").and_then(Value::as_str).unwrap_or("");
-            let action = ind.get("action").and_then(Value::as_str).unwrap_or("add");
-            let csv_kind = match kind {
-                "ip" | "net" => "ip",
-                "domain" => "domain",
-                _ => continue,
-            };
-            if action != "add" || value.contains(',') {
-                continue;
-            }
-            let seq = ind.get("seq").and_then(Value::as_i64).unwrap_or(0);
-            let _ = writeln!(lines, "hub-{seq},{csv_kind},{value},high,ward hub indicator,");
-            n += 1;
-        }
-        since = body.get("cursor").and_then(Value::as_i64).unwrap_or(since);
-    }
-    let tmp = path.with_extension("csv.tmp");
-    fs::write(&tmp, lines)?;
-    fs::rename(&tmp, path)?;
-    Ok(n)
 }
