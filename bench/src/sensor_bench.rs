@@ -102,7 +102,7 @@ impl Program {
             Program::Ward(bin) => {
                 let mut c = Command::new(bin);
                 c.arg("sensor").arg("--pcap").arg(pcap).arg("--workers").arg(workers.to_string());
-                c.args(["--eve", "/dev/null"]).args(args);
+                c.args(["--eve", "/dev/null", "--summary-json"]).args(args);
                 c
             }
             Program::Template(words) => {
@@ -170,6 +170,11 @@ pub struct Row {
     pub gbit_per_s: Spread,
     pub peak_rss_mib: Spread,
     pub cpu_s: Spread,
+    /// The sensor's own processing time (its `--summary-json`: wall time after rules and
+    /// indicators loaded), when the program reports it.
+    pub processing_s: Option<Spread>,
+    /// The sensor's rule and indicator load time, when reported.
+    pub load_s: Option<Spread>,
     pub samples: Vec<RunSample>,
     /// The last JSON object line the program printed on stdout (the sensor's own counters).
     pub program_stats: Option<serde_json::Value>,
@@ -183,6 +188,8 @@ pub struct Ratio {
     pub baseline: String,
     pub candidate: String,
     pub packets_per_s_ratio: f64,
+    /// The same ratio over the sensor's processing time (load time left out), when reported.
+    pub processing_ratio: Option<f64>,
     pub min_ratio: Option<f64>,
     pub pass: bool,
 }
@@ -219,9 +226,17 @@ fn row(pcap: &Path, t: &CaptureTotals, workers: usize, v: &Variant, samples: Vec
         gbit_per_s: f(&|s| bits / s.wall_s.max(1e-9) / 1e9),
         peak_rss_mib: f(&|s| s.max_rss_kib as f64 / 1024.0),
         cpu_s: f(&|s| s.user_s + s.sys_s),
+        processing_s: reported(&samples, "processing_s"),
+        load_s: reported(&samples, "load_s"),
         program_stats: samples.last().and_then(RunSample::stdout_json),
         samples,
     }
+}
+
+/// The spread of a number every run printed in its stdout JSON summary; `None` unless all did.
+fn reported(samples: &[RunSample], key: &str) -> Option<Spread> {
+    let v: Option<Vec<f64>> = samples.iter().map(|s| s.stdout_json().and_then(|j| j.get(key).and_then(|x| x.as_f64()))).collect();
+    Spread::of(&v?)
 }
 
 /// Runs the plan. `progress` receives one line per run.
@@ -282,6 +297,11 @@ pub fn run_plan(plan: &Plan, mut progress: impl FnMut(&str)) -> Result<Report, B
                     baseline: rows[0].variant.clone(),
                     candidate: rows[1].variant.clone(),
                     packets_per_s_ratio: r,
+                    processing_ratio: rows[0]
+                        .processing_s
+                        .as_ref()
+                        .zip(rows[1].processing_s.as_ref())
+                        .map(|(a, b)| a.median / b.median.max(1e-12)),
                     min_ratio: plan.min_ratio,
                     pass: plan.min_ratio.is_none_or(|m| r >= m),
                 });
@@ -323,14 +343,14 @@ pub fn render_table(r: &Report) -> String {
     }
     let _ = writeln!(
         s,
-        "\n{:<24} {:>3} {:<10} {:>24} {:>26} {:>22} {:>22} {:>8}",
-        "capture", "wkr", "variant", "wall s", "packets/s", "Gbit/s", "peak RSS MiB", "cpu s"
+        "\n{:<24} {:>3} {:<10} {:>24} {:>26} {:>22} {:>22} {:>8} {:>8} {:>8}",
+        "capture", "wkr", "variant", "wall s", "packets/s", "Gbit/s", "peak RSS MiB", "cpu s", "load s", "proc s"
     );
     for row in &r.results {
         let name = row.pcap.file_name().map_or_else(|| row.pcap.display().to_string(), |n| n.to_string_lossy().into_owned());
         let _ = writeln!(
             s,
-            "{:<24} {:>3} {:<10} {:>24} {:>26} {:>22} {:>22} {:>8.2}",
+            "{:<24} {:>3} {:<10} {:>24} {:>26} {:>22} {:>22} {:>8.2} {:>8} {:>8}",
             truncate(&name, 24),
             row.workers,
             truncate(&row.variant, 10),
@@ -338,7 +358,9 @@ pub fn render_table(r: &Report) -> String {
             format!("{} [{}–{}]", human(row.packets_per_s.median), human(row.packets_per_s.min), human(row.packets_per_s.max)),
             format!("{:.3} [{:.3}–{:.3}]", row.gbit_per_s.median, row.gbit_per_s.min, row.gbit_per_s.max),
             format!("{:.0} [{:.0}–{:.0}]", row.peak_rss_mib.median, row.peak_rss_mib.min, row.peak_rss_mib.max),
-            row.cpu_s.median
+            row.cpu_s.median,
+            row.load_s.as_ref().map_or("-".to_string(), |x| format!("{:.3}", x.median)),
+            row.processing_s.as_ref().map_or("-".to_string(), |x| format!("{:.3}", x.median)),
         );
     }
     for v in r.results.iter().filter(|row| !row.args.is_empty()).map(|row| (&row.variant, &row.args)).collect::<std::collections::BTreeMap<_, _>>() {
@@ -347,11 +369,12 @@ pub fn render_table(r: &Report) -> String {
     for q in &r.ratios {
         let _ = writeln!(
             s,
-            "ratio {}/{} packets/s ({} workers): {:.3}{}",
+            "ratio {}/{} packets/s ({} workers): {:.3} whole run{}{}",
             q.candidate,
             q.baseline,
             q.workers,
             q.packets_per_s_ratio,
+            q.processing_ratio.map_or(String::new(), |p| format!(", {p:.3} processing only (rule load left out)")),
             match q.min_ratio {
                 Some(m) if q.pass => format!("  (floor {m}: pass)"),
                 Some(m) => format!("  (floor {m}: FAIL)"),
@@ -389,7 +412,7 @@ mod tests {
         let c = Program::Ward("/x/ward".into()).command(Path::new("/tmp/a.pcap"), 4, &["--rules".into(), "r.rules".into()]);
         let args: Vec<String> = c.get_args().map(|a| a.to_string_lossy().into_owned()).collect();
         assert_eq!(c.get_program(), "/x/ward");
-        assert_eq!(args, ["sensor", "--pcap", "/tmp/a.pcap", "--workers", "4", "--eve", "/dev/null", "--rules", "r.rules"]);
+        assert_eq!(args, ["sensor", "--pcap", "/tmp/a.pcap", "--workers", "4", "--eve", "/dev/null", "--summary-json", "--rules", "r.rules"]);
     }
 
     #[test]

@@ -463,6 +463,10 @@ impl PortSet {
     pub fn contains(&self, port: u16) -> bool {
         contains(&self.ranges, port)
     }
+    /// The set as sorted, disjoint, inclusive ranges.
+    pub fn ranges(&self) -> &[(u16, u16)] {
+        &self.ranges
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,9 @@
 //!   or content with `bsize` equal to its length) is found by hash lookups of the buffer's
 //!   suffixes (one lookup per suffix length present in the set), not by the automaton;
 //! * **prefilter**: other rules with a fast pattern are candidates when the pattern occurs in
-//!   the buffer ([`crate::prefilter`], one automaton per stage and buffer);
+//!   the buffer ([`crate::prefilter`], one per stage and buffer); large raw-payload sets are
+//!   split into port groups (`groups.rs`), so a packet is searched only for the patterns of
+//!   rules whose direction, app protocol and ports admit it;
 //! * **IP index**: packet rules without a pattern whose source or destination is a narrow
 //!   address set (IP reputation lists) are found by a binary search over address intervals;
 //! * **group list**: everything else is checked on every inspection of its stage, cheapest
@@ -26,7 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use crate::buffer::{Buffer, Stage};
-use crate::elements::{match_elements, Element, MatchCtx, MAX_BYTE_VARS};
+use crate::groups::{PayloadGroups, GROUP_MIN_PATTERNS};
+use crate::elements::{match_elements, Element, MatchCtx, Val, MAX_BYTE_VARS};
 use crate::input::{DnsInput, HttpInput, PacketInput, TlsInput};
 use crate::prefilter::{self, Prefilter};
 use crate::rule::*;
@@ -40,10 +43,64 @@ pub const MAX_DOMAIN_PATTERN: usize = 1024;
 
 static GENERATION: AtomicU64 = AtomicU64::new(1);
 
+
 /// Address ranges (v4, v6) tagged with a rule index, before [`IpIndex::build`].
 type RangeEntries = (Vec<(u32, u32, u32)>, Vec<(u128, u128, u32)>);
-/// Per buffer key: pattern → pattern index, the patterns, the rules of each pattern.
-type PatternBuild = HashMap<BufKey, (HashMap<Vec<u8>, usize>, Vec<Vec<u8>>, Vec<Vec<u32>>)>;
+/// One buffer key's fast patterns while the set is built.
+#[derive(Default)]
+struct PatternBuild {
+    /// Pattern -> index.
+    index: HashMap<Vec<u8>, usize>,
+    patterns: Vec<prefilter::Pattern>,
+    /// Rules of each pattern.
+    rules: Vec<Vec<u32>>,
+}
+
+impl PatternBuild {
+    fn add(&mut self, bytes: &[u8], max_end: Option<u32>, rule: u32) {
+        let pi = match self.index.get(bytes) {
+            Some(&pi) => {
+                // One pattern, several rules: it may end anywhere any of them allows.
+                let p = &mut self.patterns[pi];
+                p.max_end = p.max_end.zip(max_end).map(|(a, b)| a.max(b));
+                pi
+            }
+            None => {
+                self.patterns.push(prefilter::Pattern { bytes: bytes.to_vec(), max_end });
+                self.rules.push(vec![]);
+                self.index.insert(bytes.to_vec(), self.patterns.len() - 1);
+                self.patterns.len() - 1
+            }
+        };
+        self.rules[pi].push(rule);
+    }
+}
+
+/// Where a rule's fast pattern must end for the rule to match, when its content is anchored
+/// (`offset`/`depth` or `startswith` with literal values, not relative): the prefilter may
+/// ignore occurrences ending later.
+fn fast_pattern_end(rule: &Rule) -> Option<u32> {
+    let fp = rule.fast.as_ref()?;
+    let Element::Content(c) = rule.buffers.get(fp.buffer_idx)?.elements.get(fp.element_idx)? else { return None };
+    if c.negated || c.distance.is_some() || c.within.is_some() {
+        return None;
+    }
+    let offset = match c.offset {
+        None => 0,
+        Some(Val::Lit(o)) => o.max(0),
+        Some(Val::Var(_)) => return None,
+    };
+    let mut end: Option<i64> = match c.depth {
+        Some(Val::Lit(d)) => Some(offset.saturating_add(d.max(0))),
+        Some(Val::Var(_)) => return None,
+        None => None,
+    };
+    if c.startswith {
+        let e = offset.saturating_add(c.pattern.len() as i64);
+        end = Some(end.map_or(e, |x| x.min(e)));
+    }
+    end.map(|e| e.clamp(0, u32::MAX as i64) as u32)
+}
 
 /// A rule that matched and should be alerted.
 #[derive(Debug, Clone, PartialEq)]
@@ -214,6 +271,8 @@ fn sweep<T: Bound>(entries: Vec<(T, T, u32)>, ids: &mut Vec<u32>) -> Vec<(T, T, 
 #[derive(Debug, Default)]
 struct StageIndex {
     prefilters: Vec<BufferPrefilter>,
+    /// Large packet-payload pattern sets, per transport group ([`l4_group`]), split by port.
+    payload_groups: Vec<(u8, PayloadGroups)>,
     domains: Vec<DomainIndex>,
     group: Vec<u32>,
     ip_src: IpIndex,
@@ -296,7 +355,7 @@ impl RuleSet {
         let mut stats = RuleSetStats { rules: rules.len(), flowbits: flowbit_names, ..Default::default() };
         let mut stages: Vec<StageIndex> = (0..5).map(|_| StageIndex::default()).collect();
         // Per stage: key -> (pattern -> pattern index), patterns, rules per pattern.
-        let mut pf_build: Vec<PatternBuild> = (0..5).map(|_| HashMap::new()).collect();
+        let mut pf_build: Vec<HashMap<BufKey, PatternBuild>> = (0..5).map(|_| HashMap::new()).collect();
         let mut ip_src: RangeEntries = (vec![], vec![]);
         let mut ip_dst: RangeEntries = (vec![], vec![]);
 
@@ -330,18 +389,9 @@ impl RuleSet {
                     continue;
                 }
                 if m.transforms.is_empty() && m.buffer != Buffer::Base64 {
+                    let end = fast_pattern_end(rule);
                     for key in prefilter_keys(rule, m.buffer) {
-                        let entry = pf_build[si].entry(key).or_default();
-                        let pi = match entry.0.get(&fp.bytes) {
-                            Some(&pi) => pi,
-                            None => {
-                                entry.1.push(fp.bytes.clone());
-                                entry.2.push(vec![]);
-                                entry.0.insert(fp.bytes.clone(), entry.1.len() - 1);
-                                entry.1.len() - 1
-                            }
-                        };
-                        entry.2[pi].push(id);
+                        pf_build[si].entry(key).or_default().add(&fp.bytes, end, id);
                     }
                     stats.prefiltered += 1;
                     continue;
@@ -378,8 +428,16 @@ impl RuleSet {
         for (si, builds) in pf_build.into_iter().enumerate() {
             let mut keys: Vec<_> = builds.into_iter().collect();
             keys.sort_by_key(|(k, _)| (k.buffer, k.response, k.l4));
-            for (key, (_, patterns, pattern_rules)) in keys {
-                match prefilter::build(&patterns, key.buffer == Buffer::Packet) {
+            for (key, PatternBuild { patterns, rules: pattern_rules, .. }) in keys {
+                if key.buffer == Buffer::Packet && key.l4 != 0 && patterns.len() >= GROUP_MIN_PATTERNS {
+                    let mut entries = Vec::new();
+                    for (pat, rs) in patterns.iter().zip(&pattern_rules) {
+                        entries.extend(rs.iter().map(|&r| (r, pat.clone())));
+                    }
+                    stages[si].payload_groups.push((key.l4, PayloadGroups::new(entries, &rules)));
+                    continue;
+                }
+                match prefilter::build(&patterns) {
                     Some(pf) => {
                         stats.prefilter_bytes += pf.memory_usage();
                         stages[si].prefilters.push(BufferPrefilter { key, prefilter: pf, pattern_rules });
@@ -488,6 +546,31 @@ impl RuleSet {
                 i += 1;
                 if !bp.key.buffer.is_multi() {
                     break;
+                }
+            }
+        }
+        // Candidates from the port-grouped payload sets.
+        for (l4, groups) in &index.payload_groups {
+            if *l4 != l4_group(pkt.ip_proto) {
+                continue;
+            }
+            let stream = pkt.stream.filter(|s| !s.is_empty() && *s != pkt.payload);
+            if pkt.payload.is_empty() && stream.is_none() {
+                continue;
+            }
+            let group = groups.select(&self.rules, self.generation, pkt);
+            for &r in &group.always {
+                scratch.mark(r);
+            }
+            if let Some(pf) = &group.prefilter {
+                for hay in [Some(pkt.payload), stream].into_iter().flatten().filter(|h| !h.is_empty()) {
+                    pf.for_each_candidate(hay, &mut |p| {
+                        if let Some(rs) = group.pattern_rules.get(p) {
+                            for &r in rs {
+                                scratch.mark(r);
+                            }
+                        }
+                    });
                 }
             }
         }
@@ -804,7 +887,7 @@ fn domain_eligible(rule: &Rule, fp: &FastPattern) -> Option<bool> {
     (c.endswith || exact_size).then_some(dotprefix)
 }
 
-fn app_matches(rule_app: &str, pkt_app: Option<&str>) -> bool {
+pub(crate) fn app_matches(rule_app: &str, pkt_app: Option<&str>) -> bool {
     match pkt_app {
         None => false,
         Some(a) => {

@@ -2,7 +2,9 @@
 //!
 //! * **Rules** ([`load`], [`RuleSet`]): Suricata rule syntax, parsed ([`parse`]), compiled
 //!   ([`rule`]) and indexed ([`engine`]): a multi-pattern prefilter per buffer over each rule's
-//!   fast pattern ([`prefilter::Prefilter`], Aho-Corasick by default), exact/suffix domain sets
+//!   fast pattern ([`prefilter::Prefilter`]: a cache-resident hashed filter for large sets,
+//!   Aho-Corasick for small ones), raw-payload patterns split into port groups by direction,
+//!   app protocol and ports (Suricata's signature group heads), exact/suffix domain sets
 //!   for single-domain rules, an address-interval index for IP reputation rules, then full
 //!   verification of the candidates only. A rule with an unsupported keyword or a syntax error
 //!   is skipped and reported; the rest load. docs/rules.md lists the supported keywords.
@@ -14,7 +16,8 @@
 //! Sets are immutable once built and shared behind `Arc`; [`SharedRuleSet`] and
 //! [`SharedIndicatorSet`] swap them atomically for live reload. Mutable state is either per
 //! flow ([`FlowDetect`]) or per worker ([`DetectScratch`], [`scan::ScanDetector`]), so workers
-//! never share locks. The engine depends on no packet or protocol crate: the sensor fills the
+//! never share locks, except the port groups' build lock, taken the first time a worker meets
+//! a group. The engine depends on no packet or protocol crate: the sensor fills the
 //! input structs of [`input`] from its own parsers.
 
 pub mod addr;
@@ -23,6 +26,7 @@ pub mod buffer;
 pub mod classify;
 pub mod elements;
 pub mod engine;
+mod groups;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod indicators;

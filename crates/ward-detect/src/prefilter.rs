@@ -41,24 +41,38 @@ impl Prefilter for AhoCorasickPrefilter {
     }
 }
 
-/// Payload pattern sets of at least this many patterns use [`WindowPrefilter`]: their DFAs run
-/// to tens of MB, and on binary payloads an automaton step misses the cache on most bytes
-/// (ET Open's TCP payload set: 2,086 patterns, 27 MB DFA, ~6 ns/byte; the window filter ~3.8).
-/// On text (HTTP bodies) the DFA stays faster, so app-layer buffers keep it.
-pub const WINDOW_MIN_PATTERNS: usize = 512;
+/// Pattern sets of at least this many patterns use [`FoldPrefilter`]; smaller ones an
+/// Aho-Corasick DFA.
+pub const FOLD_MIN_PATTERNS: usize = 16;
+
+/// A fast pattern and where it can occur.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    pub bytes: Vec<u8>,
+    /// Occurrences ending after this offset cannot make any of the pattern's rules match
+    /// (`offset`/`depth`/`startswith`): a prefilter may leave them unreported.
+    pub max_end: Option<u32>,
+}
+
+impl Pattern {
+    /// A pattern that may occur anywhere.
+    pub fn anywhere(bytes: &[u8]) -> Pattern {
+        Pattern { bytes: bytes.to_vec(), max_end: None }
+    }
+}
 
 /// Builds the default prefilter over `patterns`; `None` if the automaton cannot be built
-/// (too large), in which case the caller verifies the rules without prefilter. `payload`:
-/// the patterns are searched in raw packet/stream payloads (mostly binary data).
-pub fn build(patterns: &[Vec<u8>], payload: bool) -> Option<Box<dyn Prefilter>> {
-    if payload && patterns.len() >= WINDOW_MIN_PATTERNS {
-        return Some(Box::new(WindowPrefilter::new(patterns)));
+/// (too large), in which case the caller verifies the rules without prefilter.
+pub fn build(patterns: &[Pattern]) -> Option<Box<dyn Prefilter>> {
+    if patterns.len() >= FOLD_MIN_PATTERNS {
+        return Some(Box::new(FoldPrefilter::new(patterns)));
     }
-    build_aho_corasick(patterns)
+    let bytes: Vec<&[u8]> = patterns.iter().map(|p| p.bytes.as_slice()).collect();
+    build_aho_corasick(&bytes)
 }
 
 /// Builds the Aho-Corasick prefilter over `patterns`.
-pub fn build_aho_corasick(patterns: &[Vec<u8>]) -> Option<Box<dyn Prefilter>> {
+pub fn build_aho_corasick<P: AsRef<[u8]>>(patterns: &[P]) -> Option<Box<dyn Prefilter>> {
     let ac = AhoCorasickBuilder::new()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::Standard)
@@ -69,34 +83,7 @@ pub fn build_aho_corasick(patterns: &[Vec<u8>]) -> Option<Box<dyn Prefilter>> {
     Some(Box::new(AhoCorasickPrefilter { ac }))
 }
 
-/// log2 of the bits in [`WindowPrefilter`]'s filter (2^20 bits = 128 KiB, fits in L2).
-const WINDOW_BITS: u32 = 20;
-
-/// Reports exactly the patterns Aho-Corasick (ASCII case-insensitive, overlapping) would, from a
-/// rolling window of the last 4 (lowercased) bytes: at each haystack position, each window
-/// length present among the patterns (1, 2, 3, or 4 for patterns of 4 bytes or more) is hashed
-/// into a 128 KiB bit filter; on a hit the exact window is looked up and each pattern under it
-/// is compared in full. A cache-resident filter instead of a multi-MB automaton.
-#[derive(Debug)]
-pub struct WindowPrefilter {
-    /// Lowercased patterns.
-    patterns: Vec<Box<[u8]>>,
-    bits: Vec<u64>,
-    /// (window length 1..=4, window value) -> patterns with that (lowercased) prefix.
-    windows: std::collections::HashMap<(u8, u32), Vec<u32>, std::hash::BuildHasherDefault<WindowHasher>>,
-    /// The 1-byte patterns, by (lowercased) byte.
-    single_patterns: Vec<Vec<u32>>,
-    /// Which window lengths occur (index 1..=4).
-    lengths: [bool; 5],
-    /// Empty patterns occur everywhere.
-    empty: Vec<u32>,
-    /// First bytes of the patterns; 1-byte patterns; first two bytes of longer ones (bit sets).
-    firsts: [u64; 4],
-    singles: [u64; 4],
-    pairs: Vec<u64>,
-}
-
-/// A multiplicative hasher for the (length, window) keys (SipHash showed in profiles).
+/// A multiplicative hasher for the prefix keys (SipHash showed in profiles).
 #[derive(Default)]
 pub struct WindowHasher(u64);
 
@@ -120,110 +107,217 @@ impl std::hash::Hasher for WindowHasher {
     }
 }
 
-const fn lower_table() -> [u8; 256] {
-    let mut t = [0u8; 256];
-    let mut i = 0;
-    while i < 256 {
-        t[i] = (i as u8).to_ascii_lowercase();
-        i += 1;
-    }
-    t
+/// A pattern anchored near the start (at most this many possible start offsets, from its
+/// `max_end`) is compared at those offsets only, outside the filter.
+const ANCHORED_MAX_STARTS: u32 = 16;
+
+/// The default prefilter for all but the smallest sets, built for branch prediction and the L1
+/// cache. At each haystack position the 4 bytes there, case-folded by OR-ing 0x20 into each byte
+/// (a many-to-one map under which case-insensitively equal bytes stay equal), are hashed into a
+/// bit filter of about 128 bits per pattern (8 KiB for ET Open's port groups); a set bit (under
+/// 1 position in 100 on random data) is confirmed by an exact table of folded 4-byte prefixes
+/// and a full case-insensitive comparison. Two kinds of pattern stay out of the filter:
+/// * anchored ones ([`Pattern::max_end`] within [`ANCHORED_MAX_STARTS`] of the pattern's
+///   length, as `content:"MZ"; depth:2;`) are compared at their few possible offsets;
+/// * 2- and 3-byte patterns go through a second filter over folded 2-byte prefixes (8 KiB),
+///   tested in the same pass; 1-byte patterns are searched with `memchr` (SIMD) per case
+///   variant, stopping at the first occurrence (the contract only asks whether a pattern occurs).
+///
+/// Randomised tests check it reports exactly the set of patterns Aho-Corasick does.
+#[derive(Debug)]
+pub struct FoldPrefilter {
+    /// Lowercased patterns.
+    patterns: Vec<Box<[u8]>>,
+    bits: Vec<u64>,
+    shift: u32,
+    /// Folded 4-byte prefix -> patterns of 4 bytes or more with that prefix.
+    prefixes: std::collections::HashMap<u32, Vec<u32>, std::hash::BuildHasherDefault<WindowHasher>>,
+    /// (pattern, last possible start offset).
+    anchored: Vec<(u32, u32)>,
+    /// Bit set over folded 2-byte prefixes of the 2- and 3-byte patterns (empty when none).
+    pairs: Vec<u64>,
+    /// Folded 2-byte prefix -> 2- and 3-byte patterns with that prefix.
+    pair_patterns: std::collections::HashMap<u16, Vec<u32>, std::hash::BuildHasherDefault<WindowHasher>>,
+    /// 1-byte patterns: (pattern, a finder per case variant).
+    singles: Vec<(u32, Vec<memchr::memmem::Finder<'static>>)>,
+    empty: Vec<u32>,
 }
-static LOWER: [u8; 256] = lower_table();
 
 #[inline(always)]
-fn window_hash(len: u8, w: u32) -> usize {
-    let x = (w as u64 | ((len as u64) << 32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    (x >> (64 - WINDOW_BITS)) as usize
+fn fold4(w: u32) -> u32 {
+    w | 0x2020_2020
 }
 
-impl WindowPrefilter {
-    pub fn new(patterns: &[Vec<u8>]) -> WindowPrefilter {
-        let mut p = WindowPrefilter {
-            patterns: Vec::with_capacity(patterns.len()),
-            bits: vec![0u64; 1 << (WINDOW_BITS - 6)],
-            windows: Default::default(),
-            single_patterns: vec![vec![]; 256],
-            lengths: [false; 5],
-            empty: vec![],
-            firsts: [0; 4],
-            singles: [0; 4],
-            pairs: vec![0u64; 1 << 10],
-        };
-        for (i, pat) in patterns.iter().enumerate() {
-            let lower: Box<[u8]> = pat.to_ascii_lowercase().into_boxed_slice();
-            if lower.is_empty() {
-                p.empty.push(i as u32);
-            } else {
-                let len = lower.len().min(4) as u8;
-                // The window value as the rolling window holds it: last byte in the low bits.
-                let w = lower[..len as usize].iter().fold(0u32, |w, &b| (w << 8) | b as u32);
-                p.lengths[len as usize] = true;
-                let h = window_hash(len, w);
-                p.bits[h >> 6] |= 1 << (h & 63);
-                let b0 = lower[0] as usize;
-                p.firsts[b0 >> 6] |= 1 << (b0 & 63);
-                if lower.len() == 1 {
-                    p.singles[b0 >> 6] |= 1 << (b0 & 63);
-                    p.single_patterns[b0].push(i as u32);
-                } else {
-                    let pair = (b0 << 8) | lower[1] as usize;
-                    p.pairs[pair >> 6] |= 1 << (pair & 63);
-                }
-                p.windows.entry((len, w)).or_default().push(i as u32);
-            }
-            p.patterns.push(lower);
+/// The folded 2-byte prefix as the low half of a folded window holds it.
+fn fold2(a: u8, b: u8) -> u16 {
+    u16::from_le_bytes([a | 0x20, b | 0x20])
+}
+
+/// Every ASCII case variant of `pat` (at most 8 for a 3-byte pattern).
+fn case_variants(pat: &[u8]) -> Vec<Vec<u8>> {
+    let mut out = vec![Vec::with_capacity(pat.len())];
+    for &b in pat {
+        let (lo, up) = (b.to_ascii_lowercase(), b.to_ascii_uppercase());
+        if lo == up {
+            out.iter_mut().for_each(|v| v.push(lo));
+        } else {
+            let mut more = out.clone();
+            out.iter_mut().for_each(|v| v.push(lo));
+            more.iter_mut().for_each(|v| v.push(up));
+            out.extend(more);
         }
-        p
+    }
+    out
+}
+
+impl FoldPrefilter {
+    pub fn new(patterns: &[Pattern]) -> FoldPrefilter {
+        let lower: Vec<Box<[u8]>> = patterns.iter().map(|p| p.bytes.to_ascii_lowercase().into_boxed_slice()).collect();
+        let mut anchored = Vec::new();
+        let mut short: Vec<u32> = Vec::new();
+        let mut long: Vec<u32> = Vec::new();
+        let mut empty = Vec::new();
+        for (i, (p, spec)) in lower.iter().zip(patterns).enumerate() {
+            let i = i as u32;
+            let len = p.len() as u32;
+            match spec.max_end {
+                // It cannot end in time: no occurrence needs reporting.
+                Some(end) if end < len => continue,
+                Some(end) if len > 0 && end - len < ANCHORED_MAX_STARTS => anchored.push((i, end - len)),
+                _ => match len {
+                    0 => empty.push(i),
+                    1..=3 => short.push(i),
+                    _ => long.push(i),
+                },
+            }
+        }
+        // About 128 filter bits per pattern (a chance hit at under 1 % of positions), between
+        // 8 KiB and 128 KiB.
+        let log2 = ((long.len().max(1) * 128).next_power_of_two().trailing_zeros()).clamp(16, 20);
+        let mut f = FoldPrefilter {
+            patterns: Vec::new(),
+            bits: vec![0u64; 1 << (log2 - 6)],
+            shift: 32 - log2,
+            prefixes: Default::default(),
+            anchored,
+            pairs: vec![],
+            pair_patterns: Default::default(),
+            singles: vec![],
+            empty,
+        };
+        for &i in &long {
+            let p = &lower[i as usize];
+            let w = fold4(u32::from_le_bytes([p[0], p[1], p[2], p[3]]));
+            let h = f.hash(w);
+            f.bits[h >> 6] |= 1 << (h & 63);
+            f.prefixes.entry(w).or_default().push(i);
+        }
+        for &i in &short {
+            let p = &lower[i as usize];
+            if p.len() == 1 {
+                let variants = case_variants(p).iter().map(|v| memchr::memmem::Finder::new(v).into_owned()).collect();
+                f.singles.push((i, variants));
+                continue;
+            }
+            if f.pairs.is_empty() {
+                f.pairs = vec![0u64; 1 << 10];
+            }
+            let pair = fold2(p[0], p[1]);
+            f.pairs[pair as usize >> 6] |= 1 << (pair & 63);
+            f.pair_patterns.entry(pair).or_default().push(i);
+        }
+        f.patterns = lower;
+        f
+    }
+
+    #[inline(always)]
+    fn hash(&self, w: u32) -> usize {
+        (w.wrapping_mul(0x9E37_79B1) >> self.shift) as usize
+    }
+
+    #[cold]
+    fn confirm_pair(&self, haystack: &[u8], at: usize, pair: u16, hit: &mut dyn FnMut(usize)) {
+        let Some(ps) = self.pair_patterns.get(&pair) else { return };
+        let rest = &haystack[at..];
+        for &pi in ps {
+            let pat = &self.patterns[pi as usize];
+            if rest.len() >= pat.len() && rest[..pat.len()].eq_ignore_ascii_case(pat) {
+                hit(pi as usize);
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn pair_hit(&self, pair: u16) -> bool {
+        self.pairs[pair as usize >> 6] & (1 << (pair & 63)) != 0
+    }
+
+    #[inline(always)]
+    fn filter_hit(&self, w: u32) -> bool {
+        let h = self.hash(w);
+        self.bits[h >> 6] & (1 << (h & 63)) != 0
+    }
+
+    #[cold]
+    fn confirm(&self, haystack: &[u8], at: usize, w: u32, hit: &mut dyn FnMut(usize)) {
+        let Some(ps) = self.prefixes.get(&w) else { return };
+        let rest = &haystack[at..];
+        for &pi in ps {
+            let pat = &self.patterns[pi as usize];
+            if rest.len() >= pat.len() && rest[..pat.len()].eq_ignore_ascii_case(pat) {
+                hit(pi as usize);
+            }
+        }
     }
 }
 
-impl Prefilter for WindowPrefilter {
+impl Prefilter for FoldPrefilter {
     fn for_each_candidate(&self, haystack: &[u8], hit: &mut dyn FnMut(usize)) {
         for &i in &self.empty {
             hit(i as usize);
         }
+        for &(pi, last_start) in &self.anchored {
+            let pat = &self.patterns[pi as usize];
+            let starts = haystack.len().saturating_sub(pat.len()).min(last_start as usize);
+            if haystack.len() >= pat.len() && (0..=starts).any(|s| haystack[s..s + pat.len()].eq_ignore_ascii_case(pat)) {
+                hit(pi as usize);
+            }
+        }
+        for (pi, variants) in &self.singles {
+            if variants.iter().any(|f| f.find(haystack).is_some()) {
+                hit(*pi as usize);
+            }
+        }
         let n = haystack.len();
-        let at = |i: usize| if i < n { LOWER[haystack[i] as usize] as u32 } else { 0 };
-        // The 4 bytes from `start` (zeros past the end), first byte in the high bits.
-        let mut w = (at(0) << 16) | (at(1) << 8) | at(2);
-        for start in 0..n {
-            w = (w << 8) | at(start + 3);
-            let b0 = w >> 24;
-            if self.firsts[(b0 >> 6) as usize] & (1 << (b0 & 63)) == 0 {
-                continue;
-            }
-            if self.singles[(b0 >> 6) as usize] & (1 << (b0 & 63)) != 0 {
-                for &pi in &self.single_patterns[b0 as usize] {
-                    hit(pi as usize);
+        let with_pairs = !self.pairs.is_empty();
+        if self.prefixes.is_empty() && !with_pairs {
+            return;
+        }
+        // Two copies of the loop so that the common one (no short patterns) tests one filter.
+        // (Blocks of several positions per load, with the branch per block, measured slower.)
+        if with_pairs {
+            for (at, win) in haystack.windows(4).enumerate() {
+                let w = fold4(u32::from_le_bytes([win[0], win[1], win[2], win[3]]));
+                if self.filter_hit(w) {
+                    self.confirm(haystack, at, w, hit);
+                }
+                if self.pair_hit(w as u16) {
+                    self.confirm_pair(haystack, at, w as u16, hit);
                 }
             }
-            let mut check = |len: u8, v: u32| {
-                let h = window_hash(len, v);
-                if self.bits[h >> 6] & (1 << (h & 63)) == 0 {
-                    return;
+            // The last positions, where fewer than 4 bytes remain, for the short patterns.
+            for at in n.saturating_sub(3)..n.saturating_sub(1) {
+                let pair = fold2(haystack[at], haystack[at + 1]);
+                if self.pair_hit(pair) {
+                    self.confirm_pair(haystack, at, pair, hit);
                 }
-                let Some(ps) = self.windows.get(&(len, v)) else { return };
-                for &pi in ps {
-                    let pat = &self.patterns[pi as usize];
-                    if n - start >= pat.len() && haystack[start..start + pat.len()].eq_ignore_ascii_case(pat) {
-                        hit(pi as usize);
-                    }
+            }
+        } else {
+            for (at, win) in haystack.windows(4).enumerate() {
+                let w = fold4(u32::from_le_bytes([win[0], win[1], win[2], win[3]]));
+                if self.filter_hit(w) {
+                    self.confirm(haystack, at, w, hit);
                 }
-            };
-            let pair = w >> 16;
-            let avail = n - start;
-            if avail < 2 || self.pairs[(pair >> 6) as usize] & (1 << (pair & 63)) == 0 {
-                continue;
-            }
-            if self.lengths[2] {
-                check(2, pair);
-            }
-            if avail >= 3 && self.lengths[3] {
-                check(3, w >> 8);
-            }
-            if avail >= 4 && self.lengths[4] {
-                check(4, w);
             }
         }
     }
@@ -231,7 +325,7 @@ impl Prefilter for WindowPrefilter {
     fn memory_usage(&self) -> usize {
         (self.bits.len() + self.pairs.len()) * 8
             + self.patterns.iter().map(|p| p.len() + 16).sum::<usize>()
-            + self.windows.values().map(|v| v.len() * 4 + 48).sum::<usize>()
+            + self.prefixes.values().map(|v| v.len() * 4 + 48).sum::<usize>()
     }
 }
 
@@ -239,9 +333,13 @@ impl Prefilter for WindowPrefilter {
 mod tests {
     use super::*;
 
+    fn anywhere(pats: &[Vec<u8>]) -> Vec<Pattern> {
+        pats.iter().map(|p| Pattern::anywhere(p)).collect()
+    }
+
     #[test]
     fn reports_overlapping_and_case_insensitive() {
-        let p = build(&[b"abc".to_vec(), b"BCD".to_vec(), b"zzz".to_vec()], false).unwrap();
+        let p = build(&anywhere(&[b"abc".to_vec(), b"BCD".to_vec(), b"zzz".to_vec()])).unwrap();
         let mut hits = vec![];
         p.for_each_candidate(b"xxABCDxx", &mut |i| hits.push(i));
         hits.sort();
@@ -249,19 +347,24 @@ mod tests {
         assert!(p.memory_usage() > 0);
     }
 
-    /// The window prefilter reports exactly the patterns (and counts) Aho-Corasick does.
-    #[test]
-    fn window_prefilter_equals_aho_corasick() {
-        let mut seed = 0x1234_5678_9abc_def0u64;
-        let mut rnd = move |n: u64| {
+    fn xorshift(mut seed: u64) -> impl FnMut(u64) -> u64 {
+        move |n: u64| {
             seed ^= seed << 13;
             seed ^= seed >> 7;
             seed ^= seed << 17;
             seed % n
-        };
-        // A small alphabet (with case variants) so that patterns overlap, nest and repeat.
-        let alphabet = b"aAbB\x00\xffc";
-        for round in 0..400 {
+        }
+    }
+
+    /// The fold prefilter reports exactly the set of patterns Aho-Corasick does, for patterns
+    /// anywhere and, for anchored ones, the occurrences that end in time.
+    #[test]
+    fn fold_prefilter_equals_aho_corasick() {
+        let mut rnd = xorshift(0x1234_5678_9abc_def0);
+        // A small alphabet (with case variants and bytes that fold together: @ and `) so that
+        // patterns overlap, nest and repeat.
+        let alphabet = b"aAbB\x00\xffc@`";
+        for round in 0..600 {
             let n = 1 + rnd(40) as usize;
             let mut pats: Vec<Vec<u8>> = (0..n)
                 .map(|_| (0..rnd(9)).map(|_| alphabet[rnd(alphabet.len() as u64) as usize]).collect())
@@ -272,23 +375,54 @@ mod tests {
             if pats.is_empty() {
                 continue;
             }
+            // Half the rounds anchor some patterns.
+            let specs: Vec<Pattern> = pats
+                .iter()
+                .map(|p| Pattern { bytes: p.clone(), max_end: (round % 2 == 1 && rnd(3) == 0).then(|| rnd(24) as u32) })
+                .collect();
             let ac = build_aho_corasick(&pats).unwrap();
-            let win = WindowPrefilter::new(&pats);
+            let fold = FoldPrefilter::new(&specs);
             for _ in 0..20 {
                 let hay: Vec<u8> = (0..rnd(60)).map(|_| alphabet[rnd(alphabet.len() as u64) as usize]).collect();
-                let (mut a, mut b) = (vec![], vec![]);
+                // What must be reported: patterns with an occurrence that ends in time.
+                let mut want: Vec<usize> = (0..pats.len())
+                    .filter(|&i| {
+                        let p = &pats[i];
+                        (0..=hay.len().saturating_sub(p.len())).any(|s| {
+                            hay.len() >= p.len()
+                                && hay[s..s + p.len()].eq_ignore_ascii_case(p)
+                                && specs[i].max_end.is_none_or(|e| s + p.len() <= e as usize)
+                        })
+                    })
+                    .collect();
+                let (mut a, mut c) = (vec![], vec![]);
                 ac.for_each_candidate(&hay, &mut |i| a.push(i));
-                win.for_each_candidate(&hay, &mut |i| b.push(i));
+                fold.for_each_candidate(&hay, &mut |i| c.push(i));
                 a.sort();
-                b.sort();
-                assert_eq!(a, b, "round {round} patterns {pats:?} haystack {hay:?}");
+                a.dedup();
+                c.sort();
+                c.dedup();
+                if round % 2 == 0 {
+                    assert_eq!(a, want, "aho-corasick: round {round} patterns {pats:?} haystack {hay:?}");
+                }
+                // Anything reported occurs (Aho-Corasick found it) and everything required is.
+                assert!(c.iter().all(|i| a.contains(i)), "fold reported a pattern that does not occur: round {round} {specs:?} {hay:?}");
+                want.retain(|i| !c.contains(i));
+                assert!(want.is_empty(), "fold missed {want:?}: round {round} patterns {specs:?} haystack {hay:?}");
             }
         }
-        let big: Vec<Vec<u8>> = (0..WINDOW_MIN_PATTERNS).map(|i| format!("pat{i}x").into_bytes()).collect();
-        let p = build(&big, true).unwrap();
+    }
+
+    #[test]
+    fn fold_prefilter_handles_many_short_patterns_and_large_sets() {
+        // Many 2-byte patterns (the pair filter) beside a large set of long ones.
+        let mut pats: Vec<Vec<u8>> = (0..20u8).map(|i| vec![b'a' + i, b'0' + (i % 10)]).collect();
+        pats.extend((0..2000).map(|i| format!("pat{i}x").into_bytes()));
+        let p = build(&anywhere(&pats)).unwrap();
         let mut hits = vec![];
-        p.for_each_candidate(b"..PAT17X..pat1x", &mut |i| hits.push(i));
+        p.for_each_candidate(b"..PAT17X..pat1x..c2..", &mut |i| hits.push(i));
         hits.sort();
-        assert_eq!(hits, [1, 17]);
+        hits.dedup();
+        assert_eq!(hits, [2, 20 + 1, 20 + 17]);
     }
 }

@@ -108,6 +108,11 @@ pub struct RuleInfo {
     /// References as URLs (prefix from reference.config) or `type,value`.
     pub references: Vec<String>,
     pub target: Option<Target>,
+    /// The rule's payload keywords inspect only the reassembled stream (`tcp-stream`,
+    /// `flow:only_stream`): its alerts report stream data (EVE `stream: 1`).
+    pub stream_payload: bool,
+    /// The rule has payload keywords (it inspects the packet or stream payload).
+    pub inspects_payload: bool,
 }
 
 /// A numeric comparison (`dsize`, `bsize`, `urilen`, `ttl`, `itype`, ...).
@@ -1233,7 +1238,11 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &mut Compi
         Some((name, None)) => (name.to_string(), None),
         None => (String::new(), None),
     };
+    let inspects_payload = b.buffers.iter().any(|m| m.buffer == Buffer::Packet);
+    let stream_payload = (proto.stream == Some(true) || flow.stream == Some(true)) && inspects_payload;
     let info = RuleInfo {
+        stream_payload,
+        inspects_payload,
         gid,
         sid,
         rev,

@@ -107,6 +107,10 @@ pub enum EventBody {
         tls: Option<Tls>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         flow: Option<AlertFlow>,
+        /// Suricata's optional alert output (`payload`, `payload-printable`, `packet`,
+        /// `verdict`), written at the top level of the record.
+        #[serde(flatten)]
+        extra: Box<AlertExtra>,
     },
     Anomaly {
         anomaly: Anomaly,
@@ -197,6 +201,63 @@ pub struct Alert {
     /// `alert.context` open for keyword-generated data, so ward's own fields live here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<serde_json::Value>,
+}
+
+/// The optional parts of an alert record, each written only when its output option is on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct AlertExtra {
+    /// The matched packet's payload, or for a stream match the stream's bytes, in base64.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload: Option<String>,
+    /// The same bytes as text, non-printable bytes as `.`, missing stream bytes as
+    /// `[N bytes missing]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payload_printable: Option<String>,
+    /// 1 when `payload` is stream data, else 0 (written with `payload`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<u8>,
+    /// The whole packet in base64, from its link header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packet_info: Option<PacketInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Verdict>,
+    /// For a packet found in a tunnel or rebuilt from fragments: the frame's outermost packet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tunnel: Option<Tunnel>,
+}
+
+/// The outermost packet of the frame an alert's (tunnelled or rebuilt) packet came from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Tunnel {
+    pub src_ip: String,
+    pub src_port: u16,
+    pub dest_ip: String,
+    pub dest_port: u16,
+    /// The outer packet's protocol name (`IP-in-IP`, `IPv6`, `GRE`, `UDP`, ...).
+    pub proto: String,
+    /// How many tunnels deep the alert's packet is (0 for a rebuilt datagram).
+    pub depth: u8,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pcap_cnt: Option<u64>,
+    pub pkt_src: String,
+}
+
+/// The link type of an alert's `packet`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct PacketInfo {
+    /// The datalink (DLT) value, e.g. 1 for Ethernet.
+    pub linktype: u32,
+    /// Its name as Suricata writes it (`EN10MB`, `LINUX_SLL`, `RAW`, ...), `n/a` when unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linktype_name: Option<String>,
+}
+
+/// What was done with the packet (`alert` or `pass` for a passive sensor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Verdict {
+    pub action: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -410,6 +471,37 @@ mod tests {
         let back: serde_json::Value = serde_json::to_value(&event).unwrap();
         let orig: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(back, orig);
+    }
+
+    #[test]
+    fn alert_payload_and_packet_fields_are_top_level_and_optional() {
+        // Trimmed from a Suricata 8 alert with payload, payload-printable, packet and verdict on.
+        let line = r#"{"timestamp":"2023-11-20T10:21:36.537853+0000","flow_id":1,"pcap_cnt":5,"event_type":"alert","src_ip":"1.1.1.1","src_port":12345,"dest_ip":"2.2.2.2","dest_port":8080,"proto":"TCP","pkt_src":"wire/pcap","alert":{"action":"allowed","gid":1,"signature_id":4,"rev":0,"signature":"","category":"","severity":3},"direction":"to_server","payload":"VkVSWQ==","payload_printable":"VERY","stream":0,"packet":"BQQDAgEAAAECAwQFgQAABggARQAALAABAABABnTGAQEBAQICAgIwOR+QAAAAAgAAA+lQEAQAqXgAAFZFUlk=","packet_info":{"linktype":1,"linktype_name":"EN10MB"},"verdict":{"action":"alert"}}"#;
+        let event: Event = serde_json::from_str(line).unwrap();
+        let EventBody::Alert { extra, .. } = &event.body else { panic!("an alert") };
+        assert_eq!(extra.payload_printable.as_deref(), Some("VERY"));
+        assert_eq!(extra.stream, Some(0));
+        assert_eq!(extra.packet_info.as_ref().map(|i| i.linktype), Some(1));
+        let back: serde_json::Value = serde_json::to_value(&event).unwrap();
+        let orig: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(back, orig);
+        // Off by default: none of the keys is written.
+        let plain = Event::new(
+            event.timestamp,
+            EventBody::Alert {
+                alert: Alert::default(),
+                direction: None,
+                http: None,
+                dns: None,
+                tls: None,
+                flow: None,
+                extra: Box::default(),
+            },
+        );
+        let v = serde_json::to_value(&plain).unwrap();
+        for key in ["payload", "payload_printable", "stream", "packet", "packet_info", "verdict"] {
+            assert!(v.get(key).is_none(), "{key}");
+        }
     }
 
     #[test]

@@ -68,6 +68,8 @@ pub enum LinkType {
     LinuxSll2,
     /// LINKTYPE_PPP (9).
     Ppp,
+    /// LINKTYPE_C_HDLC (104), Cisco HDLC.
+    CHdlc,
     /// Anything else: frames are counted, not decoded.
     Other(u32),
 }
@@ -79,6 +81,7 @@ impl LinkType {
             0 | 108 => LinkType::Null,
             1 => LinkType::Ethernet,
             9 => LinkType::Ppp,
+            104 => LinkType::CHdlc,
             12 | 14 | 101 => LinkType::Raw,
             113 => LinkType::LinuxSll,
             228 => LinkType::Ipv4,
@@ -94,6 +97,7 @@ impl LinkType {
             LinkType::Null => 0,
             LinkType::Ethernet => 1,
             LinkType::Ppp => 9,
+            LinkType::CHdlc => 104,
             LinkType::Raw => 101,
             LinkType::LinuxSll => 113,
             LinkType::Ipv4 => 228,
@@ -101,6 +105,35 @@ impl LinkType {
             LinkType::LinuxSll2 => 276,
             LinkType::Other(v) => v,
         }
+    }
+
+    /// The datalink value Suricata reports (EVE `packet_info.linktype`): libpcap's DLT_* value
+    /// for the file's link type, which differs from the LINKTYPE_* number only for raw IP
+    /// (LINKTYPE_RAW 101 is DLT_RAW, 12).
+    pub fn datalink(self) -> u32 {
+        match self {
+            LinkType::Raw => 12,
+            other => other.to_linktype(),
+        }
+    }
+
+    /// Suricata's name of a datalink value (EVE `packet_info.linktype_name`), `None` for the
+    /// values it has no name for (it then writes `n/a`).
+    pub fn datalink_name(datalink: u32) -> Option<&'static str> {
+        Some(match datalink {
+            0 => "NULL",
+            1 => "EN10MB",
+            9 => "PPP",
+            12 => "RAW",
+            101 => "RAW2",
+            104 => "C_HDLC",
+            113 => "LINUX_SLL",
+            228 => "IPv4",
+            229 => "IPv6",
+            276 => "LINUX_SLL2",
+            778 => "GRE_RAW",
+            _ => return None,
+        })
     }
 }
 

@@ -60,6 +60,7 @@ const ETHERTYPE_TEB: u16 = 0x6558;
 const ETHERTYPE_ERSPAN_II: u16 = 0x88be;
 const ETHERTYPE_ERSPAN_III: u16 = 0x22eb;
 const ETHERTYPE_PPP: u16 = 0x880b;
+const ETHERTYPE_NSH: u16 = 0x894f;
 
 const IPPROTO_IPIP: u8 = 4;
 const IPPROTO_IPV6: u8 = 41;
@@ -103,6 +104,20 @@ pub enum TunnelKind {
     Vxlan,
     Geneve,
     Teredo,
+}
+
+impl TunnelKind {
+    /// Suricata's `pkt_src` of a packet found in this kind of tunnel (EVE `pkt_src`).
+    pub fn pkt_src(self) -> &'static str {
+        match self {
+            TunnelKind::Ipv4InIpv4 | TunnelKind::Ipv6InIpv4 => "ipv4 tunnel",
+            TunnelKind::Ipv4InIpv6 | TunnelKind::Ipv6InIpv6 => "ipv6 tunnel",
+            TunnelKind::Gre | TunnelKind::Erspan => "gre tunnel",
+            TunnelKind::Vxlan => "vxlan encapsulation",
+            TunnelKind::Geneve => "geneve encapsulation",
+            TunnelKind::Teredo => "teredo tunnel",
+        }
+    }
 }
 
 /// What decoding a frame came to.
@@ -194,6 +209,10 @@ pub struct DecoderStats {
     pub sll2: u64,
     pub ppp: u64,
     pub pppoe: u64,
+    /// Cisco HDLC frames (Suricata's `decoder.chdlc`).
+    pub chdlc: u64,
+    /// Network Service Header layers (Suricata's `decoder.nsh`).
+    pub nsh: u64,
     pub vlan: u64,
     pub vlan_qinq: u64,
     pub vntag: u64,
@@ -265,6 +284,8 @@ struct Ctx<'d> {
     /// Address of the frame's first byte: a fragment's link-header length is its IP header's
     /// distance from here.
     frame_start: usize,
+    /// The bytes the current layer's packet is logged as ([`Packet::frame`]).
+    frame: &'d [u8],
     /// Finished outer layers.
     layers: [Option<Packet<'d>>; MAX_LAYERS],
     tunnels: [Option<TunnelKind>; MAX_LAYERS],
@@ -272,8 +293,9 @@ struct Ctx<'d> {
 }
 
 impl<'d> Ctx<'d> {
-    fn new(ts: Timestamp, wire_len: u32) -> Self {
+    fn new(ts: Timestamp, wire_len: u32, frame: &'d [u8]) -> Self {
         Ctx {
+            frame,
             ts,
             wire_len,
             vlan: [0; 2],
@@ -345,7 +367,7 @@ impl Decoder {
         // decoder byte counters; the oracle's flow records confirm it for snapped frames.
         let captured = raw.data.len().min(u32::MAX as usize) as u32;
         self.stats.bytes += captured as u64;
-        let mut ctx = Ctx::new(raw.ts, captured);
+        let mut ctx = Ctx::new(raw.ts, captured, raw.data);
         ctx.frame_start = raw.data.as_ptr() as usize;
         let inner = self.link(&mut ctx, raw.linktype, raw.data);
         let (status, last) = match inner {
@@ -410,31 +432,48 @@ impl Decoder {
         wire_overhead: u32,
     ) -> DecodeResult<'a> {
         self.stats.reassembled += 1;
+        // The buffer holds the first fragment's link header, then the datagram.
         let buf = self.defrag.take_output();
-        let v4 = buf.first().is_some_and(|b| b >> 4 == 4);
-        let mut ctx: Ctx<'_> = Ctx::new(outer.ts, wire_overhead.saturating_add(buf.len() as u32));
+        let link = self.defrag.output_link_len().min(buf.len());
+        let datagram = &buf[link..];
+        let v4 = datagram.first().is_some_and(|b| b >> 4 == 4);
+        let mut ctx: Ctx<'_> = Ctx::new(
+            outer.ts,
+            wire_overhead.saturating_add(datagram.len() as u32),
+            &buf,
+        );
         ctx.vlan = outer.vlan;
         ctx.vlan_layers = outer.vlan_layers;
         ctx.tunnel = outer.tunnel;
         ctx.reassembled = true;
         let inner = if v4 {
-            self.ipv4(&mut ctx, &buf)
+            self.ipv4(&mut ctx, datagram)
         } else {
-            self.ipv6(&mut ctx, &buf)
+            self.ipv6(&mut ctx, datagram)
         };
-        // Rebase what borrows `buf` onto the reassembler's buffer once it is back in place.
-        let mut rebased: [Option<(Packet<'static>, usize, usize)>; MAX_LAYERS] =
-            [None, None, None, None];
+        // Rebase what borrows `buf` onto the reassembler's buffer once it is back in place:
+        // (packet, payload offset and length, frame offset and length).
+        type Rebased = (Packet<'static>, (usize, usize), (usize, usize));
+        let mut rebased: [Option<Rebased>; MAX_LAYERS] = [None, None, None, None];
         let mut inner_tunnels = [None; MAX_LAYERS];
         let mut n = 0;
         let base = buf.as_ptr() as usize;
+        let span = |part: &[u8]| {
+            let off = (part.as_ptr() as usize).wrapping_sub(base).min(buf.len());
+            (off, part.len().min(buf.len() - off))
+        };
         let mut push = |p: Packet<'_>, t: Option<TunnelKind>, n: &mut usize| {
             if *n < MAX_LAYERS {
-                let off = (p.payload.as_ptr() as usize)
-                    .wrapping_sub(base)
-                    .min(buf.len());
-                let len = p.payload.len().min(buf.len() - off);
-                rebased[*n] = Some((Packet { payload: &[], ..p }, off, len));
+                let (payload, frame) = (span(p.payload), span(p.frame));
+                rebased[*n] = Some((
+                    Packet {
+                        payload: &[],
+                        frame: &[],
+                        ..p
+                    },
+                    payload,
+                    frame,
+                ));
                 inner_tunnels[*n] = t;
                 *n += 1;
             }
@@ -454,7 +493,7 @@ impl Decoder {
             Err(stop) => self.count_stop(stop),
         };
         self.defrag.restore_output(buf);
-        let out = self.defrag.output();
+        let out = self.defrag.output_frame();
         let Ctx {
             mut layers,
             mut tunnels,
@@ -462,10 +501,13 @@ impl Decoder {
             ..
         } = outer;
         for (slot, t) in rebased.into_iter().zip(inner_tunnels).take(n) {
-            let Some((p, off, len)) = slot else { continue };
+            let Some((p, (off, len), (frame_off, frame_len))) = slot else {
+                continue;
+            };
             if count < MAX_LAYERS {
                 layers[count] = Some(Packet {
-                    payload: &out[off..off + len],
+                    payload: out.get(off..off + len).unwrap_or_default(),
+                    frame: out.get(frame_off..frame_off + frame_len).unwrap_or_default(),
                     tunnel_depth: count as u8,
                     ..p
                 });
@@ -551,6 +593,18 @@ impl Decoder {
                 self.stats.ppp += 1;
                 self.ppp(ctx, data)
             }
+            LinkType::CHdlc => {
+                // Cisco HDLC: address, control, then an ethertype.
+                self.stats.chdlc += 1;
+                if data.len() < 4 {
+                    return Err(self.invalid(
+                        ctx,
+                        "decoder.chdlc.pkt_too_small",
+                        "frame is shorter than the 4-byte cisco hdlc header",
+                    ));
+                }
+                self.ethertype(ctx, be16(data, 2), &data[4..])
+            }
             LinkType::Other(_) => Err(Stop::Unsupported),
         }
     }
@@ -622,6 +676,7 @@ impl Decoder {
                 }
                 self.ethernet(ctx, &data[4..])
             }
+            ETHERTYPE_NSH => self.nsh(ctx, data),
             ETHERTYPE_VNTAG => {
                 self.stats.vntag += 1;
                 if data.len() < 6 {
@@ -697,6 +752,73 @@ impl Decoder {
             "decoder.mpls.header_too_small",
             "mpls label stack has no bottom within MAX_MPLS_LABELS",
         ))
+    }
+
+    /// Network Service Header (RFC 8300), as Suricata's DecodeNSH: version 0 only, MD type 1
+    /// (fixed 24-byte header) or 2 (variable), then IPv4, IPv6, Ethernet or MPLS.
+    fn nsh<'d>(&mut self, ctx: &mut Ctx<'d>, data: &'d [u8]) -> Layer<'d> {
+        self.stats.nsh += 1;
+        if data.len() < 8 {
+            return Err(self.invalid(
+                ctx,
+                "decoder.nsh.header_too_small",
+                "nsh header is shorter than 8 bytes",
+            ));
+        }
+        let ver_flags_len = be16(data, 0);
+        if ver_flags_len >> 14 != 0 {
+            self.anomaly(
+                ctx,
+                "decoder.nsh.unsupported_version",
+                "nsh version is not 0",
+            );
+            return Err(Stop::NotIp);
+        }
+        let length = ((ver_flags_len & 0x3f) as usize) * 4;
+        if length >= data.len() {
+            return Err(self.invalid(
+                ctx,
+                "decoder.nsh.bad_header_length",
+                "nsh header is as long as the packet or longer",
+            ));
+        }
+        match data[2] {
+            0 | 0x0f => {
+                self.anomaly(ctx, "decoder.nsh.reserved_type", "nsh md type is reserved");
+                return Err(Stop::NotIp);
+            }
+            1 if length != 24 => {
+                return Err(self.invalid(
+                    ctx,
+                    "decoder.nsh.bad_header_length",
+                    "nsh md type 1 header is not 24 bytes",
+                ));
+            }
+            1 | 2 => {}
+            _ => {
+                self.anomaly(
+                    ctx,
+                    "decoder.nsh.unsupported_type",
+                    "nsh md type is neither 1 nor 2",
+                );
+                return Err(Stop::NotIp);
+            }
+        }
+        let inner = &data[length..];
+        match data[3] {
+            1 => self.ipv4(ctx, inner),
+            2 => self.ipv6(ctx, inner),
+            3 => self.ethernet(ctx, inner),
+            5 => self.mpls(ctx, inner),
+            _ => {
+                self.anomaly(
+                    ctx,
+                    "decoder.nsh.unknown_payload",
+                    "nsh next protocol is not ipv4, ipv6, ethernet or mpls",
+                );
+                Err(Stop::NotIp)
+            }
+        }
     }
 
     fn ppp<'d>(&mut self, ctx: &mut Ctx<'d>, data: &'d [u8]) -> Layer<'d> {
@@ -841,6 +963,7 @@ impl Decoder {
                 header: &ip[..hlen],
                 next_header: proto,
                 wire_overhead: Self::link_overhead(ctx, data),
+                link: Self::link_header(ctx, data),
             };
             return Err(self.fragment(ctx, &f));
         }
@@ -986,6 +1109,7 @@ impl Decoder {
                         header: &ip[..at],
                         next_header: frag_next,
                         wire_overhead: Self::link_overhead(ctx, data),
+                        link: Self::link_header(ctx, data),
                     };
                     return Err(self.fragment(ctx, &f));
                 }
@@ -1012,6 +1136,12 @@ impl Decoder {
         (ip.as_ptr() as usize)
             .saturating_sub(ctx.frame_start)
             .min(u32::MAX as usize) as u32
+    }
+
+    /// The frame bytes in front of the IP header `ip` (see [`Self::link_overhead`]).
+    fn link_header<'d>(ctx: &Ctx<'d>, ip: &[u8]) -> &'d [u8] {
+        let n = Self::link_overhead(ctx, ip) as usize;
+        ctx.frame.get(..n).unwrap_or_default()
     }
 
     fn fragment(&mut self, ctx: &Ctx<'_>, f: &Fragment<'_>) -> Stop {
@@ -1073,6 +1203,7 @@ impl Decoder {
             payload,
             reassembled: ctx.reassembled,
             tunnel_depth: ctx.count as u8,
+            frame: ctx.frame,
         }
     }
 
@@ -1140,7 +1271,7 @@ impl Decoder {
                     TunnelKind::Ipv4InIpv6 => self.stats.ipv4_in_ipv6 += 1,
                     _ => self.stats.ipv6_in_ipv6 += 1,
                 }
-                if !self.enter_tunnel(ctx, outer, kind, data.len()) {
+                if !self.enter_tunnel(ctx, outer, kind, data) {
                     return Err(Stop::Invalid);
                 }
                 if proto == IPPROTO_IPIP {
@@ -1181,7 +1312,7 @@ impl Decoder {
         ctx: &mut Ctx<'d>,
         outer: Packet<'d>,
         kind: TunnelKind,
-        inner_len: usize,
+        inner: &'d [u8],
     ) -> bool {
         if ctx.count + 1 >= MAX_LAYERS {
             self.stats.too_many_layers += 1;
@@ -1199,7 +1330,8 @@ impl Decoder {
         ctx.tunnels[ctx.count] = ctx.tunnel;
         ctx.count += 1;
         ctx.tunnel = Some(kind);
-        ctx.wire_len = inner_len.min(u32::MAX as usize) as u32;
+        ctx.wire_len = inner.len().min(u32::MAX as usize) as u32;
+        ctx.frame = inner;
         true
     }
 
@@ -1233,6 +1365,7 @@ impl Decoder {
             flags: data[13],
             window: be16(data, 14),
             wscale: None,
+            tfo: false,
         };
         let opts = &data[20..hlen];
         let mut at = 0;
@@ -1253,6 +1386,32 @@ impl Decoder {
                         break;
                     }
                     let len = opts[at + 1] as usize;
+                    // TCP Fast Open: kind 34 (length 2 for a cookie request, else an even
+                    // length of 4..=18), or the experimental kinds 253/254 with magic 0xF989
+                    // (length 4 or 12), as Suricata's TCP_HAS_TFO.
+                    let tfo = match kind {
+                        34 => len == 2 || ((4..=18).contains(&len) && len & 1 == 0),
+                        253 | 254 => {
+                            matches!(len, 4 | 12) && opts[at + 2..at + 4] == [0xf9, 0x89]
+                        }
+                        _ => false,
+                    };
+                    if tfo {
+                        if header.tfo {
+                            self.anomaly(
+                                ctx,
+                                "decoder.tcp.opt_duplicate",
+                                "tcp fast open option appears twice",
+                            );
+                        }
+                        header.tfo = true;
+                    } else if kind == 34 {
+                        self.anomaly(
+                            ctx,
+                            "decoder.tcp.opt_invalid_len",
+                            "tcp fast open option length is invalid",
+                        );
+                    }
                     if kind == 3 {
                         if len != 3 {
                             self.anomaly(
@@ -1317,7 +1476,7 @@ impl Decoder {
         if dport == PORT_VXLAN && payload.len() >= 8 + 14 && payload[0] & 0x08 != 0 {
             self.stats.vxlan += 1;
             // Suricata's VXLAN packet starts after the inner Ethernet header.
-            if !self.enter_tunnel(ctx, packet, TunnelKind::Vxlan, payload.len() - 8 - 14) {
+            if !self.enter_tunnel(ctx, packet, TunnelKind::Vxlan, &payload[8 + 14..]) {
                 return Err(Stop::Invalid);
             }
             return self.tunnelled_ethernet(ctx, &payload[8..]);
@@ -1329,8 +1488,7 @@ impl Decoder {
                 && matches!(proto, ETHERTYPE_TEB | ETHERTYPE_IPV4 | ETHERTYPE_IPV6)
             {
                 self.stats.geneve += 1;
-                if !self.enter_tunnel(ctx, packet, TunnelKind::Geneve, payload.len() - 8 - opt_len)
-                {
+                if !self.enter_tunnel(ctx, packet, TunnelKind::Geneve, &payload[8 + opt_len..]) {
                     return Err(Stop::Invalid);
                 }
                 let inner = &payload[8 + opt_len..];
@@ -1344,7 +1502,7 @@ impl Decoder {
         if sport == PORT_TEREDO || dport == PORT_TEREDO {
             if let Some(inner) = teredo_inner(payload) {
                 self.stats.teredo += 1;
-                if !self.enter_tunnel(ctx, packet, TunnelKind::Teredo, inner.len()) {
+                if !self.enter_tunnel(ctx, packet, TunnelKind::Teredo, inner) {
                     return Err(Stop::Invalid);
                 }
                 return self.ipv6(ctx, inner);
@@ -1522,13 +1680,13 @@ impl Decoder {
             TunnelKind::Gre
         };
         // Suricata's GRE tunnel packet starts right after the GRE header (ERSPAN header included).
-        let gre_payload_len = data.len().saturating_sub(at);
+        let gre_payload = data.get(at..).unwrap_or_default();
         match inner_kind {
             ETHERTYPE_IPV4 | ETHERTYPE_IPV6 | ETHERTYPE_TEB | ETHERTYPE_PPP | ETHERTYPE_MPLS
             | ETHERTYPE_VLAN => {}
             _ => return Ok(outer),
         }
-        if !self.enter_tunnel(ctx, outer, kind, gre_payload_len) {
+        if !self.enter_tunnel(ctx, outer, kind, gre_payload) {
             return Err(Stop::Invalid);
         }
         match inner_kind {

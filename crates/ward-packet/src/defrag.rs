@@ -38,6 +38,9 @@ pub const MAX_TRAINS: usize = 65_535;
 pub const MAX_DEFRAG_MEMORY: usize = 32 * 1024 * 1024;
 /// Bookkeeping charged per train against [`MAX_DEFRAG_MEMORY`], beside the fragment bytes.
 const TRAIN_OVERHEAD: usize = 256;
+/// Longest link header kept for the reassembled packet's frame (a longer one is not kept: the
+/// frame then starts at the IP header).
+const MAX_LINK_HEADER: usize = 256;
 
 /// Identifies the datagram a fragment belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +73,10 @@ pub struct Fragment<'a> {
     /// Frame bytes around the IP packet (link headers, tunnels, trailer): the reassembled
     /// packet's wire length is this plus the datagram's length.
     pub wire_overhead: u32,
+    /// The frame bytes in front of the IP header (link layer headers; empty inside a tunnel).
+    /// The first-offset fragment's are kept: Suricata's reassembled packet is that fragment's
+    /// link header followed by the datagram (see [`Defragmenter::output_frame`]).
+    pub link: &'a [u8],
 }
 
 /// What became of a pushed fragment.
@@ -121,6 +128,8 @@ struct Train {
     /// fragment reaching past the last one extends the datagram).
     max_end: u32,
     wire_overhead: u32,
+    /// The first-offset fragment's link header.
+    link: Vec<u8>,
     memory: usize,
 }
 
@@ -130,7 +139,10 @@ pub struct Defragmenter {
     trains: HashMap<FragKey, Train>,
     memory: usize,
     last_expiry_secs: i64,
+    /// The last completed datagram, behind its first fragment's link header.
     output: Vec<u8>,
+    /// Length of that link header at the front of `output`.
+    output_link: usize,
     pub stats: DefragStats,
 }
 
@@ -159,7 +171,19 @@ impl Defragmenter {
 
     /// The last completed datagram (valid after [`DefragOutcome::Complete`]).
     pub fn output(&self) -> &[u8] {
+        self.output.get(self.output_link..).unwrap_or_default()
+    }
+
+    /// The last completed datagram behind its first fragment's link header: the bytes of
+    /// Suricata's reassembled packet.
+    pub fn output_frame(&self) -> &[u8] {
         &self.output
+    }
+
+    /// Length of the link header in front of the datagram in [`Defragmenter::output_frame`]
+    /// (and in the buffer [`Defragmenter::take_output`] hands out).
+    pub fn output_link_len(&self) -> usize {
+        self.output_link
     }
 
     /// Moves the output buffer out (the decoder decodes from it, then gives it back with
@@ -255,6 +279,7 @@ impl Defragmenter {
                     total: None,
                     max_end: 0,
                     wire_overhead: frag.wire_overhead,
+                    link: Vec::new(),
                     memory: TRAIN_OVERHEAD,
                 },
             );
@@ -272,9 +297,10 @@ impl Defragmenter {
             );
             return DefragOutcome::Dropped;
         }
+        let link = if frag.link.len() <= MAX_LINK_HEADER { frag.link } else { &[] };
         let cost = frag.data.len()
             + if frag.offset == 0 {
-                header_len.min(frag.header.len())
+                header_len.min(frag.header.len()) + link.len()
             } else {
                 0
             };
@@ -315,6 +341,7 @@ impl Defragmenter {
             train.header = Some(header);
             train.next_header = frag.next_header;
             train.wire_overhead = frag.wire_overhead;
+            train.link = link.to_vec();
         }
         train.max_end = train.max_end.max(end);
         train.pieces.push(Piece {
@@ -374,26 +401,30 @@ impl Defragmenter {
         let total = train.max_end as usize;
         let header = train.header.as_deref().unwrap_or(&[]);
         let hlen = header.len();
+        let link = train.link.len();
         self.output.clear();
+        self.output.extend_from_slice(&train.link);
         self.output.extend_from_slice(header);
-        self.output.resize(hlen + total, 0);
+        self.output.resize(link + hlen + total, 0);
+        self.output_link = link;
+        let ip = &mut self.output[link..];
         for piece in train.pieces.iter().rev() {
             let start = piece.offset as usize;
             if start >= total {
                 continue;
             }
             let len = piece.data.len().min(total - start);
-            self.output[hlen + start..hlen + start + len].copy_from_slice(&piece.data[..len]);
+            ip[hlen + start..hlen + start + len].copy_from_slice(&piece.data[..len]);
         }
         if v4 && hlen >= 20 {
             let total_len = ((hlen + total) as u16).to_be_bytes();
-            self.output[2..4].copy_from_slice(&total_len);
-            self.output[6] = 0;
-            self.output[7] = 0;
+            ip[2..4].copy_from_slice(&total_len);
+            ip[6] = 0;
+            ip[7] = 0;
         } else if !v4 && hlen >= 40 {
             let plen = (total as u16).to_be_bytes();
-            self.output[4..6].copy_from_slice(&plen);
-            self.output[6] = train.next_header;
+            ip[4..6].copy_from_slice(&plen);
+            ip[6] = train.next_header;
         }
     }
 }
@@ -430,6 +461,8 @@ mod tests {
     ) -> Vec<DefragOutcome> {
         let mut out = Vec::new();
         for &(s, e) in cuts {
+            // Each fragment's link header differs: the first-offset one's must be kept.
+            let link = [s as u8; 14];
             let f = Fragment {
                 key: key(),
                 offset: s as u32,
@@ -438,6 +471,7 @@ mod tests {
                 header,
                 next_header: 17,
                 wire_overhead: 14,
+                link: &link,
             };
             out.push(d.push(Timestamp::from_secs_micros(1000, 0), &f, &mut |_, _| {}));
         }
@@ -458,6 +492,9 @@ mod tests {
             assert_eq!(out[2], DefragOutcome::Complete { wire_overhead: 14 });
             assert_eq!(&d.output()[20..], &payload[..]);
             assert_eq!(u16::from_be_bytes([d.output()[2], d.output()[3]]), 120);
+            assert_eq!(d.output_link_len(), 14);
+            assert_eq!(&d.output_frame()[..14], &[0u8; 14], "the first fragment's link header");
+            assert_eq!(&d.output_frame()[14..], d.output());
             assert_eq!(d.trains(), 0);
             assert_eq!(d.stats.memuse, 0);
         }
@@ -481,6 +518,7 @@ mod tests {
                 header: &header,
                 next_header: 17,
                 wire_overhead: 0,
+                link: &[],
             };
             last = d.push(Timestamp::from_secs_micros(1, 0), &f, &mut |e, _| {
                 events.push(e)
@@ -507,6 +545,7 @@ mod tests {
             header: &header,
             next_header: 17,
             wire_overhead: 0,
+            link: &[],
         };
         assert_eq!(
             d.push(Timestamp::from_secs_micros(1, 0), &f, &mut |_, _| {}),
@@ -534,6 +573,7 @@ mod tests {
             header: &header,
             next_header: 17,
             wire_overhead: 0,
+            link: &[],
         };
         assert_eq!(
             d.push(Timestamp::ZERO, &f, &mut |e, _| events.push(e)),
@@ -549,6 +589,7 @@ mod tests {
                 header: &header,
                 next_header: 17,
                 wire_overhead: 0,
+                link: &[],
             };
             d.push(Timestamp::ZERO, &f, &mut |_, _| {});
         }

@@ -528,6 +528,7 @@ mod tests {
             payload: b"",
             reassembled: false,
             tunnel_depth: 0,
+            frame: b"",
         }
     }
 

@@ -22,8 +22,10 @@
 //!   equal); for ICMP the source address decides; every packet of any other protocol counts as
 //!   to-server. [`Flow::swap_direction`] lets the app layer reverse a flow whose first packet was
 //!   a response (as Suricata does for UDP).
-//! * **TCP.** A session starts only with a SYN (no mid-stream pick-up); a flow whose first packet
-//!   is not a SYN is counted but gets no TCP state, flags or reassembly. States follow Suricata's
+//! * **TCP.** A session starts only with a SYN (no mid-stream pick-up unless [`TcpPolicy`] asks
+//!   for it); a flow whose first packet is not a SYN is counted but gets no TCP state, flags or
+//!   reassembly. A SYN with a TCP Fast Open option counts its data, and a SYN/ACK answering it
+//!   establishes the session at once, as in Suricata. States follow Suricata's
 //!   naming (a client FIN moves an established session to `close_wait`, a server FIN to
 //!   `fin_wait1`). A pure SYN on a flow without a session, or on one in `last_ack`, `close_wait`,
 //!   `closing` or `closed`, ends the old flow (reason `tcp_reuse`) and starts a new one, unless it
@@ -104,6 +106,11 @@ pub struct FlowConfig {
     pub max_flows: usize,
     /// Limits of each TCP stream.
     pub stream: StreamConfig,
+    /// How TCP sessions start (Suricata's `stream.midstream` and `stream.async-oneside`).
+    pub tcp: TcpPolicy,
+    /// VLAN ids are part of the flow key (Suricata's `vlan.use-for-tracking`, default on): off,
+    /// the two directions of a connection seen on different VLANs make one flow.
+    pub vlan_tracking: bool,
 }
 
 impl Default for FlowConfig {
@@ -113,8 +120,22 @@ impl Default for FlowConfig {
             memcap: DEFAULT_MEMCAP,
             max_flows: DEFAULT_MAX_FLOWS,
             stream: StreamConfig::default(),
+            tcp: TcpPolicy::default(),
+            vlan_tracking: true,
         }
     }
+}
+
+/// When a TCP session starts without a SYN. Both off by default, as in Suricata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct TcpPolicy {
+    /// `stream.midstream`: a session is picked up from any packet but a RST (a FIN only with
+    /// data): established (a FIN: `fin_wait1`) with the packet's sender as the client, or, from
+    /// a SYN/ACK, `syn_recv` with the SYN/ACK's receiver as the client (the flow is reversed).
+    pub midstream: bool,
+    /// `stream.async-oneside`: only one direction of a connection may be seen; a session is
+    /// picked up from a SYN/ACK as with `midstream`.
+    pub async_oneside: bool,
 }
 
 /// Which way a packet travels within its flow.
@@ -283,11 +304,24 @@ pub struct TcpSession {
     pub flags: [u8; 2],
     /// Client (to-server) and server sides, indexed by [`Direction::index`].
     pub peers: [TcpPeer; 2],
+    /// The session was picked up without its SYN ([`TcpPolicy`]).
+    pub midstream: bool,
+    /// ... from a SYN/ACK.
+    pub midstream_synack: bool,
+    /// The SYN (or SYN/ACK) carried a TCP Fast Open option.
+    pub tfo: bool,
 }
 
 impl Default for TcpSession {
     fn default() -> Self {
-        TcpSession { state: TcpState::None, flags: [0; 2], peers: [TcpPeer::default(); 2] }
+        TcpSession {
+            state: TcpState::None,
+            flags: [0; 2],
+            peers: [TcpPeer::default(); 2],
+            midstream: false,
+            midstream_synack: false,
+            tfo: false,
+        }
     }
 }
 
@@ -303,8 +337,62 @@ impl TcpSession {
         hdr.seq == self.peers[dir.index()].next_seq
     }
 
+    /// True when `hdr` would pick up a session from a SYN/ACK under `policy` (the caller first
+    /// reverses the flow if the SYN/ACK went to the server).
+    fn picks_up_synack(&self, hdr: &TcpHeader, policy: TcpPolicy) -> bool {
+        use tcp_flags::{ACK, RST, SYN};
+        self.state == TcpState::None
+            && (policy.midstream || policy.async_oneside)
+            && hdr.flags & (SYN | ACK | RST) == SYN | ACK
+    }
+
+    /// Starts a session without its SYN (Suricata's midstream pick-up, see [`TcpPolicy`]).
+    fn pick_up(&mut self, dir: Direction, hdr: &TcpHeader, payload_len: usize, policy: TcpPolicy) {
+        use tcp_flags::{ACK, FIN, RST, SYN};
+        let flags = hdr.flags;
+        let me = dir.index();
+        let other = dir.reverse().index();
+        let peer_from_ack = TcpPeer {
+            isn: hdr.ack.wrapping_sub(1),
+            next_seq: hdr.ack,
+            last_ack: 0,
+            fin_seq: None,
+            started: true,
+        };
+        if self.picks_up_synack(hdr, policy) {
+            // The SYN/ACK's sender is the server (the caller made this packet to-client).
+            self.state = TcpState::SynRecv;
+            self.midstream = true;
+            self.midstream_synack = true;
+            self.flags[me] |= flags;
+            self.peers[me].start(hdr.seq);
+            self.peers[other] = peer_from_ack;
+            return;
+        }
+        if !policy.midstream || flags & (SYN | RST) != 0 || (flags & FIN != 0 && payload_len == 0) {
+            return;
+        }
+        self.midstream = true;
+        self.state = if flags & FIN != 0 { TcpState::FinWait1 } else { TcpState::Established };
+        self.flags[me] |= flags;
+        self.peers[me] = TcpPeer {
+            isn: hdr.seq.wrapping_sub(1),
+            next_seq: hdr.seq,
+            last_ack: 0,
+            fin_seq: None,
+            started: true,
+        };
+        if flags & ACK != 0 {
+            self.peers[other] = peer_from_ack;
+        }
+        self.peers[me].track(hdr, payload_len);
+        if flags & FIN != 0 {
+            self.peers[me].fin_seq = Some(hdr.seq.wrapping_add(payload_len as u32));
+        }
+    }
+
     /// Advances the state machine with one packet of this session.
-    fn update(&mut self, dir: Direction, hdr: &TcpHeader, payload_len: usize) {
+    fn update(&mut self, dir: Direction, hdr: &TcpHeader, payload_len: usize, policy: TcpPolicy) {
         use tcp_flags::{ACK, FIN, RST, SYN};
         let flags = hdr.flags;
         let me = dir.index();
@@ -314,6 +402,13 @@ impl TcpSession {
                 self.state = TcpState::SynSent;
                 self.flags[me] |= flags;
                 self.peers[me].start(hdr.seq);
+                if hdr.tfo {
+                    // TCP Fast Open: the SYN's data is part of the stream.
+                    self.tfo = true;
+                    self.peers[me].next_seq = self.peers[me].next_seq.wrapping_add(payload_len as u32);
+                }
+            } else {
+                self.pick_up(dir, hdr, payload_len, policy);
             }
             return;
         }
@@ -341,17 +436,46 @@ impl TcpSession {
                         // The client retried with a new ISN.
                         self.peers[me] = TcpPeer::default();
                         self.peers[me].start(hdr.seq);
+                        if hdr.tfo {
+                            self.tfo = true;
+                            self.peers[me].next_seq =
+                                self.peers[me].next_seq.wrapping_add(payload_len as u32);
+                        }
                     }
-                } else if flags & (SYN | ACK) == SYN | ACK
-                    && hdr.ack == self.peers[other].isn.wrapping_add(1)
-                {
-                    self.peers[me].start(hdr.seq);
-                    self.state = TcpState::SynRecv;
+                } else if flags & (SYN | ACK) == SYN | ACK {
+                    let syn_acked = self.peers[other].isn.wrapping_add(1);
+                    if self.tfo || hdr.tfo {
+                        // TCP Fast Open (Suricata): the SYN/ACK acknowledges the SYN's data, or
+                        // only the SYN (the server ignored the data); the session is then
+                        // established at once.
+                        if hdr.ack == self.peers[other].next_seq || hdr.ack == syn_acked {
+                            self.tfo = true;
+                            self.peers[other].next_seq = hdr.ack;
+                            self.peers[me].start(hdr.seq);
+                            self.state = TcpState::Established;
+                        }
+                    } else if hdr.ack == syn_acked {
+                        self.peers[me].start(hdr.seq);
+                        self.state = TcpState::SynRecv;
+                    }
                 }
                 return;
             }
             TcpState::SynRecv => {
-                if to_server && flags & (SYN | ACK) == ACK && seq_geq(hdr.ack, self.peers[other].next_seq) {
+                let established = if flags & (SYN | ACK) != ACK {
+                    false
+                } else if self.midstream_synack {
+                    // Picked up from the SYN/ACK: any ACK completes it (either side, as
+                    // Suricata accepts an asynchronous server).
+                    true
+                } else if to_server {
+                    seq_geq(hdr.ack, self.peers[other].next_seq)
+                } else {
+                    // The handshake's last ACK was missed: the server's next packet fits right
+                    // after its SYN/ACK (Suricata, IDS mode).
+                    hdr.ack == self.peers[other].next_seq && hdr.seq == self.peers[me].next_seq
+                };
+                if established {
                     self.state = TcpState::Established;
                 } else {
                     return;
@@ -737,7 +861,11 @@ impl<S> Flow<S> {
         if hdr.flags & tcp_flags::ACK != 0 {
             streams[dir.reverse().index()].peer_ack(hdr.ack);
         }
-        streams[dir.index()].segment(hdr.seq, hdr.flags, pkt.payload, &mut |chunk| sink(user, dir, chunk))
+        let stream = &mut streams[dir.index()];
+        if hdr.tfo && hdr.flags & (tcp_flags::SYN | tcp_flags::ACK) == tcp_flags::SYN && !pkt.payload.is_empty() {
+            return stream.syn_with_data(hdr.seq, hdr.flags, pkt.payload, &mut |chunk| sink(user, dir, chunk));
+        }
+        stream.segment(hdr.seq, hdr.flags, pkt.payload, &mut |chunk| sink(user, dir, chunk))
     }
 
     /// Flushes both streams at flow end (buffered data behind gaps), to-server first.
@@ -788,8 +916,19 @@ impl<S> Flow<S> {
         proto * 3 + self.state() as usize
     }
 
-    /// Counts `pkt` (direction `dir`) and advances TCP state.
-    fn account(&mut self, pkt: &Packet<'_>, dir: Direction) {
+    /// Counts `pkt` (direction `dir`) and advances TCP state. Returns the packet's direction,
+    /// which changes when the packet picked up a session from a SYN/ACK sent to the server
+    /// (the flow is then reversed, see [`TcpPolicy`]).
+    fn account(&mut self, pkt: &Packet<'_>, dir: Direction, policy: TcpPolicy) -> Direction {
+        let mut dir = dir;
+        if self.proto == IPPROTO_TCP && dir == Direction::ToServer {
+            if let Some(hdr) = pkt.tcp() {
+                if self.tcp.picks_up_synack(hdr, policy) {
+                    self.swap_direction();
+                    dir = Direction::ToClient;
+                }
+            }
+        }
         let i = dir.index();
         self.pkts[i] += 1;
         self.bytes[i] += u64::from(pkt.wire_len);
@@ -807,9 +946,10 @@ impl<S> Flow<S> {
         }
         if self.proto == IPPROTO_TCP {
             if let Some(hdr) = pkt.tcp() {
-                self.tcp.update(dir, hdr, pkt.payload.len());
+                self.tcp.update(dir, hdr, pkt.payload.len(), policy);
             }
         }
+        dir
     }
 }
 
@@ -920,7 +1060,10 @@ impl<S: Default> FlowTable<S> {
     /// [`FlowTable::take_ended`].
     pub fn lookup(&mut self, pkt: &Packet<'_>) -> Option<(&mut Flow<S>, Direction)> {
         self.settle_pending();
-        let key = FlowKey::of_packet(pkt);
+        let mut key = FlowKey::of_packet(pkt);
+        if !self.config.vlan_tracking {
+            key.vlan = [0, 0];
+        }
         let mut found = self.index.get(&key).copied();
         if let Some(idx) = found {
             let flow = self.flow(idx);
@@ -943,9 +1086,10 @@ impl<S: Default> FlowTable<S> {
                 self.create(key, pkt)
             }
         };
+        let policy = self.config.tcp;
         let flow = self.flow_mut(idx);
         let dir = flow.direction_of(pkt);
-        flow.account(pkt, dir);
+        let dir = flow.account(pkt, dir, policy);
         // Most recently seen goes last, in the list of its (possibly new) state.
         let list = flow.list_index();
         self.unlink(idx);
@@ -1160,12 +1304,13 @@ mod tests {
             payload,
             reassembled: false,
             tunnel_depth: 0,
+            frame: b"",
         }
     }
 
     #[allow(clippy::too_many_arguments)]
     fn tcp(src: &str, sp: u16, dst: &str, dp: u16, flags: u8, seq: u32, ack: u32, payload: &'static [u8]) -> Packet<'static> {
-        let hdr = TcpHeader { seq, ack, flags, window: 65535, wscale: None };
+        let hdr = TcpHeader { seq, ack, flags, window: 65535, wscale: None, tfo: false };
         let mut p = base(src, dst, IPPROTO_TCP, Transport::Tcp(hdr), payload);
         p.src_port = sp;
         p.dst_port = dp;
@@ -1473,6 +1618,68 @@ mod tests {
         assert_eq!(got[0].0, Direction::ToServer);
         assert_eq!(side(Direction::ToServer), b"GET / HTTP/1.0\r\n\r\n");
         assert_eq!(side(Direction::ToClient), b"HTTP/1.0 200 OK\r\n\r\nbody");
+    }
+
+    #[test]
+    fn midstream_pickup_rules() {
+        let mid = FlowConfig { tcp: TcpPolicy { midstream: true, async_oneside: false }, ..FlowConfig::default() };
+        // A RST, or a FIN without data, picks nothing up; a FIN with data does (fin_wait1).
+        for (pkt, state) in [
+            (c2s(RST | ACK, 1, 1, b""), TcpState::None),
+            (c2s(FIN | ACK, 1, 1, b""), TcpState::None),
+            (c2s(FIN | ACK | PSH, 1, 1, b"bye"), TcpState::FinWait1),
+            (c2s(ACK, 1, 1, b""), TcpState::Established),
+        ] {
+            let mut table = Table::new(mid);
+            table.lookup(&pkt);
+            let flows = ended(&mut table);
+            assert_eq!(flows[0].0.tcp.state, state, "{:?}", pkt.tcp());
+            assert_eq!(flows[0].0.tcp.midstream, state != TcpState::None);
+        }
+        // The picked-up session reassembles from the first data on, both ways.
+        let mut table: FlowTable<Vec<u8>> = FlowTable::new(mid);
+        for p in [c2s(ACK | PSH, 500, 9000, b"GET / HTTP/1.1\r\n"), s2c(ACK | PSH, 9000, 516, b"HTTP/1.1 200 OK\r\n")] {
+            let (flow, dir) = table.lookup(&p).unwrap();
+            flow.reassemble(dir, &p, &mut |u, _, c| {
+                if let StreamChunk::Data(d) = c {
+                    u.extend_from_slice(d)
+                }
+            });
+        }
+        let mut out = Vec::new();
+        table.drain(&mut |f, _| out.push(f));
+        assert_eq!(out[0].user, b"GET / HTTP/1.1\r\nHTTP/1.1 200 OK\r\n");
+        assert_eq!(out[0].state(), FlowState::Established);
+        // A SYN/ACK is picked up only with midstream or async-oneside, as syn_recv, reversed.
+        let mut table = Table::new(FlowConfig::default());
+        assert_eq!(feed(&mut table, &[s2c(SYN | ACK, 5000, 101, b"")]), [Direction::ToServer]);
+        assert_eq!(ended(&mut table)[0].0.tcp.state, TcpState::None);
+        let mut table = Table::new(mid);
+        assert_eq!(feed(&mut table, &[s2c(SYN | ACK, 5000, 101, b""), c2s(ACK, 101, 5001, b"")]), [Direction::ToClient, Direction::ToServer]);
+        let flow = &ended(&mut table)[0].0;
+        assert_eq!((flow.client_port, flow.tcp.state), (40000, TcpState::Established));
+    }
+
+    #[test]
+    fn fast_open_synack_establishes_and_a_missed_handshake_ack_is_tolerated() {
+        let mut tfo_syn = c2s(SYN, 100, 0, b"GET / HTTP/1.0\r\n\r\n");
+        if let Transport::Tcp(h) = &mut tfo_syn.transport {
+            h.tfo = true;
+        }
+        // The SYN/ACK acknowledges the SYN's 18 bytes: established at once.
+        let mut table = Table::new(FlowConfig::default());
+        feed(&mut table, &[tfo_syn.clone(), s2c(SYN | ACK, 5000, 119, b"")]);
+        let flow = &ended(&mut table)[0].0;
+        assert!(flow.tcp.tfo);
+        assert_eq!(flow.tcp.state, TcpState::Established);
+        // ... or only the SYN (the data was not taken): established too.
+        let mut table = Table::new(FlowConfig::default());
+        feed(&mut table, &[tfo_syn, s2c(SYN | ACK, 5000, 101, b"")]);
+        assert_eq!(ended(&mut table)[0].0.tcp.state, TcpState::Established);
+        // Without TFO, the server's data right after its SYN/ACK stands for the missed ACK.
+        let mut table = Table::new(FlowConfig::default());
+        feed(&mut table, &[c2s(SYN, 100, 0, b""), s2c(SYN | ACK, 5000, 101, b""), s2c(ACK | PSH, 5001, 101, b"220 hello\r\n")]);
+        assert_eq!(ended(&mut table)[0].0.tcp.state, TcpState::Established);
     }
 
     #[test]

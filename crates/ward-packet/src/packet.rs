@@ -44,6 +44,9 @@ pub struct TcpHeader {
     pub window: u16,
     /// Window scale option, when present (only meaningful on SYN).
     pub wscale: Option<u8>,
+    /// A TCP Fast Open option (kind 34, or the experimental kind 253/254 with magic 0xF989) is
+    /// present: data on a SYN carrying it is part of the stream (RFC 7413).
+    pub tfo: bool,
 }
 
 /// A decoded IP packet.
@@ -73,6 +76,11 @@ pub struct Packet<'a> {
     /// `recursion_level`, part of the flow key, so a connection seen both on the wire and inside
     /// a tunnel makes two flows.
     pub tunnel_depth: u8,
+    /// The bytes Suricata logs as this packet (EVE alert `packet`): the whole captured frame for
+    /// the outermost layer; for a datagram rebuilt from fragments, the first fragment's link
+    /// header followed by the datagram; for a tunnelled layer, the tunnel's payload from where
+    /// Suricata starts its tunnel packet.
+    pub frame: &'a [u8],
 }
 
 impl Packet<'_> {

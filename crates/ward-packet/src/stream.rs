@@ -43,7 +43,8 @@
 //! Out-of-order data is held in a `BTreeMap` of owned runs (contiguous segments are coalesced,
 //! so the segment cap counts holes rather than packets) capped per stream; retained
 //! delivered bytes in a ring capped per stream. [`TcpStream::memory`] reports the bytes held so
-//! the flow table can charge them to its memcap. Data on a SYN (TCP Fast Open) is ignored.
+//! the flow table can charge them to its memcap. Data on a SYN is ignored by [`TcpStream::segment`];
+//! [`TcpStream::syn_with_data`] takes it for a SYN with a TCP Fast Open option.
 
 use std::collections::{BTreeMap, VecDeque};
 
@@ -349,6 +350,29 @@ impl TcpStream {
         events
     }
 
+    /// Handles a SYN that carries data under TCP Fast Open (RFC 7413): the SYN sets the base as
+    /// usual, and its payload is the stream's first bytes (Suricata hands TFO data on the SYN to
+    /// reassembly). A retransmitted SYN overlaps what was delivered and adds nothing.
+    pub fn syn_with_data(
+        &mut self,
+        seq: u32,
+        flags: u8,
+        payload: &[u8],
+        sink: &mut impl FnMut(StreamChunk<'_>),
+    ) -> StreamEvents {
+        let mut events = self.segment(seq, flags, &[], sink);
+        if self.phase == Phase::Open && !payload.is_empty() && flags & tcp_flags::RST == 0 {
+            let start = self.offset_of(seq.wrapping_add(1));
+            if start > (self.next_off + MAX_SEQ_AHEAD) as i64 {
+                self.stats.out_of_window += 1;
+                events.set(StreamEvents::OUT_OF_WINDOW);
+                return events;
+            }
+            self.data(start, payload, sink, &mut events);
+        }
+        events
+    }
+
     fn data(
         &mut self,
         start: i64,
@@ -641,7 +665,8 @@ impl TcpStream {
 /// Replays a segment script against one stream, for fuzzing and tests: the input is a sequence
 /// of records `[delta: i16 LE][flags: u8][len: u8][len payload bytes]`, where `delta` moves the
 /// sequence number from the previous record's, flag `ECE` (unused by reassembly) also feeds the
-/// sequence number as a peer ACK, and `len` is cut short where the input ends. Returns the
+/// sequence number as a peer ACK, `CWR` on a SYN stands for a TCP Fast Open option (the SYN's
+/// data is taken, [`TcpStream::syn_with_data`]), and `len` is cut short where the input ends. Returns the
 /// stream's counters after closing it, and checks on the way that delivered data plus gaps
 /// always equals the stream offset.
 pub fn replay_script(script: &[u8]) -> StreamStats {
@@ -661,7 +686,12 @@ pub fn replay_script(script: &[u8]) -> StreamStats {
         let payload = &script[(at + 4).min(script.len())..(at + 4 + len).min(script.len())];
         at += 4 + len;
         seq = seq.wrapping_add(delta as u32);
-        stream.segment(seq, flags, payload, &mut sink);
+        if flags & (tcp_flags::SYN | tcp_flags::CWR) == tcp_flags::SYN | tcp_flags::CWR {
+            // CWR on a SYN stands for a TCP Fast Open option.
+            stream.syn_with_data(seq, flags, payload, &mut sink);
+        } else {
+            stream.segment(seq, flags, payload, &mut sink);
+        }
         if flags & tcp_flags::ECE != 0 {
             stream.peer_ack(seq);
         }
@@ -708,6 +738,25 @@ mod tests {
 
     fn seg(s: &mut TcpStream, c: &mut Collected, seq: u32, flags: u8, data: &[u8]) -> StreamEvents {
         s.segment(seq, flags, data, &mut c.sink())
+    }
+
+    #[test]
+    fn fast_open_syn_data_opens_the_stream_once() {
+        let mut s = TcpStream::default();
+        let mut c = Collected::default();
+        // A plain SYN's data is not part of the stream.
+        let mut plain = TcpStream::default();
+        plain.segment(999, SYN, b"ignored", &mut c.sink());
+        assert_eq!(plain.offset(), 0);
+        assert!(c.bytes.is_empty());
+        s.syn_with_data(999, SYN, b"GET / ", &mut c.sink());
+        assert_eq!((s.isn(), s.offset()), (999, 6));
+        // The SYN retransmitted with its data, then the rest: nothing twice.
+        let ev = s.syn_with_data(999, SYN, b"GET / ", &mut c.sink());
+        assert!(ev.contains(StreamEvents::OVERLAP) && !ev.contains(StreamEvents::OVERLAP_DIFFERENT_DATA));
+        seg(&mut s, &mut c, 1006, ACK | PSH, b"HTTP/1.1\r\n\r\n");
+        assert_eq!(c.bytes, b"GET / HTTP/1.1\r\n\r\n");
+        assert!(c.gaps.is_empty());
     }
 
     #[test]

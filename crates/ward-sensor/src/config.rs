@@ -29,12 +29,28 @@ pub struct EveTypes {
     pub http: bool,
     pub tls: bool,
     pub stats: bool,
+    /// What alert records carry beyond the default.
+    pub alert: AlertOutput,
 }
 
 impl Default for EveTypes {
     fn default() -> Self {
-        EveTypes { flow: true, dns: true, http: true, tls: true, stats: true }
+        EveTypes { flow: true, dns: true, http: true, tls: true, stats: true, alert: AlertOutput::default() }
     }
+}
+
+/// Suricata's `eve-log` alert options; all off by default, as in Suricata 8.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AlertOutput {
+    /// `payload`: the matched packet's payload, or the stream's bytes for a stream match, in
+    /// base64, with `stream` (1 for stream data).
+    pub payload: bool,
+    /// `payload-printable`: the same as text (with `stream`).
+    pub payload_printable: bool,
+    /// `packet`: the whole packet in base64, with `packet_info` (its link type).
+    pub packet: bool,
+    /// `verdict`: `verdict.action` (`alert`, or `pass` when a pass rule matched the packet).
+    pub verdict: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +70,12 @@ pub struct SensorConfig {
     pub progress: bool,
     /// Rules, indicators and scan detection (see [`crate::detect`]); `None`: no detection.
     pub detect: Option<crate::detect::Engines>,
+    /// Pick up TCP sessions whose handshake was not seen (Suricata's `stream.midstream`).
+    pub midstream: bool,
+    /// Expect to see only one direction of TCP sessions (Suricata's `stream.async-oneside`).
+    pub async_oneside: bool,
+    /// Part of the flow key is the VLAN ids (Suricata's `vlan.use-for-tracking`, default on).
+    pub vlan_tracking: bool,
 }
 
 impl Default for SensorConfig {
@@ -68,6 +90,9 @@ impl Default for SensorConfig {
             flow_memcap: 128 * 1024 * 1024,
             progress: true,
             detect: None,
+            midstream: false,
+            async_oneside: false,
+            vlan_tracking: true,
         }
     }
 }

@@ -29,6 +29,8 @@ use ward_detect::{
     RuleSet, ScanConfig, ScanDetector, ScanEvent, ScanOutcome, SharedIndicatorSet, SharedRuleSet, TlsInput, Vars,
 };
 use ward_model::eve::{self, Alert, AlertFlow, Event, EventBody};
+
+use crate::config::AlertOutput;
 use ward_model::Timestamp;
 use ward_proto::dns::DnsMessage;
 use ward_proto::http::HttpTransaction;
@@ -398,12 +400,130 @@ pub(crate) struct FlowDetectState {
     /// The TLS handshake finished: what follows is encrypted records, whose payload is not
     /// inspected (Suricata's default `encryption-handling`).
     encrypted: bool,
+    /// HTTP transactions with a lower id had their request half inspected (each request is
+    /// inspected once, as soon as it is complete; see [`WorkerDetect::on_http_request`]).
+    pub http_requests_inspected: u64,
 }
 
 /// Envelope facts of the record being written.
-pub(crate) struct RecordCtx {
+pub(crate) struct RecordCtx<'a> {
     pub pcap_cnt: u64,
     pub pkt_src: &'static str,
+    /// The packet being processed, for the optional alert output ([`AlertOutput`]); `None` for
+    /// records written at flow end.
+    pub packet: Option<CtxPacket<'a>>,
+}
+
+/// The packet an alert was raised on.
+#[derive(Clone, Copy)]
+pub(crate) struct CtxPacket<'a> {
+    /// The bytes logged as EVE `packet` ([`ward_packet::packet::Packet::frame`]).
+    pub frame: &'a [u8],
+    pub payload: &'a [u8],
+    /// The datalink value of `frame` (EVE `packet_info.linktype`).
+    pub datalink: u32,
+    /// The frame's outermost packet, when this one was tunnelled or rebuilt (EVE `tunnel`).
+    pub tunnel: Option<&'a eve::Tunnel>,
+}
+
+/// The stream bytes closing one direction of a flow flushed, for [`WorkerDetect::on_stream_end`].
+#[derive(Default)]
+pub(crate) struct FlushedStream {
+    /// Runs of contiguous bytes, in stream order.
+    blocks: Vec<Vec<u8>>,
+    /// The bytes as Suricata dumps a stream in an alert's `payload`: the data, each gap as the
+    /// text `[N bytes missing]` (at most [`PAYLOAD_BUFFER_SIZE`] bytes).
+    rendered: Vec<u8>,
+    /// The last chunk was data (the next data continues its block).
+    open: bool,
+}
+
+impl FlushedStream {
+    pub(crate) fn push(&mut self, chunk: &ward_packet::stream::StreamChunk<'_>) {
+        use ward_packet::stream::StreamChunk;
+        match chunk {
+            StreamChunk::Data(data) => {
+                match self.blocks.last_mut() {
+                    Some(block) if self.open => block.extend_from_slice(data),
+                    _ => self.blocks.push(data.to_vec()),
+                }
+                self.open = true;
+                let room = PAYLOAD_BUFFER_SIZE.saturating_sub(self.rendered.len());
+                self.rendered.extend_from_slice(&data[..data.len().min(room)]);
+            }
+            StreamChunk::Gap(n) => {
+                self.open = false;
+                let text = format!("[{n} bytes missing]");
+                let room = PAYLOAD_BUFFER_SIZE.saturating_sub(self.rendered.len());
+                self.rendered.extend_from_slice(&text.as_bytes()[..text.len().min(room)]);
+            }
+            StreamChunk::DepthReached => self.open = false,
+        }
+    }
+
+    /// No data was flushed.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.blocks.iter().all(|b| b.is_empty())
+    }
+}
+
+/// Most stream bytes written as an alert's `payload` (Suricata's default
+/// `payload-buffer-size: 4kb`).
+pub const PAYLOAD_BUFFER_SIZE: usize = 4096;
+
+/// The optional parts of an alert record: `payload`/`payload_printable`/`stream` from `data`
+/// (stream data when `stream`, else the packet payload), `packet` and `packet_info` from the
+/// packet, `verdict`.
+fn alert_extra(output: AlertOutput, ctx: &RecordCtx<'_>, stream: bool, data: &[u8]) -> eve::AlertExtra {
+    let mut extra = eve::AlertExtra { tunnel: ctx.packet.and_then(|p| p.tunnel.cloned()), ..Default::default() };
+    if output.payload || output.payload_printable {
+        let data = if stream { &data[..data.len().min(PAYLOAD_BUFFER_SIZE)] } else { data };
+        if output.payload {
+            extra.payload = Some(base64(data));
+        }
+        if output.payload_printable {
+            extra.payload_printable = Some(printable(data));
+        }
+        extra.stream = Some(stream as u8);
+    }
+    if output.packet {
+        if let Some(p) = &ctx.packet {
+            extra.packet = Some(base64(p.frame));
+            extra.packet_info = Some(eve::PacketInfo {
+                linktype: p.datalink,
+                linktype_name: Some(
+                    ward_packet::capture::LinkType::datalink_name(p.datalink).unwrap_or("n/a").to_string(),
+                ),
+            });
+        }
+    }
+    if output.verdict {
+        extra.verdict = Some(eve::Verdict { action: "alert".into() });
+    }
+    extra
+}
+
+/// Standard base64 with padding (EVE `payload`, `packet`).
+pub(crate) fn base64(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Suricata's printable form of a payload: printable ASCII, CR and LF kept, anything else `.`.
+pub(crate) fn printable(data: &[u8]) -> String {
+    data.iter().map(|&b| if (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' { b as char } else { '.' }).collect()
 }
 
 /// One worker's detection: current sets, scratch space, output vectors.
@@ -421,6 +541,8 @@ pub(crate) struct WorkerDetect {
     pub alerts: u64,
     /// ARP requests waiting for their reply: (requester, target) → time of the request.
     arp_pending: std::collections::HashMap<(std::net::Ipv4Addr, std::net::Ipv4Addr), Timestamp>,
+    /// What alert records carry beyond the default.
+    output: AlertOutput,
 }
 
 /// An ARP request unanswered this long (packet time) counts as a probe of a missing host.
@@ -454,7 +576,7 @@ pub(crate) fn parse_arp(link: ward_packet::capture::LinkType, frame: &[u8]) -> O
 }
 
 impl WorkerDetect {
-    pub(crate) fn new(engines: Engines, scan: Option<Arc<SharedScan>>) -> WorkerDetect {
+    pub(crate) fn new(engines: Engines, scan: Option<Arc<SharedScan>>, output: AlertOutput) -> WorkerDetect {
         WorkerDetect {
             rules: engines.rules.load(),
             indicators: engines.indicators.load(),
@@ -467,6 +589,7 @@ impl WorkerDetect {
             window: Vec::new(),
             alerts: 0,
             arp_pending: Default::default(),
+            output,
         }
     }
 
@@ -567,15 +690,41 @@ impl WorkerDetect {
             self.stream_new.clear();
             return;
         }
-        let alerts: Vec<Alert> = self.matches.iter().map(|m| m.to_eve_alert(&input)).collect();
-        self.stream_new.clear();
-        for alert in alerts {
-            let record = self.alert_record(state, facts, pkt.ts, to_server, alert, None, None, ctx);
+        let alerts: Vec<(Alert, bool)> = self
+            .matches
+            .iter()
+            .map(|m| (m.to_eve_alert(&input), m.info.stream_payload && stream.is_some_and(|s| !s.is_empty())))
+            .collect();
+        let any_output = self.output != AlertOutput::default();
+        for (alert, from_stream) in alerts {
+            let mut record = self.alert_record(state, facts, pkt.ts, to_server, alert, None, None, ctx);
+            if !matches!(pkt.proto, 1 | 6 | 17 | 58 | 132) {
+                // Other protocols' packets all count as to-server (Suricata's flow direction),
+                // but an alert names the packet's own addresses.
+                let (src, dst) = (eve::format_ip(pkt.src), eve::format_ip(pkt.dst));
+                if let EventBody::Alert { flow: Some(f), .. } = &mut record.body {
+                    f.src_ip = Some(src.clone());
+                    f.dest_ip = Some(dst.clone());
+                }
+                record.src_ip = Some(src);
+                record.dest_ip = Some(dst);
+            }
+            if any_output {
+                // A packet match: its payload, or the stream window it matched in.
+                let data = if from_stream { self.window.as_slice() } else { pkt.payload };
+                if let EventBody::Alert { extra, .. } = &mut record.body {
+                    **extra = alert_extra(self.output, ctx, from_stream, data);
+                }
+            }
             out.push(record);
         }
+        self.stream_new.clear();
     }
 
-    /// Inspects an HTTP transaction (request, then response when present).
+    /// Inspects an HTTP transaction handed out by the parser (response complete, or flow end):
+    /// its request half first unless [`WorkerDetect::on_http_request`] already did, then its
+    /// response half when present.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_http(
         &mut self,
         out: &mut Vec<Event>,
@@ -586,11 +735,58 @@ impl WorkerDetect {
         obj: &eve::Http,
         ctx: &RecordCtx,
     ) {
+        let request = tx.tx_id >= state.http_requests_inspected;
+        if request {
+            state.http_requests_inspected = tx.tx_id + 1;
+        }
+        self.inspect_http(out, state, facts, ts, tx, obj, ctx, request, true);
+    }
+
+    /// Inspects the request half of an HTTP transaction whose request is complete while its
+    /// response is still to come (as Suricata does: request-side alerts carry the packet that
+    /// completed the request). Each transaction's request is inspected once: [`on_http`] skips
+    /// the request half of transactions seen here.
+    ///
+    /// [`on_http`]: WorkerDetect::on_http
+    pub(crate) fn on_http_request(
+        &mut self,
+        out: &mut Vec<Event>,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        ts: Timestamp,
+        tx: &HttpTransaction,
+        ctx: &RecordCtx,
+    ) {
+        if tx.tx_id < state.http_requests_inspected || !tx.request_complete {
+            return;
+        }
+        state.http_requests_inspected = tx.tx_id + 1;
+        if tx.request.is_none() || (self.rules.is_empty() && self.indicators.is_empty()) {
+            return;
+        }
+        let obj = ward_proto::http::eve::to_eve(tx);
+        self.inspect_http(out, state, facts, ts, tx, &obj, ctx, true, false);
+    }
+
+    /// Runs indicators (request half only) and the HTTP rules of the chosen halves.
+    #[allow(clippy::too_many_arguments)]
+    fn inspect_http(
+        &mut self,
+        out: &mut Vec<Event>,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        ts: Timestamp,
+        tx: &HttpTransaction,
+        obj: &eve::Http,
+        ctx: &RecordCtx,
+        request: bool,
+        response: bool,
+    ) {
         let bufs = HttpBufs::of(tx);
         let input = bufs.input(tx);
         let app = AppObj::Http(obj);
         let req_pkt = facts.oriented(ts, true);
-        if !self.indicators.is_empty() {
+        if request && !self.indicators.is_empty() {
             self.hits.clear();
             self.indicators.check_http(&req_pkt, &input, &mut self.hits);
             self.write_hits(out, state, facts, ts, true, Some(app), ctx);
@@ -599,8 +795,10 @@ impl WorkerDetect {
         if rules.is_empty() {
             return;
         }
-        let mut stages = vec![(req_pkt, tx.request.is_some())];
-        stages.push((facts.oriented(ts, false), tx.response.is_some()));
+        let stages = [
+            (req_pkt, request && tx.request.is_some()),
+            (facts.oriented(ts, false), response && tx.response.is_some()),
+        ];
         for (pkt, present) in stages {
             if !present {
                 continue;
@@ -686,7 +884,7 @@ impl WorkerDetect {
         obj: &eve::Tls,
         ctx: &RecordCtx,
     ) {
-        state.encrypted = info.encrypted_records[0] > 0 || info.encrypted_records[1] > 0;
+        state.encrypted = info.handshake_done || info.encrypted_records[0] > 0 || info.encrypted_records[1] > 0;
         let certs: Vec<&[u8]> = info.certs.iter().map(|c| c.as_slice()).collect();
         let version = info.version();
         let input = TlsInput {
@@ -766,6 +964,49 @@ impl WorkerDetect {
         }
     }
 
+    /// A flow ended and closing its stream in one direction flushed `stream` (data that waited
+    /// behind a gap): it is inspected as Suricata inspects the rest of a stream at flow end, on
+    /// a pseudo packet without payload (`pkt_src` from `ctx`), by the rules with payload
+    /// keywords. Each block of contiguous bytes is inspected on its own; a rule alerts once.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_stream_end(
+        &mut self,
+        out: &mut Vec<Event>,
+        state: &mut FlowDetectState,
+        facts: &FlowFacts,
+        ts: Timestamp,
+        to_server: bool,
+        stream: &FlushedStream,
+        ctx: &RecordCtx,
+    ) {
+        let rules = self.rules.clone();
+        if rules.is_empty() || state.encrypted || facts.proto != 6 {
+            return;
+        }
+        let mut alerted: Vec<(u32, u64)> = Vec::new();
+        for block in stream.blocks.iter().filter(|b| !b.is_empty()) {
+            let mut input = facts.oriented(ts, to_server);
+            input.stream = Some(block);
+            self.matches.clear();
+            rules.inspect_packet(&input, &mut state.detect, &mut self.scratch, &mut self.matches);
+            let matches = std::mem::take(&mut self.matches);
+            for m in matches.iter().filter(|m| m.info.inspects_payload) {
+                if alerted.contains(&(m.info.gid, m.info.sid)) {
+                    continue;
+                }
+                alerted.push((m.info.gid, m.info.sid));
+                let alert = m.to_eve_alert(&input);
+                let extra = alert_extra(self.output, ctx, true, &stream.rendered);
+                let mut record = self.alert_record(state, facts, ts, to_server, alert, None, None, ctx);
+                if let EventBody::Alert { extra: e, .. } = &mut record.body {
+                    **e = extra;
+                }
+                out.push(record);
+            }
+            self.matches = matches;
+        }
+    }
+
     /// A flow ended: feed its connection attempt to the scan detector.
     pub(crate) fn on_flow_end(&mut self, out: &mut Vec<Event>, facts: &FlowFacts, outcome: Option<ScanOutcome>) {
         let (Some(_), Some(outcome)) = (&self.scan, outcome) else { return };
@@ -778,7 +1019,15 @@ impl WorkerDetect {
         if let Some(alert) = scan.observe(ev) {
             let mut record = Event::new(
                 alert.last_seen,
-                EventBody::Alert { alert: alert.to_eve_alert(), direction: None, http: None, dns: None, tls: None, flow: None },
+                EventBody::Alert {
+                    alert: alert.to_eve_alert(),
+                    direction: None,
+                    http: None,
+                    dns: None,
+                    tls: None,
+                    flow: None,
+                    extra: Default::default(),
+                },
             );
             record.src_ip = Some(eve::format_ip(alert.src));
             record.dest_ip = Some(eve::format_ip(alert.dst));
@@ -839,6 +1088,14 @@ impl WorkerDetect {
             dns,
             tls,
             flow: Some(facts.alert_flow()),
+            extra: Box::new(if self.output == AlertOutput::default() {
+                eve::AlertExtra { tunnel: ctx.packet.and_then(|p| p.tunnel.cloned()), ..Default::default() }
+            } else {
+                // An app-layer match on TCP is a stream match (Suricata's STATE_MATCH): the
+                // stream is not kept, so the packet's payload stands for it.
+                let payload = ctx.packet.map(|p| p.payload).unwrap_or_default();
+                alert_extra(self.output, ctx, facts.proto == 6 && app.is_some(), payload)
+            }),
         };
         let mut record = Event::new(ts, body);
         let (src, sport, dst, dport) = if to_server {

@@ -115,7 +115,7 @@ pub fn run_with_sink(config: &SensorConfig, sink: EveSink, stop: Arc<AtomicBool>
     for index in 0..workers {
         let (tx, rx) = bounded::<WorkerMsg>(QUEUE_BATCHES);
         senders.push(tx);
-        let detect = config.detect.as_ref().map(|e| crate::detect::WorkerDetect::new(e.clone(), scan.clone()));
+        let detect = config.detect.as_ref().map(|e| crate::detect::WorkerDetect::new(e.clone(), scan.clone(), config.eve_types.alert));
         let mut worker = Worker::new(index, config, filter.clone(), sink.clone(), detect);
         let pool = pool_tx.clone();
         let handle = thread::Builder::new()
@@ -333,5 +333,187 @@ impl Reader {
         // with older timestamps must not be sent the previous file's clock, which would time
         // out its flows at once.
         self.clock = Timestamp::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The sensor end to end on captures of Suricata's test suite
+    //! (../shared/data/suricata-verify/tests), with the settings those tests run with.
+
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::sync::atomic::AtomicBool;
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+
+    use crate::config::{EveOutput, Input, SensorConfig};
+    use crate::detect::{DetectConfig, Engines};
+    use crate::eve_out::EveSink;
+
+    #[derive(Clone, Default)]
+    struct Collect(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Collect {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn verify_test(path: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/suricata-verify/tests").join(path)
+    }
+
+    /// Runs `pcap` with the rules of test `dir`, `adjust` applied to the configuration.
+    fn run(dir: &str, pcap: &str, adjust: impl FnOnce(&mut SensorConfig)) -> Vec<Value> {
+        let rules = DetectConfig { rule_files: vec![verify_test(dir).join("test.rules")], ..Default::default() };
+        let (engines, summary) = Engines::load(rules).expect("rules load");
+        assert!(summary.rules.skipped.is_empty());
+        let mut config = SensorConfig {
+            inputs: vec![Input::File(verify_test(dir).join(pcap))],
+            workers: 1,
+            eve: EveOutput::Null,
+            progress: false,
+            detect: Some(engines),
+            ..SensorConfig::default()
+        };
+        adjust(&mut config);
+        let collect = Collect::default();
+        let sink = EveSink::to_writer(Box::new(collect.clone()));
+        super::run_with_sink(&config, sink, Arc::new(AtomicBool::new(false))).expect("sensor run");
+        let bytes = collect.0.lock().unwrap().clone();
+        bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect()
+    }
+
+    fn alerts(records: &[Value], sid: u64) -> Vec<&Value> {
+        records.iter().filter(|r| r["event_type"] == "alert" && r["alert"]["signature_id"] == sid).collect()
+    }
+
+    /// Every record validates against Suricata's EVE schema.
+    fn schema_valid(records: &[Value]) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/data/suricata/eve-schema.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).unwrap();
+        let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+        for r in records {
+            let errors: Vec<String> = validator.iter_errors(r).map(|e| e.to_string()).collect();
+            assert!(errors.is_empty(), "{r}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn alerts_carry_payload_and_packet_when_asked() {
+        let records = run("eve-payload-05-tcp-data-gap", "tcp-simple-gap2.pcap", |c| {
+            c.eve_types.alert.payload = true;
+            c.eve_types.alert.payload_printable = true;
+            c.eve_types.alert.packet = true;
+        });
+        schema_valid(&records);
+        let packet = alerts(&records, 4);
+        assert_eq!(packet.len(), 1);
+        let a = packet[0];
+        assert_eq!(a["payload"], "VkVSWQ==");
+        assert_eq!(a["payload_printable"], "VERY");
+        assert_eq!(a["stream"], 0);
+        assert_eq!(a["packet"], "BQQDAgEAAAECAwQFgQAABggARQAALAABAABABnTGAQEBAQICAgIwOR+QAAAAAgAAA+lQEAQAqXgAAFZFUlk=");
+        assert_eq!(a["packet_info"]["linktype"], 1);
+        assert_eq!(a["packet_info"]["linktype_name"], "EN10MB");
+        // Off by default.
+        let records = run("eve-payload-05-tcp-data-gap", "tcp-simple-gap2.pcap", |_| {});
+        let a = alerts(&records, 4)[0];
+        assert!(a.get("payload").is_none() && a.get("packet").is_none() && a.get("stream").is_none());
+    }
+
+    #[test]
+    fn stream_data_flushed_at_flow_end_is_inspected() {
+        // Data behind a leading gap: only closing the stream delivers it.
+        let records = run("eve-payload-06-tcp-data-leading-gap", "tcp-leading-gap.pcap", |c| {
+            c.eve_types.alert.payload = true;
+            c.eve_types.alert.payload_printable = true;
+        });
+        schema_valid(&records);
+        for sid in [2, 3] {
+            let a = alerts(&records, sid);
+            assert_eq!(a.len(), 1, "sid {sid}");
+            assert_eq!(a[0]["pkt_src"], "stream (flow timeout)");
+            assert_eq!(a[0]["payload_printable"], "[4 bytes missing]GOODDATA");
+            assert_eq!(a[0]["stream"], 1);
+            assert!(a[0].get("pcap_cnt").is_none());
+        }
+        for sid in [1, 4, 7] {
+            assert!(alerts(&records, sid).is_empty(), "sid {sid}");
+        }
+        // Packet rules saw the packets as they came.
+        assert_eq!(alerts(&records, 5)[0]["payload_printable"], "GOOD");
+        assert_eq!(alerts(&records, 6)[0]["pcap_cnt"], 6);
+    }
+
+    #[test]
+    fn midstream_sessions_are_inspected_and_reversed_when_the_server_spoke_first() {
+        let dir = "bug-7552/bug-7552-01";
+        assert!(alerts(&run(dir, "input.pcap", |_| {}), 1).is_empty(), "no session without midstream");
+        let records = run(dir, "input.pcap", |c| c.midstream = true);
+        schema_valid(&records);
+        let a = alerts(&records, 1);
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0]["direction"].as_str(), a[0]["src_port"].as_u64()), (Some("to_client"), Some(8080)));
+        let flow = records.iter().find(|r| r["event_type"] == "flow").unwrap();
+        assert_eq!((flow["src_port"].as_u64(), flow["dest_port"].as_u64()), (Some(51297), Some(8080)));
+        // A request in a single packet, no handshake.
+        let records = run("detect-pcre/detect-pcre-01", "input.pcap", |c| c.midstream = true);
+        assert_eq!(alerts(&records, 1).len(), 1);
+    }
+
+    #[test]
+    fn one_sided_sessions_and_vlan_blind_tracking() {
+        let records = run("http-async-srv", "input.pcap", |c| c.async_oneside = true);
+        assert_eq!((alerts(&records, 1).len(), alerts(&records, 2).len()), (1, 1));
+        let records = run("bug-4376", "syn_retransmit_with_ts.pcap", |c| c.vlan_tracking = false);
+        let flows: Vec<&Value> = records.iter().filter(|r| r["event_type"] == "flow" && r["proto"] == "TCP").collect();
+        assert_eq!(flows.len(), 1);
+        assert_eq!(flows[0]["vlan"][0], 3136);
+        assert_eq!((alerts(&records, 1).len(), alerts(&records, 2).len()), (1, 1));
+    }
+
+    #[test]
+    fn tunnelled_packets_name_their_outer_packet() {
+        let records = run("bug-4571-01", "ipv4_over_ipv4.pcap", |c| c.midstream = true);
+        schema_valid(&records);
+        let a = alerts(&records, 1);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0]["pkt_src"], "ipv4 tunnel");
+        assert_eq!((a[0]["src_ip"].as_str(), a[0]["dest_ip"].as_str()), (Some("10.1.0.3"), Some("10.1.0.4")));
+        let t = &a[0]["tunnel"];
+        assert_eq!((t["src_ip"].as_str(), t["dest_ip"].as_str()), (Some("10.1.0.1"), Some("10.1.0.2")));
+        assert_eq!((t["proto"].as_str(), t["depth"].as_u64(), t["pkt_src"].as_str()), (Some("IP-in-IP"), Some(1), Some("wire/pcap")));
+        // Header rules also see the outer packets, with their own addresses both ways.
+        let records = run("bug-7725-02", "ip_in_ip.pcap", |_| {});
+        schema_valid(&records);
+        let outer = alerts(&records, 60000000);
+        assert_eq!(outer.len(), 6);
+        assert!(outer.iter().all(|a| a["pkt_src"] == "wire/pcap" && a["proto"] == "IP-in-IP" && a.get("tunnel").is_none()));
+        assert_eq!(outer.iter().filter(|a| a["src_ip"] == "10.1.0.237").count(), 3);
+        let inner = alerts(&records, 60000001);
+        assert_eq!(inner.len(), 6);
+        assert!(inner.iter().all(|a| a["pkt_src"] == "ipv4 tunnel" && a["tunnel"]["proto"] == "IP-in-IP"));
+    }
+
+    #[test]
+    fn fast_open_and_new_link_types_reach_detection() {
+        let records = run("tcp-fastopen-01", "tfo.pcap", |_| {});
+        assert_eq!((alerts(&records, 1).len(), alerts(&records, 2).len()), (1, 1));
+        let records = run("decode-chdlc-02", "../decode-chdlc-01/hdlc-http_1tx.pcap", |c| c.eve_types.alert.packet = true);
+        schema_valid(&records);
+        let a = alerts(&records, 666);
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0]["packet_info"]["linktype"].as_u64(), a[0]["packet_info"]["linktype_name"].as_str()), (Some(104), Some("C_HDLC")));
+        let records = run("decode-nsh-type2", "input.pcap", |_| {});
+        let a = alerts(&records, 1);
+        assert_eq!(a.len(), 1);
+        assert_eq!((a[0]["src_port"].as_u64(), a[0]["dest_port"].as_u64()), (Some(52377), Some(52464)));
     }
 }

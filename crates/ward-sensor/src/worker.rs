@@ -12,13 +12,13 @@ use ward_model::Timestamp;
 use ward_packet::capture::RawPacket;
 use ward_packet::decode::{DecodeAnomaly, Decoder};
 use ward_packet::filter::Filter;
-use ward_packet::flow::{Direction, EndReason, Flow, FlowConfig, FlowTable};
+use ward_packet::flow::{Direction, EndReason, Flow, FlowConfig, FlowTable, TcpPolicy};
 use ward_packet::packet::{Packet, IPPROTO_TCP, IPPROTO_UDP};
 use ward_packet::stream::{StreamChunk, StreamConfig, StreamEvents};
 use ward_proto::{AppEvent, AppState};
 
 use crate::config::{EveTypes, SensorConfig};
-use crate::detect::{scan_outcome, FlowDetectState, FlowFacts, RecordCtx, WorkerDetect};
+use crate::detect::{scan_outcome, CtxPacket, FlowDetectState, FlowFacts, FlushedStream, RecordCtx, WorkerDetect};
 use crate::eve_out::{EveBuffer, EveSink};
 use crate::pipeline::FrameMeta;
 use crate::stats::Counters;
@@ -97,13 +97,53 @@ impl Worker {
         }
         // Tunnel layers Suricata gives flows of their own (IP-in-IP, 6in4, the UDP around VXLAN,
         // Geneve, Teredo) are counted in those flows; only the innermost packet goes further.
-        for outer in decoded.outer_packets() {
-            if self.filter.as_ref().is_none_or(|f| f.matches(outer)) {
-                self.flows.lookup(outer);
+        // Detection sees them too, without their payload (the next layer), as Suricata runs
+        // header checks on a tunnel's outer packets.
+        let mut outer_src = self.pkt_src;
+        for (outer, kind) in decoded.layers().take(decoded.len().saturating_sub(1)) {
+            if let Some(kind) = kind {
+                outer_src = kind.pkt_src();
+            }
+            if !self.filter.as_ref().is_none_or(|f| f.matches(outer)) {
+                continue;
+            }
+            let Some((flow, dir)) = self.flows.lookup(outer) else { continue };
+            if let Some(d) = self.detect.as_mut() {
+                let header_only = Packet { payload: &[], ..outer.clone() };
+                let datalink = if outer.tunnel_depth > 0 { DLT_RAW } else { meta.link.datalink() };
+                let packet = Some(CtxPacket { frame: outer.frame, payload: &[], datalink, tunnel: None });
+                let rctx = RecordCtx { pcap_cnt: meta.pcap_cnt, pkt_src: outer_src, packet };
+                let facts = flow_facts(flow);
+                let mut alerts = Vec::new();
+                d.on_packet(&mut alerts, &mut flow.user.det, &facts, &header_only, dir == Direction::ToServer, false, false, &rctx);
+                write_alerts(&mut self.eve, &mut self.counters, alerts);
             }
         }
         if let Some(pkt) = decoded.packet() {
             let pkt = pkt.clone();
+            // Suricata's tunnel packets are raw IP; a rebuilt datagram keeps its frame's type.
+            let datalink = if pkt.tunnel_depth > 0 { DLT_RAW } else { meta.link.datalink() };
+            // A tunnelled or rebuilt packet is a pseudo packet of its own source, whose alerts
+            // name the frame's outermost packet.
+            let (pkt_src, tunnel) = match (decoded.tunnel(), pkt.reassembled) {
+                (None, false) => (self.pkt_src, None),
+                (kind, _) => {
+                    let src = kind.map_or("defrag", |k| k.pkt_src());
+                    let root = decoded.packets().next().filter(|_| pkt.tunnel_depth > 0).unwrap_or(&pkt);
+                    let ports = has_ports(root.proto) && !root.reassembled;
+                    let tunnel = eve::Tunnel {
+                        src_ip: eve::format_ip(root.src),
+                        src_port: if ports { root.src_port } else { 0 },
+                        dest_ip: eve::format_ip(root.dst),
+                        dest_port: if ports { root.dst_port } else { 0 },
+                        proto: eve::proto_name(root.proto),
+                        depth: pkt.tunnel_depth,
+                        pcap_cnt: Some(meta.pcap_cnt).filter(|&n| n > 0),
+                        pkt_src: self.pkt_src.to_string(),
+                    };
+                    (src, Some(tunnel))
+                }
+            };
             handle_packet(
                 &mut self.flows,
                 &self.filter,
@@ -113,7 +153,9 @@ impl Worker {
                 &mut self.app_events,
                 &pkt,
                 meta.pcap_cnt,
-                self.pkt_src,
+                datalink,
+                tunnel.as_ref(),
+                pkt_src,
                 &mut self.detect,
             );
         }
@@ -207,6 +249,8 @@ impl Worker {
 fn flow_config(config: &SensorConfig) -> FlowConfig {
     let mut flow = FlowConfig { memcap: config.flow_memcap, ..FlowConfig::default() };
     flow.stream = StreamConfig { depth: config.reassembly_depth, ..StreamConfig::default() };
+    flow.tcp = TcpPolicy { midstream: config.midstream, async_oneside: config.async_oneside };
+    flow.vlan_tracking = config.vlan_tracking;
     flow
 }
 
@@ -220,6 +264,8 @@ fn handle_packet(
     app_events: &mut Vec<AppEvent>,
     pkt: &Packet<'_>,
     pcap_cnt: u64,
+    datalink: u32,
+    tunnel: Option<&eve::Tunnel>,
     pkt_src: &'static str,
     detect: &mut Option<WorkerDetect>,
 ) {
@@ -232,13 +278,22 @@ fn handle_packet(
     }
     let clock = pkt.ts;
     if let Some((flow, mut dir)) = flows.lookup(pkt) {
-        let ctx = PacketCtx { pcap_cnt, pkt_src, ts: pkt.ts };
+        let packet = Some(CtxPacket { frame: pkt.frame, payload: pkt.payload, datalink, tunnel });
+        let ctx = PacketCtx { pcap_cnt, pkt_src, ts: pkt.ts, packet };
         if flow.user.app.is_none() && matches!(pkt.proto, IPPROTO_TCP | IPPROTO_UDP) {
             flow.user.app = Some(AppState::new(flow.proto, flow.client_port, flow.server_port));
         }
         let mut stream_new = detect.as_mut().filter(|d| d.wants_stream()).map(|d| std::mem::take(&mut d.stream_new));
         match pkt.proto {
             IPPROTO_TCP => {
+                if flow.tcp.midstream && reverses_midstream(flow, dir, pkt.payload) {
+                    // The first data of a session picked up mid-stream came from the server:
+                    // Suricata reverses such a flow when the protocol is recognised only in the
+                    // other direction.
+                    flow.swap_direction();
+                    dir = dir.reverse();
+                    flow.user.app = Some(AppState::new(flow.proto, flow.client_port, flow.server_port));
+                }
                 let events = flow.reassemble(dir, pkt, &mut |state, d, chunk| {
                     if let (Some(buf), StreamChunk::Data(data)) = (stream_new.as_mut(), &chunk) {
                         buf.extend_from_slice(data);
@@ -264,6 +319,7 @@ fn handle_packet(
         if !app_events.is_empty() {
             write_app_events(eve, types, counters, flow, app_events, &ctx, detect);
         }
+        inspect_http_requests(eve, counters, flow, &ctx, detect);
         if let Some(d) = detect.as_mut() {
             if let Some(buf) = stream_new.take() {
                 d.stream_new = buf;
@@ -272,12 +328,31 @@ fn handle_packet(
             let tcp_session = flow.is_tcp() && flow.tcp.state != ward_packet::flow::TcpState::None;
             let past_depth = tcp_session && flow.streams[dir.index()].depth_reached();
             let mut alerts = Vec::new();
-            let rctx = RecordCtx { pcap_cnt, pkt_src };
+            let rctx = RecordCtx { pcap_cnt, pkt_src, packet };
             d.on_packet(&mut alerts, &mut flow.user.det, &facts, pkt, dir == Direction::ToServer, tcp_session, past_depth, &rctx);
             write_alerts(eve, counters, alerts);
         }
     }
     flows.take_ended(&mut |flow, reason| end_flow(eve, types, counters, app_events, detect, flow, reason, clock));
+}
+
+/// Whether the first data of a mid-stream session, `payload` sent in direction `dir`, names
+/// its protocol only when read as sent the other way (an HTTP response sent "to the server"):
+/// Suricata's protocol detection then reverses the flow (`reverse_flow` on midstream sessions).
+fn reverses_midstream(flow: &Flow<FlowState>, dir: Direction, payload: &[u8]) -> bool {
+    use ward_proto::Detection;
+    if payload.is_empty()
+        || flow.streams[0].offset() != 0
+        || flow.streams[1].offset() != 0
+        || flow.user.app.as_ref().is_some_and(|a| a.app_proto().is_some())
+    {
+        return false;
+    }
+    let to_server = dir == Direction::ToServer;
+    let as_sent = ward_proto::detect(payload, to_server, flow.server_port, flow.client_port, flow.proto);
+    // Reversed, the client is the server.
+    let reversed = ward_proto::detect(payload, !to_server, flow.client_port, flow.server_port, flow.proto);
+    !matches!(as_sent, Detection::Proto(_)) && matches!(reversed, Detection::Proto(_))
 }
 
 /// The flow facts detection needs, copied out of the flow.
@@ -306,11 +381,16 @@ fn write_alerts(eve: &mut EveBuffer, counters: &mut Counters, alerts: Vec<Event>
 }
 
 /// Envelope facts of the packet that produced an event.
-struct PacketCtx {
+struct PacketCtx<'a> {
     pcap_cnt: u64,
     pkt_src: &'static str,
     ts: Timestamp,
+    /// The packet itself (`None` at flow end).
+    packet: Option<CtxPacket<'a>>,
 }
+
+/// libpcap's DLT_RAW: the datalink of Suricata's tunnel packets.
+const DLT_RAW: u32 = 12;
 
 fn to_proto_dir(dir: Direction) -> ward_proto::Direction {
     match dir {
@@ -371,7 +451,7 @@ fn write_app_events(
         let body = event.to_event_body();
         if let Some(d) = detect.as_mut() {
             let facts = flow_facts(flow);
-            let rctx = RecordCtx { pcap_cnt: ctx.pcap_cnt, pkt_src: ctx.pkt_src };
+            let rctx = RecordCtx { pcap_cnt: ctx.pcap_cnt, pkt_src: ctx.pkt_src, packet: ctx.packet };
             let mut alerts = Vec::new();
             let state = &mut flow.user.det;
             match (&event, &body) {
@@ -407,6 +487,44 @@ fn write_app_events(
         *counters.eve.entry(record.event_type()).or_default() += 1;
         eve.write(&record);
     }
+}
+
+/// HTTP requests completed by this packet are inspected now, before their responses arrive (the
+/// transaction itself is handed out, and its response half inspected, once the response is
+/// complete): request-side alerts carry this packet, as Suricata's do.
+fn inspect_http_requests(
+    eve: &mut EveBuffer,
+    counters: &mut Counters,
+    flow: &mut Flow<FlowState>,
+    ctx: &PacketCtx,
+    detect: &mut Option<WorkerDetect>,
+) {
+    let Some(d) = detect.as_mut() else { return };
+    let next = flow.user.det.http_requests_inspected;
+    let ready = match flow.user.app.as_ref().map(|a| a.parser()) {
+        Some(ward_proto::app::AppParser::Http(http)) => http.pending().any(|t| t.tx_id >= next && t.request_complete),
+        _ => false,
+    };
+    if !ready {
+        return;
+    }
+    let facts = flow_facts(flow);
+    let user = &mut flow.user;
+    let Some(ward_proto::app::AppParser::Http(http)) = user.app.as_ref().map(|a| a.parser()) else {
+        return;
+    };
+    let rctx = RecordCtx { pcap_cnt: ctx.pcap_cnt, pkt_src: ctx.pkt_src, packet: ctx.packet };
+    let mut alerts = Vec::new();
+    for tx in http.pending() {
+        if tx.tx_id < user.det.http_requests_inspected {
+            continue;
+        }
+        if !tx.request_complete {
+            break;
+        }
+        d.on_http_request(&mut alerts, &mut user.det, &facts, ctx.ts, tx, &rctx);
+    }
+    write_alerts(eve, counters, alerts);
 }
 
 fn report_stream_events(
@@ -472,19 +590,35 @@ fn end_flow(
     clock: Timestamp,
 ) {
     let ts = clock.max(flow.last);
+    // What closing the streams flushes (data held behind gaps) is inspected once more.
+    let keep_flushed = detect.as_ref().is_some_and(|d| d.wants_stream());
+    let mut flushed: [FlushedStream; 2] = Default::default();
     if flow.is_tcp() {
-        flow.close_streams(&mut |state, d, chunk| feed_stream(state, d, chunk, app_events));
+        flow.close_streams(&mut |state, d, chunk| {
+            if keep_flushed {
+                flushed[d.index()].push(&chunk);
+            }
+            feed_stream(state, d, chunk, app_events)
+        });
     }
     if let Some(app) = flow.user.app.as_mut() {
         app.on_close(app_events);
     }
-    let ctx = PacketCtx { pcap_cnt: 0, pkt_src: "stream (flow timeout)", ts };
+    let ctx = PacketCtx { pcap_cnt: 0, pkt_src: "stream (flow timeout)", ts, packet: None };
     if !app_events.is_empty() {
         write_app_events(eve, types, counters, &mut flow, app_events, &ctx, detect);
     }
     if let Some(d) = detect.as_mut() {
         let mut alerts = Vec::new();
-        d.on_flow_end(&mut alerts, &flow_facts(&flow), scan_outcome(&flow));
+        let facts = flow_facts(&flow);
+        let rctx = RecordCtx { pcap_cnt: 0, pkt_src: ctx.pkt_src, packet: None };
+        for dir in [Direction::ToServer, Direction::ToClient] {
+            let stream = &flushed[dir.index()];
+            if !stream.is_empty() {
+                d.on_stream_end(&mut alerts, &mut flow.user.det, &facts, ts, dir == Direction::ToServer, stream, &rctx);
+            }
+        }
+        d.on_flow_end(&mut alerts, &facts, scan_outcome(&flow));
         write_alerts(eve, counters, alerts);
     }
 

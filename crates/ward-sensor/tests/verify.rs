@@ -4,7 +4,7 @@
 //!
 //! * A test whose rules do not all load (a keyword we do not support) is counted as
 //!   "unsupported" and left out of the pass rate, as are tests that need a newer Suricata, a
-//!   custom command or a pcap that is not in the snapshot.
+//!   custom command, inline IPS mode (`--simulate-ips`) or a pcap that is not in the snapshot.
 //! * Only `filter` checks on `event_type: alert` are evaluated (the other record types the
 //!   tests look at, such as `fileinfo` and `drop`, are not detection); a test passes when every
 //!   alert check's count matches.
@@ -110,6 +110,45 @@ fn key_matches(record: &Value, key: &str, want: &Value) -> bool {
     }
 }
 
+/// Maps what a test configures (its `--set` args and the alert options of its suricata.yaml)
+/// onto the sensor's settings of the same meaning; anything else is left at its default.
+fn apply_settings(config: &mut SensorConfig, test: &Value, dir: &Path) {
+    let args: Vec<String> = match test.get("args") {
+        Some(Value::Array(a)) => a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect(),
+        Some(Value::String(s)) => vec![s.clone()],
+        _ => vec![],
+    };
+    let words: Vec<&str> = args.iter().flat_map(|a| a.split_whitespace()).collect();
+    let truthy = |v: &str| matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "on" | "1");
+    for pair in words.windows(2).filter(|w| w[0] == "--set").map(|w| w[1]) {
+        let Some((key, value)) = pair.split_once('=') else { continue };
+        match key {
+            "stream.midstream" => config.midstream = truthy(value),
+            "stream.async-oneside" => config.async_oneside = truthy(value),
+            "vlan.use-for-tracking" => config.vlan_tracking = truthy(value),
+            _ => {}
+        }
+    }
+    // outputs: - eve-log: { types: [ - alert: { payload: yes, packet: yes, ... } ] }
+    let Ok(text) = std::fs::read_to_string(dir.join("suricata.yaml")) else { return };
+    let Ok(y) = serde_yaml::from_str::<serde_yaml::Value>(&text) else { return };
+    let y = yaml_to_json(&y);
+    let on = |v: Option<&Value>| match v {
+        Some(Value::Bool(b)) => *b,
+        Some(Value::String(s)) => truthy(s),
+        _ => false,
+    };
+    for output in y.get("outputs").and_then(|o| o.as_array()).into_iter().flatten() {
+        let Some(types) = output.get("eve-log").and_then(|e| e.get("types")).and_then(|t| t.as_array()) else { continue };
+        for alert in types.iter().filter_map(|t| t.get("alert")) {
+            config.eve_types.alert.payload = on(alert.get("payload"));
+            config.eve_types.alert.payload_printable = on(alert.get("payload-printable"));
+            config.eve_types.alert.packet = on(alert.get("packet"));
+            config.eve_types.alert.verdict = on(alert.get("verdict"));
+        }
+    }
+}
+
 enum Outcome {
     Pass,
     Fail(String),
@@ -129,6 +168,12 @@ fn run_test(dir: &Path) -> Outcome {
     let t = yaml_to_json(&y);
     if t.get("command").is_some() {
         return Outcome::NotRunnable("custom command".into());
+    }
+    // `--simulate-ips` runs Suricata as an inline IPS (drop verdicts end the flow's inspection);
+    // ward is a passive sensor with no inline mode, so these tests check a mode it does not have.
+    let args = t.get("args").map(|a| a.to_string()).unwrap_or_default();
+    if args.contains("--simulate-ips") {
+        return Outcome::NotRunnable("needs inline IPS mode (--simulate-ips)".into());
     }
     if let Some(req) = t.get("requires") {
         let min = req.get("min-version").and_then(|v| v.as_str().map(str::to_string).or_else(|| v.as_u64().map(|n| n.to_string())));
@@ -169,7 +214,7 @@ fn run_test(dir: &Path) -> Outcome {
         let kws: Vec<String> = summary.rules.skipped_by_keyword().into_iter().map(|(k, _)| k).collect();
         return Outcome::Unsupported(kws.join(", "));
     }
-    let config = SensorConfig {
+    let mut config = SensorConfig {
         inputs: vec![Input::File(pcap)],
         workers: 1,
         eve: EveOutput::Null,
@@ -177,6 +222,7 @@ fn run_test(dir: &Path) -> Outcome {
         detect: Some(engines),
         ..SensorConfig::default()
     };
+    apply_settings(&mut config, &t, dir);
     let records = run_config(&config).0;
     let mut failures = Vec::new();
     let mut alert_checks = 0;

@@ -119,6 +119,12 @@ pub struct SensorArgs {
     #[arg(long, short)]
     quiet: bool,
 
+    /// At the end, print the run's summary as one JSON object on stdout (packets, bytes,
+    /// seconds spent loading rules and indicators, seconds processing, peak memory), for
+    /// scripts and benchmarks. Needs --eve to name a file, as stdout then carries only this.
+    #[arg(long)]
+    summary_json: bool,
+
     /// A Suricata rules file (e.g. ET Open's emerging-all.rules). Repeat for several. Categories
     /// and priorities come from classification.config beside the first file when present.
     #[arg(long, value_name = "FILE")]

@@ -10,7 +10,11 @@ use ward_sensor::config::{default_workers, EveOutput, Input, SensorConfig};
 use crate::SensorArgs;
 
 pub fn run(mut args: SensorArgs) -> anyhow::Result<ExitCode> {
+    if args.summary_json && args.eve == "-" {
+        bail!("--summary-json prints on stdout, where --eve - also writes; give --eve a file (or /dev/null)");
+    }
     let mut config = build_config(&args)?;
+    let loading = std::time::Instant::now();
     // The hub's indicators (kept up to date by the sync) are matched like any indicator list.
     if let Some(file) = crate::sensor_service::hub_indicator_file(&args) {
         if !file.exists() {
@@ -21,6 +25,7 @@ pub fn run(mut args: SensorArgs) -> anyhow::Result<ExitCode> {
     }
     let engines = build_detect(&args)?;
     config.detect = Some(engines.clone());
+    let load_s = loading.elapsed().as_secs_f64();
     ward_sensor::detect::install_sighup_handler().context("cannot install the SIGHUP handler")?;
     let stop = Arc::new(AtomicBool::new(false));
     install_stop_handler(stop.clone())?;
@@ -34,6 +39,19 @@ pub fn run(mut args: SensorArgs) -> anyhow::Result<ExitCode> {
         }
     };
     eprintln!("{}", summary.counters_text());
+    if args.summary_json {
+        let c = &summary.counters;
+        let json = serde_json::json!({
+            "packets": c.capture_packets,
+            "bytes": c.capture_bytes,
+            "decode_errors": c.decode_errors,
+            "eve_records": summary.eve_records,
+            "load_s": load_s,
+            "processing_s": summary.elapsed.as_secs_f64(),
+            "peak_rss_bytes": ward_sensor::stats::peak_rss_bytes(),
+        });
+        println!("{json}");
+    }
     for error in &summary.capture_errors {
         eprintln!("ward: {error}");
     }

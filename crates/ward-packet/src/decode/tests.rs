@@ -463,6 +463,10 @@ fn vxlan_and_ip_in_ip() {
         }
     );
     assert_eq!(layers[1].0.wire_len, inner.len() as u32);
+    // Logged packets: the whole frame outside, the tunnel packet inside (after the inner
+    // Ethernet header, where Suricata starts its VXLAN tunnel packet).
+    assert_eq!(layers[0].0.frame, &frame[..]);
+    assert_eq!(layers[1].0.frame, &inner[..]);
     assert_eq!(layers[1].1, Some(TunnelKind::Vxlan));
     assert_eq!((layers[0].0.tunnel_depth, layers[1].0.tunnel_depth), (0, 1));
     let outer: Vec<_> = res.outer_packets().map(|p| p.proto).collect();
@@ -474,6 +478,7 @@ fn vxlan_and_ip_in_ip() {
     assert_eq!(res.len(), 2);
     assert_eq!(res.packet().unwrap().ip_version(), 6);
     assert_eq!(res.tunnel(), Some(TunnelKind::Ipv6InIpv4));
+    assert_eq!(res.packet().unwrap().frame, &six[..]);
 
     // IPv6 carrying something that is not IPv6: the outer packet is invalid (as Suricata).
     let frame = eth(0x86dd, &ipv6(41, &[0x45u8; 40]));
@@ -522,6 +527,7 @@ fn any_linktype() -> impl Strategy<Value = LinkType> {
         Just(LinkType::LinuxSll),
         Just(LinkType::LinuxSll2),
         Just(LinkType::Ppp),
+        Just(LinkType::CHdlc),
     ]
 }
 
@@ -532,7 +538,29 @@ proptest! {
         let res = dec.decode(&raw(lt, &data));
         for p in res.packets() {
             prop_assert!(p.payload.len() <= data.len());
+            prop_assert!(p.frame.len() <= data.len());
         }
+    }
+
+    #[test]
+    fn nsh_chdlc_and_tcp_options_never_panic(
+        body in proptest::collection::vec(any::<u8>(), 0..120),
+        opts in proptest::collection::vec(any::<u8>(), 0..10),
+    ) {
+        let mut dec = Decoder::new();
+        let _ = dec.decode(&raw(LinkType::Ethernet, &eth(0x894f, &body)));
+        let mut chdlc = vec![0x0f, 0x00, 0x89, 0x4f];
+        chdlc.extend_from_slice(&body);
+        let _ = dec.decode(&raw(LinkType::CHdlc, &chdlc));
+        // Options padded to a multiple of 4, with a TFO-looking start.
+        let mut o = vec![34, 4];
+        o.extend_from_slice(&opts);
+        while o.len() % 4 != 0 {
+            o.push(0);
+        }
+        let frame = eth(0x0800, &ipv4(6, &tcp(1, 2, tcp_flags::SYN, &o, b"data")));
+        let res = dec.decode(&raw(LinkType::Ethernet, &frame));
+        prop_assert!(res.packet().is_some());
     }
 
     #[test]

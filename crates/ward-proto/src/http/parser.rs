@@ -412,7 +412,8 @@ fn remove_dot_segments(path: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Content codings we undo for inspection.
+/// Content codings undone in request bodies (response bodies follow libhtp's rules, see
+/// [`crate::http::decompress`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ContentCoding {
     Identity,

@@ -59,6 +59,9 @@ pub struct TlsInfo {
     pub cert: Option<CertInfo>,
     /// Encrypted (application data) records seen per direction (to server, to client).
     pub encrypted_records: [u64; 2],
+    /// Both directions switched to encrypted records (ChangeCipherSpec or application data):
+    /// what follows is not inspected as payload (Suricata's default `encryption-handling`).
+    pub handshake_done: bool,
 }
 
 impl TlsInfo {
@@ -358,6 +361,7 @@ impl TlsState {
 
     fn maybe_emit(&mut self, out: &mut Vec<AppEvent>) {
         if !self.emitted && self.encrypted[0] && self.encrypted[1] {
+            self.info.handshake_done = true;
             self.emit(out);
             // Nothing left to learn: stop framing records to save work.
             self.stop(0);

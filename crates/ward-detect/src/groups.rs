@@ -1,0 +1,237 @@
+//! Port groups for the packet-payload prefilters: Suricata's "signature group heads".
+//!
+//! A packet's raw payload only needs the fast patterns of the rules whose header can match it:
+//! the right direction (`flow:to_server` / `to_client`), app-layer protocol (`alert http ...`)
+//! and ports. In ET Open, of the 2,086 TCP payload patterns only 428 apply to an HTTP response
+//! from port 80 and about 110 to an SMB, SSH or unclassified stream; a smaller set means a
+//! cache-resident automaton, fewer chance hits on short patterns, and fewer candidates to verify.
+//!
+//! The ports are split into classes: the ranges of every rule's port sets cut 0..=65535 at
+//! their boundaries, and two ports in one class are in exactly the same port sets. A packet's
+//! group key is (direction, which rule app protocols match the flow's, source port class,
+//! destination port class). Groups are built lazily, the first time a key is seen (the key
+//! space is too large to enumerate, the keys traffic produces are few), and keys with the same
+//! set of applicable rules share one automaton. Each worker thread keeps its own map from key to
+//! group, so the shared map's lock is taken only when a worker meets a key for the first time.
+//!
+//! The group is a superset filter: every rule it returns is still verified in full, so a group
+//! never changes what matches, only how many rules are looked at.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use crate::input::PacketInput;
+use crate::prefilter::{self, Pattern, Prefilter, WindowHasher};
+use crate::rule::Rule;
+
+/// Packet-payload pattern sets with at least this many patterns are split into port groups;
+/// smaller ones keep one automaton (the grouping costs a lookup per packet).
+pub const GROUP_MIN_PATTERNS: usize = 64;
+/// App-layer protocol names the key distinguishes; rules naming further protocols are put in
+/// every group (still exact: verification checks the protocol).
+const MAX_APPS: usize = 16;
+/// A worker's key cache is cleared beyond this many entries (bounds memory on odd traffic).
+const THREAD_CACHE_MAX: usize = 8192;
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The prefilter of one group: the patterns of the rules that apply to its packets.
+#[derive(Debug)]
+pub(crate) struct Group {
+    pub prefilter: Option<Box<dyn Prefilter>>,
+    /// Rules of each prefilter pattern.
+    pub pattern_rules: Vec<Vec<u32>>,
+    /// Rules to verify on every packet of the group (when the automaton could not be built).
+    pub always: Vec<u32>,
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WindowHasher>>;
+
+/// One packet-payload pattern set (one transport), split into port groups on demand.
+#[derive(Debug)]
+pub(crate) struct PayloadGroups {
+    /// (rule index, fast pattern) of every rule of the set, in rule order.
+    entries: Vec<(u32, Pattern)>,
+    /// Sorted port boundaries: the class of port `p` is the number of boundaries `<= p`.
+    bounds: Vec<u16>,
+    /// Distinct app-layer protocol names of the set's rules (the first [`MAX_APPS`] get a bit).
+    apps: Vec<String>,
+    /// Unique id (per build), for the per-thread caches.
+    id: u64,
+    by_key: Mutex<FastMap<u64, Arc<Group>>>,
+    by_rules: Mutex<HashMap<Vec<u32>, Arc<Group>>>,
+}
+
+/// Per worker thread: (set id, key) -> group, and a memo of app-protocol masks, for the rule
+/// set generation the thread last inspected with (a reload clears it, releasing old groups).
+#[derive(Default)]
+struct ThreadCache {
+    generation: u64,
+    groups: FastMap<(u64, u64), Arc<Group>>,
+    apps: Vec<(u64, String, u32)>,
+}
+
+thread_local! {
+    static CACHE: RefCell<ThreadCache> = RefCell::new(ThreadCache::default());
+}
+
+impl PayloadGroups {
+    /// `entries`: (rule index, fast pattern) of the set's rules; `rules`: the rule table.
+    pub(crate) fn new(mut entries: Vec<(u32, Pattern)>, rules: &[Rule]) -> PayloadGroups {
+        entries.sort_by_key(|e| e.0);
+        let mut bounds = Vec::new();
+        let mut apps: Vec<String> = Vec::new();
+        for &(r, _) in &entries {
+            let rule = &rules[r as usize];
+            for set in [&rule.sport, &rule.dport] {
+                for &(lo, hi) in set.ranges() {
+                    if lo > 0 {
+                        bounds.push(lo);
+                    }
+                    if hi < u16::MAX {
+                        bounds.push(hi + 1);
+                    }
+                }
+            }
+            if let Some(a) = &rule.proto.app {
+                if !apps.contains(a) {
+                    apps.push(a.clone());
+                }
+            }
+        }
+        bounds.sort_unstable();
+        bounds.dedup();
+        PayloadGroups {
+            entries,
+            bounds,
+            apps,
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            by_key: Mutex::new(FastMap::default()),
+            by_rules: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn class(&self, port: u16) -> u16 {
+        self.bounds.partition_point(|&b| b <= port) as u16
+    }
+
+    /// The smallest port of a class (every port of the class is in the same port sets).
+    fn representative(&self, class: u16) -> u16 {
+        if class == 0 {
+            0
+        } else {
+            self.bounds[class as usize - 1]
+        }
+    }
+
+    fn app_mask(&self, app: Option<&str>) -> u32 {
+        let mut mask = 0;
+        for (i, a) in self.apps.iter().take(MAX_APPS).enumerate() {
+            if crate::engine::app_matches(a, app) {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+
+    /// The group for this packet; `generation` is the rule set's.
+    pub(crate) fn select(&self, rules: &[Rule], generation: u64, pkt: &PacketInput<'_>) -> Arc<Group> {
+        CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.generation != generation {
+                c.groups.clear();
+                c.apps.clear();
+                c.generation = generation;
+            }
+            let mask = match pkt.app_proto {
+                None => 0,
+                Some(app) => match c.apps.iter().find(|(id, a, _)| *id == self.id && a == app) {
+                    Some(&(_, _, m)) => m,
+                    None => {
+                        let m = self.app_mask(Some(app));
+                        if c.apps.len() >= 64 {
+                            c.apps.clear();
+                        }
+                        c.apps.push((self.id, app.to_string(), m));
+                        m
+                    }
+                },
+            };
+            let key = (pkt.to_server as u64)
+                | (mask as u64) << 1
+                | (self.class(pkt.src_port) as u64) << 32
+                | (self.class(pkt.dst_port) as u64) << 48;
+            if let Some(g) = c.groups.get(&(self.id, key)) {
+                return g.clone();
+            }
+            let g = self.shared(rules, key, pkt.to_server, mask);
+            if c.groups.len() >= THREAD_CACHE_MAX {
+                c.groups.clear();
+            }
+            c.groups.insert((self.id, key), g.clone());
+            g
+        })
+    }
+
+    fn shared(&self, rules: &[Rule], key: u64, to_server: bool, mask: u32) -> Arc<Group> {
+        if let Some(g) = self.by_key.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
+            return g.clone();
+        }
+        let sp = self.representative((key >> 32) as u16);
+        let dp = self.representative((key >> 48) as u16);
+        let applies = |rule: &Rule| {
+            let dir = rule.flow.to_server.is_none_or(|t| t == to_server);
+            let app = match &rule.proto.app {
+                None => true,
+                Some(a) => match self.apps.iter().position(|x| x == a) {
+                    Some(i) if i < MAX_APPS => mask & (1 << i) != 0,
+                    _ => true,
+                },
+            };
+            let ports = (rule.sport.contains(sp) && rule.dport.contains(dp))
+                || (rule.bidirectional && rule.sport.contains(dp) && rule.dport.contains(sp));
+            dir && app && ports
+        };
+        let chosen: Vec<u32> = (0..self.entries.len() as u32).filter(|&i| applies(&rules[self.entries[i as usize].0 as usize])).collect();
+        let group = {
+            let mut by_rules = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
+            match by_rules.get(&chosen) {
+                Some(g) => g.clone(),
+                None => {
+                    let g = Arc::new(self.build_group(&chosen));
+                    by_rules.insert(chosen, g.clone());
+                    g
+                }
+            }
+        };
+        self.by_key.lock().unwrap_or_else(|e| e.into_inner()).insert(key, group.clone());
+        group
+    }
+
+    fn build_group(&self, chosen: &[u32]) -> Group {
+        let mut index: HashMap<&[u8], usize> = HashMap::new();
+        let mut patterns: Vec<Pattern> = Vec::new();
+        let mut pattern_rules: Vec<Vec<u32>> = Vec::new();
+        for &e in chosen {
+            let (rule, pat) = &self.entries[e as usize];
+            let pi = *index.entry(&pat.bytes).or_insert_with(|| {
+                patterns.push(Pattern { bytes: pat.bytes.clone(), max_end: pat.max_end });
+                pattern_rules.push(vec![]);
+                patterns.len() - 1
+            });
+            let p = &mut patterns[pi];
+            p.max_end = p.max_end.zip(pat.max_end).map(|(a, b)| a.max(b));
+            pattern_rules[pi].push(*rule);
+        }
+        if patterns.is_empty() {
+            return Group { prefilter: None, pattern_rules, always: vec![] };
+        }
+        match prefilter::build(&patterns) {
+            Some(pf) => Group { prefilter: Some(pf), pattern_rules, always: vec![] },
+            None => Group { prefilter: None, always: pattern_rules.concat(), pattern_rules: vec![] },
+        }
+    }
+}
