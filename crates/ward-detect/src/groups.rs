@@ -61,8 +61,27 @@ pub(crate) struct PayloadGroups {
     apps: Vec<String>,
     /// Unique id (per build), for the per-thread caches.
     id: u64,
+    /// Bit sets over `entries` (one bit per entry), from which a key's rules are computed:
+    /// entries admitting to-client / to-server packets,
+    direction: [Vec<u64>; 2],
+    /// entries without an app protocol (or one beyond [`MAX_APPS`]), entries requiring app `i`,
+    app_free: Vec<u64>,
+    app: Vec<Vec<u64>>,
+    /// entries of `<>` rules,
+    bidirectional: Vec<u64>,
+    /// and, per port class (built on first use), entries whose source / destination ports
+    /// contain it.
+    port_sets: Mutex<FastMap<(bool, u16), Arc<Vec<u64>>>>,
     by_key: Mutex<FastMap<u64, Arc<Group>>>,
     by_rules: Mutex<HashMap<Vec<u32>, Arc<Group>>>,
+}
+
+fn bitset(n: usize) -> Vec<u64> {
+    vec![0; n.div_ceil(64)]
+}
+
+fn set_bit(v: &mut [u64], i: usize) {
+    v[i >> 6] |= 1 << (i & 63);
 }
 
 /// Per worker thread: (set id, key) -> group, and a memo of app-protocol masks, for the rule
@@ -104,11 +123,34 @@ impl PayloadGroups {
         }
         bounds.sort_unstable();
         bounds.dedup();
+        let n = entries.len();
+        let (mut direction, mut app_free, mut bidirectional) = ([bitset(n), bitset(n)], bitset(n), bitset(n));
+        let mut app = vec![bitset(n); apps.len().min(MAX_APPS)];
+        for (i, &(r, _)) in entries.iter().enumerate() {
+            let rule = &rules[r as usize];
+            for (d, set) in direction.iter_mut().enumerate() {
+                if rule.flow.to_server.is_none_or(|t| t == (d == 1)) {
+                    set_bit(set, i);
+                }
+            }
+            match rule.proto.app.as_ref().and_then(|a| apps.iter().position(|x| x == a)).filter(|&a| a < MAX_APPS) {
+                Some(a) => set_bit(&mut app[a], i),
+                None => set_bit(&mut app_free, i),
+            }
+            if rule.bidirectional {
+                set_bit(&mut bidirectional, i);
+            }
+        }
         PayloadGroups {
             entries,
             bounds,
             apps,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            direction,
+            app_free,
+            app,
+            bidirectional,
+            port_sets: Mutex::new(FastMap::default()),
             by_key: Mutex::new(FastMap::default()),
             by_rules: Mutex::new(HashMap::new()),
         }
@@ -180,22 +222,24 @@ impl PayloadGroups {
         if let Some(g) = self.by_key.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
             return g.clone();
         }
-        let sp = self.representative((key >> 32) as u16);
-        let dp = self.representative((key >> 48) as u16);
-        let applies = |rule: &Rule| {
-            let dir = rule.flow.to_server.is_none_or(|t| t == to_server);
-            let app = match &rule.proto.app {
-                None => true,
-                Some(a) => match self.apps.iter().position(|x| x == a) {
-                    Some(i) if i < MAX_APPS => mask & (1 << i) != 0,
-                    _ => true,
-                },
-            };
-            let ports = (rule.sport.contains(sp) && rule.dport.contains(dp))
-                || (rule.bidirectional && rule.sport.contains(dp) && rule.dport.contains(sp));
-            dir && app && ports
-        };
-        let chosen: Vec<u32> = (0..self.entries.len() as u32).filter(|&i| applies(&rules[self.entries[i as usize].0 as usize])).collect();
+        let (sc, dc) = ((key >> 32) as u16, (key >> 48) as u16);
+        let (s_sc, d_dc) = (self.ports(rules, true, sc), self.ports(rules, false, dc));
+        let (s_dc, d_sc) = (self.ports(rules, true, dc), self.ports(rules, false, sc));
+        let mut chosen: Vec<u32> = Vec::new();
+        for w in 0..self.app_free.len() {
+            let mut apps = self.app_free[w];
+            for (i, a) in self.app.iter().enumerate() {
+                if mask & (1 << i) != 0 {
+                    apps |= a[w];
+                }
+            }
+            let ports = (s_sc[w] & d_dc[w]) | (self.bidirectional[w] & s_dc[w] & d_sc[w]);
+            let mut bits = self.direction[to_server as usize][w] & apps & ports;
+            while bits != 0 {
+                chosen.push((w * 64) as u32 + bits.trailing_zeros());
+                bits &= bits - 1;
+            }
+        }
         let group = {
             let mut by_rules = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
             match by_rules.get(&chosen) {
@@ -209,6 +253,25 @@ impl PayloadGroups {
         };
         self.by_key.lock().unwrap_or_else(|e| e.into_inner()).insert(key, group.clone());
         group
+    }
+
+    /// Entries whose source (`source`) or destination port set contains the ports of `class`.
+    fn ports(&self, rules: &[Rule], source: bool, class: u16) -> Arc<Vec<u64>> {
+        let mut cache = self.port_sets.lock().unwrap_or_else(|e| e.into_inner());
+        cache
+            .entry((source, class))
+            .or_insert_with(|| {
+                let port = self.representative(class);
+                let mut set = bitset(self.entries.len());
+                for (i, &(r, _)) in self.entries.iter().enumerate() {
+                    let rule = &rules[r as usize];
+                    if if source { rule.sport.contains(port) } else { rule.dport.contains(port) } {
+                        set_bit(&mut set, i);
+                    }
+                }
+                Arc::new(set)
+            })
+            .clone()
     }
 
     fn build_group(&self, chosen: &[u32]) -> Group {

@@ -115,8 +115,9 @@ const ANCHORED_MAX_STARTS: u32 = 16;
 /// cache. At each haystack position the 4 bytes there, case-folded by OR-ing 0x20 into each byte
 /// (a many-to-one map under which case-insensitively equal bytes stay equal), are hashed into a
 /// bit filter of about 128 bits per pattern (8 KiB for ET Open's port groups); a set bit (under
-/// 1 position in 100 on random data) is confirmed by an exact table of folded 4-byte prefixes
-/// and a full case-insensitive comparison. Two kinds of pattern stay out of the filter:
+/// 1 position in 100 on random data) is confirmed by an exact table and a full
+/// case-insensitive comparison. Each pattern is keyed on its rarest 4-byte window
+/// ([`rarest_window`]), not its prefix, so common text does not keep hitting the filter. Two kinds of pattern stay out of the filter:
 /// * anchored ones ([`Pattern::max_end`] within [`ANCHORED_MAX_STARTS`] of the pattern's
 ///   length, as `content:"MZ"; depth:2;`) are compared at their few possible offsets;
 /// * 2- and 3-byte patterns go through a second filter over folded 2-byte prefixes (8 KiB),
@@ -130,8 +131,8 @@ pub struct FoldPrefilter {
     patterns: Vec<Box<[u8]>>,
     bits: Vec<u64>,
     shift: u32,
-    /// Folded 4-byte prefix -> patterns of 4 bytes or more with that prefix.
-    prefixes: std::collections::HashMap<u32, Vec<u32>, std::hash::BuildHasherDefault<WindowHasher>>,
+    /// Folded 4-byte key -> (pattern, offset of the key in it) for patterns of 4 bytes or more.
+    keys: std::collections::HashMap<u32, Vec<(u32, u32)>, std::hash::BuildHasherDefault<WindowHasher>>,
     /// (pattern, last possible start offset).
     anchored: Vec<(u32, u32)>,
     /// Bit set over folded 2-byte prefixes of the 2- and 3-byte patterns (empty when none).
@@ -146,6 +147,26 @@ pub struct FoldPrefilter {
 #[inline(always)]
 fn fold4(w: u32) -> u32 {
     w | 0x2020_2020
+}
+
+/// How common a (lowercased) byte is in network payloads, 0 (rare) to 3: letters, digits,
+/// whitespace, URL and markup punctuation, NUL and 0xff padding are common.
+const fn commonness(b: u8) -> u8 {
+    match b {
+        b'e' | b't' | b'a' | b'o' | b'i' | b'n' | b's' | b'r' | b'h' | b'l' | b' ' | b'/' | b'.' | 0 => 3,
+        b'a'..=b'z' | b'0'..=b'9' | b'\r' | b'\n' | b'=' | b'&' | b'-' | b'_' | b':' | b'"' | b',' | b';' | 0xff => 2,
+        b'!'..=b'~' | b'\t' | 1 => 1,
+        _ => 0,
+    }
+}
+
+/// The offset of the 4-byte window of `p` (at least 4 bytes) least likely to occur by chance
+/// in traffic: the filter is keyed on it, so that common prefixes ("http", "GET ", "user")
+/// do not send every text position to the exact check. The earliest of equal windows.
+fn rarest_window(p: &[u8]) -> usize {
+    (0..=p.len() - 4)
+        .min_by_key(|&o| p[o..o + 4].iter().map(|&b| commonness(b) as u32).sum::<u32>())
+        .unwrap_or(0)
 }
 
 /// The folded 2-byte prefix as the low half of a folded window holds it.
@@ -198,7 +219,7 @@ impl FoldPrefilter {
             patterns: Vec::new(),
             bits: vec![0u64; 1 << (log2 - 6)],
             shift: 32 - log2,
-            prefixes: Default::default(),
+            keys: Default::default(),
             anchored,
             pairs: vec![],
             pair_patterns: Default::default(),
@@ -207,10 +228,11 @@ impl FoldPrefilter {
         };
         for &i in &long {
             let p = &lower[i as usize];
-            let w = fold4(u32::from_le_bytes([p[0], p[1], p[2], p[3]]));
+            let off = rarest_window(p);
+            let w = fold4(u32::from_le_bytes([p[off], p[off + 1], p[off + 2], p[off + 3]]));
             let h = f.hash(w);
             f.bits[h >> 6] |= 1 << (h & 63);
-            f.prefixes.entry(w).or_default().push(i);
+            f.keys.entry(w).or_default().push((i, off as u32));
         }
         for &i in &short {
             let p = &lower[i as usize];
@@ -255,16 +277,18 @@ impl FoldPrefilter {
     #[inline(always)]
     fn filter_hit(&self, w: u32) -> bool {
         let h = self.hash(w);
-        self.bits[h >> 6] & (1 << (h & 63)) != 0
+        // The mask keeps the index in bounds (the length is a power of two), which lets the
+        // compiler drop the bounds check from the per-byte loop.
+        self.bits[(h >> 6) & (self.bits.len() - 1)] & (1 << (h & 63)) != 0
     }
 
     #[cold]
     fn confirm(&self, haystack: &[u8], at: usize, w: u32, hit: &mut dyn FnMut(usize)) {
-        let Some(ps) = self.prefixes.get(&w) else { return };
-        let rest = &haystack[at..];
-        for &pi in ps {
+        let Some(ps) = self.keys.get(&w) else { return };
+        for &(pi, off) in ps {
+            let Some(start) = at.checked_sub(off as usize) else { continue };
             let pat = &self.patterns[pi as usize];
-            if rest.len() >= pat.len() && rest[..pat.len()].eq_ignore_ascii_case(pat) {
+            if haystack.len() - start >= pat.len() && haystack[start..start + pat.len()].eq_ignore_ascii_case(pat) {
                 hit(pi as usize);
             }
         }
@@ -290,7 +314,7 @@ impl Prefilter for FoldPrefilter {
         }
         let n = haystack.len();
         let with_pairs = !self.pairs.is_empty();
-        if self.prefixes.is_empty() && !with_pairs {
+        if self.keys.is_empty() && !with_pairs {
             return;
         }
         // Two copies of the loop so that the common one (no short patterns) tests one filter.
@@ -313,9 +337,13 @@ impl Prefilter for FoldPrefilter {
                 }
             }
         } else {
+            let bits: &[u64] = &self.bits;
+            let mask = bits.len() - 1;
+            let shift = self.shift;
             for (at, win) in haystack.windows(4).enumerate() {
                 let w = fold4(u32::from_le_bytes([win[0], win[1], win[2], win[3]]));
-                if self.filter_hit(w) {
+                let h = (w.wrapping_mul(0x9E37_79B1) >> shift) as usize;
+                if bits[(h >> 6) & mask] & (1 << (h & 63)) != 0 {
                     self.confirm(haystack, at, w, hit);
                 }
             }
@@ -325,7 +353,7 @@ impl Prefilter for FoldPrefilter {
     fn memory_usage(&self) -> usize {
         (self.bits.len() + self.pairs.len()) * 8
             + self.patterns.iter().map(|p| p.len() + 16).sum::<usize>()
-            + self.prefixes.values().map(|v| v.len() * 4 + 48).sum::<usize>()
+            + self.keys.values().map(|v| v.len() * 8 + 48).sum::<usize>()
     }
 }
 

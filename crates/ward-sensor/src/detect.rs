@@ -646,7 +646,19 @@ impl WorkerDetect {
         }
         let stream: Option<&[u8]> = if tcp_session && pkt.proto == 6 {
             self.window.clear();
-            if !self.stream_new.is_empty() {
+            if !self.stream_new.is_empty() && state.stream_tail[d].is_empty() {
+                // Nothing carried over: the new data is the window; hand the buffer over
+                // instead of copying it (the spare buffer comes back empty for the next packet).
+                std::mem::swap(&mut self.window, &mut self.stream_new);
+                if self.window.len() > MAX_STREAM_WINDOW {
+                    let cut = self.window.len() - MAX_STREAM_WINDOW;
+                    self.window.drain(..cut);
+                }
+                if STREAM_OVERLAP > 0 {
+                    let t = &mut state.stream_tail[d];
+                    t.extend_from_slice(&self.window[self.window.len().saturating_sub(STREAM_OVERLAP)..]);
+                }
+            } else if !self.stream_new.is_empty() {
                 let tail = &state.stream_tail[d];
                 let new = if self.stream_new.len() > MAX_STREAM_WINDOW {
                     &self.stream_new[self.stream_new.len() - MAX_STREAM_WINDOW..]
