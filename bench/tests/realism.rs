@@ -161,11 +161,10 @@ fn tls_streams_parse_with_tls_parser_and_certificates_with_x509_parser() {
                                 assert!(sni.is_some(), "client hello without sni");
                                 hellos += 1;
                             }
-                            TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh)) => {
-                                if sh.ext.is_some_and(|e| e.windows(4).any(|w| w == [0, 43, 0, 2])) {
+                            TlsMessage::Handshake(TlsMessageHandshake::ServerHello(sh))
+                                if sh.ext.is_some_and(|e| e.windows(4).any(|w| w == [0, 43, 0, 2])) => {
                                     tls13 += 1;
                                 }
-                            }
                             TlsMessage::Handshake(TlsMessageHandshake::Certificate(c)) => {
                                 assert_eq!(c.cert_chain.len(), 2);
                                 let (_, leaf) = x509_parser::parse_x509_certificate(c.cert_chain[0].data).unwrap();
@@ -178,7 +177,7 @@ fn tls_streams_parse_with_tls_parser_and_certificates_with_x509_parser() {
                         }
                     }
                 }
-                22 | 23 | 21 => {}
+                21..=23 => {}
                 t => panic!("unexpected tls record type {t}"),
             }
         }

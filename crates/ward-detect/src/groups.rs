@@ -71,12 +71,15 @@ pub(crate) struct PayloadGroups {
     bidirectional: Vec<u64>,
     /// and, per port class (built on first use), entries whose source / destination ports
     /// contain it.
-    port_sets: Mutex<FastMap<(bool, u16), Arc<Vec<u64>>>>,
+    port_sets: Mutex<FastMap<(bool, u16), Arc<BitSet>>>,
     by_key: Mutex<FastMap<u64, Arc<Group>>>,
     by_rules: Mutex<HashMap<Vec<u32>, Arc<Group>>>,
 }
 
-fn bitset(n: usize) -> Vec<u64> {
+/// One bit per entry.
+type BitSet = Vec<u64>;
+
+fn bitset(n: usize) -> BitSet {
     vec![0; n.div_ceil(64)]
 }
 
@@ -256,7 +259,7 @@ impl PayloadGroups {
     }
 
     /// Entries whose source (`source`) or destination port set contains the ports of `class`.
-    fn ports(&self, rules: &[Rule], source: bool, class: u16) -> Arc<Vec<u64>> {
+    fn ports(&self, rules: &[Rule], source: bool, class: u16) -> Arc<BitSet> {
         let mut cache = self.port_sets.lock().unwrap_or_else(|e| e.into_inner());
         cache
             .entry((source, class))

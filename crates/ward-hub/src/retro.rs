@@ -1221,7 +1221,7 @@ pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: 
         Ok(_) => Err("retro-hunt hit or jurisdiction no longer exists".to_string()),
         Err(e) => Err(format!("cannot load retro-hunt hit: {e}")),
     };
-    crate::notify::finish_attempt(&state, &job, result, started, "retro-hunt delivery failed")
+    crate::notify::finish_attempt(state, &job, result, started, "retro-hunt delivery failed")
 }
 
 // ------------------------------------------------------------------------------------------

@@ -654,10 +654,8 @@ impl WorkerDetect {
                     let cut = self.window.len() - MAX_STREAM_WINDOW;
                     self.window.drain(..cut);
                 }
-                if STREAM_OVERLAP > 0 {
-                    let t = &mut state.stream_tail[d];
-                    t.extend_from_slice(&self.window[self.window.len().saturating_sub(STREAM_OVERLAP)..]);
-                }
+                let t = &mut state.stream_tail[d];
+                t.extend_from_slice(&self.window[self.window.len().saturating_sub(STREAM_OVERLAP)..]);
             } else if !self.stream_new.is_empty() {
                 let tail = &state.stream_tail[d];
                 let new = if self.stream_new.len() > MAX_STREAM_WINDOW {

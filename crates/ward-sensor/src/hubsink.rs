@@ -298,7 +298,7 @@ impl HubWriter {
 
     /// Appends and forgets every contact record of an hour before `hour` (all when `None`).
     fn flush_contacts_before(&mut self, hour: Option<&str>) {
-        let keys: Vec<ContactKey> = self.contacts.keys().take_while(|k| hour.map_or(true, |h| k.hour.as_str() < h)).cloned().collect();
+        let keys: Vec<ContactKey> = self.contacts.keys().take_while(|k| hour.is_none_or(|h| k.hour.as_str() < h)).cloned().collect();
         for key in keys {
             let Some(agg) = self.contacts.remove(&key) else { continue };
             let (src, dst) = if key.inbound { (key.remote, key.local) } else { (key.local, key.remote) };

@@ -224,7 +224,7 @@ impl Reader {
         let mut capture = CaptureFile::open(path).map_err(|e| e.to_string())?;
         let mut pcap_cnt = 0u64;
         loop {
-            if pcap_cnt % 1024 == 0 && stop.load(Ordering::Relaxed) {
+            if pcap_cnt.is_multiple_of(1024) && stop.load(Ordering::Relaxed) {
                 return Ok(());
             }
             match capture.next_packet() {
@@ -272,7 +272,7 @@ impl Reader {
     fn push(&mut self, ts: Timestamp, link: LinkType, orig_len: u32, data: &[u8], pcap_cnt: u64) {
         self.counters.capture_packets += 1;
         self.counters.capture_bytes += orig_len as u64;
-        if self.counters.capture_packets % 4096 == 0 {
+        if self.counters.capture_packets.is_multiple_of(4096) {
             self.progress.packets.store(self.counters.capture_packets, Ordering::Relaxed);
             self.progress.bytes.store(self.counters.capture_bytes, Ordering::Relaxed);
         }

@@ -196,7 +196,7 @@ impl Worker {
             write_alerts(&mut self.eve, &mut self.counters, alerts);
         }
         self.collect_table_counters();
-        let config = self.flows.config().clone();
+        let config = *self.flows.config();
         self.flows = FlowTable::new(config);
         self.decoder_counters_into_run();
         self.decoder = Decoder::new();

@@ -34,7 +34,7 @@ fn yaml_to_json(y: &serde_yaml::Value) -> Value {
 }
 
 /// Resolves a dotted path (`alert.signature_id`, `smtp.rcpt_to[0]`, `x.__len`) in a record.
-fn get_path<'a>(mut v: &'a Value, path: &str) -> Option<Value> {
+fn get_path(mut v: &Value, path: &str) -> Option<Value> {
     let parts: Vec<&str> = path.split('.').collect();
     for (i, part) in parts.iter().enumerate() {
         if *part == "__len" && i == parts.len() - 1 {

@@ -115,6 +115,27 @@ pub struct SensorArgs {
     #[arg(long, value_name = "MIB", default_value_t = 128)]
     flow_memcap: usize,
 
+    /// Pick up TCP sessions whose handshake was not seen (Suricata's stream.midstream), e.g.
+    /// when capture starts while connections are open.
+    #[arg(long)]
+    midstream: bool,
+
+    /// Only one direction of TCP sessions is visible (Suricata's stream.async-oneside), e.g.
+    /// with asymmetric routing.
+    #[arg(long)]
+    async_oneside: bool,
+
+    /// Leave VLAN ids out of the flow key (Suricata's vlan.use-for-tracking: false), for
+    /// networks where the two directions of a flow carry different VLAN tags.
+    #[arg(long)]
+    no_vlan_tracking: bool,
+
+    /// Extra fields in alert records, as Suricata's eve-log alert options: payload (base64,
+    /// with "stream"), payload-printable, packet (base64, with packet_info), verdict.
+    /// Comma-separated.
+    #[arg(long, value_name = "FIELDS", value_delimiter = ',')]
+    alert_fields: Vec<String>,
+
     /// Do not draw the progress line on the terminal.
     #[arg(long, short)]
     quiet: bool,

@@ -130,6 +130,19 @@ fn build_config(args: &SensorArgs) -> anyhow::Result<SensorConfig> {
         ward_packet::filter::Filter::parse(filter).map_err(|err| anyhow::anyhow!("--filter: {err}"))?;
         config.filter = Some(filter.clone());
     }
+    for field in &args.alert_fields {
+        let alert = &mut config.eve_types.alert;
+        match field.trim() {
+            "payload" => alert.payload = true,
+            "payload-printable" => alert.payload_printable = true,
+            "packet" => alert.packet = true,
+            "verdict" => alert.verdict = true,
+            other => bail!("--alert-fields: unknown field {other:?} (use payload, payload-printable, packet, verdict)"),
+        }
+    }
+    config.midstream = args.midstream;
+    config.async_oneside = args.async_oneside;
+    config.vlan_tracking = !args.no_vlan_tracking;
     config.reassembly_depth = args.reassembly_depth;
     config.flow_memcap = args.flow_memcap.saturating_mul(1024 * 1024);
     config.progress = !args.quiet;

@@ -115,6 +115,17 @@ struct ServiceFile {
     relay: Option<String>,
     #[serde(alias = "home_net")]
     home_net: Option<String>,
+    #[serde(default)]
+    midstream: bool,
+    #[serde(alias = "async_oneside")]
+    #[serde(default)]
+    async_oneside: bool,
+    #[serde(alias = "no_vlan_tracking")]
+    #[serde(default)]
+    no_vlan_tracking: bool,
+    #[serde(alias = "alert_fields")]
+    #[serde(default)]
+    alert_fields: Vec<String>,
 }
 
 /// Reads the service file into the same options the command line gives.
@@ -131,6 +142,10 @@ pub fn args_from_file(path: &Path) -> anyhow::Result<SensorArgs> {
     args.workers = f.workers;
     args.eve = f.eve.unwrap_or_else(|| "eve.json".into());
     args.eve_exclude = f.eve_exclude;
+    args.midstream = f.midstream;
+    args.async_oneside = f.async_oneside;
+    args.no_vlan_tracking = f.no_vlan_tracking;
+    args.alert_fields = f.alert_fields;
     if let Some(v) = f.reassembly_depth {
         args.reassembly_depth = v;
     }

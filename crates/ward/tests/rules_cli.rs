@@ -91,3 +91,37 @@ fn sensor_with_et_rules_writes_alerts() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// `--alert-fields` adds Suricata's optional alert fields, `--summary-json` prints the run's
+/// summary on stdout, and unknown field names and a summary on the EVE stream are refused.
+#[test]
+fn sensor_alert_fields_and_summary_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let eve = dir.path().join("eve.json");
+    let out = ward()
+        .args(["sensor", "-q", "--workers", "1", "--pcap"])
+        .arg(data().join("pcaps/zeek/irc-basic.pcap"))
+        .arg("--rules")
+        .arg(data().join("et-open/emerging-all.rules"))
+        .args(["--set", "HOME_NET=[192.168.0.0/16]", "--alert-fields", "payload,payload-printable,packet", "--summary-json", "--eve"])
+        .arg(&eve)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    assert!(summary["packets"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["load_s"].as_f64().unwrap() > 0.0 && summary["processing_s"].as_f64().is_some(), "{summary}");
+    let text = std::fs::read_to_string(&eve).unwrap();
+    let alert = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event_type"] == "alert")
+        .expect("an alert");
+    for field in ["payload", "payload_printable", "packet", "packet_info"] {
+        assert!(alert.get(field).is_some(), "alert lacks {field}: {alert}");
+    }
+    for bad in [&["--alert-fields", "bogus"][..], &["--summary-json", "--eve", "-"][..]] {
+        let out = ward().args(["sensor", "-q", "--pcap"]).arg(data().join("pcaps/zeek/irc-basic.pcap")).args(bad).output().unwrap();
+        assert!(!out.status.success(), "{bad:?} accepted");
+    }
+}

@@ -201,7 +201,7 @@ async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) ->
         Ok(_) => Err("campaign or jurisdiction no longer exists".to_string()),
         Err(e) => Err(format!("cannot load campaign: {e}")),
     };
-    finish_attempt(&state, &job, result, started, "delivery failed")
+    finish_attempt(state, &job, result, started, "delivery failed")
 }
 
 /// Turns one delivery's result (detail and payload sent, or the error) into the attempt to

@@ -133,44 +133,32 @@ trait BufWriter: Write + Send {
 struct Deflate(flate2::write::DeflateDecoder<Cursor>);
 struct Zlib(flate2::write::ZlibDecoder<Cursor>);
 
-impl Write for Deflate {
-    fn write(&mut self, d: &[u8]) -> io::Result<usize> {
-        self.0.write(d)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
+/// The flate2 decoders (one wrapper per format) write into a [`Cursor`] the same way.
+macro_rules! flate_writer {
+    ($t:ty) => {
+        impl Write for $t {
+            fn write(&mut self, d: &[u8]) -> io::Result<usize> {
+                self.0.write(d)
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                self.0.flush()
+            }
+        }
+        impl BufWriter for $t {
+            fn cursor(&mut self) -> Option<&mut Cursor> {
+                Some(self.0.get_mut())
+            }
+            fn finish(self: Box<Self>) -> io::Result<Cursor> {
+                self.0.finish()
+            }
+            fn try_finish(&mut self) -> io::Result<()> {
+                self.0.try_finish()
+            }
+        }
+    };
 }
-impl BufWriter for Deflate {
-    fn cursor(&mut self) -> Option<&mut Cursor> {
-        Some(self.0.get_mut())
-    }
-    fn finish(self: Box<Self>) -> io::Result<Cursor> {
-        self.0.finish()
-    }
-    fn try_finish(&mut self) -> io::Result<()> {
-        self.0.try_finish()
-    }
-}
-impl Write for Zlib {
-    fn write(&mut self, d: &[u8]) -> io::Result<usize> {
-        self.0.write(d)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-impl BufWriter for Zlib {
-    fn cursor(&mut self) -> Option<&mut Cursor> {
-        Some(self.0.get_mut())
-    }
-    fn finish(self: Box<Self>) -> io::Result<Cursor> {
-        self.0.finish()
-    }
-    fn try_finish(&mut self) -> io::Result<()> {
-        self.0.try_finish()
-    }
-}
+flate_writer!(Deflate);
+flate_writer!(Zlib);
 
 struct Lzma(lzma_rs::decompress::Stream<Cursor>);
 

@@ -279,13 +279,13 @@ impl HttpState {
                     return pos;
                 }
                 Phase::Chunked(Chunk::Size) => {
-                    match {
+                    let res = {
                         let from = from_searched(pos).min(rest.len());
                         rest[from..]
                             .iter()
                             .position(|&c| c == b'\n')
                             .map(|p| from + p)
-                    } {
+                    }; match res {
                         Some(nl) => {
                             let line = &rest[..=nl];
                             pos += nl + 1;
