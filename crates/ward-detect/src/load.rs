@@ -88,12 +88,12 @@ pub fn load(paths: &[PathBuf], vars: &Vars, cls: &Classification) -> (RuleSet, L
     let started = Instant::now();
     let rss_before = proc_status_kb("VmRSS:");
     let mut report = LoadReport { files: paths.to_vec(), ..Default::default() };
-    let mut ctx = CompileCtx::default();
+    let ctx = CompileCtx::default();
     let mut rules = Vec::new();
     let mut seen: HashSet<(u32, u64)> = HashSet::new();
     for path in paths {
         match std::fs::read_to_string(path) {
-            Ok(text) => compile_text(&text, path, vars, cls, &mut ctx, &mut rules, &mut seen, &mut report),
+            Ok(text) => compile_text(&text, path, vars, cls, &ctx, &mut rules, &mut seen, &mut report),
             Err(e) => report.file_errors.push(format!("cannot read rules file {}: {e}", path.display())),
         }
     }
@@ -109,10 +109,10 @@ pub fn load_str(text: &str, origin: &str, vars: &Vars, cls: &Classification) -> 
     let rss_before = proc_status_kb("VmRSS:");
     let path = PathBuf::from(origin);
     let mut report = LoadReport { files: vec![path.clone()], ..Default::default() };
-    let mut ctx = CompileCtx::default();
+    let ctx = CompileCtx::default();
     let mut rules = Vec::new();
     let mut seen = HashSet::new();
-    compile_text(text, &path, vars, cls, &mut ctx, &mut rules, &mut seen, &mut report);
+    compile_text(text, &path, vars, cls, &ctx, &mut rules, &mut seen, &mut report);
     let set = RuleSet::build(rules, ctx.flowbit_count());
     finish(&mut report, &set, started, rss_before);
     (set, report)
@@ -136,29 +136,72 @@ fn finish(report: &mut LoadReport, set: &RuleSet, started: Instant, rss_before: 
     );
 }
 
+/// A rule's compilation outcome: the rule, or (sid, keyword, message) of why it was skipped.
+type Compiled = Result<crate::rule::Rule, (Option<u64>, String, String)>;
+
+/// Rules per compilation batch (batches are spread over the cores).
+const COMPILE_BATCH: usize = 512;
+
+fn compile_one(text: &str, vars: &Vars, cls: &Classification, ctx: &CompileCtx) -> Compiled {
+    let raw = parse_rule(text).map_err(|e| {
+        let err = CompileError::from(e);
+        (sid_guess(text), err.keyword(), err.to_string())
+    })?;
+    compile(&raw, vars, cls, ctx).map_err(|err| (raw.sid(), err.keyword(), err.to_string()))
+}
+
+/// Parses and compiles every rule of a file, on all cores (PCRE compilation dominates), then
+/// takes the results in file order: the first of two rules with one sid wins, as before.
 #[allow(clippy::too_many_arguments)]
 fn compile_text(
     text: &str,
     path: &Path,
     vars: &Vars,
     cls: &Classification,
-    ctx: &mut CompileCtx,
+    ctx: &CompileCtx,
     rules: &mut Vec<crate::rule::Rule>,
     seen: &mut HashSet<(u32, u64)>,
     report: &mut LoadReport,
 ) {
-    for rt in split_rules(text) {
+    let texts = split_rules(text);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
+    let shared = ctx;
+    let compiled: Vec<Compiled> = if threads == 1 || texts.len() < 2 * COMPILE_BATCH {
+        texts.iter().map(|rt| compile_one(&rt.text, vars, cls, shared)).collect()
+    } else {
+        // Workers take batches in turn from a shared counter; results are put back in order.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let batches: Vec<Vec<(usize, Compiled)>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut out = Vec::new();
+                        loop {
+                            let start = next.fetch_add(COMPILE_BATCH, std::sync::atomic::Ordering::Relaxed);
+                            if start >= texts.len() {
+                                break out;
+                            }
+                            for (i, rt) in texts.iter().enumerate().skip(start).take(COMPILE_BATCH) {
+                                out.push((i, compile_one(&rt.text, vars, cls, shared)));
+                            }
+                        }
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_default()).collect()
+        });
+        let mut slots: Vec<Option<Compiled>> = (0..texts.len()).map(|_| None).collect();
+        for (i, c) in batches.into_iter().flatten() {
+            slots[i] = Some(c);
+        }
+        slots
+            .into_iter()
+            .map(|c| c.unwrap_or_else(|| Err((None, "internal".into(), "rule compilation thread failed".into()))))
+            .collect()
+    };
+    for (rt, result) in texts.iter().zip(compiled) {
         report.total += 1;
-        let raw = match parse_rule(&rt.text) {
-            Ok(r) => r,
-            Err(e) => {
-                let sid = sid_guess(&rt.text);
-                let err = CompileError::from(e);
-                report.skipped.push(SkippedRule { file: path.to_path_buf(), line: rt.line, sid, keyword: err.keyword(), message: err.to_string() });
-                continue;
-            }
-        };
-        match compile(&raw, vars, cls, ctx) {
+        match result {
             Ok(rule) => {
                 if !seen.insert((rule.info.gid, rule.info.sid)) {
                     report.skipped.push(SkippedRule {
@@ -175,13 +218,9 @@ fn compile_text(
                 }
                 rules.push(rule);
             }
-            Err(err) => report.skipped.push(SkippedRule {
-                file: path.to_path_buf(),
-                line: rt.line,
-                sid: raw.sid(),
-                keyword: err.keyword(),
-                message: err.to_string(),
-            }),
+            Err((sid, keyword, message)) => {
+                report.skipped.push(SkippedRule { file: path.to_path_buf(), line: rt.line, sid, keyword, message })
+            }
         }
     }
 }

@@ -452,25 +452,28 @@ pub struct Rule {
 /// State shared by the compilation of one rule set: flowbit names and byte_extract variables.
 #[derive(Debug, Default)]
 pub struct CompileCtx {
-    flowbits: HashMap<String, u32>,
+    /// Rules compile on several threads ([`crate::load`]): the names are behind a lock, taken
+    /// only by rules with flowbits.
+    flowbits: std::sync::Mutex<HashMap<String, u32>>,
 }
 
 impl CompileCtx {
-    fn flowbit(&mut self, name: &str) -> Result<u32, CompileError> {
-        if let Some(&id) = self.flowbits.get(name) {
+    fn flowbit(&self, name: &str) -> Result<u32, CompileError> {
+        let mut flowbits = self.flowbits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(&id) = flowbits.get(name) {
             return Ok(id);
         }
-        if self.flowbits.len() >= MAX_FLOWBITS {
+        if flowbits.len() >= MAX_FLOWBITS {
             return Err(bad("flowbits", "too many distinct flowbit names"));
         }
-        let id = self.flowbits.len() as u32;
-        self.flowbits.insert(name.to_string(), id);
+        let id = flowbits.len() as u32;
+        flowbits.insert(name.to_string(), id);
         Ok(id)
     }
 
     /// Number of distinct flowbit names seen.
     pub fn flowbit_count(&self) -> usize {
-        self.flowbits.len()
+        self.flowbits.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 }
 
@@ -720,7 +723,7 @@ fn tls_version_value(s: &str) -> Option<u16> {
 }
 
 /// Compiles one raw rule.
-pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &mut CompileCtx) -> Result<Rule, CompileError> {
+pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCtx) -> Result<Rule, CompileError> {
     let action = match raw.action.as_str() {
         "alert" => Action::Alert,
         "drop" => Action::Drop,
