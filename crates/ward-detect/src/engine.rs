@@ -478,6 +478,12 @@ impl RuleSet {
     }
 
     /// A rule by `sid` (gid 1), for tests and tools.
+    /// Port groups built so far, over all payload sets (tests).
+    #[cfg(test)]
+    pub(crate) fn groups_built(&self) -> usize {
+        self.stages.iter().flat_map(|s| &s.payload_groups).map(|(_, g)| g.built()).sum()
+    }
+
     pub fn rule_by_sid(&self, sid: u64) -> Option<&Rule> {
         self.rules.iter().find(|r| r.info.sid == sid)
     }

@@ -35,6 +35,12 @@ pub const GROUP_MIN_PATTERNS: usize = 64;
 const MAX_APPS: usize = 16;
 /// A worker's key cache is cleared beyond this many entries (bounds memory on odd traffic).
 const THREAD_CACHE_MAX: usize = 8192;
+/// At most this many distinct groups are built (each costs tens of KB); a key that would need
+/// another uses one group over the whole set instead (still exact: candidates are verified),
+/// so traffic spraying port combinations cannot grow memory without bound.
+pub(crate) const MAX_GROUPS: usize = 512;
+/// At most this many keys are remembered; new keys beyond it use the whole-set group.
+const MAX_KEYS: usize = 1 << 16;
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -74,6 +80,8 @@ pub(crate) struct PayloadGroups {
     port_sets: Mutex<FastMap<(bool, u16), Arc<BitSet>>>,
     by_key: Mutex<FastMap<u64, Arc<Group>>>,
     by_rules: Mutex<HashMap<Vec<u32>, Arc<Group>>>,
+    /// The group over every entry, for keys beyond [`MAX_GROUPS`] / [`MAX_KEYS`].
+    whole: std::sync::OnceLock<Arc<Group>>,
 }
 
 /// One bit per entry.
@@ -156,6 +164,7 @@ impl PayloadGroups {
             port_sets: Mutex::new(FastMap::default()),
             by_key: Mutex::new(FastMap::default()),
             by_rules: Mutex::new(HashMap::new()),
+            whole: std::sync::OnceLock::new(),
         }
     }
 
@@ -222,8 +231,15 @@ impl PayloadGroups {
     }
 
     fn shared(&self, rules: &[Rule], key: u64, to_server: bool, mask: u32) -> Arc<Group> {
-        if let Some(g) = self.by_key.lock().unwrap_or_else(|e| e.into_inner()).get(&key) {
-            return g.clone();
+        {
+            let by_key = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(g) = by_key.get(&key) {
+                return g.clone();
+            }
+            if by_key.len() >= MAX_KEYS {
+                drop(by_key);
+                return self.whole();
+            }
         }
         let (sc, dc) = ((key >> 32) as u16, (key >> 48) as u16);
         let (s_sc, d_dc) = (self.ports(rules, true, sc), self.ports(rules, false, dc));
@@ -243,19 +259,31 @@ impl PayloadGroups {
                 bits &= bits - 1;
             }
         }
-        let group = {
-            let mut by_rules = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
-            match by_rules.get(&chosen) {
-                Some(g) => g.clone(),
-                None => {
-                    let g = Arc::new(self.build_group(&chosen));
-                    by_rules.insert(chosen, g.clone());
-                    g
-                }
+        let existing = {
+            let by_rules = self.by_rules.lock().unwrap_or_else(|e| e.into_inner());
+            by_rules.get(&chosen).cloned().ok_or(by_rules.len() >= MAX_GROUPS)
+        };
+        let group = match existing {
+            Ok(g) => g,
+            Err(true) => self.whole(),
+            Err(false) => {
+                // Built outside the lock; if another worker built it meanwhile, theirs is kept.
+                let g = Arc::new(self.build_group(&chosen));
+                self.by_rules.lock().unwrap_or_else(|e| e.into_inner()).entry(chosen).or_insert(g).clone()
             }
         };
         self.by_key.lock().unwrap_or_else(|e| e.into_inner()).insert(key, group.clone());
         group
+    }
+
+    fn whole(&self) -> Arc<Group> {
+        self.whole.get_or_init(|| Arc::new(self.build_group(&(0..self.entries.len() as u32).collect::<Vec<_>>()))).clone()
+    }
+
+    /// Distinct groups built so far (tests).
+    #[cfg(test)]
+    pub(crate) fn built(&self) -> usize {
+        self.by_rules.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// Entries whose source (`source`) or destination port set contains the ports of `class`.

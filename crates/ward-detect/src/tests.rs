@@ -602,3 +602,21 @@ fn payload_port_groups_match_exactly_what_the_headers_admit() {
         }
     }
 }
+
+/// Traffic that meets more port combinations than [`crate::groups::MAX_GROUPS`] cannot grow the
+/// groups without bound: beyond the cap, packets use one group over the whole set, and matches
+/// stay exact.
+#[test]
+fn port_groups_are_capped_and_stay_exact_beyond_the_cap() {
+    let n = crate::groups::MAX_GROUPS + 100;
+    let text: String = (0..n).map(|i| format!("alert tcp any any -> any {} (content:\"pat{i:05}\"; sid:{};)\n", 2000 + i, i + 1)).collect();
+    let set = rules(&text);
+    for i in 0..n {
+        // This port's rule, and another port's pattern that must not match here.
+        let payload = format!("xx pat{i:05} pat{:05} xx", (i + 1) % n);
+        let mut p = pkt(payload.as_bytes());
+        p.dst_port = (2000 + i) as u16;
+        assert_eq!(sids(&set, &p), [i as u64 + 1], "port {}", 2000 + i);
+    }
+    assert!(set.groups_built() <= crate::groups::MAX_GROUPS, "{} groups", set.groups_built());
+}
