@@ -1,18 +1,21 @@
 //! Port groups for the packet-payload prefilters: Suricata's "signature group heads".
 //!
 //! A packet's raw payload only needs the fast patterns of the rules whose header can match it:
-//! the right direction (`flow:to_server` / `to_client`), app-layer protocol (`alert http ...`)
-//! and ports. In ET Open, of the 2,086 TCP payload patterns only 428 apply to an HTTP response
-//! from port 80 and about 110 to an SMB, SSH or unclassified stream; a smaller set means a
-//! cache-resident automaton, fewer chance hits on short patterns, and fewer candidates to verify.
+//! the right direction (`flow:to_server` / `to_client`), flow state (`flow:established`: most
+//! rules do not apply to a session whose handshake was not seen), app-layer protocol
+//! (`alert http ...`) and ports. In ET Open, of the 2,086 TCP payload patterns only 428 apply to
+//! an HTTP response from port 80 and about 110 to an SMB, SSH or unclassified stream; a smaller
+//! set means a cache-resident filter, fewer chance hits on short patterns, and fewer candidates
+//! to verify.
 //!
 //! The ports are split into classes: the ranges of every rule's port sets cut 0..=65535 at
 //! their boundaries, and two ports in one class are in exactly the same port sets. A packet's
-//! group key is (direction, which rule app protocols match the flow's, source port class,
-//! destination port class). Groups are built lazily, the first time a key is seen (the key
-//! space is too large to enumerate, the keys traffic produces are few), and keys with the same
-//! set of applicable rules share one automaton. Each worker thread keeps its own map from key to
-//! group, so the shared map's lock is taken only when a worker meets a key for the first time.
+//! group key is (direction, established or not, which rule app protocols match the flow's,
+//! source port class, destination port class). Groups are built lazily, the first time a key is
+//! seen (the key space is too large to enumerate, the keys traffic produces are few), and keys
+//! with the same set of applicable rules share one filter. Each worker thread keeps its own map
+//! from key to group, so the shared map's lock is taken only when a worker meets a key for the
+//! first time.
 //!
 //! The group is a superset filter: every rule it returns is still verified in full, so a group
 //! never changes what matches, only how many rules are looked at.
@@ -39,6 +42,8 @@ const THREAD_CACHE_MAX: usize = 8192;
 /// another uses one group over the whole set instead (still exact: candidates are verified),
 /// so traffic spraying port combinations cannot grow memory without bound.
 pub(crate) const MAX_GROUPS: usize = 512;
+/// Where the flow's established state sits in a group key (after the app mask's bits).
+const ESTABLISHED_BIT: u32 = 20;
 /// At most this many keys are remembered; new keys beyond it use the whole-set group.
 const MAX_KEYS: usize = 1 << 16;
 
@@ -70,6 +75,8 @@ pub(crate) struct PayloadGroups {
     /// Bit sets over `entries` (one bit per entry), from which a key's rules are computed:
     /// entries admitting to-client / to-server packets,
     direction: [Vec<u64>; 2],
+    /// entries admitting packets of flows not established / established,
+    established: [Vec<u64>; 2],
     /// entries without an app protocol (or one beyond [`MAX_APPS`]), entries requiring app `i`,
     app_free: Vec<u64>,
     app: Vec<Vec<u64>>,
@@ -136,9 +143,15 @@ impl PayloadGroups {
         bounds.dedup();
         let n = entries.len();
         let (mut direction, mut app_free, mut bidirectional) = ([bitset(n), bitset(n)], bitset(n), bitset(n));
+        let mut established = [bitset(n), bitset(n)];
         let mut app = vec![bitset(n); apps.len().min(MAX_APPS)];
         for (i, &(r, _)) in entries.iter().enumerate() {
             let rule = &rules[r as usize];
+            for (e, set) in established.iter_mut().enumerate() {
+                if rule.flow.established.is_none_or(|want| want == (e == 1)) {
+                    set_bit(set, i);
+                }
+            }
             for (d, set) in direction.iter_mut().enumerate() {
                 if rule.flow.to_server.is_none_or(|t| t == (d == 1)) {
                     set_bit(set, i);
@@ -158,6 +171,7 @@ impl PayloadGroups {
             apps,
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             direction,
+            established,
             app_free,
             app,
             bidirectional,
@@ -216,6 +230,7 @@ impl PayloadGroups {
             };
             let key = (pkt.to_server as u64)
                 | (mask as u64) << 1
+                | (pkt.flow_established as u64) << ESTABLISHED_BIT
                 | (self.class(pkt.src_port) as u64) << 32
                 | (self.class(pkt.dst_port) as u64) << 48;
             if let Some(g) = c.groups.get(&(self.id, key)) {
@@ -242,6 +257,7 @@ impl PayloadGroups {
             }
         }
         let (sc, dc) = ((key >> 32) as u16, (key >> 48) as u16);
+        let established = (key >> ESTABLISHED_BIT) as usize & 1;
         let (s_sc, d_dc) = (self.ports(rules, true, sc), self.ports(rules, false, dc));
         let (s_dc, d_sc) = (self.ports(rules, true, dc), self.ports(rules, false, sc));
         let mut chosen: Vec<u32> = Vec::new();
@@ -253,7 +269,7 @@ impl PayloadGroups {
                 }
             }
             let ports = (s_sc[w] & d_dc[w]) | (self.bidirectional[w] & s_dc[w] & d_sc[w]);
-            let mut bits = self.direction[to_server as usize][w] & apps & ports;
+            let mut bits = self.direction[to_server as usize][w] & self.established[established][w] & apps & ports;
             while bits != 0 {
                 chosen.push((w * 64) as u32 + bits.trailing_zeros());
                 bits &= bits - 1;

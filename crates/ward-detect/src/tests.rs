@@ -541,7 +541,7 @@ fn et_open_rules_fire_on_matching_inputs() {
 #[test]
 fn payload_port_groups_match_exactly_what_the_headers_admit() {
     let ports = ["any", "80", "!80", "[80,443]", "1024:", "445", "[1:79,81:1023]", "$HTTP_PORTS"];
-    let flows = ["", "flow:to_server;", "flow:to_client;"];
+    let flows = ["", "flow:to_server;", "flow:to_client;", "flow:established,to_server;", "flow:not_established;"];
     let protos = ["tcp", "http", "tls", "ip"];
     let mut text = String::new();
     let mut sid = 0;
@@ -571,12 +571,13 @@ fn payload_port_groups_match_exactly_what_the_headers_admit() {
     }
     let payload: String = specs.iter().map(|s| format!("pat{:04} ", s.0)).collect();
     for &(sp, dp) in &[(50000u16, 80u16), (80, 50000), (443, 50000), (50000, 445), (22, 1000), (8080, 50000)] {
-        for to_server in [true, false] {
+        for (to_server, established) in [(true, true), (false, true), (true, false), (false, false)] {
             for app in [None, Some("http"), Some("tls"), Some("smb")] {
                 let mut p = pkt(payload.as_bytes());
                 p.src_port = sp;
                 p.dst_port = dp;
                 p.to_server = to_server;
+                p.flow_established = established;
                 p.app_proto = app;
                 let got = sids(&set, &p);
                 let want: Vec<u64> = specs
@@ -590,6 +591,8 @@ fn payload_port_groups_match_exactly_what_the_headers_admit() {
                         let dir_ok = match fi {
                             1 => to_server,
                             2 => !to_server,
+                            3 => to_server && established,
+                            4 => !established,
                             _ => true,
                         };
                         let ports_ok = (s.contains(&sp) && d.contains(&dp)) || (*bi && s.contains(&dp) && d.contains(&sp));
@@ -597,7 +600,7 @@ fn payload_port_groups_match_exactly_what_the_headers_admit() {
                     })
                     .map(|s| s.0)
                     .collect();
-                assert_eq!(got, want, "sp {sp} dp {dp} to_server {to_server} app {app:?}");
+                assert_eq!(got, want, "sp {sp} dp {dp} to_server {to_server} established {established} app {app:?}");
             }
         }
     }
