@@ -11,7 +11,8 @@
 //! The ports are split into classes: the ranges of every rule's port sets cut 0..=65535 at
 //! their boundaries, and two ports in one class are in exactly the same port sets. A packet's
 //! group key is (direction, established or not, which rule app protocols match the flow's,
-//! source port class, destination port class). Groups are built lazily, the first time a key is
+//! source and destination address classes (IPv4 in or outside RFC 1918, IPv6), source port
+//! class, destination port class). Groups are built lazily, the first time a key is
 //! seen (the key space is too large to enumerate, the keys traffic produces are few), and keys
 //! with the same set of applicable rules share one filter. Each worker thread keeps its own map
 //! from key to group, so the shared map's lock is taken only when a worker meets a key for the
@@ -44,6 +45,38 @@ const THREAD_CACHE_MAX: usize = 8192;
 pub(crate) const MAX_GROUPS: usize = 512;
 /// Where the flow's established state sits in a group key (after the app mask's bits).
 const ESTABLISHED_BIT: u32 = 20;
+/// Where the source and destination address classes sit in a group key (2 bits each).
+const SRC_ADDR_BITS: u32 = 21;
+const DST_ADDR_BITS: u32 = 23;
+
+/// RFC 1918 networks (Suricata's default `HOME_NET`), inclusive ranges.
+const PRIVATE_V4: [(u32, u32); 3] = [(0x0a00_0000, 0x0aff_ffff), (0xac10_0000, 0xac1f_ffff), (0xc0a8_0000, 0xc0a8_ffff)];
+
+/// An address's class for the group key: 0 an IPv4 address outside RFC 1918, 1 inside it,
+/// 2 any IPv6 address. Rules over `$HOME_NET` / `$EXTERNAL_NET` (with the default networks)
+/// then fall out of groups whose addresses they cannot match.
+fn addr_class(ip: std::net::IpAddr) -> usize {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let a = u32::from(v4);
+            PRIVATE_V4.iter().any(|&(lo, hi)| (lo..=hi).contains(&a)) as usize
+        }
+        std::net::IpAddr::V6(_) => 2,
+    }
+}
+
+/// Whether an address set may contain an address of `class` ([`addr_class`]); never false
+/// when it does (an IPv6 packet address, v4-mapped ones included, counts as any set that is
+/// not empty).
+fn admits_class(set: &crate::addr::IpSet, class: usize) -> bool {
+    let v4 = set.v4_ranges();
+    match class {
+        0 => v4.iter().any(|&(lo, hi)| !PRIVATE_V4.iter().any(|&(plo, phi)| plo <= lo && hi <= phi)),
+        1 => v4.iter().any(|&(lo, hi)| PRIVATE_V4.iter().any(|&(plo, phi)| lo <= phi && plo <= hi)),
+        _ => !v4.is_empty() || !set.v6_ranges().is_empty(),
+    }
+}
+
 /// At most this many keys are remembered; new keys beyond it use the whole-set group.
 const MAX_KEYS: usize = 1 << 16;
 
@@ -82,6 +115,10 @@ pub(crate) struct PayloadGroups {
     app: Vec<Vec<u64>>,
     /// entries of `<>` rules,
     bidirectional: Vec<u64>,
+    /// entries whose source / destination address set admits an address of each class
+    /// ([`addr_class`]),
+    src_addr: [Vec<u64>; 3],
+    dst_addr: [Vec<u64>; 3],
     /// and, per port class (built on first use), entries whose source / destination ports
     /// contain it.
     port_sets: Mutex<FastMap<(bool, u16), Arc<BitSet>>>,
@@ -144,9 +181,18 @@ impl PayloadGroups {
         let n = entries.len();
         let (mut direction, mut app_free, mut bidirectional) = ([bitset(n), bitset(n)], bitset(n), bitset(n));
         let mut established = [bitset(n), bitset(n)];
+        let mut src_addr = [bitset(n), bitset(n), bitset(n)];
+        let mut dst_addr = [bitset(n), bitset(n), bitset(n)];
         let mut app = vec![bitset(n); apps.len().min(MAX_APPS)];
         for (i, &(r, _)) in entries.iter().enumerate() {
             let rule = &rules[r as usize];
+            for (sets, ips) in [(&mut src_addr, &rule.src), (&mut dst_addr, &rule.dst)] {
+                for (class, set) in sets.iter_mut().enumerate() {
+                    if admits_class(ips, class) {
+                        set_bit(set, i);
+                    }
+                }
+            }
             for (e, set) in established.iter_mut().enumerate() {
                 if rule.flow.established.is_none_or(|want| want == (e == 1)) {
                     set_bit(set, i);
@@ -172,6 +218,8 @@ impl PayloadGroups {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             direction,
             established,
+            src_addr,
+            dst_addr,
             app_free,
             app,
             bidirectional,
@@ -231,6 +279,8 @@ impl PayloadGroups {
             let key = (pkt.to_server as u64)
                 | (mask as u64) << 1
                 | (pkt.flow_established as u64) << ESTABLISHED_BIT
+                | (addr_class(pkt.src_ip) as u64) << SRC_ADDR_BITS
+                | (addr_class(pkt.dst_ip) as u64) << DST_ADDR_BITS
                 | (self.class(pkt.src_port) as u64) << 32
                 | (self.class(pkt.dst_port) as u64) << 48;
             if let Some(g) = c.groups.get(&(self.id, key)) {
@@ -258,6 +308,7 @@ impl PayloadGroups {
         }
         let (sc, dc) = ((key >> 32) as u16, (key >> 48) as u16);
         let established = (key >> ESTABLISHED_BIT) as usize & 1;
+        let (sa, da) = ((key >> SRC_ADDR_BITS) as usize & 3, (key >> DST_ADDR_BITS) as usize & 3);
         let (s_sc, d_dc) = (self.ports(rules, true, sc), self.ports(rules, false, dc));
         let (s_dc, d_sc) = (self.ports(rules, true, dc), self.ports(rules, false, sc));
         let mut chosen: Vec<u32> = Vec::new();
@@ -268,7 +319,9 @@ impl PayloadGroups {
                     apps |= a[w];
                 }
             }
-            let ports = (s_sc[w] & d_dc[w]) | (self.bidirectional[w] & s_dc[w] & d_sc[w]);
+            let forward = s_sc[w] & d_dc[w] & self.src_addr[sa][w] & self.dst_addr[da][w];
+            let reverse = self.bidirectional[w] & s_dc[w] & d_sc[w] & self.src_addr[da][w] & self.dst_addr[sa][w];
+            let ports = forward | reverse;
             let mut bits = self.direction[to_server as usize][w] & self.established[established][w] & apps & ports;
             while bits != 0 {
                 chosen.push((w * 64) as u32 + bits.trailing_zeros());

@@ -542,6 +542,7 @@ fn et_open_rules_fire_on_matching_inputs() {
 fn payload_port_groups_match_exactly_what_the_headers_admit() {
     let ports = ["any", "80", "!80", "[80,443]", "1024:", "445", "[1:79,81:1023]", "$HTTP_PORTS"];
     let flows = ["", "flow:to_server;", "flow:to_client;", "flow:established,to_server;", "flow:not_established;"];
+    let addrs = ["any", "$HOME_NET", "$EXTERNAL_NET", "[10.0.0.0/8,2001:db8::/32]", "!192.168.0.0/16", "93.184.216.0/24"];
     let protos = ["tcp", "http", "tls", "ip"];
     let mut text = String::new();
     let mut sid = 0;
@@ -555,8 +556,9 @@ fn payload_port_groups_match_exactly_what_the_headers_admit() {
                     }
                     sid += 1;
                     let arrow = if sid % 7 == 0 { "<>" } else { "->" };
-                    text.push_str(&format!("alert {proto} any {sp} {arrow} any {dp} (content:\"pat{sid:04}\"; {flow} sid:{sid};)\n"));
-                    specs.push((sid, *proto, fi, ports_of(sp), ports_of(dp), arrow == "<>"));
+                    let (sa, da) = (addrs[sid % addrs.len()], addrs[(sid / addrs.len()) % addrs.len()]);
+                    text.push_str(&format!("alert {proto} {sa} {sp} {arrow} {da} {dp} (content:\"pat{sid:04}\"; {flow} sid:{sid};)\n"));
+                    specs.push((sid, *proto, fi, ports_of(sp), ports_of(dp), arrow == "<>", sa, da));
                 }
             }
         }
@@ -570,7 +572,11 @@ fn payload_port_groups_match_exactly_what_the_headers_admit() {
         [22u16, 80, 443, 445, 1000, 8080, 50000].into_iter().filter(|&p| set.contains(p)).collect()
     }
     let payload: String = specs.iter().map(|s| format!("pat{:04} ", s.0)).collect();
-    for &(sp, dp) in &[(50000u16, 80u16), (80, 50000), (443, 50000), (50000, 445), (22, 1000), (8080, 50000)] {
+    let ips = ["10.0.0.2", "93.184.216.34", "192.168.1.1", "2001:db8::1", "::ffff:10.0.0.2"];
+    let admits = |spec: &str, a: IpAddr| Vars::default().ip_set(spec).unwrap().contains(a);
+    for (k, &(sp, dp)) in [(50000u16, 80u16), (80, 50000), (443, 50000), (50000, 445), (22, 1000), (8080, 50000)].iter().enumerate() {
+      for (si, di) in [(0, 1), (1, 0), (0, 2), (3, 3), (4, 1), (k % 5, (k + 2) % 5)] {
+        let (src, dst) = (ip(ips[si]), ip(ips[di]));
         for (to_server, established) in [(true, true), (false, true), (true, false), (false, false)] {
             for app in [None, Some("http"), Some("tls"), Some("smb")] {
                 let mut p = pkt(payload.as_bytes());
@@ -579,10 +585,12 @@ fn payload_port_groups_match_exactly_what_the_headers_admit() {
                 p.to_server = to_server;
                 p.flow_established = established;
                 p.app_proto = app;
+                p.src_ip = src;
+                p.dst_ip = dst;
                 let got = sids(&set, &p);
                 let want: Vec<u64> = specs
                     .iter()
-                    .filter(|(_, proto, fi, s, d, bi)| {
+                    .filter(|(_, proto, fi, s, d, bi, sa, da)| {
                         let app_ok = match *proto {
                             "http" => app == Some("http"),
                             "tls" => app == Some("tls"),
@@ -595,14 +603,16 @@ fn payload_port_groups_match_exactly_what_the_headers_admit() {
                             4 => !established,
                             _ => true,
                         };
-                        let ports_ok = (s.contains(&sp) && d.contains(&dp)) || (*bi && s.contains(&dp) && d.contains(&sp));
+                        let ports_ok = (s.contains(&sp) && d.contains(&dp) && admits(sa, src) && admits(da, dst))
+                            || (*bi && s.contains(&dp) && d.contains(&sp) && admits(sa, dst) && admits(da, src));
                         app_ok && dir_ok && ports_ok
                     })
-                    .map(|s| s.0)
+                    .map(|s| s.0 as u64)
                     .collect();
-                assert_eq!(got, want, "sp {sp} dp {dp} to_server {to_server} established {established} app {app:?}");
+                assert_eq!(got, want, "{src}:{sp} -> {dst}:{dp} to_server {to_server} established {established} app {app:?}");
             }
         }
+      }
     }
 }
 
