@@ -2,8 +2,8 @@
 //!
 //! * **Rules** ([`load`], [`RuleSet`]): Suricata rule syntax, parsed ([`parse`]), compiled
 //!   ([`rule`]) and indexed ([`engine`]): a multi-pattern prefilter per buffer over each rule's
-//!   fast pattern ([`prefilter::Prefilter`]: a cache-resident hashed filter for large sets,
-//!   Aho-Corasick for small ones), raw-payload patterns split into port groups by direction,
+//!   fast pattern ([`prefilter::Prefilter`]: a cache-resident hashed filter), raw-payload
+//!   patterns split into port groups by direction, flow state, addresses,
 //!   app protocol and ports (Suricata's signature group heads), exact/suffix domain sets
 //!   for single-domain rules, an address-interval index for IP reputation rules, then full
 //!   verification of the candidates only. A rule with an unsupported keyword or a syntax error
