@@ -8,8 +8,9 @@
 //!
 //! Comparison: with two variants (`--compare "A args" "B args"`) runs alternate A, B, A, B…
 //! so drift (thermal, other load) hits both alike, and the report gives the ratio of median
-//! packets/s B/A per capture and worker count. An optional floor (`--min-ratio`) turns the
-//! ratio into a pass/fail check, e.g. "all rules ≥ 50 % of no rules".
+//! packets/s B/A per capture and worker count, over the whole run and, from the sensor's
+//! `--summary-json`, over processing only (rule load left out). An optional floor
+//! (`--min-ratio`) turns the whole-run ratio into a pass/fail check.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

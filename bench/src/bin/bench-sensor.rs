@@ -4,7 +4,7 @@
 //! cargo run --release -p ward-bench --bin bench-sensor -- --pcap /tmp/mix.pcap --workers 1,all --runs 5
 //! cargo run --release -p ward-bench --bin bench-sensor -- --pcap ../shared/data/pcaps/zeek
 //! cargo run --release -p ward-bench --bin bench-sensor -- --pcap /tmp/mix.pcap \
-//!     --compare "" "--rules ../shared/data/et-open/emerging-all.rules" --min-ratio 0.5
+//!     --compare "" " --rules ../shared/data/et-open/emerging-all.rules" --min-ratio 0.5
 //! cargo run --release -p ward-bench --bin bench-sensor -- --pcap /tmp/mix.pcap --cmd "cat {pcap}"
 //! ```
 
@@ -14,8 +14,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use ward_bench::sensor_bench::{default_ward, render_table, run_plan, Plan, Program, Variant, Workers};
 
-/// Run `ward sensor --pcap PATH --workers N --eve /dev/null [extra args]` (or any command) over
-/// captures and report median/min/max wall time, packets/s, Gbit/s and peak RSS.
+/// Run `ward sensor --pcap PATH --workers N --eve /dev/null --summary-json [extra args]` (or any
+/// command) over captures and report median/min/max wall time, packets/s, Gbit/s, peak RSS and,
+/// from the sensor's summary, its rule load and processing times.
 #[derive(Debug, Parser)]
 #[command(name = "bench-sensor", version)]
 struct Args {
@@ -39,11 +40,13 @@ struct Args {
     /// e.g. --cmd "tcpdump -r {pcap} -w /dev/null".
     #[arg(long)]
     cmd: Option<String>,
-    /// Compare two sets of extra arguments (baseline first), e.g. --compare "" "--rules all.rules";
-    /// runs alternate between them and the ratio of median packets/s (second/first) is reported.
+    /// Compare two sets of extra arguments (baseline first), e.g. --compare "" " --rules all.rules"
+    /// (a leading space keeps an argument that starts with -- a value); runs alternate between
+    /// them and the ratio of median packets/s (second/first) is reported over the whole run and,
+    /// when the sensor reports it, over processing only (rule load left out).
     #[arg(long, num_args = 2, value_names = ["BASELINE_ARGS", "CANDIDATE_ARGS"])]
     compare: Option<Vec<String>>,
-    /// With --compare: fail (exit 1) when a ratio is below this floor.
+    /// With --compare: fail (exit 1) when the whole-run ratio is below this floor.
     #[arg(long, requires = "compare")]
     min_ratio: Option<f64>,
     /// Print the report as JSON on stdout (progress still goes to stderr).

@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use crate::input::PacketInput;
-use crate::prefilter::{self, Pattern, Prefilter, WindowHasher};
+use crate::prefilter::{self, Pattern, Prefilter, MulHasher};
 use crate::rule::Rule;
 
 /// Packet-payload pattern sets with at least this many patterns are split into port groups;
@@ -92,7 +92,7 @@ pub(crate) struct Group {
     pub always: Vec<u32>,
 }
 
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WindowHasher>>;
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<MulHasher>>;
 
 /// One packet-payload pattern set (one transport), split into port groups on demand.
 #[derive(Debug)]

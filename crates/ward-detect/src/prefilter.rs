@@ -2,20 +2,14 @@
 //! those rules are verified. Like ripgrep's `Matcher`, the engine depends only on the
 //! [`Prefilter`] trait; [`FoldPrefilter`] is the engine [`build`] returns, and another (e.g.
 //! Hyperscan/Vectorscan) can be added behind a Cargo feature by implementing the trait and
-//! changing [`build`]. [`AhoCorasickPrefilter`] (the `aho-corasick` crate) is the reference the
-//! fold filter is tested against.
+//! changing [`build`]. The tests check the fold filter against Aho-Corasick (the
+//! `aho-corasick` crate), which the engine used before.
 //!
 //! Contract: `for_each_candidate` reports every pattern that occurs (case-insensitively, ASCII)
 //! at least once; reporting extra patterns is allowed (verification rejects them), missing one
 //! is not, except occurrences that end after a pattern's [`Pattern::max_end`]. Case-insensitive
 //! search for all patterns keeps one filter per buffer; the verification step applies `nocase`
 //! exactly.
-
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
-
-/// Automata over at most this many patterns are built as DFAs (fastest search, more memory:
-/// ET Open's largest buffer set fits in a few MB); larger ones let the crate choose.
-pub const DFA_MAX_PATTERNS: usize = 20_000;
 
 /// A multi-pattern matcher over one buffer's fast patterns.
 pub trait Prefilter: Send + Sync + std::fmt::Debug {
@@ -24,25 +18,6 @@ pub trait Prefilter: Send + Sync + std::fmt::Debug {
     /// Heap bytes used, for the load report.
     fn memory_usage(&self) -> usize;
 }
-
-/// Aho-Corasick (the `aho-corasick` crate), ASCII case-insensitive, overlapping matches.
-#[derive(Debug)]
-pub struct AhoCorasickPrefilter {
-    ac: AhoCorasick,
-}
-
-impl Prefilter for AhoCorasickPrefilter {
-    fn for_each_candidate(&self, haystack: &[u8], hit: &mut dyn FnMut(usize)) {
-        for m in self.ac.find_overlapping_iter(haystack) {
-            hit(m.pattern().as_usize());
-        }
-    }
-
-    fn memory_usage(&self) -> usize {
-        self.ac.memory_usage()
-    }
-}
-
 
 /// A fast pattern and where it can occur.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,23 +43,11 @@ pub fn build(patterns: &[Pattern]) -> Option<Box<dyn Prefilter>> {
     Some(Box::new(FoldPrefilter::new(patterns)))
 }
 
-/// Builds the Aho-Corasick prefilter over `patterns`.
-pub fn build_aho_corasick<P: AsRef<[u8]>>(patterns: &[P]) -> Option<Box<dyn Prefilter>> {
-    let ac = AhoCorasickBuilder::new()
-        .ascii_case_insensitive(true)
-        .match_kind(MatchKind::Standard)
-        .kind(if patterns.len() <= DFA_MAX_PATTERNS { Some(AhoCorasickKind::DFA) } else { None })
-        .build(patterns)
-        .map_err(|e| tracing::warn!(error = %e, "prefilter automaton could not be built"))
-        .ok()?;
-    Some(Box::new(AhoCorasickPrefilter { ac }))
-}
-
-/// A multiplicative hasher for the prefix keys (SipHash showed in profiles).
+/// A multiplicative hasher for small integer keys (SipHash showed in profiles).
 #[derive(Default)]
-pub struct WindowHasher(u64);
+pub struct MulHasher(u64);
 
-impl std::hash::Hasher for WindowHasher {
+impl std::hash::Hasher for MulHasher {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -129,13 +92,13 @@ pub struct FoldPrefilter {
     bits: Vec<u64>,
     shift: u32,
     /// Folded 4-byte key -> (pattern, offset of the key in it) for patterns of 4 bytes or more.
-    keys: std::collections::HashMap<u32, Vec<(u32, u32)>, std::hash::BuildHasherDefault<WindowHasher>>,
+    keys: std::collections::HashMap<u32, Vec<(u32, u32)>, std::hash::BuildHasherDefault<MulHasher>>,
     /// (pattern, last possible start offset).
     anchored: Vec<(u32, u32)>,
     /// Bit set over folded 2-byte prefixes of the 2- and 3-byte patterns (empty when none).
     pairs: Vec<u64>,
     /// Folded 2-byte prefix -> 2- and 3-byte patterns with that prefix.
-    pair_patterns: std::collections::HashMap<u16, Vec<u32>, std::hash::BuildHasherDefault<WindowHasher>>,
+    pair_patterns: std::collections::HashMap<u16, Vec<u32>, std::hash::BuildHasherDefault<MulHasher>>,
     /// 1-byte patterns: (pattern, a finder per case variant).
     singles: Vec<(u32, Vec<memchr::memmem::Finder<'static>>)>,
     empty: Vec<u32>,
@@ -357,6 +320,30 @@ impl Prefilter for FoldPrefilter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+
+    /// The reference: Aho-Corasick, ASCII case-insensitive, overlapping matches.
+    #[derive(Debug)]
+    struct AhoCorasickPrefilter {
+        ac: AhoCorasick,
+    }
+
+    impl Prefilter for AhoCorasickPrefilter {
+        fn for_each_candidate(&self, haystack: &[u8], hit: &mut dyn FnMut(usize)) {
+            for m in self.ac.find_overlapping_iter(haystack) {
+                hit(m.pattern().as_usize());
+            }
+        }
+
+        fn memory_usage(&self) -> usize {
+            self.ac.memory_usage()
+        }
+    }
+
+    fn build_aho_corasick(patterns: &[Vec<u8>]) -> Option<Box<dyn Prefilter>> {
+        let ac = AhoCorasickBuilder::new().ascii_case_insensitive(true).match_kind(MatchKind::Standard).build(patterns).ok()?;
+        Some(Box::new(AhoCorasickPrefilter { ac }))
+    }
 
     fn anywhere(pats: &[Vec<u8>]) -> Vec<Pattern> {
         pats.iter().map(|p| Pattern::anywhere(p)).collect()

@@ -646,31 +646,23 @@ impl WorkerDetect {
         }
         let stream: Option<&[u8]> = if tcp_session && pkt.proto == 6 {
             self.window.clear();
-            if !self.stream_new.is_empty() && state.stream_tail[d].is_empty() {
-                // Nothing carried over: the new data is the window; hand the buffer over
-                // instead of copying it (the spare buffer comes back empty for the next packet).
+            if !self.stream_new.is_empty() {
+                // The window is the new data (its last MAX_STREAM_WINDOW bytes), taken over
+                // without a copy (the spare buffer goes back empty for the next packet), after
+                // what is kept of the tail carried over from the last inspection.
+                let mut tail = std::mem::take(&mut state.stream_tail[d]);
                 std::mem::swap(&mut self.window, &mut self.stream_new);
                 if self.window.len() > MAX_STREAM_WINDOW {
                     let cut = self.window.len() - MAX_STREAM_WINDOW;
                     self.window.drain(..cut);
                 }
-                let t = &mut state.stream_tail[d];
-                t.extend_from_slice(&self.window[self.window.len().saturating_sub(STREAM_OVERLAP)..]);
-            } else if !self.stream_new.is_empty() {
-                let tail = &state.stream_tail[d];
-                let new = if self.stream_new.len() > MAX_STREAM_WINDOW {
-                    &self.stream_new[self.stream_new.len() - MAX_STREAM_WINDOW..]
-                } else {
-                    &self.stream_new[..]
-                };
-                if new.len() < MAX_STREAM_WINDOW {
-                    let keep = tail.len().min(MAX_STREAM_WINDOW - new.len());
-                    self.window.extend_from_slice(&tail[tail.len() - keep..]);
+                let keep = tail.len().min(MAX_STREAM_WINDOW - self.window.len());
+                if keep > 0 {
+                    self.window.splice(0..0, tail[tail.len() - keep..].iter().copied());
                 }
-                self.window.extend_from_slice(new);
-                let t = &mut state.stream_tail[d];
-                t.clear();
-                t.extend_from_slice(&self.window[self.window.len().saturating_sub(STREAM_OVERLAP)..]);
+                tail.clear();
+                tail.extend_from_slice(&self.window[self.window.len().saturating_sub(STREAM_OVERLAP)..]);
+                state.stream_tail[d] = tail;
             }
             Some(&self.window)
         } else {

@@ -461,7 +461,7 @@ impl HttpState {
         let tx = self.request_tx;
         match self.phase[d] {
             Phase::Length(remaining) if len <= remaining && self.buffers[d].is_empty() => {
-                self.count_body(dir, len, None);
+                self.count_request_body(len, None);
                 self.mark_truncated(dir);
                 self.phase[d] = Phase::Length(remaining - len);
                 if remaining == len {
@@ -585,7 +585,7 @@ impl HttpState {
                     Err(keep_from) => return pos + keep_from,
                 },
                 Phase::Length(_) | Phase::Chunked(_) | Phase::UntilClose => {
-                    match self.parse_body(Direction::ToServer, rest, out) {
+                    match self.parse_request_body(rest, out) {
                         0 if !matches!(self.phase[0], Phase::Head(_)) => return pos,
                         n => pos += n,
                     }
@@ -694,13 +694,14 @@ impl HttpState {
         }
     }
 
-    /// Consumes body bytes of the current message; returns bytes used.
-    fn parse_body(&mut self, dir: Direction, rest: &[u8], out: &mut Vec<AppEvent>) -> usize {
+    /// Consumes body bytes of the current request; returns bytes used.
+    fn parse_request_body(&mut self, rest: &[u8], out: &mut Vec<AppEvent>) -> usize {
+        let dir = Direction::ToServer;
         let d = dir.index();
         match self.phase[d] {
             Phase::Length(remaining) => {
                 let take = (rest.len() as u64).min(remaining) as usize;
-                self.count_body(dir, take as u64, Some(&rest[..take]));
+                self.count_request_body(take as u64, Some(&rest[..take]));
                 if take as u64 == remaining {
                     self.finish_message(dir);
                     self.phase[d] = Phase::Head(0);
@@ -710,7 +711,7 @@ impl HttpState {
                 take
             }
             Phase::UntilClose => {
-                self.count_body(dir, rest.len() as u64, Some(rest));
+                self.count_request_body(rest.len() as u64, Some(rest));
                 rest.len()
             }
             Phase::Chunked(chunk) => match chunk {
@@ -727,12 +728,7 @@ impl HttpState {
                     }
                     Ok(Parsed::Incomplete(_)) => 0,
                     Err(err) => {
-                        let tx = if dir == Direction::ToServer {
-                            self.request_tx
-                        } else {
-                            self.response_tx
-                        };
-                        anomaly(out, tx, "INVALID_REQUEST_CHUNK_LEN", err.to_string());
+                        anomaly(out, self.request_tx, "INVALID_REQUEST_CHUNK_LEN", err.to_string());
                         self.finish_message(dir);
                         self.phase[d] = Phase::Stopped;
                         0
@@ -740,7 +736,7 @@ impl HttpState {
                 },
                 Chunk::Data(remaining) => {
                     let take = (rest.len() as u64).min(remaining) as usize;
-                    self.count_body(dir, take as u64, Some(&rest[..take]));
+                    self.count_request_body(take as u64, Some(&rest[..take]));
                     self.phase[d] = if take as u64 == remaining {
                         Phase::Chunked(Chunk::DataEnd)
                     } else {
@@ -769,7 +765,7 @@ impl HttpState {
                         Some(_) => {
                             self.phase[d] = Phase::Chunked(Chunk::Size);
                             // zero bytes used but phase changed: signal progress with a re-loop
-                            self.parse_body(dir, rest, out)
+                            self.parse_request_body(rest, out)
                         }
                     }
                 }
@@ -799,46 +795,17 @@ impl HttpState {
         }
     }
 
-    fn count_body(&mut self, dir: Direction, len: u64, data: Option<&[u8]>) {
-        let id = match dir {
-            Direction::ToServer => self.request_tx,
-            Direction::ToClient => self.response_tx,
-        };
+    /// Counts request body bytes (responses have their own path in `response.rs`).
+    fn count_request_body(&mut self, len: u64, data: Option<&[u8]>) {
         let budget = MAX_FLOW_BODY_BYTES.saturating_sub(self.retained);
-        let Some(tx) = self.tx_mut(id) else { return };
-        let mut kept = 0;
-        match dir {
-            Direction::ToServer => {
-                if let Some(r) = tx.request.as_mut() {
-                    r.body_len += len;
-                    r.message_len += len;
-                    if let Some(data) = data {
-                        kept = append_bounded(
-                            &mut r.body_raw,
-                            data,
-                            REQUEST_BODY_LIMIT,
-                            budget,
-                            &mut r.body_truncated,
-                        );
-                    }
-                }
-            }
-            Direction::ToClient => {
-                if let Some(r) = tx.response.as_mut() {
-                    r.body_len += len;
-                    r.message_len += len;
-                    if let Some(data) = data {
-                        kept = append_bounded(
-                            &mut r.body,
-                            data,
-                            RESPONSE_BODY_LIMIT,
-                            budget,
-                            &mut r.body_truncated,
-                        );
-                    }
-                }
-            }
-        }
+        let id = self.request_tx;
+        let Some(r) = self.tx_mut(id).and_then(|tx| tx.request.as_mut()) else { return };
+        r.body_len += len;
+        r.message_len += len;
+        let kept = match data {
+            Some(data) => append_bounded(&mut r.body_raw, data, REQUEST_BODY_LIMIT, budget, &mut r.body_truncated),
+            None => 0,
+        };
         self.retained += kept;
     }
 
