@@ -1,0 +1,1 @@
+//! Low: bidi controls and other invisible characters are refused in names.

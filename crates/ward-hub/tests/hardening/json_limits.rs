@@ -1,0 +1,1 @@
+//! Low: deeply nested lines and out-of-range numbers are refused, not stored as null.

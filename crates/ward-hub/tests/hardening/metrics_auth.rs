@@ -1,0 +1,1 @@
+//! Low: /metrics needs an admin token or a separate listener.

@@ -1,0 +1,1 @@
+//! Low: the OpenAPI document lists every route the router serves.

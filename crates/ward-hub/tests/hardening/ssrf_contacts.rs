@@ -1,0 +1,1 @@
+//! Medium 7: webhook and syslog deliveries never reach metadata, private or loopback services unless allowed.

@@ -1,0 +1,1 @@
+//! Low: creating a user does not reveal other jurisdictions' usernames.

@@ -1,0 +1,1 @@
+//! Low: tokens in webhook URLs never reach logs or viewers.

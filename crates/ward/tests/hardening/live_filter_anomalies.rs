@@ -1,0 +1,1 @@
+//! Low: on a live interface, truncated-packet anomalies obey --filter.

@@ -1,0 +1,1 @@
+//! Low: the spool's summary counts dropped records; under the cap the least valuable records go first.
