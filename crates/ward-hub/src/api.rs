@@ -20,7 +20,7 @@ use crate::error::{AppError, AppResult};
 use crate::ingest::{self, HomeNet};
 use crate::model::*;
 use crate::state::HubState;
-use crate::store::{IngestBatch, NotificationFilter};
+use crate::store::{EventFilter, IngestBatch, NotificationFilter};
 
 /// Longest indicator long-poll; clients re-poll after it.
 pub const MAX_LONG_POLL_SECS: u64 = 60;
@@ -28,6 +28,11 @@ pub const MAX_LONG_POLL_SECS: u64 = 60;
 pub const MAX_INDICATORS_PER_POLL: usize = 10_000;
 /// Events listed per request at most.
 pub const MAX_EVENTS_LISTED: usize = 1_000;
+/// Bytes of one events listing at most: with stored events bounded by
+/// [`MAX_STORED_EVENT_BYTES`](crate::ingest::MAX_STORED_EVENT_BYTES), a page costs the hub about
+/// this much memory while it is built and sent, whatever `limit` asks for; the rest is on the
+/// next page.
+pub const MAX_EVENT_PAGE_BYTES: usize = 8 * 1024 * 1024;
 
 #[derive(Deserialize)]
 pub struct EnrollRequest {
@@ -67,11 +72,16 @@ pub async fn enroll(State(state): State<HubState>, Json(req): Json<EnrollRequest
 }
 
 /// `POST /api/v1/events`: one NDJSON batch; see docs/api.md for the contract.
+///
+/// Order matters for fairness (see [`crate::state`]): the credential and key are checked from
+/// the headers; the sensor takes one of its [`MAX_INGEST_PER_SENSOR`](crate::state::MAX_INGEST_PER_SENSOR)
+/// places (429 when it has none left); the body is read under the deadline of [`crate::body`]
+/// holding nothing shared; only then does the batch wait for a global ingest slot.
 pub async fn ingest_events(
     State(state): State<HubState>,
     SensorAuth(sensor): SensorAuth,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> AppResult<Response> {
     let started = Instant::now();
     let key = headers
@@ -86,10 +96,26 @@ pub async fn ingest_events(
         return Err(AppError::Forbidden(format!("idempotency key names sensor {sid} but the credential is sensor {}", sensor.id)));
     }
     let content_encoding = match headers.get(header::CONTENT_ENCODING) {
-        Some(v) => Some(v.to_str().map_err(|_| AppError::Unsupported("Content-Encoding is not ASCII".into()))?),
+        Some(v) => Some(v.to_str().map_err(|_| AppError::Unsupported("Content-Encoding is not ASCII".into()))?.to_string()),
         None => None,
     };
-    let gz = ingest::body_encoding(content_encoding, &body).map_err(AppError::Unsupported)? == ingest::BodyEncoding::Gzip;
+    let Some(_place) = state.sensor_ingest.try_take(sensor.id) else {
+        state.metrics.ingest_busy.inc();
+        tracing::info!(sensor = sensor.id, in_flight = crate::state::MAX_INGEST_PER_SENSOR, "ingest refused: sensor has too many requests in flight");
+        return Ok(busy_response(sensor.id));
+    };
+    let body = crate::body::read_to_limit(body, ingest::MAX_BATCH_BODY_BYTES).await.map_err(|e| match e {
+        crate::body::BodyReadError::TooLarge(_) => AppError::TooLarge(format!("batch body larger than {} bytes: send smaller batches", ingest::MAX_BATCH_BODY_BYTES)),
+        // The deadline middleware turns this into 408.
+        other => AppError::BadRequest(other.to_string()),
+    })?;
+    let _slot = state
+        .ingest_permits
+        .clone()
+        .acquire_owned()
+        .await
+        .map_err(|_| AppError::Internal("ingest admission closed".into()))?;
+    let gz = ingest::body_encoding(content_encoding.as_deref(), &body).map_err(AppError::Unsupported)? == ingest::BodyEncoding::Gzip;
     let jurisdiction_id = sensor.jurisdiction_id;
     let home = state.store_call(move |s| s.jurisdiction(jurisdiction_id)).await?.ok_or(AppError::Unauthorized)?;
     let state2 = state.clone();
@@ -125,6 +151,17 @@ pub async fn ingest_events(
         resp.headers_mut().insert("ward-rejected-lines", v);
     }
     Ok(resp)
+}
+
+/// 429 for a sensor that already has its share of ingest requests in flight.
+fn busy_response(sensor_id: i64) -> Response {
+    let message = format!(
+        "sensor {sensor_id} already has {} batches in flight: wait for their replies, then retry this one with the same key",
+        crate::state::MAX_INGEST_PER_SENSOR
+    );
+    let mut resp = (StatusCode::TOO_MANY_REQUESTS, Json(json!({ "error": message }))).into_response();
+    resp.headers_mut().insert(header::RETRY_AFTER, axum::http::HeaderValue::from_static("1"));
+    resp
 }
 
 #[derive(Deserialize)]
@@ -312,7 +349,18 @@ pub struct NewUserRequest {
     pub jurisdiction_id: Option<i64>,
 }
 
+/// The answer to a user name that is taken, wherever the other user lives.
+pub const USERNAME_TAKEN: &str = "this username is not available: choose another";
+
 /// Analysts create anyone; a jurisdiction admin creates admins and viewers of their own.
+///
+/// User names are one namespace (a login is a name and a password), so a taken name cannot
+/// be given out again, and a failed creation tells the creator the name exists somewhere. The
+/// answer says no more than that: the same 409 and message whether the other user is in the
+/// creator's jurisdiction, another one, or an analyst, after the same work (the password is
+/// hashed first either way). Failures are counted per creator (a burst of
+/// [`NAME_PROBE_BURST`](crate::state::NAME_PROBE_BURST), then one a minute; 429 beyond) and
+/// logged, so names cannot be enumerated this way.
 pub async fn create_user(State(state): State<HubState>, who: UserAuth, Json(req): Json<NewUserRequest>) -> AppResult<impl IntoResponse> {
     match (req.role, req.jurisdiction_id) {
         (Role::Analyst, _) => who.require_analyst()?,
@@ -321,10 +369,23 @@ pub async fn create_user(State(state): State<HubState>, who: UserAuth, Json(req)
         (_, Some(_)) => return Err(AppError::NotFound),
         (_, None) => return Err(AppError::BadRequest("an admin or viewer needs jurisdiction_id".into())),
     }
+    let probe_key = format!("user-create-failures:{}", who.user.id);
+    if !state.name_probe_limiter.peek(&probe_key) {
+        state.metrics.rate_limited.inc();
+        return Err(AppError::RateLimited);
+    }
     let password = req.password.clone();
     let phc = tokio::task::spawn_blocking(move || auth::hash_password(&password)).await??;
-    let u = state.store_call(move |s| s.create_user(&req.username, &phc, req.role, req.jurisdiction_id, now_ms())).await?;
-    Ok((StatusCode::CREATED, Json(u)))
+    let created = state.store_call(move |s| s.create_user(&req.username, &phc, req.role, req.jurisdiction_id, now_ms())).await;
+    match created {
+        Ok(u) => Ok((StatusCode::CREATED, Json(u))),
+        Err(AppError::Conflict(_)) => {
+            state.name_probe_limiter.allow(&probe_key);
+            tracing::warn!(creator = who.user.id, "user creation refused: username taken");
+            Err(AppError::Conflict(USERNAME_TAKEN.into()))
+        }
+        Err(other) => Err(other),
+    }
 }
 
 pub async fn list_users(State(state): State<HubState>, who: UserAuth) -> AppResult<Json<Vec<User>>> {
@@ -351,7 +412,8 @@ pub async fn get_campaign(State(state): State<HubState>, who: UserAuth, Path(id)
     Ok(Json(v).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CampaignUpdate {
     #[serde(default)]
     pub name: Option<String>,
@@ -364,15 +426,38 @@ pub struct CampaignUpdate {
     pub merge_from: Option<i64>,
 }
 
+impl CampaignUpdate {
+    /// Reads an API body: a JSON object with at least one change, nothing else.
+    pub fn from_json(body: &[u8]) -> Result<Self, String> {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| format!("campaign update is not JSON: {e}"))?;
+        if !value.is_object() {
+            return Err("campaign update must be a JSON object such as {\"name\": \"…\"}".into());
+        }
+        let update: CampaignUpdate = serde_json::from_value(value).map_err(|e| format!("bad campaign update: {e}"))?;
+        update.check()?;
+        Ok(update)
+    }
+
+    /// Refuses an update that asks for nothing: answering 200 to it would say something changed.
+    pub fn check(&self) -> Result<(), String> {
+        if self.name.is_none() && self.annotation.is_none() && self.merge_from.is_none() && !self.close {
+            return Err("nothing to change: send name, annotation, merge_from or \"close\": true".into());
+        }
+        Ok(())
+    }
+}
+
 /// `POST /api/v1/campaigns/{id}`: rename, annotate, close, merge (analysts only).
-pub async fn update_campaign(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, Json(u): Json<CampaignUpdate>) -> AppResult<Response> {
+pub async fn update_campaign(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, body: Bytes) -> AppResult<Response> {
     who.require_analyst()?;
+    let u = CampaignUpdate::from_json(&body).map_err(AppError::BadRequest)?;
     apply_campaign_update(&state, id, u).await?;
     let c = state.store_call(move |s| s.campaign(id)).await?.ok_or(AppError::NotFound)?;
     Ok(Json(c).into_response())
 }
 
 pub async fn apply_campaign_update(state: &HubState, id: i64, u: CampaignUpdate) -> AppResult<()> {
+    u.check().map_err(AppError::BadRequest)?;
     let changed_indicators = u.close || u.merge_from.is_some();
     let change = crate::store::CampaignChange { name: u.name, annotation: u.annotation, merge_from: u.merge_from, close: u.close };
     state.store_call(move |s| s.update_campaign(id, &change, now_ms())).await?;
@@ -392,6 +477,9 @@ pub struct ListQuery {
     pub campaign_id: Option<i64>,
     #[serde(default)]
     pub limit: Option<usize>,
+    /// Events listing: only events older than this id (the `next` cursor of the page before).
+    #[serde(default)]
+    pub before: Option<i64>,
 }
 
 /// A jurisdiction user is always scoped to their own jurisdiction, whatever they ask for.
@@ -406,10 +494,83 @@ fn scope(who: &UserAuth, asked: Option<i64>) -> AppResult<Option<i64>> {
     }
 }
 
-pub async fn list_events(State(state): State<HubState>, who: UserAuth, Query(q): Query<ListQuery>) -> AppResult<Json<Vec<StoredEvent>>> {
+/// One page of events as a JSON array, built one event at a time.
+pub struct EventPage {
+    pub json: Vec<u8>,
+    pub count: usize,
+    /// The id to pass as `before` for the next page, when there is one.
+    pub next_before: Option<i64>,
+}
+
+/// Fills a page with at most `limit` events and at most `max_bytes` bytes of JSON (one event
+/// always fits, so a page is never empty while events remain); only one event is held in
+/// memory besides the page.
+pub fn event_page(store: &dyn crate::store::Store, filter: &EventFilter, limit: usize, max_bytes: usize) -> crate::store::StoreResult<EventPage> {
+    let mut json = b"[".to_vec();
+    let (mut count, mut last_id, mut more) = (0usize, None, false);
+    let mut failed = None;
+    let filter = EventFilter { limit: limit.saturating_add(1), ..filter.clone() };
+    store.scan_events(&filter, &mut |event| {
+        if count == limit {
+            more = true;
+            return false;
+        }
+        let bytes = match serde_json::to_vec(&event) {
+            Ok(b) => b,
+            Err(e) => {
+                failed = Some(e.to_string());
+                return false;
+            }
+        };
+        if count > 0 && json.len() + 1 + bytes.len() + 1 > max_bytes {
+            more = true;
+            return false;
+        }
+        if count > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(&bytes);
+        count += 1;
+        last_id = Some(event.id);
+        true
+    })?;
+    if let Some(e) = failed {
+        return Err(crate::error::StoreError::Database(format!("cannot serialise an event: {e}")));
+    }
+    json.push(b']');
+    Ok(EventPage { json, count, next_before: if more { last_id } else { None } })
+}
+
+/// Percent-encodes a query value (everything but RFC 3986 unreserved characters).
+fn query_value(v: &str) -> String {
+    v.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+/// `GET /api/v1/events?jurisdiction_id=&event_type=&limit=&before=`: newest first, at most
+/// `limit` (≤ [`MAX_EVENTS_LISTED`]) events and [`MAX_EVENT_PAGE_BYTES`] bytes; when more
+/// remain, `Link: <…&before=ID>; rel="next"` and `Ward-Next-Before: ID` name the next page.
+pub async fn list_events(State(state): State<HubState>, who: UserAuth, Query(q): Query<ListQuery>) -> AppResult<Response> {
     let j = scope(&who, q.jurisdiction_id)?;
-    let limit = q.limit.unwrap_or(100).min(MAX_EVENTS_LISTED);
-    Ok(Json(state.store_call(move |s| s.events(j, q.event_type.as_deref(), limit)).await?))
+    let limit = q.limit.unwrap_or(100).clamp(1, MAX_EVENTS_LISTED);
+    let filter = EventFilter { jurisdiction_id: j, event_type: q.event_type.clone(), before: q.before, limit };
+    let page = state.store_call(move |s| event_page(s, &filter, limit, MAX_EVENT_PAGE_BYTES)).await?;
+    let mut resp = ([(header::CONTENT_TYPE, "application/json")], page.json).into_response();
+    if let Some(next) = page.next_before {
+        let mut link = format!("/api/v1/events?limit={limit}&before={next}");
+        if let Some(j) = q.jurisdiction_id {
+            link.push_str(&format!("&jurisdiction_id={j}"));
+        }
+        if let Some(t) = &q.event_type {
+            link.push_str(&format!("&event_type={}", query_value(t)));
+        }
+        if let Ok(v) = format!("<{link}>; rel=\"next\"").parse() {
+            resp.headers_mut().insert(header::LINK, v);
+        }
+        resp.headers_mut().insert("ward-next-before", next.into());
+    }
+    Ok(resp)
 }
 
 pub async fn list_notifications(State(state): State<HubState>, who: UserAuth, Query(q): Query<ListQuery>) -> AppResult<Json<Vec<NotificationRecord>>> {
@@ -441,8 +602,28 @@ pub async fn openapi() -> impl IntoResponse {
     Json(crate::openapi::document())
 }
 
-pub async fn metrics(State(state): State<HubState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+/// `GET /metrics`: for an analyst's session, or for the scraper token whose SHA-256 is
+/// `[metrics] token_sha256`. Metrics describe every jurisdiction's traffic, so they are not
+/// public; 401 without credentials, 403 for other users.
+pub async fn metrics(State(state): State<HubState>, parts: axum::http::request::Parts) -> AppResult<Response> {
+    let bearer = parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim);
+    let scraper = match (bearer, &state.metrics_token_hash) {
+        (Some(token), Some(want)) => auth::same_secret(&auth::hash_token(token), want),
+        _ => false,
+    };
+    if !scraper {
+        let mut parts = parts;
+        let who = <UserAuth as axum::extract::FromRequestParts<HubState>>::from_request_parts(&mut parts, &state).await?;
+        if !who.is_analyst() {
+            return Err(AppError::Forbidden("metrics are for hub analysts and the configured scraper token".into()));
+        }
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render()).into_response())
 }
 
 pub async fn health() -> &'static str {

@@ -29,6 +29,12 @@
 //! [limits]
 //! sensor_batches_per_sec = 50
 //! user_requests_per_sec = 20
+//! body_timeout_secs = 20          # a request body must arrive within this …
+//! body_min_bytes_per_sec = 8192   # … plus one second per this many bytes received
+//! [metrics]
+//! # SHA-256 (hex) of a bearer token a Prometheus scraper sends to GET /metrics; analysts'
+//! # sessions work too. Make one: `t=$(openssl rand -hex 32); printf %s "$t" | sha256sum`
+//! token_sha256 = "…"
 //! ```
 
 use std::collections::BTreeMap;
@@ -53,6 +59,7 @@ pub struct HubConfig {
     pub notify: NotifyConfig,
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
+    pub metrics: MetricsConfig,
 }
 
 impl Default for HubConfig {
@@ -67,6 +74,7 @@ impl Default for HubConfig {
             notify: NotifyConfig::default(),
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
+            metrics: MetricsConfig::default(),
         }
     }
 }
@@ -191,11 +199,35 @@ pub struct LimitsConfig {
     pub sensor_batches_per_sec: f64,
     /// Sustained API/dashboard requests per second per user.
     pub user_requests_per_sec: f64,
+    /// Seconds a request body may take before any byte is counted (see [`crate::body`]).
+    pub body_timeout_secs: u64,
+    /// Each this many bytes of a body received add one second to its deadline; a client slower
+    /// than this on average is cut with 408 (see [`crate::body`]).
+    pub body_min_bytes_per_sec: u64,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { sensor_batches_per_sec: 50.0, user_requests_per_sec: 20.0 }
+        LimitsConfig { sensor_batches_per_sec: 50.0, user_requests_per_sec: 20.0, body_timeout_secs: 20, body_min_bytes_per_sec: 8192 }
+    }
+}
+
+/// Who may read `GET /metrics`: an analyst's session, or a scraper with this token.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// SHA-256 (64 hex digits) of the scraper's bearer token; the token itself is not stored.
+    pub token_sha256: Option<String>,
+}
+
+impl MetricsConfig {
+    /// The configured hash, lower-cased, after checking its form.
+    pub fn token_hash(&self) -> Result<Option<String>, String> {
+        match self.token_sha256.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(h) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => Ok(Some(h.to_ascii_lowercase())),
+            Some(_) => Err("metrics.token_sha256 must be 64 hex digits: the SHA-256 of the scraper's token".into()),
+        }
     }
 }
 

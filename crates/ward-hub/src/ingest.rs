@@ -6,7 +6,19 @@
 //! fields the hub needs are read, with borrowed types, so stock Suricata EVE works unchanged.
 //!
 //! Contract for a batch: every line is either stored or reported back as rejected with its
-//! 1-based line number and the reason. Blank lines are skipped and not counted.
+//! 1-based line number and the reason. Blank lines are skipped and not counted. A gzip body is
+//! read to its end, every member of it; anything after the last member refuses the batch.
+//!
+//! Strictness: the one pass over a line walks every value (not only the fields the hub reads),
+//! so a line nested deeper than [`MAX_JSON_DEPTH`] or holding a number beyond a 64-bit float
+//! (`1e400`) is rejected with its reason instead of being stored as something no reader can
+//! parse back.
+//!
+//! Size: a line up to [`MAX_LINE_BYTES`] is accepted, but one longer than
+//! [`MAX_STORED_EVENT_BYTES`] is stored shortened by [`shorten_event`] (its small fields kept,
+//! its largest dropped, and a `ward_truncated` object saying so), the way Suricata bounds
+//! payload logging; a signature is kept to [`MAX_SIGNATURE_BYTES`]. So what one event costs
+//! every later reader (listings, dashboard pages) is bounded.
 //!
 //! Sightings: an `alert` event whose remote side can be decided. "Remote" is, in order:
 //! 1. when the jurisdiction has a `home_net`, the side outside it (none if both are inside or
@@ -18,9 +30,11 @@
 //! actor). Scan-detector alerts are ordinary alerts keyed off `src_ip` by the same rules.
 
 use std::borrow::Cow;
+use std::fmt;
 use std::io::Read;
 use std::net::IpAddr;
 
+use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 
 use crate::model::Millis;
@@ -34,6 +48,16 @@ pub const MAX_BATCH_DECODED_BYTES: usize = 128 * 1024 * 1024;
 pub const MAX_BATCH_LINES: usize = 100_000;
 /// One EVE record larger than this is rejected (Suricata's largest records are a few hundred KB).
 pub const MAX_LINE_BYTES: usize = 1024 * 1024;
+/// An accepted line longer than this is stored shortened ([`shorten_event`]): every listing
+/// and page that shows events pays for what is stored, and 64 KiB keeps every field of real
+/// alerts (Suricata's own records stay far below it unless payload logging is on).
+pub const MAX_STORED_EVENT_BYTES: usize = 64 * 1024;
+/// A signature (rule message) longer than this is cut (with `…`): rule messages are a line of
+/// text, and the signature is indexed and shown in every listing and notification.
+pub const MAX_SIGNATURE_BYTES: usize = 1024;
+/// JSON nested deeper than this is rejected: EVE records nest a handful of levels, and every
+/// reader of a stored event (serde_json's own limit is 128) must be able to parse it back.
+pub const MAX_JSON_DEPTH: usize = 64;
 /// Rejection reasons reported back per batch are capped; the count is always exact.
 pub const MAX_REPORTED_REJECTIONS: usize = 1000;
 /// An event claiming to be from further in the future than this is clamped to receipt time.
@@ -76,42 +100,217 @@ pub struct ParsedEvent {
     pub contact: Option<crate::retro::ContactRecord>,
 }
 
-#[derive(Deserialize)]
+/// The fields of an EVE line the hub reads. Deserialized by hand, not derived: every other
+/// value of the line is walked by [`Checked`] rather than skipped (derive skips unknown fields
+/// without looking at them), so one pass both reads the head and vets the whole line.
 struct EveHead<'a> {
-    #[serde(borrow, default)]
     timestamp: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     event_type: Cow<'a, str>,
-    #[serde(borrow, default)]
     src_ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     dest_ip: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     alert: Option<AlertHead<'a>>,
 }
 
-#[derive(Deserialize)]
 struct AlertHead<'a> {
-    #[serde(default)]
     signature_id: Option<i64>,
-    #[serde(borrow, default)]
     signature: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
     source: Option<Endpoint<'a>>,
 }
 
-#[derive(Deserialize)]
 struct Endpoint<'a> {
-    #[serde(borrow, default)]
     ip: Option<Cow<'a, str>>,
 }
 
-/// Decompresses a gzip body within [`MAX_BATCH_DECODED_BYTES`].
+/// Walks any JSON value and refuses what a later reader could not parse back: nesting deeper
+/// than [`MAX_JSON_DEPTH`], and (through serde_json, which reports it when it parses a
+/// number) numbers beyond a 64-bit float. `level` is the nesting level of the value walked.
+#[derive(Clone, Copy)]
+struct Checked {
+    level: usize,
+}
+
+/// How the nesting refusal starts (serde_json appends the position).
+const TOO_DEEP: &str = "nested deeper than";
+
+impl<'de> DeserializeSeed<'de> for Checked {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Checked {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<(), E> {
+        if v.is_finite() {
+            Ok(())
+        } else {
+            Err(E::custom("number out of range"))
+        }
+    }
+    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        if self.level > MAX_JSON_DEPTH {
+            return Err(de::Error::custom(format_args!("{TOO_DEEP} {MAX_JSON_DEPTH} levels")));
+        }
+        while seq.next_element_seed(Checked { level: self.level + 1 })?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if self.level > MAX_JSON_DEPTH {
+            return Err(de::Error::custom(format_args!("{TOO_DEEP} {MAX_JSON_DEPTH} levels")));
+        }
+        while map.next_key_seed(Checked { level: self.level + 1 })?.is_some() {
+            map.next_value_seed(Checked { level: self.level + 1 })?;
+        }
+        Ok(())
+    }
+}
+
+/// A string, borrowed from the line when it has no escapes.
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<CowStr<'de>, E> {
+                Ok(CowStr(Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Sets a field once; a field given twice makes the line ambiguous, so it is refused.
+fn once<T, E: de::Error>(slot: &mut Option<T>, name: &'static str, value: T) -> Result<(), E> {
+    if slot.is_some() {
+        return Err(E::duplicate_field(name));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn opt_str<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<Cow<'de, str>>, A::Error> {
+    Ok(map.next_value::<Option<CowStr<'de>>>()?.map(|s| s.0))
+}
+
+impl<'de> Deserialize<'de> for EveHead<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = EveHead<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an EVE JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<EveHead<'de>, A::Error> {
+                let (mut timestamp, mut event_type, mut src_ip, mut dest_ip, mut alert) = (None, None, None, None, None);
+                while let Some(key) = map.next_key::<CowStr<'de>>()? {
+                    match key.0.as_ref() {
+                        "timestamp" => once(&mut timestamp, "timestamp", opt_str(&mut map)?)?,
+                        "event_type" => once(&mut event_type, "event_type", map.next_value::<CowStr<'de>>()?.0)?,
+                        "src_ip" => once(&mut src_ip, "src_ip", opt_str(&mut map)?)?,
+                        "dest_ip" => once(&mut dest_ip, "dest_ip", opt_str(&mut map)?)?,
+                        "alert" => once(&mut alert, "alert", map.next_value::<Option<AlertHead<'de>>>()?)?,
+                        _ => map.next_value_seed(Checked { level: 2 })?,
+                    }
+                }
+                Ok(EveHead {
+                    timestamp: timestamp.flatten(),
+                    event_type: event_type.ok_or_else(|| de::Error::missing_field("event_type"))?,
+                    src_ip: src_ip.flatten(),
+                    dest_ip: dest_ip.flatten(),
+                    alert: alert.flatten(),
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for AlertHead<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = AlertHead<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an alert object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<AlertHead<'de>, A::Error> {
+                let (mut signature_id, mut signature, mut source) = (None, None, None);
+                while let Some(key) = map.next_key::<CowStr<'de>>()? {
+                    match key.0.as_ref() {
+                        "signature_id" => once(&mut signature_id, "signature_id", map.next_value::<Option<i64>>()?)?,
+                        "signature" => once(&mut signature, "signature", opt_str(&mut map)?)?,
+                        "source" => once(&mut source, "source", map.next_value::<Option<Endpoint<'de>>>()?)?,
+                        _ => map.next_value_seed(Checked { level: 3 })?,
+                    }
+                }
+                Ok(AlertHead { signature_id: signature_id.flatten(), signature: signature.flatten(), source: source.flatten() })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+impl<'de> Deserialize<'de> for Endpoint<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Endpoint<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an endpoint object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Endpoint<'de>, A::Error> {
+                let mut ip = None;
+                while let Some(key) = map.next_key::<CowStr<'de>>()? {
+                    match key.0.as_ref() {
+                        "ip" => once(&mut ip, "ip", opt_str(&mut map)?)?,
+                        _ => map.next_value_seed(Checked { level: 4 })?,
+                    }
+                }
+                Ok(Endpoint { ip: ip.flatten() })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// Decompresses a gzip body within [`MAX_BATCH_DECODED_BYTES`]: every member (`cat a.gz b.gz`
+/// is one valid gzip file), and nothing after the last one — trailing bytes that are not a
+/// gzip member refuse the whole batch, so no line is ever acknowledged without being read.
 pub fn gunzip(body: &[u8]) -> Result<Vec<u8>, BatchError> {
     // A guess for the output size, capped so a small request cannot reserve much memory.
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(16 << 20));
-    let mut dec = flate2::read::GzDecoder::new(body).take(MAX_BATCH_DECODED_BYTES as u64 + 1);
-    dec.read_to_end(&mut out).map_err(|e| BatchError::BadGzip(e.to_string()))?;
+    let mut dec = flate2::bufread::MultiGzDecoder::new(body).take(MAX_BATCH_DECODED_BYTES as u64 + 1);
+    dec.read_to_end(&mut out).map_err(|e| BatchError::BadGzip(format!("{e} (a gzip member is damaged, or bytes follow the last member)")))?;
     if out.len() > MAX_BATCH_DECODED_BYTES {
         return Err(BatchError::TooLarge);
     }
@@ -211,6 +410,10 @@ pub fn parse_line(line: &[u8], now: Millis) -> Result<ParsedEvent, String> {
         let msg = e.to_string();
         if msg.contains("missing field `event_type`") {
             "not an EVE record: missing string field event_type".to_string()
+        } else if msg.starts_with(TOO_DEEP) || msg.starts_with("recursion limit exceeded") {
+            format!("refused JSON: {TOO_DEEP} {MAX_JSON_DEPTH} levels ({msg})")
+        } else if msg.starts_with("number out of range") {
+            format!("refused JSON: a number is beyond a 64-bit float ({msg})")
         } else {
             format!("not an EVE JSON object: {msg}")
         }
@@ -229,7 +432,7 @@ pub fn parse_line(line: &[u8], now: Millis) -> Result<ParsedEvent, String> {
     let (signature_id, signature, alert_source) = match &head.alert {
         Some(a) => (
             a.signature_id,
-            a.signature.as_deref().map(str::to_owned),
+            a.signature.as_deref().map(|s| truncate_utf8(s, MAX_SIGNATURE_BYTES)),
             a.source.as_ref().and_then(|s| parse_ip(&s.ip)),
         ),
         None => (None, None, None),
@@ -245,9 +448,107 @@ pub fn parse_line(line: &[u8], now: Millis) -> Result<ParsedEvent, String> {
         local: None,
         remote_asn: None,
         alert_source,
-        raw: text.to_owned(),
+        raw: if text.len() > MAX_STORED_EVENT_BYTES { shorten_event(text) } else { text.to_owned() },
         contact,
     })
+}
+
+/// `s` cut to at most `max` bytes at a character boundary, with `…` when cut.
+pub fn truncate_utf8(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max.saturating_sub('…'.len_utf8());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
+
+/// Room kept under [`MAX_STORED_EVENT_BYTES`] for the `ward_truncated` object.
+const TRUNCATION_NOTE_BYTES: usize = 4 * 1024;
+/// Dropped fields named in the `ward_truncated` object at most (the count is exact), each
+/// name cut to [`MAX_DROPPED_NAME_BYTES`].
+const MAX_DROPPED_NAMES: usize = 16;
+const MAX_DROPPED_NAME_BYTES: usize = 128;
+
+/// Shortens a valid EVE object to fit [`MAX_STORED_EVENT_BYTES`]: fields are kept smallest
+/// first while they fit; an object that does not fit is shortened the same way inside; any
+/// other value that does not fit (a payload, a long string or array) is dropped. The result
+/// carries `"ward_truncated": {"original_bytes": N, "dropped_total": K, "dropped": [paths]}`.
+/// (Keys come out in sorted order: the stored event is a JSON object, not the original text.)
+pub fn shorten_event(text: &str) -> String {
+    let mut dropped = Vec::new();
+    let mut dropped_total = 0usize;
+    let mut kept = match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(serde_json::Value::Object(obj)) => fit_object(obj, MAX_STORED_EVENT_BYTES - TRUNCATION_NOTE_BYTES, "", &mut dropped, &mut dropped_total),
+        // parse_line has vetted the line already; this keeps the function total.
+        _ => {
+            dropped_total = 1;
+            serde_json::Map::new()
+        }
+    };
+    kept.insert(
+        "ward_truncated".into(),
+        serde_json::json!({ "original_bytes": text.len(), "dropped_total": dropped_total, "dropped": dropped }),
+    );
+    serde_json::Value::Object(kept).to_string()
+}
+
+/// Bytes `v` takes as JSON, without building the text.
+fn json_len<T: serde::Serialize + ?Sized>(v: &T) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+fn fit_object(
+    obj: serde_json::Map<String, serde_json::Value>,
+    budget: usize,
+    path: &str,
+    dropped: &mut Vec<String>,
+    dropped_total: &mut usize,
+) -> serde_json::Map<String, serde_json::Value> {
+    let mut entries: Vec<(usize, String, serde_json::Value)> =
+        obj.into_iter().map(|(k, v)| (json_len(&k) + 1 + json_len(&v) + 1, k, v)).collect();
+    entries.sort_by_key(|e| e.0);
+    let mut out = serde_json::Map::new();
+    let mut used = 2;
+    for (size, key, value) in entries {
+        if key == "ward_truncated" {
+            continue;
+        }
+        let name = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+        if used + size <= budget {
+            out.insert(key, value);
+            used += size;
+            continue;
+        }
+        let key_len = json_len(&key) + 2;
+        if let serde_json::Value::Object(inner) = value {
+            if used + key_len + 2 <= budget {
+                let inner = fit_object(inner, budget - used - key_len, &name, dropped, dropped_total);
+                used += key_len + json_len(&inner);
+                out.insert(key, serde_json::Value::Object(inner));
+                continue;
+            }
+        }
+        *dropped_total += 1;
+        if dropped.len() < MAX_DROPPED_NAMES {
+            dropped.push(truncate_utf8(&name, MAX_DROPPED_NAME_BYTES));
+        }
+    }
+    out
 }
 
 /// A parsed `home_net`: CIDRs the jurisdiction owns.

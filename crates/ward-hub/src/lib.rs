@@ -10,7 +10,8 @@
 //! * [`state`]: group commit of ingest batches on one writer thread; wake-ups; limits.
 //! * [`notify`]: the outbox worker and its channels (signed webhook, SMTP email, syslog CEF).
 //! * [`api`], [`web`]: the JSON API and the server-rendered dashboard; [`auth`] for both.
-//! * [`server`]: [`app`] (the router, for `oneshot` tests) and [`start`] (a bound hub).
+//! * [`server`]: [`app`] (the router, for `oneshot` tests) and [`start`] (a bound hub);
+//!   [`body`]: request bodies under a deadline (slow clients).
 //! * [`cli`]: `ward hub …` subcommands; the binary calls [`cli::run`].
 //!
 //! Trust boundary: a jurisdiction never sees another jurisdiction's events or identity; what it
@@ -21,9 +22,12 @@ pub mod api;
 pub mod assets;
 pub mod asn;
 pub mod auth;
+pub mod body;
 pub mod cli;
 pub mod config;
 pub mod error;
+/// Entry points of the cargo-fuzz targets in `fuzz/`.
+pub mod fuzz;
 pub mod ingest;
 pub mod metrics;
 pub mod model;

@@ -321,5 +321,103 @@ pub struct StoredEvent {
     pub ts_ms: Millis,
     pub remote_ip: Option<String>,
     pub signature: Option<String>,
+    /// True when the line was longer than `MAX_STORED_EVENT_BYTES` and `body` is its shortened
+    /// form (see `body.ward_truncated` for the original size and what was dropped).
+    pub truncated: bool,
     pub body: serde_json::Value,
+}
+
+/// Characters refused in names and notes people read (jurisdiction, user, sensor and campaign
+/// names, contact targets, campaign notes): a right-to-left override (U+202E) makes
+/// `Ohio\u{202E}lla` read as another name, zero-width and other invisible characters make two
+/// names that look alike differ, and control characters break logs, CSV and terminals. The
+/// one check, [`check_text`], is called by the store, so the API, the CLI and the dashboard's
+/// forms all refuse the same characters with the same message.
+///
+/// Unicode general category Cf (format characters, Unicode 15.1): bidi embeddings, overrides,
+/// isolates and marks, zero-width space/joiners, word joiner, invisible operators, the
+/// byte-order mark, interlinear annotations, shorthand format controls, tags.
+const FORMAT_CHARS: &[(u32, u32)] = &[
+    (0x00AD, 0x00AD),
+    (0x0600, 0x0605),
+    (0x061C, 0x061C),
+    (0x06DD, 0x06DD),
+    (0x070F, 0x070F),
+    (0x0890, 0x0891),
+    (0x08E2, 0x08E2),
+    (0x180E, 0x180E),
+    (0x200B, 0x200F),
+    (0x202A, 0x202E),
+    (0x2060, 0x2064),
+    (0x2066, 0x206F),
+    (0xFEFF, 0xFEFF),
+    (0xFFF9, 0xFFFB),
+    (0x110BD, 0x110BD),
+    (0x110CD, 0x110CD),
+    (0x13430, 0x1343F),
+    (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A),
+    (0xE0001, 0xE0001),
+    (0xE0020, 0xE007F),
+];
+/// Other characters that show as nothing: line and paragraph separators, the combining
+/// grapheme joiner, Hangul fillers, Khmer inherent vowels, braille blank; private-use areas
+/// (no meaning to a reader); noncharacters.
+const INVISIBLE_CHARS: &[(u32, u32)] = &[
+    (0x034F, 0x034F),
+    (0x115F, 0x1160),
+    (0x17B4, 0x17B5),
+    (0x2028, 0x2029),
+    (0x2800, 0x2800),
+    (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0),
+    (0xE000, 0xF8FF),
+    (0xFDD0, 0xFDEF),
+    (0xF0000, 0x10FFFF),
+];
+
+/// Whether `c` is refused by [`check_text`]. `multiline` allows tab and line breaks (notes).
+pub fn is_refused_char(c: char, multiline: bool) -> bool {
+    let u = c as u32;
+    if c.is_control() {
+        return !(multiline && matches!(c, '\n' | '\r' | '\t'));
+    }
+    if c.is_whitespace() && c != ' ' {
+        return !multiline;
+    }
+    u & 0xFFFE == 0xFFFE
+        || FORMAT_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
+        || INVISIBLE_CHARS.iter().any(|&(lo, hi)| (lo..=hi).contains(&u))
+}
+
+/// Refuses a name or note holding a bidi control, an invisible character or a control
+/// character (see [`is_refused_char`]), naming the first one: `what` is the field
+/// ("jurisdiction name"). Lengths are checked by each caller.
+pub fn check_text(what: &str, value: &str, multiline: bool) -> Result<(), String> {
+    match value.chars().find(|&c| is_refused_char(c, multiline)) {
+        None => Ok(()),
+        Some(c) => Err(format!(
+            "{what} contains U+{:04X}, a control, bidi or invisible character: type it again without it",
+            c as u32
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_bidi_invisible_and_control_characters() {
+        for bad in ["Ohio\u{202E}lla", "a\u{200B}b", "\u{FEFF}Ohio", "tab\there", "new\nline", "x\u{7}", "x\u{85}", "\u{E0041}", "\u{2066}x\u{2069}", "no\u{A0}break", "\u{3164}", "\u{FFFF}"] {
+            assert!(check_text("name", bad, false).is_err(), "{bad:?} accepted");
+        }
+        for good in ["Franklin County", "Doña Ana County", "Île-de-France", "São Paulo", "Okeechobee 2", "O'Brien", "東京", "مدينة"] {
+            assert!(check_text("name", good, false).is_ok(), "{good:?} refused");
+        }
+        assert!(check_text("note", "line one\r\nline two\tend", true).is_ok());
+        assert!(check_text("note", "line\u{202E}", true).is_err());
+        let msg = check_text("jurisdiction name", "Ohio\u{202E}", false).unwrap_err();
+        assert!(msg.contains("U+202E") && msg.starts_with("jurisdiction name"), "{msg}");
+    }
 }

@@ -1,13 +1,31 @@
 //! The OpenAPI 3.1 document served at `/api/v1/openapi.json`. Written by hand next to the
-//! routes in [`crate::server::app`]; a test checks that every API route appears here.
+//! routes in [`crate::server::app`]. It lists every route the router serves except the
+//! dashboard's HTML pages and static files; `tests/hardening/openapi_routes.rs` checks it both
+//! ways (every path and method here is served, every route in the source is here), so the two
+//! cannot drift.
 
 use serde_json::{json, Value};
+
+/// Routes that are the dashboard's HTML pages and static files, left out of the document on
+/// purpose (they are for browsers; docs/hub.md describes them). Every other route is in it.
+pub const DASHBOARD_PAGES: &[&str] = &[
+    "/",
+    "/login",
+    "/logout",
+    "/campaigns/{id}",
+    "/jurisdictions/{id}",
+    "/notifications",
+    "/notifications/{id}",
+    "/static/style.css",
+    "/static/live.js",
+];
 
 fn op(summary: &str, auth: &str) -> Value {
     let security = match auth {
         "none" => json!([]),
         "sensor" => json!([{ "sensorCredential": [] }]),
         "sensor-or-user" => json!([{ "sensorCredential": [] }, { "session": [] }, { "sessionCookie": [] }]),
+        "metrics" => json!([{ "metricsToken": [] }, { "session": [] }, { "sessionCookie": [] }]),
         _ => json!([{ "session": [] }, { "sessionCookie": [] }]),
     };
     json!({ "summary": summary, "security": security, "responses": { "200": { "description": "success" }, "4XX": { "description": "client error; body {\"error\": message}" } } })
@@ -21,7 +39,8 @@ pub fn document() -> Value {
         "components": { "securitySchemes": {
             "sensorCredential": { "type": "http", "scheme": "bearer", "description": "credential returned by /api/v1/sensors/enroll" },
             "session": { "type": "http", "scheme": "bearer", "description": "token returned by /api/v1/login" },
-            "sessionCookie": { "type": "apiKey", "in": "cookie", "name": "ward_session", "description": "mutating requests also need the x-csrf-token header" }
+            "sessionCookie": { "type": "apiKey", "in": "cookie", "name": "ward_session", "description": "mutating requests also need the x-csrf-token header" },
+            "metricsToken": { "type": "http", "scheme": "bearer", "description": "the scraper token whose SHA-256 is [metrics] token_sha256 in the hub's config" }
         }},
         "paths": {
             "/api/v1/sensors/enroll": { "post": op("exchange a one-time enrollment token for a sensor credential", "none") },
@@ -33,14 +52,34 @@ pub fn document() -> Value {
                     "requestBody": { "content": { "application/x-ndjson": {} } },
                     "responses": {
                         "200": { "description": "durable; body {sensor_id, seq, accepted, rejected_total, rejected:[{line, reason}], duplicate}" },
-                        "400": { "description": "bad Idempotency-Key or gzip; nothing stored" },
+                        "400": { "description": "bad Idempotency-Key, bad gzip or bytes after the last gzip member; nothing stored" },
                         "403": { "description": "the key names another sensor; nothing stored" },
+                        "408": { "description": "the body came too slowly (see limits.body_timeout_secs); nothing stored; retry with the same key" },
                         "413": { "description": "too large or too many lines; nothing stored" },
                         "415": { "description": "unsupported Content-Encoding (send gzip or none); nothing stored" },
-                        "429": { "description": "rate limited; retry with the same key" }
+                        "429": { "description": "rate limited, or the sensor already has 4 batches in flight; retry with the same key after Retry-After" }
                     }
                 },
-                "get": op("list stored events (own jurisdiction unless analyst)", "user")
+                "get": {
+                    "summary": "list stored events, newest first (own jurisdiction unless analyst); at most limit (≤ 1000) events and 8 MiB per page",
+                    "security": [{ "session": [] }, { "sessionCookie": [] }],
+                    "parameters": [
+                        { "name": "jurisdiction_id", "in": "query", "schema": { "type": "integer" } },
+                        { "name": "event_type", "in": "query", "schema": { "type": "string" } },
+                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000 } },
+                        { "name": "before", "in": "query", "schema": { "type": "integer" }, "description": "only events with a smaller id: the Ward-Next-Before of the previous page" }
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "[{id, jurisdiction_id, sensor_id, event_type, ts_ms, remote_ip, signature, truncated, body}]; truncated events carry body.ward_truncated {original_bytes, dropped_total, dropped}",
+                            "headers": {
+                                "Link": { "description": "<…&before=ID>; rel=\"next\" when more events remain", "schema": { "type": "string" } },
+                                "Ward-Next-Before": { "description": "the before value of the next page, when more events remain", "schema": { "type": "integer" } }
+                            }
+                        },
+                        "4XX": { "description": "client error; body {\"error\": message}" }
+                    }
+                }
             },
             "/api/v1/indicators": { "get": {
                 "summary": "indicator deltas after a cursor; wait=SECONDS long-polls (max 60)",
@@ -63,13 +102,31 @@ pub fn document() -> Value {
             "/api/v1/jurisdictions/{id}/sensor-tokens": { "post": op("issue a one-time sensor enrollment token (admin of it, or analyst)", "user") },
             "/api/v1/jurisdictions/{id}/sensors": { "get": op("sensors with last-seen and lag", "user") },
             "/api/v1/jurisdictions/{id}/contacts": { "get": op("notification contacts", "user"), "post": op("add an email, webhook or syslog contact (admin of it, or analyst); a webhook without secret gets one, returned once", "user") },
-            "/api/v1/users": { "get": op("list users in scope", "user"), "post": op("add a user", "user") },
+            "/api/v1/users": { "get": op("list users in scope", "user"), "post": op("add a user; 409 \"this username is not available\" when the name is taken anywhere; 429 after repeated 409s", "user") },
             "/api/v1/campaigns": { "get": op("campaigns (analyst: all; others: their own, redacted)", "user") },
-            "/api/v1/campaigns/{id}": { "get": op("one campaign", "user"), "post": op("rename, annotate, close or merge (analyst)", "user") },
+            "/api/v1/campaigns/{id}": { "get": op("one campaign", "user"), "post": op("rename, annotate, close or merge (analyst): a JSON object with at least one of name, annotation, merge_from, close:true (400 otherwise)", "user") },
             "/api/v1/notifications": { "get": op("notification log", "user") },
             "/api/v1/notifications/{id}/attempts": { "get": op("every delivery attempt of one notification", "user") },
             "/api/v1/openapi.json": { "get": op("this document", "none") },
-            "/metrics": { "get": op("Prometheus metrics", "none") },
+            "/api/v1/jurisdictions/{id}/scan-assets": {
+                "get": op("a jurisdiction's registered scan assets (readers of it)", "user"),
+                "post": op("register an asset {value, kind?: address|network|hostname} (admin of it, or analyst)", "user")
+            },
+            "/api/v1/jurisdictions/{id}/scan-blackouts": {
+                "get": op("a jurisdiction's scan blackouts (readers of it)", "user"),
+                "post": op("add a blackout {starts_ms, ends_ms, reason}: no scans in it (admin of it, or analyst)", "user")
+            },
+            "/api/v1/scan/targets": { "post": op("what a scanner may scan now for {jurisdiction, targets?}: 403 outside the registered assets, 409 during a blackout", "user") },
+            "/api/v1/scan/jobs/claim": { "post": op("a worker {worker} leases the next due jurisdiction it may scan; 204 when none is due", "user") },
+            "/api/v1/scan/results": {
+                "get": op("stored scan results of ?jurisdiction=NAME, oldest first", "user"),
+                "post": op("upload a ward scan result (JSON) for ?jurisdiction=NAME; refused whole when anything lies outside its assets", "user")
+            },
+            "/api/v1/scan/report": { "put": op("upload the weekly report {html, pdf_base64} for ?jurisdiction=NAME", "user") },
+            "/scan/{id}/report.html": { "get": op("the latest weekly scan report of jurisdiction {id} (dashboard page)", "user") },
+            "/scan/{id}/report.css": { "get": op("the report's style sheet", "user") },
+            "/scan/{id}/report.pdf": { "get": op("the latest weekly scan report as PDF", "user") },
+            "/metrics": { "get": op("Prometheus metrics (an analyst's session or the configured scraper token; 401/403 otherwise)", "metrics") },
             "/healthz": { "get": op("liveness", "none") }
         }
     })

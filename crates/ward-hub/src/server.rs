@@ -1,12 +1,16 @@
 //! The router, security headers, background tasks and serving (HTTPS with rustls; plain HTTP
 //! only on loopback).
+//!
+//! Slow clients: hyper cuts a connection whose request headers take longer than
+//! [`HEADER_READ_TIMEOUT`](crate::body::HEADER_READ_TIMEOUT); every request body is read under the
+//! deadline of [`crate::body`] (408 when missed); ingest admission is described in
+//! [`crate::state`].
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{header, HeaderValue};
-use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use tokio::sync::watch;
@@ -25,10 +29,9 @@ pub const MAX_FORM_BODY_BYTES: usize = 64 * 1024;
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub fn app(state: HubState) -> Router {
-    let ingest = Router::new()
-        .route("/api/v1/events", post(api::ingest_events))
-        .layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES))
-        .layer(axum::middleware::from_fn_with_state(state.clone(), admit_ingest));
+    // The ingest handler reads its body itself (after per-sensor admission), within
+    // MAX_BATCH_BODY_BYTES; the limit here is for any extractor that might read it.
+    let ingest = Router::new().route("/api/v1/events", post(api::ingest_events)).layer(DefaultBodyLimit::max(MAX_BATCH_BODY_BYTES));
     let rest = Router::new()
         .route("/api/v1/sensors/enroll", post(api::enroll))
         .route("/api/v1/indicators", get(api::indicators))
@@ -51,20 +54,18 @@ pub fn app(state: HubState) -> Router {
         .route("/healthz", get(api::health))
         .merge(web::routes())
         .layer(DefaultBodyLimit::max(MAX_FORM_BODY_BYTES));
-    ingest.merge(rest).merge(crate::assets::routes()).merge(crate::retro::routes()).layer(axum::middleware::map_response(security_headers)).with_state(state)
+    ingest
+        .merge(rest)
+        .merge(crate::assets::routes())
+        .merge(crate::retro::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::body::enforce_body_deadline))
+        .layer(axum::middleware::map_response(security_headers))
+        .with_state(state)
 }
 
-/// Holds an ingest request until one of [`crate::state::MAX_CONCURRENT_INGEST`] slots is free,
-/// before its body is read.
-async fn admit_ingest(
-    axum::extract::State(state): axum::extract::State<HubState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    let Ok(_permit) = state.ingest_permits.clone().acquire_owned().await else {
-        return crate::error::AppError::Internal("ingest admission closed".into()).into_response();
-    };
-    next.run(req).await
+/// hyper's side of slow-client protection: a timer, and a limit on the time to send headers.
+fn configure_http(builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>) {
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(crate::body::HEADER_READ_TIMEOUT);
 }
 
 async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
@@ -140,11 +141,13 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     let service = app(state.clone()).into_make_service();
     let (scheme, server) = match tls {
         Some(rustls_config) => {
-            let server = axum_server::from_tcp_rustls(std_listener, rustls_config)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp_rustls(std_listener, rustls_config)?.handle(handle.clone());
+            configure_http(server.http_builder());
             ("https", tokio::spawn(async move { server.serve(service).await }))
         }
         None => {
-            let server = axum_server::from_tcp(std_listener)?.handle(handle.clone());
+            let mut server = axum_server::from_tcp(std_listener)?.handle(handle.clone());
+            configure_http(server.http_builder());
             ("http", tokio::spawn(async move { server.serve(service).await }))
         }
     };

@@ -6,6 +6,13 @@
 //! stores and correlates them in one transaction, and answers each handler after the commit.
 //! So a reply always follows durability, and one fsync serves many sensors.
 //!
+//! Admission (see [`crate::api::ingest_events`]): a sensor may have [`MAX_INGEST_PER_SENSOR`]
+//! requests in flight; more are refused with 429 before their body is read. A body is read
+//! under the deadline of [`crate::body`] without holding anything shared; only a complete body
+//! waits for one of the [`MAX_CONCURRENT_INGEST`] slots to be decoded, parsed and committed.
+//! So one credential, however slow or numerous its connections, cannot hold the slots every
+//! other sensor needs.
+//!
 //! Two lanes: a batch holding at least one sighting (an alert with a remote actor) goes through
 //! the urgent lane, which the writer empties first, so a sighting that opens a campaign waits
 //! for at most the group being committed, never for a queue of bulk flow and DNS records.
@@ -28,11 +35,21 @@ pub const MAX_GROUP_BATCHES: usize = 256;
 pub const MAX_GROUP_EVENTS: usize = 20_000;
 /// Batches waiting for the writer before handlers wait for room (back-pressure on sensors).
 pub const INGEST_QUEUE_DEPTH: usize = 1024;
-/// Ingest requests being received, parsed or committed at once; more wait their turn before
-/// their body is read. With the body limits this bounds ingest memory to about
-/// `MAX_CONCURRENT_INGEST × (MAX_BATCH_BODY_BYTES + MAX_BATCH_DECODED_BYTES)` in the worst case
-/// and to a few hundred MB for real batches of a few MB.
+/// Ingest requests being decoded, parsed or committed at once (their bodies already read); more
+/// wait their turn with their body in memory. This bounds the decoding memory to about
+/// `MAX_CONCURRENT_INGEST × MAX_BATCH_DECODED_BYTES` in the worst case and to a few hundred MB
+/// for real batches of a few MB.
 pub const MAX_CONCURRENT_INGEST: usize = 32;
+/// Ingest requests of one sensor in flight at once (reading, waiting or committing). A sensor
+/// sends its batches one after another; a few more cover a retry racing a slow reply and
+/// several shippers sharing a credential. More are refused with 429 and `Retry-After`, so
+/// one credential holds at most this many bodies in memory.
+pub const MAX_INGEST_PER_SENSOR: usize = 4;
+/// Failed user creations (409: name taken) per creating user: a burst, then one a minute. A
+/// taken name is taken wherever it lives, so each failure tells the creator that the name
+/// exists somewhere; this keeps that to a trickle (see [`crate::api::create_user`]).
+pub const NAME_PROBE_BURST: f64 = 10.0;
+pub const NAME_PROBE_RATE_PER_SEC: f64 = 1.0 / 60.0;
 
 type IngestReply = oneshot::Sender<Result<IngestReceipt, String>>;
 
@@ -54,6 +71,12 @@ pub struct HubState {
     pub asn: Option<Arc<maxminddb::Reader<Vec<u8>>>>,
     /// Admission for ingest requests (see [`MAX_CONCURRENT_INGEST`]).
     pub ingest_permits: Arc<tokio::sync::Semaphore>,
+    /// Ingest requests in flight per sensor (see [`MAX_INGEST_PER_SENSOR`]).
+    pub sensor_ingest: Arc<InFlight>,
+    /// Failed user creations per creating user (see [`NAME_PROBE_BURST`]).
+    pub name_probe_limiter: Arc<crate::auth::RateLimiter>,
+    /// SHA-256 (hex) of the metrics scraper's token, from `[metrics] token_sha256`.
+    pub metrics_token_hash: Option<String>,
     ingest_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
     urgent_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
 }
@@ -67,6 +90,7 @@ impl HubState {
             })?)),
             None => None,
         };
+        let metrics_token_hash = config.metrics.token_hash().map_err(|e| anyhow::anyhow!(e))?;
         let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
         let (urgent_tx, urgent_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
         // The writer is a plain thread; it waits on the two lanes with a tiny runtime of its own.
@@ -84,6 +108,9 @@ impl HubState {
             indicators_tx: Arc::new(indicators_tx),
             asn,
             ingest_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_INGEST)),
+            sensor_ingest: Arc::new(InFlight::new(MAX_INGEST_PER_SENSOR)),
+            name_probe_limiter: Arc::new(crate::auth::RateLimiter::new(NAME_PROBE_RATE_PER_SEC, NAME_PROBE_BURST)),
+            metrics_token_hash,
             store,
             config: Arc::new(config),
             ingest_tx,
@@ -126,6 +153,53 @@ impl HubState {
     pub fn asn_of(&self, ip: std::net::IpAddr) -> Option<u32> {
         let reader = self.asn.as_ref()?;
         crate::asn::lookup(reader, ip)
+    }
+}
+
+/// A counting limit per key (a sensor id): at most `max` holders of one key at once. Entries
+/// live only while held, so the map is as large as the number of keys in flight.
+pub struct InFlight {
+    max: usize,
+    held: std::sync::Mutex<std::collections::HashMap<i64, usize>>,
+}
+
+/// One place taken in an [`InFlight`]; dropping it gives the place back.
+pub struct InFlightGuard {
+    owner: Arc<InFlight>,
+    key: i64,
+}
+
+impl InFlight {
+    pub fn new(max: usize) -> Self {
+        InFlight { max, held: std::sync::Mutex::new(std::collections::HashMap::new()) }
+    }
+
+    /// Takes a place for `key`; `None` when `key` already holds `max`.
+    pub fn try_take(self: &Arc<Self>, key: i64) -> Option<InFlightGuard> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let n = held.entry(key).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(InFlightGuard { owner: self.clone(), key })
+    }
+
+    /// Places `key` holds now.
+    pub fn held(&self, key: i64) -> usize {
+        self.held.lock().unwrap_or_else(|e| e.into_inner()).get(&key).copied().unwrap_or(0)
+    }
+}
+
+impl Drop for InFlightGuard {
+    fn drop(&mut self) {
+        let mut held = self.owner.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&self.key) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                held.remove(&self.key);
+            }
+        }
     }
 }
 
@@ -273,5 +347,25 @@ impl WriterCtx {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_flight_is_per_key_and_given_back() {
+        let slots = Arc::new(InFlight::new(2));
+        let a1 = slots.try_take(1).unwrap();
+        let _a2 = slots.try_take(1).unwrap();
+        assert!(slots.try_take(1).is_none(), "a third for the same key is refused");
+        let _b = slots.try_take(2).expect("another key is not affected");
+        drop(a1);
+        assert_eq!(slots.held(1), 1);
+        assert!(slots.try_take(1).is_some());
+        drop(_b);
+        assert_eq!(slots.held(2), 0);
+        assert!(!slots.held.lock().unwrap().contains_key(&2), "idle keys are forgotten");
     }
 }

@@ -2,12 +2,12 @@
 //! script (`/static/live.js`) reloads live views every 15 s; the CSP allows nothing inline.
 //!
 //! Pages: `/login`, `/` (analyst overview, or a jurisdiction user's own page), `/campaigns/{id}`,
-//! `/jurisdictions/{id}`, `/notifications` (the log) and `/notifications/{id}` (every delivery
+//! `/jurisdictions/{id}` (its alerts [`ALERTS_PER_PAGE`] at a time, older ones at `?before=ID`), `/notifications` (the log) and `/notifications/{id}` (every delivery
 //! attempt of one notification). A jurisdiction user sees only their own jurisdiction
 //! and the redacted view of campaigns that touched it; anything else answers 404.
 //! Forms post with a `csrf` field; the login form uses a double-submit cookie.
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -20,7 +20,7 @@ use crate::auth::{self, MaybeUser, UserAuth};
 use crate::error::{AppError, AppResult};
 use crate::model::*;
 use crate::state::HubState;
-use crate::store::NotificationFilter;
+use crate::store::{EventFilter, NotificationFilter};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1d3557;color:#fff;padding:.6em 1em;display:flex;gap:1.5em;align-items:center}header a{color:#fff}main{padding:1em}table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}th{background:#f1f1f1}.tlp{font-weight:bold;color:#b36b00}.err{color:#a00}form.inline{display:inline}progress{width:12em}";
 const LIVE_JS: &str = "(function(){if(document.body.dataset.live==='1'){setTimeout(function(){location.reload()},15000)}})();";
@@ -332,14 +332,46 @@ async fn campaign_submit(State(state): State<HubState>, MaybeUser(who): MaybeUse
     Ok(Redirect::to(&format!("/campaigns/{id}")).into_response())
 }
 
-async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>) -> AppResult<Response> {
+/// Alerts on one page of a jurisdiction; older ones are on the next page (`?before=ID`).
+pub const ALERTS_PER_PAGE: usize = 50;
+/// Characters of a signature shown in a table cell; the full text is in the API.
+const SIGNATURE_SHOWN_CHARS: usize = 200;
+
+#[derive(Deserialize)]
+pub struct PageQuery {
+    /// Only alerts with a smaller id (the "older alerts" link).
+    #[serde(default)]
+    before: Option<i64>,
+}
+
+/// A signature as shown in a table: at most [`SIGNATURE_SHOWN_CHARS`] characters.
+fn short_signature(s: Option<&str>) -> String {
+    let s = s.unwrap_or_default();
+    match s.char_indices().nth(SIGNATURE_SHOWN_CHARS) {
+        Some((cut, _)) => format!("{}…", &s[..cut]),
+        None => s.to_string(),
+    }
+}
+
+async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>, Query(q): Query<PageQuery>) -> AppResult<Response> {
     let Some(who) = who else { return Ok(to_login()) };
     if !who.can_read(id) {
         return Err(AppError::NotFound);
     }
-    let (j, sensors, contacts, campaigns, alerts) = state
+    let filter = EventFilter { jurisdiction_id: Some(id), event_type: Some("alert".into()), before: q.before, limit: ALERTS_PER_PAGE + 1 };
+    let (j, sensors, contacts, campaigns, alerts, older) = state
         .store_call(move |s| {
-            Ok((s.jurisdiction(id)?, s.sensors(Some(id))?, s.contacts(Some(id))?, s.jurisdiction_campaigns(id)?, s.events(Some(id), Some("alert"), 100)?))
+            let mut alerts = Vec::new();
+            let mut older = None;
+            s.scan_events(&filter, &mut |e| {
+                if alerts.len() == ALERTS_PER_PAGE {
+                    older = alerts.last().map(|a: &AlertRow| a.id);
+                    return false;
+                }
+                alerts.push(AlertRow { id: e.id, ts_ms: e.ts_ms, signature: short_signature(e.signature.as_deref()), remote_ip: e.remote_ip.unwrap_or_default() });
+                true
+            })?;
+            Ok((s.jurisdiction(id)?, s.sensors(Some(id))?, s.contacts(Some(id))?, s.jurisdiction_campaigns(id)?, alerts, older))
         })
         .await?;
     let j = j.ok_or(AppError::NotFound)?;
@@ -354,19 +386,32 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
                 tr { td { a href={ "/campaigns/" (c.campaign_id) } { (c.name) } } td { (c.status.as_str()) } td { (fmt_ms(c.first_ms)) } td { (fmt_ms(c.last_ms)) } td { (c.other_jurisdictions) } }
             }
         }
-        h2 { "Recent alerts" }
+        h2 { @if q.before.is_some() { "Older alerts" } @else { "Recent alerts" } }
         table {
             tr { th { "time" } th { "signature" } th { "remote" } }
             @for e in &alerts {
-                tr { td { (fmt_ms(e.ts_ms)) } td { (e.signature.clone().unwrap_or_default()) } td { (e.remote_ip.clone().unwrap_or_default()) } }
+                tr { td { (fmt_ms(e.ts_ms)) } td { (e.signature) } td { (e.remote_ip) } }
             }
+        }
+        p {
+            @if q.before.is_some() { a href={ "/jurisdictions/" (id) } { "newest alerts" } " " }
+            @if let Some(next) = older { a href={ "/jurisdictions/" (id) "?before=" (next) } { "older alerts" } }
         }
         h2 { "Sensors" }
         (sensor_table(&sensors, &name_of, now_ms()))
         h2 { "Contacts" }
         ul { @for c in &contacts { li { (c.channel.as_str()) ": " (c.target) } } }
     };
-    Ok(page(&j.name, Some(&who), true, body).into_response())
+    // Only the newest page reloads itself; an older page stays where the reader put it.
+    Ok(page(&j.name, Some(&who), q.before.is_none(), body).into_response())
+}
+
+/// What the jurisdiction page shows of one alert (the event body stays in the store).
+struct AlertRow {
+    id: i64,
+    ts_ms: Millis,
+    signature: String,
+    remote_ip: String,
 }
 
 async fn notifications_page(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> AppResult<Response> {

@@ -256,6 +256,11 @@ fn plausible_body(path: &str, oh: i64) -> serde_json::Value {
         "/api/v1/sensors/enroll" => json!({"token": "wet_guess"}),
         p if p.ends_with("/contacts") => json!({"channel": "email", "target": "evil@example.com"}),
         p if p.starts_with("/api/v1/campaigns/") => json!({"name": "Owned", "close": true}),
+        p if p.ends_with("/scan-assets") => json!({"value": "198.51.100.7"}),
+        p if p.ends_with("/scan-blackouts") => json!({"starts_ms": 1, "ends_ms": 2, "reason": "mole"}),
+        "/api/v1/scan/targets" => json!({"jurisdiction": "Ohio"}),
+        "/api/v1/scan/jobs/claim" => json!({"worker": "mole"}),
+        "/api/v1/scan/report" => json!({"html": "<p>owned</p>", "pdf_base64": ""}),
         _ => json!({}),
     }
 }
@@ -292,9 +297,19 @@ async fn every_documented_route_with_another_jurisdictions_credentials_reveals_n
             };
             let known_kind = ids.len() == 1;
             for path in concrete {
+                // The scanner's upload and result routes name the jurisdiction in the query.
+                let path = if template.starts_with("/api/v1/scan/") { format!("{path}?jurisdiction=Ohio") } else { path };
                 let r = match method.as_str() {
                     "get" => h.get(&path, Some(&w.pa_admin)).await,
                     "post" => h.post_json(&path, Some(&w.pa_admin), plausible_body(template, w.oh)).await,
+                    "put" => {
+                        let req = Request::put(&path)
+                            .header("authorization", format!("Bearer {}", w.pa_admin))
+                            .header("content-type", "application/json")
+                            .body(Body::from(plausible_body(template, w.oh).to_string()))
+                            .unwrap();
+                        h.send(req).await
+                    }
                     other => panic!("unexpected method {other} in the OpenAPI document"),
                 };
                 checked += 1;
@@ -318,6 +333,8 @@ async fn every_documented_route_with_another_jurisdictions_credentials_reveals_n
     assert!(h.store.user_credentials("mole").unwrap().is_none());
     assert!(h.store.jurisdiction_by_name("Mole State").unwrap().is_none());
     assert!(!h.store.contacts(Some(w.oh)).unwrap().iter().any(|c| c.target == "evil@example.com"));
+    assert!(h.store.scan_assets(w.oh).unwrap().is_empty() && h.store.scan_blackouts(w.oh).unwrap().is_empty());
+    assert!(h.store.scan_report(w.oh).unwrap().is_none());
 }
 
 #[tokio::test]

@@ -238,7 +238,10 @@ async fn openapi_metrics_and_headers() {
     let j = h.jurisdiction("Ohio", "OH");
     let s = h.sensor(j).await;
     h.post_events((s.0, &s.1), 1, "{\"event_type\":\"dns\"}\n", false).await;
-    let m = h.get("/metrics", None).await.text();
+    // Metrics are for analysts (and a configured scraper token: tests/hardening/metrics_auth.rs).
+    h.user("ana", Role::Analyst, None);
+    let ana = h.login("ana").await;
+    let m = h.get("/metrics", Some(&ana)).await.text();
     assert!(m.contains("ward_hub_events_ingested_total 1"), "{m}");
     assert!(m.contains("ward_hub_ingest_ack_seconds_count 1"), "{m}");
 }

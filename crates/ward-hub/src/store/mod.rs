@@ -80,6 +80,16 @@ pub struct IngestEffects {
     pub indicators_added: usize,
 }
 
+/// Which events [`Store::scan_events`] walks, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub jurisdiction_id: Option<i64>,
+    pub event_type: Option<String>,
+    /// Only events with a smaller id (the page cursor).
+    pub before: Option<i64>,
+    pub limit: usize,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct NotificationFilter {
     pub jurisdiction_id: Option<i64>,
@@ -139,6 +149,9 @@ pub trait Store: Send + Sync + 'static {
     /// Makes the batches durable and correlates them, in one transaction (a group commit).
     fn ingest(&self, batches: &[IngestBatch], policy: &CorrelationPolicy, now: Millis) -> StoreResult<(Vec<IngestReceipt>, IngestEffects)>;
     fn events(&self, jurisdiction_id: Option<i64>, event_type: Option<&str>, limit: usize) -> StoreResult<Vec<StoredEvent>>;
+    /// Events newest first, handed to `each` one at a time until it returns false, so a caller
+    /// filling a page of bounded size holds one event at a time and reads no further.
+    fn scan_events(&self, filter: &EventFilter, each: &mut dyn FnMut(StoredEvent) -> bool) -> StoreResult<()>;
     /// Alert counts per (jurisdiction, hour bucket) since `since`.
     fn alert_counts(&self, since: Millis) -> StoreResult<Vec<(i64, Millis, i64)>>;
     /// Deletes events of one type received before `before`; `None` is every type not in `except`.

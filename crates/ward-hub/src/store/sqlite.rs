@@ -253,6 +253,7 @@ impl Store for SqliteStore {
         if name.is_empty() || name.len() > 200 {
             return Err(StoreError::Invalid("jurisdiction name must be 1 to 200 characters".into()));
         }
+        check_text("jurisdiction name", name, false).map_err(StoreError::Invalid)?;
         let state = new.state.as_ref().map(|s| s.trim().to_ascii_uppercase());
         if let Some(s) = &state {
             if s.len() != 2 || !s.chars().all(|c| c.is_ascii_alphabetic()) {
@@ -339,6 +340,7 @@ impl Store for SqliteStore {
     }
 
     fn enroll_sensor(&self, token_hash: &str, name: &str, credential_hash: &str, now: Millis) -> StoreResult<Sensor> {
+        check_text("sensor name", name, false).map_err(StoreError::Invalid)?;
         self.write(|tx| {
             let jurisdiction: Option<i64> = tx
                 .query_row(
@@ -381,6 +383,7 @@ impl Store for SqliteStore {
     }
 
     fn create_contact(&self, jurisdiction_id: i64, new: &NewContact, now: Millis) -> StoreResult<Contact> {
+        check_text("contact target", &new.target, false).map_err(StoreError::Invalid)?;
         crate::notify::validate_contact(new).map_err(StoreError::Invalid)?;
         self.write(|tx| {
             let exists: Option<i64> =
@@ -412,6 +415,7 @@ impl Store for SqliteStore {
         if username.is_empty() || username.len() > 100 || username.chars().any(|c| c.is_control() || c.is_whitespace()) {
             return Err(StoreError::Invalid("username must be 1 to 100 characters without spaces".into()));
         }
+        check_text("username", username, false).map_err(StoreError::Invalid)?;
         if (role == Role::Analyst) != jurisdiction_id.is_none() {
             return Err(StoreError::Invalid(
                 "an analyst has no jurisdiction; an admin or viewer needs exactly one".into(),
@@ -493,27 +497,45 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, jurisdiction_id: Option<i64>, event_type: Option<&str>, limit: usize) -> StoreResult<Vec<StoredEvent>> {
+        let filter = EventFilter { jurisdiction_id, event_type: event_type.map(str::to_owned), before: None, limit };
+        let mut out = Vec::new();
+        self.scan_events(&filter, &mut |e| {
+            out.push(e);
+            true
+        })?;
+        Ok(out)
+    }
+
+    fn scan_events(&self, filter: &EventFilter, each: &mut dyn FnMut(StoredEvent) -> bool) -> StoreResult<()> {
         self.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT id, jurisdiction_id, sensor_id, event_type, ts_ms, remote_ip, signature, body FROM events \
-                 WHERE (?1 IS NULL OR jurisdiction_id = ?1) AND (?2 IS NULL OR event_type = ?2) ORDER BY id DESC LIMIT ?3",
+                 WHERE (?1 IS NULL OR jurisdiction_id = ?1) AND (?2 IS NULL OR event_type = ?2) AND (?3 IS NULL OR id < ?3) \
+                 ORDER BY id DESC LIMIT ?4",
             )?;
-            let rows = st
-                .query_map(params![jurisdiction_id, event_type, limit as i64], |r| {
-                    let body: String = r.get(7)?;
-                    Ok(StoredEvent {
-                        id: r.get(0)?,
-                        jurisdiction_id: r.get(1)?,
-                        sensor_id: r.get(2)?,
-                        event_type: r.get(3)?,
-                        ts_ms: r.get(4)?,
-                        remote_ip: r.get(5)?,
-                        signature: r.get(6)?,
-                        body: serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
-                    })
-                })?
-                .collect::<Result<_, _>>()?;
-            Ok(rows)
+            let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
+            let mut rows = st.query(params![filter.jurisdiction_id, filter.event_type, filter.before, limit])?;
+            while let Some(r) = rows.next()? {
+                let body: String = r.get(7)?;
+                // Lines are vetted at ingest, so every stored body parses; null only for rows
+                // stored before that check existed.
+                let body: serde_json::Value = serde_json::from_str(&body).unwrap_or(serde_json::Value::Null);
+                let event = StoredEvent {
+                    id: r.get(0)?,
+                    jurisdiction_id: r.get(1)?,
+                    sensor_id: r.get(2)?,
+                    event_type: r.get(3)?,
+                    ts_ms: r.get(4)?,
+                    remote_ip: r.get(5)?,
+                    signature: r.get(6)?,
+                    truncated: body.get("ward_truncated").is_some(),
+                    body,
+                };
+                if !each(event) {
+                    break;
+                }
+            }
+            Ok(())
         })
     }
 
@@ -1003,6 +1025,7 @@ fn rename_tx(tx: &Transaction<'_>, id: i64, name: &str, now: Millis) -> StoreRes
     if name.is_empty() || name.len() > 200 {
         return Err(StoreError::Invalid("campaign name must be 1 to 200 characters".into()));
     }
+    check_text("campaign name", name, false).map_err(StoreError::Invalid)?;
     if tx.execute("UPDATE campaigns SET name = ?1 WHERE id = ?2", params![name, id])? == 0 {
         return Err(StoreError::NotFound(format!("campaign {id}")));
     }
@@ -1013,6 +1036,7 @@ fn annotate_tx(tx: &Transaction<'_>, id: i64, note: &str, now: Millis) -> StoreR
     if note.len() > 10_000 {
         return Err(StoreError::Invalid("annotation longer than 10000 bytes".into()));
     }
+    check_text("campaign note", note, true).map_err(StoreError::Invalid)?;
     if tx.execute("UPDATE campaigns SET annotation = ?1 WHERE id = ?2", params![note, id])? == 0 {
         return Err(StoreError::NotFound(format!("campaign {id}")));
     }

@@ -1,0 +1,83 @@
+//! Entry points for the cargo-fuzz targets in `fuzz/` (`hub_ingest`, `hub_api_json`): bytes
+//! from the network, through the same functions the handlers call, with the invariants the
+//! rest of the hub relies on checked (a broken one panics, which the fuzzer reports).
+
+use crate::ingest::{self, BodyEncoding, HomeNet};
+use crate::model::Millis;
+
+/// A fixed receipt time, so a run is reproducible.
+const NOW: Millis = 1_800_000_000_000;
+
+/// An ingest body as `POST /api/v1/events` sees it: encoding (by header and by magic), gzip,
+/// batch parsing, classification. Every accepted line must be stored as JSON that parses back
+/// to an object, within [`ingest::MAX_STORED_EVENT_BYTES`].
+pub fn ingest(data: &[u8]) {
+    for header in [None, Some("gzip")] {
+        let Ok(encoding) = ingest::body_encoding(header, data) else { continue };
+        let decoded;
+        let bytes: &[u8] = if encoding == BodyEncoding::Gzip {
+            match ingest::gunzip(data) {
+                Ok(d) => {
+                    decoded = d;
+                    &decoded
+                }
+                Err(_) => continue,
+            }
+        } else {
+            data
+        };
+        let Ok((mut events, rejected, rejected_total)) = ingest::parse_batch(bytes, NOW) else { continue };
+        assert!(rejected.len() <= rejected_total && rejected.len() <= ingest::MAX_REPORTED_REJECTIONS);
+        let home = HomeNet::parse("10.0.0.0/8, 2001:db8::/32").unwrap_or_default();
+        for ev in &mut events {
+            ingest::classify(ev, &home);
+            assert!(ev.raw.len() <= ingest::MAX_STORED_EVENT_BYTES, "stored event of {} bytes", ev.raw.len());
+            match serde_json::from_str::<serde_json::Value>(&ev.raw) {
+                Ok(v) => assert!(v.is_object(), "stored event is not an object"),
+                Err(e) => panic!("stored event does not parse back: {e}"),
+            }
+            assert!(ev.signature.as_ref().is_none_or(|s| s.len() <= ingest::MAX_SIGNATURE_BYTES));
+            if let Some(remote) = ev.remote {
+                let _ = ingest::actor_keys(remote, Some(64_512));
+            }
+        }
+    }
+}
+
+/// Every JSON request body type of the API, deserialised from the same bytes, and each one
+/// that parses run through the validation its handler (or the store) applies.
+pub fn api_json(data: &[u8]) {
+    use crate::model::check_text;
+    if let Ok(r) = serde_json::from_slice::<crate::api::EnrollRequest>(data) {
+        let _ = r.name.as_deref().map(|n| check_text("sensor name", n, false));
+    }
+    let _ = serde_json::from_slice::<crate::api::LoginRequest>(data);
+    if let Ok(r) = serde_json::from_slice::<crate::api::NewUserRequest>(data) {
+        let _ = check_text("username", &r.username, false);
+        let _ = r.password.len() >= crate::auth::MIN_PASSWORD_LEN;
+    }
+    if let Ok(r) = serde_json::from_slice::<crate::model::NewJurisdiction>(data) {
+        let _ = check_text("jurisdiction name", &r.name, false);
+        let _ = HomeNet::parse(r.home_net.as_deref().unwrap_or_default());
+    }
+    if let Ok(r) = serde_json::from_slice::<crate::model::NewContact>(data) {
+        let _ = check_text("contact target", &r.target, false);
+        let _ = crate::notify::validate_contact(&r);
+    }
+    if let Ok(u) = crate::api::CampaignUpdate::from_json(data) {
+        assert!(u.check().is_ok(), "from_json let an empty update through");
+    }
+    if let Ok(r) = serde_json::from_slice::<crate::retro::IndicatorRequest>(data) {
+        let _ = crate::retro::validate_indicator(&r, NOW);
+    }
+    if let Ok(r) = serde_json::from_slice::<crate::assets::NewScanAsset>(data) {
+        let _ = crate::assets::normalise_asset(&r);
+    }
+    let _ = serde_json::from_slice::<crate::assets::NewScanBlackout>(data);
+    let _ = serde_json::from_slice::<crate::assets::TargetsRequest>(data);
+    let _ = serde_json::from_slice::<crate::assets::ClaimRequest>(data);
+    let _ = serde_json::from_slice::<crate::assets::ReportUpload>(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        let _ = crate::model::check_text("campaign note", text, true);
+    }
+}
