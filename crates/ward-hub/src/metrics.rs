@@ -52,13 +52,17 @@ pub struct Metrics {
     pub deliveries_ok: Counter,
     pub deliveries_failed: Counter,
     pub rate_limited: Counter,
+    /// Batches stored without correlation (sensor on hold or budget breached).
+    pub batches_held: Counter,
+    /// Contribution-budget breaches (each puts a sensor on hold).
+    pub trust_anomalies: Counter,
     pub ingest_ack_seconds: Histogram,
 }
 
 impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &Counter); 10] = [
+        let counters: [(&str, &str, &Counter); 12] = [
             ("ward_hub_events_ingested_total", "EVE events stored", &self.events_ingested),
             ("ward_hub_batches_ingested_total", "sensor batches stored", &self.batches_ingested),
             ("ward_hub_batches_duplicate_total", "batches acknowledged again for a repeated idempotency key", &self.batches_duplicate),
@@ -69,6 +73,8 @@ impl Metrics {
             ("ward_hub_deliveries_ok_total", "delivery attempts that succeeded", &self.deliveries_ok),
             ("ward_hub_deliveries_failed_total", "delivery attempts that failed", &self.deliveries_failed),
             ("ward_hub_rate_limited_total", "requests refused by a rate limit", &self.rate_limited),
+            ("ward_hub_batches_held_total", "batches stored without correlation (sensor on hold or over its budget)", &self.batches_held),
+            ("ward_hub_trust_anomalies_total", "contribution-budget breaches that put a sensor on hold", &self.trust_anomalies),
         ];
         for (name, help, c) in counters {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", c.get()));
