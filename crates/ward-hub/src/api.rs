@@ -424,6 +424,9 @@ pub struct CampaignUpdate {
     /// Merge the campaign with this id into this one.
     #[serde(default)]
     pub merge_from: Option<i64>,
+    /// Publish the campaign's keys to every sensor whatever its size (docs/hub.md "Trust").
+    #[serde(default)]
+    pub confirm: bool,
 }
 
 impl CampaignUpdate {
@@ -440,14 +443,14 @@ impl CampaignUpdate {
 
     /// Refuses an update that asks for nothing: answering 200 to it would say something changed.
     pub fn check(&self) -> Result<(), String> {
-        if self.name.is_none() && self.annotation.is_none() && self.merge_from.is_none() && !self.close {
-            return Err("nothing to change: send name, annotation, merge_from or \"close\": true".into());
+        if self.name.is_none() && self.annotation.is_none() && self.merge_from.is_none() && !self.close && !self.confirm {
+            return Err("nothing to change: send name, annotation, merge_from, \"confirm\": true or \"close\": true".into());
         }
         Ok(())
     }
 }
 
-/// `POST /api/v1/campaigns/{id}`: rename, annotate, close, merge (analysts only).
+/// `POST /api/v1/campaigns/{id}`: rename, annotate, close, merge, confirm (analysts only).
 pub async fn update_campaign(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, body: Bytes) -> AppResult<Response> {
     who.require_analyst()?;
     let u = CampaignUpdate::from_json(&body).map_err(AppError::BadRequest)?;
@@ -458,8 +461,8 @@ pub async fn update_campaign(State(state): State<HubState>, who: UserAuth, Path(
 
 pub async fn apply_campaign_update(state: &HubState, id: i64, u: CampaignUpdate) -> AppResult<()> {
     u.check().map_err(AppError::BadRequest)?;
-    let changed_indicators = u.close || u.merge_from.is_some();
-    let change = crate::store::CampaignChange { name: u.name, annotation: u.annotation, merge_from: u.merge_from, close: u.close };
+    let changed_indicators = u.close || u.merge_from.is_some() || u.confirm;
+    let change = crate::store::CampaignChange { name: u.name, annotation: u.annotation, merge_from: u.merge_from, close: u.close, confirm: u.confirm };
     state.store_call(move |s| s.update_campaign(id, &change, now_ms())).await?;
     if changed_indicators {
         state.indicators_tx.send_modify(|v| *v += 1);
@@ -628,4 +631,122 @@ pub async fn metrics(State(state): State<HubState>, parts: axum::http::request::
 
 pub async fn health() -> &'static str {
     "ok\n"
+}
+
+// ---- trust (crate::trust; docs/hub.md "Trust"): one sensor's contributions, holds, the allow-list ----
+
+/// A sensor as an analyst may act on it: another jurisdiction's sensor answers 404, a
+/// jurisdiction user's own sensor 403 (contributions show correlation across jurisdictions).
+async fn analyst_sensor(state: &HubState, who: &UserAuth, id: i64) -> AppResult<Sensor> {
+    let sensor = state.store_call(move |s| s.sensor(id)).await?.ok_or(AppError::NotFound)?;
+    if !who.can_read(sensor.jurisdiction_id) {
+        return Err(AppError::NotFound);
+    }
+    who.require_analyst()?;
+    Ok(sensor)
+}
+
+/// `GET /api/v1/sensors/{id}/contributions` (analysts): keys it sighted, campaigns it opened or
+/// joined its jurisdiction to, indicators published because of it, anomalies, hold state.
+pub async fn sensor_contributions(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>) -> AppResult<Json<crate::trust::SensorContributions>> {
+    analyst_sensor(&state, &who, id).await?;
+    let c = state.store_call(move |s| s.sensor_contributions(id, now_ms())).await?.ok_or(AppError::NotFound)?;
+    Ok(Json(c))
+}
+
+/// `POST /api/v1/sensors/{id}/revoke` (analysts): deletes its sightings and withdraws what they
+/// caused; the sensor is put on hold.
+pub async fn revoke_sensor(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>) -> AppResult<Json<crate::trust::RevokeOutcome>> {
+    let outcome = revoke(&state, &who, id).await?;
+    Ok(Json(outcome))
+}
+
+pub async fn revoke(state: &HubState, who: &UserAuth, id: i64) -> AppResult<crate::trust::RevokeOutcome> {
+    analyst_sensor(state, who, id).await?;
+    let policy = state.policy.clone();
+    let outcome = state.store_call(move |s| s.revoke_sensor(id, &policy, now_ms())).await?;
+    tracing::warn!(sensor_id = id, by = %who.user.username, "sensor contributions revoked by an analyst");
+    state.indicators_tx.send_modify(|v| *v += 1);
+    Ok(outcome)
+}
+
+/// `POST /api/v1/sensors/{id}/release` (analysts): ends a hold.
+pub async fn release_sensor(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>) -> AppResult<Json<serde_json::Value>> {
+    release(&state, &who, id).await?;
+    Ok(Json(json!({ "sensor_id": id, "on_hold": false })))
+}
+
+pub async fn release(state: &HubState, who: &UserAuth, id: i64) -> AppResult<()> {
+    analyst_sensor(state, who, id).await?;
+    let policy = state.policy.clone();
+    state.store_call(move |s| s.release_sensor(id, &policy, now_ms())).await?;
+    tracing::info!(sensor_id = id, by = %who.user.username, "sensor released by an analyst");
+    state.indicators_tx.send_modify(|v| *v += 1);
+    Ok(())
+}
+
+/// Trust anomalies listed per request at most.
+pub const MAX_ANOMALIES_LISTED: usize = 1000;
+
+/// `GET /api/v1/trust-anomalies` (analysts): budget breaches, newest first.
+pub async fn list_trust_anomalies(State(state): State<HubState>, who: UserAuth, Query(q): Query<ListQuery>) -> AppResult<Json<Vec<crate::trust::TrustAnomaly>>> {
+    who.require_analyst()?;
+    let limit = q.limit.unwrap_or(200).min(MAX_ANOMALIES_LISTED);
+    Ok(Json(state.store_call(move |s| s.trust_anomalies(None, limit)).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowRequest {
+    /// `None`: hub-wide (analysts only).
+    #[serde(default)]
+    pub jurisdiction_id: Option<i64>,
+    /// An address or a CIDR network.
+    pub network: String,
+    /// What it is (a resolver, a vendor).
+    pub note: String,
+}
+
+/// `GET /api/v1/allowlist`: analysts see every registered entry, others their jurisdiction's.
+pub async fn list_allow_entries(State(state): State<HubState>, who: UserAuth) -> AppResult<Json<Vec<crate::trust::AllowEntry>>> {
+    let all = state.store_call(|s| s.allow_entries(None)).await?;
+    if who.is_analyst() {
+        return Ok(Json(all));
+    }
+    let own = who.user.jurisdiction_id;
+    Ok(Json(all.into_iter().filter(|e| e.jurisdiction_id.is_some() && e.jurisdiction_id == own).collect()))
+}
+
+/// `POST /api/v1/allowlist`: an analyst adds a hub-wide entry or one for any jurisdiction; a
+/// jurisdiction admin adds narrow entries for their own jurisdiction.
+pub async fn add_allow_entry(State(state): State<HubState>, who: UserAuth, body: Bytes) -> AppResult<impl IntoResponse> {
+    let req: AllowRequest = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("bad allow-list entry JSON: {e}")))?;
+    let author = match req.jurisdiction_id {
+        _ if who.is_analyst() => crate::trust::EntryAuthor::Analyst,
+        Some(j) if who.can_manage(j) => crate::trust::EntryAuthor::JurisdictionAdmin,
+        Some(j) if who.can_read(j) => return Err(AppError::Forbidden("only the jurisdiction's admin or an analyst may add allow-list entries".into())),
+        Some(_) => return Err(AppError::NotFound),
+        None => return Err(AppError::Forbidden("only an analyst adds hub-wide entries: give your jurisdiction_id".into())),
+    };
+    let mut new = crate::trust::validate_entry(&req.network, &req.note, req.jurisdiction_id, author, &who.user.username).map_err(AppError::BadRequest)?;
+    if let Ok((ip, _)) = crate::trust::parse_network(&new.network) {
+        new.asn = state.asn_of(ip);
+    }
+    let outcome = state.store_call(move |s| s.add_allow_entry(&new, now_ms())).await?;
+    if outcome.indicators_withdrawn > 0 {
+        state.indicators_tx.send_modify(|v| *v += 1);
+    }
+    Ok((StatusCode::CREATED, Json(outcome)))
+}
+
+/// `POST /api/v1/allowlist/{id}/remove`: by an analyst, or the admin of the entry's jurisdiction.
+pub async fn remove_allow_entry(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>) -> AppResult<Json<crate::trust::AllowEntry>> {
+    let entry = state.store_call(move |s| s.allow_entries(None)).await?.into_iter().find(|e| e.id == id).ok_or(AppError::NotFound)?;
+    match entry.jurisdiction_id {
+        _ if who.is_analyst() => {}
+        Some(j) if who.can_manage(j) => {}
+        Some(j) if who.can_read(j) => return Err(AppError::Forbidden("only the jurisdiction's admin or an analyst may remove allow-list entries".into())),
+        _ => return Err(AppError::NotFound),
+    }
+    Ok(Json(state.store_call(move |s| s.remove_allow_entry(id, now_ms())).await?))
 }

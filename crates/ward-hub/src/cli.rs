@@ -51,6 +51,9 @@ pub enum HubCommand {
     /// People who log in to the dashboard and API.
     #[command(subcommand)]
     User(UserCommand),
+    /// The never-block allow-list: addresses that are never sightings and never blocked.
+    #[command(subcommand)]
+    Allow(AllowCommand),
 }
 
 #[derive(Debug, Args)]
@@ -93,6 +96,69 @@ pub enum SensorCommand {
     },
     /// List sensors with last-seen times.
     List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Show what one sensor contributed to correlation: keys, campaigns, published indicators,
+    /// trust anomalies and its hold.
+    Contributions {
+        /// Sensor id (see `ward hub sensor list`).
+        id: i64,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Revoke everything one sensor contributed (its sightings and what they caused) and put it
+    /// on hold.
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        policy: PolicyArg,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// End a sensor's hold (its events stored meanwhile stay uncorrelated).
+    Release {
+        id: i64,
+        #[command(flatten)]
+        policy: PolicyArg,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct PolicyArg {
+    /// The hub's configuration, for `[correlation]` and `[trust]` (K, the publication bar, the
+    /// hold); the built-in defaults when left out.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AllowCommand {
+    /// Add an address or CIDR network (no wider than /16, IPv6 /32) that is never a sighting
+    /// and never blocked; its keys leave open campaigns and the indicator feed at once.
+    Add {
+        /// An address (`192.0.2.53`) or network (`192.0.2.0/28`).
+        network: String,
+        /// What it is: "county resolver", "election-results vendor".
+        #[arg(long)]
+        note: String,
+        /// The jurisdiction (name or id) whose resolver or vendor it is; hub-wide when left out.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List the registered entries (the built-in resolvers and `[trust] never_block` are in
+    /// the configuration).
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Remove an entry by id; keys it covered are not restored.
+    Remove {
+        id: i64,
         #[command(flatten)]
         data: DataArg,
     },
@@ -190,6 +256,59 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        HubCommand::Sensor(SensorCommand::Contributions { id, data }) => {
+            let c = open(&data.data)?.sensor_contributions(id, now_ms())?.with_context(|| format!("no sensor {id}: list them with `ward hub sensor list`"))?;
+            println!("{}", serde_json::to_string_pretty(&c)?);
+            Ok(())
+        }
+        HubCommand::Sensor(SensorCommand::Revoke { id, policy, data }) => {
+            let policy = load_policy(&policy)?;
+            let out = open(&data.data)?.revoke_sensor(id, &policy, now_ms()).with_context(|| format!("cannot revoke sensor {id}"))?;
+            println!(
+                "sensor {id}: {} sightings deleted, jurisdiction left {} campaigns, {} closed, {} unpublished, {} indicators withdrawn; on hold until {}",
+                out.sightings_deleted,
+                out.campaigns_left.len(),
+                out.campaigns_closed.len(),
+                out.campaigns_unpublished.len(),
+                out.indicators_withdrawn,
+                crate::model::fmt_ms(out.hold_until_ms)
+            );
+            Ok(())
+        }
+        HubCommand::Sensor(SensorCommand::Release { id, policy, data }) => {
+            let policy = load_policy(&policy)?;
+            open(&data.data)?.release_sensor(id, &policy, now_ms()).with_context(|| format!("cannot release sensor {id}"))?;
+            println!("sensor {id} released: its next batches correlate again");
+            Ok(())
+        }
+        HubCommand::Allow(AllowCommand::Add { network, note, jurisdiction, data }) => {
+            let store = open(&data.data)?;
+            let j = jurisdiction.map(|name| find_jurisdiction(&store, &name)).transpose()?;
+            let new = crate::trust::validate_entry(&network, &note, j, crate::trust::EntryAuthor::Analyst, "cli").map_err(|e| anyhow::anyhow!(e))?;
+            let out = store.add_allow_entry(&new, now_ms())?;
+            println!(
+                "allow-list entry {} {} ({}): {} campaign keys removed, {} indicators withdrawn, {} campaigns closed",
+                out.entry.id,
+                out.entry.network,
+                out.entry.jurisdiction_id.map(|j| format!("jurisdiction {j}")).unwrap_or_else(|| "hub-wide".into()),
+                out.keys_removed,
+                out.indicators_withdrawn,
+                out.campaigns_closed
+            );
+            Ok(())
+        }
+        HubCommand::Allow(AllowCommand::List { data }) => {
+            for e in open(&data.data)?.allow_entries(None)? {
+                let scope = e.jurisdiction_id.map(|j| format!("jurisdiction {j}")).unwrap_or_else(|| "hub-wide".into());
+                println!("{}\t{}\t{}\t{}\tby {}", e.id, e.network, scope, e.note, e.created_by);
+            }
+            Ok(())
+        }
+        HubCommand::Allow(AllowCommand::Remove { id, data }) => {
+            let e = open(&data.data)?.remove_allow_entry(id, now_ms()).with_context(|| format!("cannot remove allow-list entry {id} (list them with `ward hub allow list`)"))?;
+            println!("allow-list entry {} {} removed", e.id, e.network);
+            Ok(())
+        }
         HubCommand::Contact(ContactCommand::Add { jurisdiction, email, webhook, secret, syslog, data }) => {
             let store = open(&data.data)?;
             let j = find_jurisdiction(&store, &jurisdiction)?;
@@ -235,6 +354,15 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// The correlation policy of `--config` (or the defaults), as the running hub would use it.
+fn load_policy(arg: &PolicyArg) -> anyhow::Result<crate::store::CorrelationPolicy> {
+    let cfg = match &arg.config {
+        Some(path) => HubConfig::load(path)?,
+        None => HubConfig::default(),
+    };
+    cfg.correlation_policy(|_| None).map_err(|e| anyhow::anyhow!("invalid [trust] configuration: {e}"))
 }
 
 fn open(dir: &Path) -> anyhow::Result<SqliteStore> {

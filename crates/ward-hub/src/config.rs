@@ -15,6 +15,13 @@
 //! window_secs = 604800
 //! digest_interval_secs = 600
 //! escalate_at = [5, 20]
+//! [trust]                 # what one sensor may contribute (docs/hub.md "Trust")
+//! max_remotes_per_batch = 256
+//! max_new_keys_per_sensor = 1024
+//! window_secs = 3600
+//! hold_secs = 86400
+//! publish_min_jurisdictions = 3
+//! never_block = ["192.0.2.53", "198.51.100.0/24"]
 //! [notify]
 //! tlp = "TLP:AMBER"
 //! phone = "+1 518 266 3460"
@@ -56,6 +63,7 @@ pub struct HubConfig {
     pub asn_db: Option<PathBuf>,
     pub tls: TlsConfig,
     pub correlation: CorrelationConfig,
+    pub trust: TrustConfig,
     pub notify: NotifyConfig,
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
@@ -71,6 +79,7 @@ impl Default for HubConfig {
             asn_db: None,
             tls: TlsConfig::default(),
             correlation: CorrelationConfig::default(),
+            trust: TrustConfig::default(),
             notify: NotifyConfig::default(),
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
@@ -116,7 +125,79 @@ impl CorrelationConfig {
             window_ms: self.window_secs.max(1).saturating_mul(1000),
             digest_interval_ms: self.digest_interval_secs.max(0).saturating_mul(1000),
             escalate_at: self.escalate_at.clone(),
+            trust: crate::trust::TrustPolicy::default(),
         }
+    }
+}
+
+/// `[trust]`: what one sensor may contribute to correlation and what is never blocked
+/// ([`crate::trust`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrustConfig {
+    /// A batch naming more distinct remote addresses is stored but not correlated, and its
+    /// sensor is put on hold.
+    pub max_remotes_per_batch: usize,
+    /// New remote addresses one sensor may bring into correlation per `window_secs`.
+    pub max_new_keys_per_sensor: i64,
+    /// The budget window.
+    pub window_secs: i64,
+    /// How long a sensor that breached its budget is on hold (an analyst may release it sooner).
+    pub hold_secs: i64,
+    /// Jurisdictions in good standing a campaign needs before its keys go to every sensor
+    /// (at least 2; an analyst's confirmation publishes any campaign).
+    pub publish_min_jurisdictions: i64,
+    /// Addresses or CIDR networks that are never sightings and never blocked, besides the
+    /// built-in public resolvers and the hub's own addresses.
+    pub never_block: Vec<String>,
+}
+
+impl Default for TrustConfig {
+    fn default() -> Self {
+        let p = crate::trust::TrustPolicy::default();
+        TrustConfig {
+            max_remotes_per_batch: p.max_remotes_per_batch,
+            max_new_keys_per_sensor: p.max_new_keys_per_sensor,
+            window_secs: p.budget_window_ms / 1000,
+            hold_secs: p.hold_ms / 1000,
+            publish_min_jurisdictions: p.publish_min_jurisdictions,
+            never_block: Vec::new(),
+        }
+    }
+}
+
+impl TrustConfig {
+    /// The policy, with the allow-list of built-in resolvers, `never_block` and the hub's own
+    /// addresses (`hub`); `asn_of` finds the autonomous systems those addresses are in, so no
+    /// `asn:` key can block them. A bad `never_block` entry is an error naming it.
+    pub fn policy(&self, hub: &[std::net::IpAddr], asn_of: impl Fn(std::net::IpAddr) -> Option<u32>) -> Result<crate::trust::TrustPolicy, String> {
+        use crate::trust::{parse_network, AllowList, BUILTIN_NEVER_BLOCK};
+        let mut nets = Vec::new();
+        for (addr, _) in BUILTIN_NEVER_BLOCK {
+            nets.push(parse_network(addr)?);
+        }
+        for entry in &self.never_block {
+            nets.push(parse_network(entry).map_err(|e| format!("[trust] never_block: {e}"))?);
+        }
+        nets.extend(hub.iter().map(|&ip| (ip, if ip.is_ipv4() { 32 } else { 128 })));
+        let asns: Vec<u32> = nets.iter().filter_map(|&(ip, _)| asn_of(ip)).collect();
+        Ok(crate::trust::TrustPolicy {
+            max_remotes_per_batch: self.max_remotes_per_batch.max(1),
+            max_new_keys_per_sensor: self.max_new_keys_per_sensor.max(1),
+            budget_window_ms: self.window_secs.max(1).saturating_mul(1000),
+            hold_ms: self.hold_secs.max(0).saturating_mul(1000),
+            publish_min_jurisdictions: self.publish_min_jurisdictions.max(crate::trust::MIN_PUBLISH_JURISDICTIONS),
+            allow: std::sync::Arc::new(AllowList::from_networks(nets, asns)),
+        })
+    }
+}
+
+impl HubConfig {
+    /// The correlation policy with its `[trust]` part; `asn_of` looks up autonomous systems when
+    /// the hub has an ASN database.
+    pub fn correlation_policy(&self, asn_of: impl Fn(std::net::IpAddr) -> Option<u32>) -> Result<CorrelationPolicy, String> {
+        let hub = crate::trust::hub_addresses(self.listen, &self.public_url);
+        Ok(CorrelationPolicy { trust: self.trust.policy(&hub, asn_of)?, ..self.correlation.policy() })
     }
 }
 
@@ -262,6 +343,10 @@ min_jurisdictions = 3
 smtp_tls = "starttls"
 [retention]
 days = { alert = 10 }
+[trust]
+max_remotes_per_batch = 64
+publish_min_jurisdictions = 1
+never_block = ["203.0.113.7", "2001:db8:5::/48"]
 "#;
         let c: HubConfig = toml::from_str(text).unwrap();
         assert_eq!(c.listen.port(), 9000);
@@ -269,5 +354,11 @@ days = { alert = 10 }
         assert_eq!(c.notify.smtp_tls, SmtpTls::Starttls);
         assert_eq!(c.retention.days["alert"], 10);
         assert!(toml::from_str::<HubConfig>("lisen = 1").is_err(), "unknown keys are refused");
+        let p = c.correlation_policy(|_| None).unwrap();
+        assert_eq!((p.trust.max_remotes_per_batch, p.trust.publish_min_jurisdictions), (64, 2), "the bar never goes below 2");
+        assert!(p.trust.allow.contains("203.0.113.7".parse().unwrap()) && p.trust.allow.contains("2001:db8:5::1".parse().unwrap()));
+        assert!(p.trust.allow.contains("8.8.4.4".parse().unwrap()), "built-in resolvers stay");
+        let bad: HubConfig = toml::from_str("[trust]\nnever_block = [\"8.8.8.8/40\"]").unwrap();
+        assert!(bad.correlation_policy(|_| None).unwrap_err().contains("never_block"));
     }
 }

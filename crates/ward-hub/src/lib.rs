@@ -13,10 +13,14 @@
 //! * [`server`]: [`app`] (the router, for `oneshot` tests) and [`start`] (a bound hub);
 //!   [`body`]: request bodies under a deadline (slow clients).
 //! * [`cli`]: `ward hub …` subcommands; the binary calls [`cli::run`].
+//! * [`trust`]: what one sensor may contribute (budget, holds), the publication bar of the
+//!   indicator feed and the never-block allow-list; the store applies it during ingest.
 //!
 //! Trust boundary: a jurisdiction never sees another jurisdiction's events or identity; what it
 //! learns about a campaign is what hit it, when, from where, a count of other jurisdictions,
 //! and what to do. Every API handler and page enforces this (tests in `tests/access.rs`).
+//! Sensors are trusted with little: a sensor speaks for its jurisdiction only, within a budget,
+//! and what reaches every sensor needs several jurisdictions or an analyst ([`trust`]).
 
 pub mod api;
 pub mod assets;
@@ -38,6 +42,7 @@ pub mod retro;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod trust;
 pub mod web;
 
 pub use config::HubConfig;

@@ -54,6 +54,10 @@ pub struct Metrics {
     pub rate_limited: Counter,
     pub bodies_timed_out: Counter,
     pub ingest_busy: Counter,
+    /// Batches stored without correlation (sensor on hold or budget breached).
+    pub batches_held: Counter,
+    /// Contribution-budget breaches (each puts a sensor on hold).
+    pub trust_anomalies: Counter,
     pub ingest_ack_seconds: Histogram,
 }
 
@@ -73,6 +77,8 @@ impl Metrics {
             ("ward_hub_rate_limited_total", "requests refused by a rate limit", &self.rate_limited),
             ("ward_hub_bodies_timed_out_total", "requests cut with 408 because their body came too slowly", &self.bodies_timed_out),
             ("ward_hub_ingest_busy_total", "ingest requests refused with 429 because their sensor had too many in flight", &self.ingest_busy),
+            ("ward_hub_batches_held_total", "batches stored without correlation (sensor on hold or over its budget)", &self.batches_held),
+            ("ward_hub_trust_anomalies_total", "contribution-budget breaches that put a sensor on hold", &self.trust_anomalies),
         ];
         for (name, help, c) in counters {
             out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n", c.get()));

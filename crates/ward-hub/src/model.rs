@@ -208,6 +208,11 @@ pub struct Campaign {
     pub annotation: String,
     pub jurisdictions: i64,
     pub sightings: i64,
+    /// Since when its keys are in the all-sensor indicator feed (`None`: not published; see
+    /// docs/hub.md "Trust").
+    pub published_ms: Option<Millis>,
+    /// When an analyst confirmed it (published whatever its size).
+    pub confirmed_ms: Option<Millis>,
     pub keys: Vec<String>,
 }
 

@@ -1245,6 +1245,8 @@ pub async fn create_indicator(State(state): State<HubState>, who: UserAuth, body
     let req: IndicatorRequest = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("bad indicator JSON: {e}")))?;
     let now = now_ms();
     let new = validate_indicator(&req, now).map_err(AppError::BadRequest)?;
+    // trust: never an indicator for a configured never-block address (the store checks its own)
+    crate::trust::check_indicator(&new.kind, &new.value, &state.policy.trust.allow).map_err(AppError::BadRequest)?;
     let user_id = who.user.id;
     let created = state.store_call(move |s| s.add_analyst_indicator(&new, user_id, now)).await?;
     state.indicators_tx.send_modify(|v| *v += 1);

@@ -97,8 +97,11 @@ impl HubState {
         let waiter = tokio::runtime::Builder::new_current_thread().build()?;
         let (indicators_tx, _) = watch::channel(0u64);
         let limits = &config.limits;
+        let policy = config
+            .correlation_policy(|ip| asn.as_ref().and_then(|reader| crate::asn::lookup(reader, ip)))
+            .map_err(|e| anyhow::anyhow!("invalid [trust] configuration: {e}"))?;
         let state = HubState {
-            policy: Arc::new(config.correlation.policy()),
+            policy: Arc::new(policy),
             metrics: Arc::new(Metrics::default()),
             sensor_limiter: Arc::new(crate::auth::RateLimiter::new(limits.sensor_batches_per_sec, limits.sensor_batches_per_sec * 2.0)),
             user_limiter: Arc::new(crate::auth::RateLimiter::new(limits.user_requests_per_sec, limits.user_requests_per_sec * 3.0)),
@@ -318,6 +321,8 @@ impl WriterCtx {
                     }
                 }
                 self.metrics.campaigns_opened.add(effects.campaigns_opened as u64);
+                self.metrics.batches_held.add(effects.batches_held as u64);
+                self.metrics.trust_anomalies.add(effects.trust_anomalies as u64);
                 if effects.indicators_added > 0 {
                     self.indicators_tx.send_modify(|v| *v += 1);
                 }

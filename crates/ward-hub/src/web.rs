@@ -2,7 +2,9 @@
 //! script (`/static/live.js`) reloads live views every 15 s; the CSP allows nothing inline.
 //!
 //! Pages: `/login`, `/` (analyst overview, or a jurisdiction user's own page), `/campaigns/{id}`,
-//! `/jurisdictions/{id}` (its alerts [`ALERTS_PER_PAGE`] at a time, older ones at `?before=ID`), `/notifications` (the log) and `/notifications/{id}` (every delivery
+//! `/jurisdictions/{id}` (its alerts [`ALERTS_PER_PAGE`] at a time, older ones at `?before=ID`),
+//! `/sensors/{id}` (analysts: one sensor's contributions, anomalies and hold, with revoke and
+//! release forms), `/notifications` (the log) and `/notifications/{id}` (every delivery
 //! attempt of one notification). A jurisdiction user sees only their own jurisdiction
 //! and the redacted view of campaigns that touched it; anything else answers 404.
 //! Forms post with a `csrf` field; the login form uses a double-submit cookie.
@@ -32,6 +34,9 @@ pub fn routes() -> Router<HubState> {
         .route("/logout", post(logout_submit))
         .route("/campaigns/{id}", get(campaign_page).post(campaign_submit))
         .route("/jurisdictions/{id}", get(jurisdiction_page))
+        .route("/sensors/{id}", get(sensor_page))
+        .route("/sensors/{id}/revoke", post(sensor_revoke_submit))
+        .route("/sensors/{id}/release", post(sensor_release_submit))
         .route("/notifications", get(notifications_page))
         .route("/notifications/{id}", get(notification_page))
         .route("/static/style.css", get(|| async { ([(header::CONTENT_TYPE, "text/css"), (header::CACHE_CONTROL, "max-age=3600")], STYLE) }))
@@ -151,8 +156,8 @@ async fn overview(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> A
         return Ok(Redirect::to(&format!("/jurisdictions/{j}")).into_response());
     }
     let since = now_ms() - 24 * 3600 * 1000;
-    let (campaigns, jurisdictions, sensors, counts) = state
-        .store_call(move |s| Ok((s.campaigns(true)?, s.jurisdictions()?, s.sensors(None)?, s.alert_counts(since)?)))
+    let (campaigns, jurisdictions, sensors, counts, anomalies) = state
+        .store_call(move |s| Ok((s.campaigns(true)?, s.jurisdictions()?, s.sensors(None)?, s.alert_counts(since)?, s.trust_anomalies(None, 50)?)))
         .await?;
     let name_of = |id: i64| jurisdictions.iter().find(|j| j.id == id).map(|j| j.name.clone()).unwrap_or_else(|| id.to_string());
     let mut per_j: std::collections::BTreeMap<i64, i64> = Default::default();
@@ -187,20 +192,22 @@ async fn overview(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> A
             }
         }
         h2 { "Sensors" }
-        (sensor_table(&sensors, &name_of, now))
+        (sensor_table(&sensors, &name_of, now, true))
+        h2 { "Trust anomalies (" (anomalies.len()) ")" }
+        (anomaly_table(&anomalies))
         h2 { "Jurisdictions" }
         ul { @for j in &jurisdictions { li { a href={ "/jurisdictions/" (j.id) } { (j.name) } " (" (j.kind.as_str()) ")" } } }
     };
     Ok(page("Overview", Some(&who), true, body).into_response())
 }
 
-fn sensor_table(sensors: &[Sensor], name_of: &dyn Fn(i64) -> String, now: Millis) -> Markup {
+fn sensor_table(sensors: &[Sensor], name_of: &dyn Fn(i64) -> String, now: Millis, link: bool) -> Markup {
     html! {
         table {
             tr { th { "sensor" } th { "jurisdiction" } th { "last seen" } th { "lag (s)" } th { "events" } }
             @for s in sensors {
                 tr {
-                    td { (s.name) " #" (s.id) }
+                    td { @if link { a href={ "/sensors/" (s.id) } { (s.name) " #" (s.id) } } @else { (s.name) " #" (s.id) } }
                     td { (name_of(s.jurisdiction_id)) }
                     td { (s.last_seen_ms.map(fmt_ms).unwrap_or_else(|| "never".into())) }
                     td { (s.last_event_ms.map(|e| ((now - e) / 1000).to_string()).unwrap_or_else(|| "-".into())) }
@@ -251,9 +258,17 @@ async fn campaign_page(State(state): State<HubState>, MaybeUser(who): MaybeUser,
     }
     let d = state.store_call(move |s| s.campaign(id)).await?.ok_or(AppError::NotFound)?;
     let c = &d.campaign;
+    let bar = state.policy.trust.publish_bar();
     let body = html! {
         p.tlp { (tlp) }
         p { "Status: " (c.status.as_str()) ". Opened " (fmt_ms(c.opened_ms)) ", last activity " (fmt_ms(c.last_ms)) "." }
+        p {
+            @match (c.published_ms, c.confirmed_ms) {
+                (Some(p), Some(_)) => { "Confirmed by an analyst; its indicators are in every sensor's feed since " (fmt_ms(p)) "." }
+                (Some(p), None) => { "Its indicators are in every sensor's feed since " (fmt_ms(p)) "." }
+                (None, _) => { "Not in the all-sensor feed: it needs " (bar) " jurisdictions with a sensor in good standing, or an analyst's confirmation. Its members are warned either way." }
+            }
+        }
         @if !c.annotation.is_empty() { p { "Note: " (c.annotation) } }
         @if c.status == CampaignStatus::Open {
             form method="post" {
@@ -261,6 +276,7 @@ async fn campaign_page(State(state): State<HubState>, MaybeUser(who): MaybeUser,
                 label { "name " input name="name" value=(c.name); }
                 label { " note " input name="annotation" value=(c.annotation); }
                 label { " merge campaign id into this " input name="merge_from" inputmode="numeric"; }
+                @if c.confirmed_ms.is_none() { label { " confirm (publish to every sensor) " input type="checkbox" name="confirm" value="1"; } }
                 label { " close " input type="checkbox" name="close" value="1"; }
                 button type="submit" { "save" }
             }
@@ -312,6 +328,8 @@ pub struct CampaignForm {
     merge_from: Option<String>,
     #[serde(default)]
     close: Option<String>,
+    #[serde(default)]
+    confirm: Option<String>,
 }
 
 async fn campaign_submit(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>, Form(f): Form<CampaignForm>) -> AppResult<Response> {
@@ -327,6 +345,7 @@ async fn campaign_submit(State(state): State<HubState>, MaybeUser(who): MaybeUse
         annotation: f.annotation,
         close: f.close.is_some(),
         merge_from,
+        confirm: f.confirm.is_some(),
     };
     api::apply_campaign_update(&state, id, update).await?;
     Ok(Redirect::to(&format!("/campaigns/{id}")).into_response())
@@ -398,7 +417,7 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
             @if let Some(next) = older { a href={ "/jurisdictions/" (id) "?before=" (next) } { "older alerts" } }
         }
         h2 { "Sensors" }
-        (sensor_table(&sensors, &name_of, now_ms()))
+        (sensor_table(&sensors, &name_of, now_ms(), who.is_analyst()))
         h2 { "Contacts" }
         ul { @for c in &contacts { li { (c.channel.as_str()) ": " (c.target) } } }
     };
@@ -437,4 +456,87 @@ async fn notification_page(State(state): State<HubState>, MaybeUser(who): MaybeU
         @if n.status == "pending" { p { "Next attempt is scheduled; failures are retried with backoff up to 8 attempts." } }
     };
     Ok(page(&format!("Notification {id}"), Some(&who), true, body).into_response())
+}
+
+fn anomaly_table(list: &[crate::trust::TrustAnomaly]) -> Markup {
+    html! {
+        table {
+            tr { th { "time" } th { "sensor" } th { "jurisdiction" } th { "kind" } th { "batch" } th { "events" } th { "remote addresses" } th { "new" } th { "limit" } }
+            @for a in list {
+                tr {
+                    td { (fmt_ms(a.ts_ms)) } td { a href={ "/sensors/" (a.sensor_id) } { "#" (a.sensor_id) } }
+                    td { a href={ "/jurisdictions/" (a.jurisdiction_id) } { (a.jurisdiction_id) } }
+                    td { (a.kind) } td { (a.batch_seq) } td { (a.events) } td { (a.remotes) }
+                    td { (a.new_remotes.map(|n| n.to_string()).unwrap_or_else(|| "-".into())) } td { (a.limit) }
+                }
+            }
+        }
+    }
+}
+
+/// One sensor's contributions (analysts only; another jurisdiction's sensor is 404, one's own 403).
+async fn sensor_page(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    let sensor = state.store_call(move |s| s.sensor(id)).await?.ok_or(AppError::NotFound)?;
+    if !who.can_read(sensor.jurisdiction_id) {
+        return Err(AppError::NotFound);
+    }
+    who.require_analyst()?;
+    let c = state.store_call(move |s| s.sensor_contributions(id, now_ms())).await?.ok_or(AppError::NotFound)?;
+    let t = &c.trust;
+    let body = html! {
+        p { "Jurisdiction " a href={ "/jurisdictions/" (c.sensor.jurisdiction_id) } { (c.sensor.jurisdiction_id) } ". "
+            (c.sensor.events_total) " events, last seen " (c.sensor.last_seen_ms.map(fmt_ms).unwrap_or_else(|| "never".into())) "." }
+        @if t.on_hold {
+            p.err { "On hold until " (t.hold_until_ms.map(fmt_ms).unwrap_or_default()) " (" (t.hold_reason.clone().unwrap_or_default()) "): its events are stored but not correlated." }
+            form method="post" action={ "/sensors/" (id) "/release" } {
+                input type="hidden" name="csrf" value=(who.csrf);
+                button type="submit" { "release the hold" }
+            }
+        } @else {
+            p { "In good standing: " (t.window_new_keys) " new addresses in the current budget window." }
+        }
+        form method="post" action={ "/sensors/" (id) "/revoke" } {
+            input type="hidden" name="csrf" value=(who.csrf);
+            label { "revoke everything this sensor contributed and put it on hold " input type="checkbox" name="really" value="1" required; }
+            button type="submit" { "revoke" }
+        }
+        h2 { "Trust anomalies (" (c.anomalies.len()) ")" }
+        (anomaly_table(&c.anomalies))
+        h2 { "Campaigns it contributed to (" (c.campaigns.len()) ")" }
+        table {
+            tr { th { "campaign" } th { "status" } th { "opened by it" } th { "its jurisdiction a member" } th { "published" } th { "keys it sighted" } }
+            @for k in &c.campaigns {
+                tr {
+                    td { a href={ "/campaigns/" (k.campaign_id) } { (k.name) } } td { (k.status) }
+                    td { (if k.opened_by_this_sensor { "yes" } else { "" }) } td { (if k.jurisdiction_member { "yes" } else { "" }) }
+                    td { (if k.published { "yes" } else { "" }) } td { (k.keys.join(" ")) }
+                }
+            }
+        }
+        h2 { "Indicators published because of it (" (c.published_indicators.len()) ")" }
+        ul { @for v in &c.published_indicators { li { code { (v) } } } }
+        h2 { "Keys it sighted (" (c.keys_total) ")" }
+        table {
+            tr { th { "key" } th { "first" } th { "last" } th { "events" } }
+            @for k in &c.keys {
+                tr { td { code { (k.actor_key) } } td { (fmt_ms(k.first_ms)) } td { (fmt_ms(k.last_ms)) } td { (k.count) } }
+            }
+        }
+    };
+    Ok(page(&format!("Sensor {} #{}", c.sensor.name, id), Some(&who), true, body).into_response())
+}
+
+async fn sensor_revoke_submit(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    who.check_csrf(Some(&f.csrf))?;
+    api::revoke(&state, &who, id).await?;
+    Ok(Redirect::to(&format!("/sensors/{id}")).into_response())
+}
+
+async fn sensor_release_submit(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>, Form(f): Form<CsrfForm>) -> AppResult<Response> {
+    let Some(who) = who else { return Ok(to_login()) };
+    who.check_csrf(Some(&f.csrf))?;
+    api::release(&state, &who, id).await?;
+    Ok(Redirect::to(&format!("/sensors/{id}")).into_response())
 }

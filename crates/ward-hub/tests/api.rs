@@ -138,16 +138,15 @@ async fn two_jurisdictions_open_a_campaign_and_publish_indicators() {
     assert_eq!(c["jurisdictions"], 2);
     assert!(c["keys"].as_array().unwrap().contains(&json!("net:45.33.32.0/24")), "{c}");
 
-    // The untouched jurisdiction's sensor gets the indicators.
+    // Two jurisdictions are warned, but the feed of every sensor waits for the publication bar
+    // (three jurisdictions in good standing, docs/hub.md "Trust").
     let r = h.get("/api/v1/indicators?since=0", Some(&s_wi.1)).await;
     let v = r.json();
-    let values: Vec<&str> = v["indicators"].as_array().unwrap().iter().map(|i| i["value"].as_str().unwrap()).collect();
-    assert!(values.contains(&"45.33.32.0/24"), "{v}");
-    assert!(values.contains(&"45.33.32.157"), "{v}");
+    assert_eq!(v["indicators"].as_array().unwrap().len(), 0, "{v}");
     let cursor = v["cursor"].as_i64().unwrap();
-    assert_eq!(h.get(&format!("/api/v1/indicators?since={cursor}"), Some(&s_wi.1)).await.json()["indicators"].as_array().unwrap().len(), 0);
 
-    // Long-poll: a later sighting by the third jurisdiction adds its address and wakes the poll.
+    // Long-poll: a later sighting by the third jurisdiction publishes the campaign's keys, its
+    // own address among them, and wakes the poll.
     let h2 = h.state.clone();
     let wi_cred = s_wi.1.clone();
     let poll = tokio::spawn(async move {
@@ -163,9 +162,12 @@ async fn two_jurisdictions_open_a_campaign_and_publish_indicators() {
     let (v, elapsed) = poll.await.unwrap();
     assert!(elapsed < std::time::Duration::from_secs(10), "long-poll did not wake: {elapsed:?}");
     let values: Vec<String> = v["indicators"].as_array().unwrap().iter().map(|i| i["value"].as_str().unwrap().to_string()).collect();
-    assert_eq!(values, vec!["45.33.32.200".to_string()]);
+    assert_eq!(values, vec!["45.33.32.157".to_string(), "45.33.32.0/24".to_string(), "45.33.32.200".to_string()]);
+    let cursor = v["cursor"].as_i64().unwrap();
+    assert_eq!(h.get(&format!("/api/v1/indicators?since={cursor}"), Some(&s_wi.1)).await.json()["indicators"].as_array().unwrap().len(), 0);
     let c = &h.get("/api/v1/campaigns", Some(&ana)).await.json()[0];
     assert_eq!(c["jurisdictions"], 3);
+    assert!(c["published_ms"].is_i64(), "{c}");
 
     // Internal traffic (both private) is never a sighting.
     let r = h.post_events((s_oh.0, &s_oh.1), 2, alert_line("10.0.0.1", "192.168.0.1", 1, "internal"), false).await;
@@ -204,7 +206,7 @@ async fn analysts_rename_annotate_merge_and_close() {
     let list = h.get("/api/v1/campaigns", Some(&ana)).await.json();
     assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
     let (c1, c2) = (list[0]["id"].as_i64().unwrap(), list[1]["id"].as_i64().unwrap());
-    let r = h.post_json(&format!("/api/v1/campaigns/{c1}"), Some(&ana), json!({"name": "Operation Ballot", "annotation": "same tooling", "merge_from": c2})).await;
+    let r = h.post_json(&format!("/api/v1/campaigns/{c1}"), Some(&ana), json!({"name": "Operation Ballot", "annotation": "same tooling", "merge_from": c2, "confirm": true})).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let v = r.json();
     assert_eq!(v["campaign"]["name"], "Operation Ballot");
@@ -215,8 +217,9 @@ async fn analysts_rename_annotate_merge_and_close() {
     assert_eq!(merged["campaign"]["status"], "merged");
     let r = h.post_json(&format!("/api/v1/campaigns/{c1}"), Some(&ana), json!({"close": true})).await;
     assert_eq!(r.json()["campaign"]["status"], "closed");
-    // Closing withdraws the indicators.
+    // Confirmed, two jurisdictions are enough for the feed; closing withdraws the indicators.
     let ind = h.get("/api/v1/indicators?since=0", Some(&sa.1)).await.json();
+    assert!(ind["indicators"].as_array().unwrap().iter().any(|i| i["action"] == "add" && i["value"] == "46.1.1.1"), "{ind}");
     assert!(ind["indicators"].as_array().unwrap().iter().any(|i| i["action"] == "remove"));
     // Nothing for non-analysts, or twice.
     let r = h.post_json(&format!("/api/v1/campaigns/{c1}"), Some(&ana), json!({"close": true})).await;

@@ -60,3 +60,44 @@ fn init_and_administration() {
     assert!(users.iter().any(|u| u.username == "analyst" && u.jurisdiction_id.is_none()));
     assert!(store.user_credentials("clerk").unwrap().unwrap().1.starts_with("$argon2id$"));
 }
+
+#[test]
+fn allow_list_and_sensor_trust_commands() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    hub(&["init", "--data", d]).unwrap();
+    hub(&["jurisdiction", "add", "Franklin County", "--kind", "county", "--state", "OH", "--data", d]).unwrap();
+    hub(&["allow", "add", "198.51.100.53", "--jurisdiction", "Franklin County", "--note", "county resolver", "--data", d]).unwrap();
+    hub(&["allow", "add", "203.0.113.0/24", "--note", "state portal CDN", "--data", d]).unwrap();
+    assert!(hub(&["allow", "add", "45.0.0.0/8", "--note", "too wide", "--data", d]).is_err(), "wider than /16");
+    assert!(hub(&["allow", "add", "not-an-address", "--note", "x", "--data", d]).is_err());
+    assert!(hub(&["allow", "add", "198.51.100.53", "--jurisdiction", "Franklin County", "--note", "again", "--data", d]).is_err(), "a duplicate");
+    assert!(hub(&["allow", "add", "198.51.100.54", "--jurisdiction", "Atlantis", "--note", "x", "--data", d]).is_err());
+    hub(&["allow", "list", "--data", d]).unwrap();
+    let store = SqliteStore::open_dir(dir.path()).unwrap();
+    let entries = store.allow_entries(None).unwrap();
+    assert_eq!(entries.iter().map(|e| e.network.as_str()).collect::<Vec<_>>(), vec!["198.51.100.53", "203.0.113.0/24"]);
+    assert!(entries.iter().all(|e| e.created_by == "cli"));
+    hub(&["allow", "remove", &entries[1].id.to_string(), "--data", d]).unwrap();
+    assert!(hub(&["allow", "remove", "999", "--data", d]).is_err());
+    assert_eq!(store.allow_entries(None).unwrap().len(), 1);
+
+    // A sensor's contributions, revoke and release, on a sensor enrolled in the store.
+    let now = ward_hub::model::now_ms();
+    let j = store.jurisdiction_by_name("Franklin County").unwrap().unwrap().id;
+    store.create_enrollment_token(j, "token-hash", now, now + 60_000).unwrap();
+    let sensor = store.enroll_sensor("token-hash", "fw-1", "credential-hash", now).unwrap();
+    let sid = sensor.id.to_string();
+    hub(&["sensor", "contributions", &sid, "--data", d]).unwrap();
+    hub(&["sensor", "revoke", &sid, "--data", d]).unwrap();
+    let c = store.sensor_contributions(sensor.id, ward_hub::model::now_ms()).unwrap().unwrap();
+    assert!(c.trust.on_hold && c.trust.hold_reason.as_deref() == Some("revoked"), "{c:?}");
+    let config = dir.path().join("hub.toml");
+    std::fs::write(&config, "[trust]\npublish_min_jurisdictions = 4\n").unwrap();
+    hub(&["sensor", "release", &sid, "--config", config.to_str().unwrap(), "--data", d]).unwrap();
+    assert!(!store.sensor_contributions(sensor.id, ward_hub::model::now_ms()).unwrap().unwrap().trust.on_hold);
+    assert!(hub(&["sensor", "revoke", "999", "--data", d]).is_err());
+    assert!(hub(&["sensor", "contributions", "999", "--data", d]).is_err());
+    std::fs::write(&config, "[trust]\nnever_block = [\"nope\"]\n").unwrap();
+    assert!(hub(&["sensor", "release", &sid, "--config", config.to_str().unwrap(), "--data", d]).is_err(), "a bad config is refused");
+}

@@ -274,6 +274,11 @@ async fn campaign_indicators_hunt_everyone_else_and_warn_once_per_campaign() {
     w.send(0, 1, &[alert_line("45.1.2.3", "10.0.0.5", 2001, "ET SCAN probe")]).await;
     w.send(1, 1, &[alert_line("45.1.2.3", "10.1.0.5", 2001, "ET SCAN probe")]).await;
     assert_eq!(w.h.store.campaigns(true).unwrap().len(), 1);
+    // Two jurisdictions are below the publication bar: nothing to hunt until an analyst confirms.
+    assert!(main_pass(retro::hunt_now(&w.h.state).await.unwrap()).is_empty());
+    let id = w.h.store.campaigns(true).unwrap()[0].id;
+    let r = w.h.post_json(&format!("/api/v1/campaigns/{id}"), Some(&w.analyst), json!({"confirm": true})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let outcomes = main_pass(retro::hunt_now(&w.h.state).await.unwrap());
     assert!(outcomes.len() >= 2, "the address and its /24: {outcomes:?}");
     let hits = w.hits(&w.analyst, "").await;

@@ -30,6 +30,8 @@ pub struct CorrelationPolicy {
     pub digest_interval_ms: Millis,
     /// Jurisdiction counts at which a campaign escalates (each level notifies everyone once).
     pub escalate_at: Vec<i64>,
+    /// What one sensor may contribute, the publication bar and the allow-list ([`crate::trust`]).
+    pub trust: crate::trust::TrustPolicy,
 }
 
 impl Default for CorrelationPolicy {
@@ -39,6 +41,7 @@ impl Default for CorrelationPolicy {
             window_ms: 7 * 24 * 3600 * 1000,
             digest_interval_ms: 10 * 60 * 1000,
             escalate_at: vec![5, 20],
+            trust: crate::trust::TrustPolicy::default(),
         }
     }
 }
@@ -78,6 +81,10 @@ pub struct IngestEffects {
     pub campaigns_opened: usize,
     pub notifications_enqueued: usize,
     pub indicators_added: usize,
+    /// Batches stored without correlation (their sensor on hold, or the batch breached its budget).
+    pub batches_held: usize,
+    /// Budget breaches recorded (each puts a sensor on hold).
+    pub trust_anomalies: usize,
 }
 
 /// Which events [`Store::scan_events`] walks, newest first.
@@ -105,6 +112,8 @@ pub struct CampaignChange {
     /// Merge the campaign with this id into this one.
     pub merge_from: Option<i64>,
     pub close: bool,
+    /// An analyst stands behind the campaign: its keys go to every sensor whatever its size.
+    pub confirm: bool,
 }
 
 /// The outcome of one delivery attempt.
@@ -172,9 +181,31 @@ pub trait Store: Send + Sync + 'static {
     /// Moves `from`'s keys and jurisdictions into `into`; `from` becomes `merged`.
     fn merge_campaigns(&self, into: i64, from: i64, now: Millis) -> StoreResult<()>;
     /// Applies an analyst's changes in one transaction, in the order rename, annotate, merge,
-    /// close: either all of them happen or none.
+    /// confirm, close: either all of them happen or none.
     fn update_campaign(&self, id: i64, change: &CampaignChange, now: Millis) -> StoreResult<()>;
     fn indicators_since(&self, cursor: i64, limit: usize) -> StoreResult<Vec<Indicator>>;
+
+    // ---- trust (crate::trust; docs/hub.md "Trust"): keep this block together ----
+    fn sensor(&self, id: i64) -> StoreResult<Option<Sensor>>;
+    /// Everything one sensor contributed to correlation; `None` for an unknown sensor.
+    fn sensor_contributions(&self, sensor_id: i64, now: Millis) -> StoreResult<Option<crate::trust::SensorContributions>>;
+    /// Deletes the sensor's sightings, takes its jurisdiction out of campaigns only it put it in,
+    /// removes campaign keys no remaining member sighted, closes campaigns that fall below K and
+    /// withdraws what falls below the publication bar; the sensor is put on hold.
+    fn revoke_sensor(&self, sensor_id: i64, policy: &CorrelationPolicy, now: Millis) -> StoreResult<crate::trust::RevokeOutcome>;
+    /// Ends a hold (the budget window starts afresh) and publishes campaigns that reach the bar
+    /// again. Events stored during the hold stay uncorrelated.
+    fn release_sensor(&self, sensor_id: i64, policy: &CorrelationPolicy, now: Millis) -> StoreResult<()>;
+    /// Newest first; `None` is every sensor.
+    fn trust_anomalies(&self, sensor_id: Option<i64>, limit: usize) -> StoreResult<Vec<crate::trust::TrustAnomaly>>;
+    /// Registered never-block entries; `Some(j)` lists only jurisdiction j's.
+    fn allow_entries(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<crate::trust::AllowEntry>>;
+    /// Adds an entry and, in the same transaction, takes the keys it covers out of open campaigns
+    /// (withdrawing them from the feed where published).
+    fn add_allow_entry(&self, new: &crate::trust::NewAllowEntry, now: Millis) -> StoreResult<crate::trust::AllowOutcome>;
+    /// Removes an entry; keys it covered are not restored (later sightings count again).
+    fn remove_allow_entry(&self, id: i64, now: Millis) -> StoreResult<crate::trust::AllowEntry>;
+    // ---- end trust ----
 
     // outbox
     /// Claims due notifications for `lease_ms` (so concurrent workers do not double-send).

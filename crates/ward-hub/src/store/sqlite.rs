@@ -10,16 +10,25 @@
 //! and tracked by `PRAGMA user_version`.
 //!
 //! All SQL is parameterised; the only formatted SQL is a list of `?` placeholders.
+//!
+//! Trust ([`crate::trust`]): ingest asks [`trust::admit`] whether a batch may correlate (the
+//! contribution budget and holds), drops allow-listed addresses and the keys that cover them,
+//! records which sensor made each sighting, and publishes a campaign's keys to the indicator
+//! feed only past the publication bar. The registered allow-list entries are cached per
+//! `trust_state.allow_version`, read inside each ingest transaction.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::*;
 use crate::ingest::prefix_of;
+use crate::trust::{AllowList, AllowView};
+
+mod trust;
 
 /// The schema, one file per version; never edit a released file, add a new one.
 const MIGRATIONS: &[&str] = &[
@@ -27,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0002_retention_indexes.sql"),
     include_str!("../../migrations/0100_assets.sql"),
     include_str!("../../migrations/0200_contacts_retrohunt.sql"),
+    include_str!("../../migrations/0300_trust.sql"),
 ];
 /// Reader connections kept open; more readers than cores gains nothing.
 const MAX_IDLE_READERS: usize = 8;
@@ -54,6 +64,8 @@ pub struct SqliteStore {
     readers: Mutex<Vec<Connection>>,
     /// Tells the checkpointer thread to stop when the store is dropped.
     checkpointer_stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// The registered allow-list entries and the `allow_version` they were read at.
+    allow_cache: Mutex<Option<(i64, Arc<AllowList>)>>,
 }
 
 impl Drop for SqliteStore {
@@ -104,7 +116,28 @@ impl SqliteStore {
             .name("ward-hub-checkpoint".into())
             .spawn(move || run_checkpointer(p, st))
             .map_err(|e| db_err(format!("cannot start the checkpointer thread: {e}")))?;
-        Ok(SqliteStore { path: path.to_owned(), writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), checkpointer_stop: stop })
+        Ok(SqliteStore {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            checkpointer_stop: stop,
+            allow_cache: Mutex::new(None),
+        })
+    }
+
+    /// The registered allow-list entries, as of `c`'s transaction (re-read only when
+    /// `allow_version` moved: the CLI and other replicas change them too).
+    fn stored_allow(&self, c: &Connection) -> StoreResult<Arc<AllowList>> {
+        let version = trust::allow_version(c)?;
+        let mut cache = self.allow_cache.lock().map_err(|_| db_err("allow-list cache lock poisoned"))?;
+        if let Some((v, list)) = cache.as_ref() {
+            if *v == version {
+                return Ok(list.clone());
+            }
+        }
+        let list = Arc::new(trust::load_allow(c)?);
+        *cache = Some((version, list.clone()));
+        Ok(list)
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
@@ -489,8 +522,10 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let mut receipts = Vec::with_capacity(batches.len());
             let mut effects = IngestEffects::default();
+            let stored = self.stored_allow(tx)?;
+            let allow = AllowView(&policy.trust.allow, &stored);
             for batch in batches {
-                receipts.push(ingest_one(tx, batch, policy, now, &mut effects)?);
+                receipts.push(ingest_one(tx, batch, policy, allow, now, &mut effects)?);
             }
             Ok((receipts, effects))
         })
@@ -690,6 +725,9 @@ impl Store for SqliteStore {
             if let Some(from) = change.merge_from {
                 merge_tx(tx, id, from, now)?;
             }
+            if change.confirm {
+                trust::confirm(tx, id, now)?;
+            }
             if change.close {
                 close_tx(tx, id, now)?;
             }
@@ -821,6 +859,32 @@ impl Store for SqliteStore {
         })
     }
 
+    // ---- trust: the SQL lives in store/sqlite/trust.rs ----
+    fn sensor(&self, id: i64) -> StoreResult<Option<Sensor>> {
+        self.read(|c| Ok(c.query_row(&format!("SELECT {SENSOR_COLS} FROM sensors WHERE id = ?1"), [id], row_sensor).optional()?))
+    }
+    fn sensor_contributions(&self, sensor_id: i64, now: Millis) -> StoreResult<Option<crate::trust::SensorContributions>> {
+        self.read(|c| trust::contributions(c, sensor_id, now))
+    }
+    fn revoke_sensor(&self, sensor_id: i64, policy: &CorrelationPolicy, now: Millis) -> StoreResult<crate::trust::RevokeOutcome> {
+        self.write(|tx| trust::revoke(tx, sensor_id, policy, now))
+    }
+    fn release_sensor(&self, sensor_id: i64, policy: &CorrelationPolicy, now: Millis) -> StoreResult<()> {
+        self.write(|tx| trust::release(tx, sensor_id, policy, now)).map(|_| ())
+    }
+    fn trust_anomalies(&self, sensor_id: Option<i64>, limit: usize) -> StoreResult<Vec<crate::trust::TrustAnomaly>> {
+        self.read(|c| trust::anomalies(c, sensor_id, limit))
+    }
+    fn allow_entries(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<crate::trust::AllowEntry>> {
+        self.read(|c| trust::entries(c, jurisdiction_id))
+    }
+    fn add_allow_entry(&self, new: &crate::trust::NewAllowEntry, now: Millis) -> StoreResult<crate::trust::AllowOutcome> {
+        self.write(|tx| trust::add_entry(tx, new, now))
+    }
+    fn remove_allow_entry(&self, id: i64, _now: Millis) -> StoreResult<crate::trust::AllowEntry> {
+        self.write(|tx| trust::remove_entry(tx, id))
+    }
+
     // ---- scanner (ward scan --hub): the SQL lives in crate::assets::sql ----
     fn add_scan_asset(&self, jurisdiction_id: i64, kind: crate::assets::AssetKind, value: &str, now: Millis) -> StoreResult<crate::assets::ScanAsset> {
         self.write(|tx| crate::assets::sql::add_asset(tx, jurisdiction_id, kind, value, now))
@@ -852,7 +916,13 @@ impl Store for SqliteStore {
 
     // ---- retro-hunt: the SQL lives in crate::retro::sql ----
     fn add_analyst_indicator(&self, new: &crate::retro::NewIndicator, user_id: i64, now: Millis) -> StoreResult<crate::retro::AnalystIndicator> {
-        self.write(|tx| crate::retro::sql::add_indicator(tx, new, user_id, now))
+        self.write(|tx| {
+            // trust: never an indicator for a registered never-block entry (the configured ones
+            // are checked by the handler)
+            let stored = self.stored_allow(tx)?;
+            crate::trust::check_indicator(&new.kind, &new.value, &stored).map_err(StoreError::Invalid)?;
+            crate::retro::sql::add_indicator(tx, new, user_id, now)
+        })
     }
     fn expire_analyst_indicators(&self, now: Millis) -> StoreResult<usize> {
         self.write(|tx| crate::retro::sql::expire_indicators(tx, now))
@@ -897,7 +967,8 @@ fn load_campaign(c: &Connection, id: i64) -> StoreResult<Campaign> {
     let mut campaign = c.query_row(
         "SELECT id, name, status, opened_ms, last_ms, closed_ms, merged_into, annotation, \
          (SELECT count(*) FROM campaign_jurisdictions WHERE campaign_id = campaigns.id), \
-         (SELECT coalesce(sum(sightings), 0) FROM campaign_jurisdictions WHERE campaign_id = campaigns.id) \
+         (SELECT coalesce(sum(sightings), 0) FROM campaign_jurisdictions WHERE campaign_id = campaigns.id), \
+         published_ms, confirmed_ms \
          FROM campaigns WHERE id = ?1",
         [id],
         |r| {
@@ -912,6 +983,8 @@ fn load_campaign(c: &Connection, id: i64) -> StoreResult<Campaign> {
                 annotation: r.get(7)?,
                 jurisdictions: r.get(8)?,
                 sightings: r.get(9)?,
+                published_ms: r.get(10)?,
+                confirmed_ms: r.get(11)?,
                 keys: Vec::new(),
             })
         },
@@ -1066,6 +1139,9 @@ fn merge_tx(tx: &Transaction<'_>, into: i64, from: i64, now: Millis) -> StoreRes
         let rows = st.query_map([from], |r| r.get(0))?.collect::<Result<_, _>>()?;
         rows
     };
+    // What every sensor already has stays published: merging a published campaign publishes the
+    // merged one (a merge never lowers what the feed carries by itself).
+    let publish_into = trust::published(tx, from)? && !trust::published(tx, into)?;
     withdraw_indicators(tx, from, now)?;
     for key in &keys {
         add_key(tx, into, key, now)?;
@@ -1078,6 +1154,9 @@ fn merge_tx(tx: &Transaction<'_>, into: i64, from: i64, now: Millis) -> StoreRes
         params![into, from],
     )?;
     tx.execute("UPDATE campaigns SET status = 'merged', merged_into = ?1, closed_ms = ?2 WHERE id = ?3", params![into, now, from])?;
+    if publish_into {
+        trust::publish(tx, into, now, &format!("campaign {from}, published, merged into this one"))?;
+    }
     log(tx, into, now, "merged", None, &format!("campaign {from} merged into this one"))?;
     log(tx, from, now, "merged", None, &format!("merged into campaign {into}"))
 }
@@ -1092,12 +1171,13 @@ fn key_kind_value(key: &str) -> (&str, &str) {
     key.split_once(':').unwrap_or(("ip", key))
 }
 
-/// Adds a key to a campaign and publishes it as an indicator; returns whether it was new.
+/// Adds a key to a campaign and, when the campaign is published, to the indicator feed; returns
+/// whether an indicator was added.
 fn add_key(tx: &Transaction<'_>, campaign_id: i64, key: &str, now: Millis) -> StoreResult<bool> {
     let added = tx
         .prepare_cached("INSERT OR IGNORE INTO campaign_keys (actor_key, campaign_id, added_ms) VALUES (?1, ?2, ?3)")?
         .execute(params![key, campaign_id, now])?;
-    if added == 0 {
+    if added == 0 || !trust::published(tx, campaign_id)? {
         return Ok(false);
     }
     let (kind, value) = key_kind_value(key);
@@ -1106,17 +1186,22 @@ fn add_key(tx: &Transaction<'_>, campaign_id: i64, key: &str, now: Millis) -> St
     Ok(true)
 }
 
-fn withdraw_indicators(tx: &Transaction<'_>, campaign_id: i64, now: Millis) -> StoreResult<()> {
-    tx.execute(
+/// Withdraws a published campaign's keys from the feed (`remove` deltas); returns how many.
+fn withdraw_indicators(tx: &Transaction<'_>, campaign_id: i64, now: Millis) -> StoreResult<usize> {
+    if !trust::published(tx, campaign_id)? {
+        return Ok(0);
+    }
+    let n = tx.execute(
         "INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) \
          SELECT 'remove', substr(actor_key, 1, instr(actor_key, ':') - 1), substr(actor_key, instr(actor_key, ':') + 1), campaign_id, ?1 \
          FROM campaign_keys WHERE campaign_id = ?2",
         params![now, campaign_id],
     )?;
-    Ok(())
+    tx.execute("UPDATE campaigns SET published_ms = NULL WHERE id = ?1", [campaign_id])?;
+    Ok(n)
 }
 
-fn ingest_one(tx: &Transaction<'_>, b: &IngestBatch, policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> StoreResult<IngestReceipt> {
+fn ingest_one(tx: &Transaction<'_>, b: &IngestBatch, policy: &CorrelationPolicy, allow: AllowView<'_>, now: Millis, fx: &mut IngestEffects) -> StoreResult<IngestReceipt> {
     let previous: Option<String> = tx
         .prepare_cached("SELECT reply FROM batches WHERE sensor_id = ?1 AND seq = ?2")?
         .query_row(params![b.sensor_id, b.seq], |r| r.get(0))
@@ -1163,8 +1248,16 @@ fn ingest_one(tx: &Transaction<'_>, b: &IngestBatch, policy: &CorrelationPolicy,
         }
     }
     crate::retro::sql::mark_late(tx, b, now)?; // retro-hunt: contact records that may be late
-    for (ip, agg) in &remotes {
-        correlate(tx, b.jurisdiction_id, *ip, agg, policy, now, fx)?;
+    // trust: an allow-listed address is never a sighting; the rest correlate only within the
+    // sensor's budget (every event above is stored either way).
+    remotes.retain(|ip, _| !allow.contains(*ip));
+    if !remotes.is_empty() {
+        let ips: Vec<IpAddr> = remotes.keys().copied().collect();
+        if trust::admit(tx, b, &ips, policy, now, fx)? {
+            for (ip, agg) in &remotes {
+                correlate(tx, b.sensor_id, b.jurisdiction_id, *ip, agg, policy, allow, now, fx)?;
+            }
+        }
     }
     tx.prepare_cached(
         "UPDATE sensors SET last_seen_ms = ?1, last_event_ms = max(coalesce(last_event_ms, ?2), coalesce(?2, last_event_ms)), \
@@ -1184,16 +1277,31 @@ fn ingest_one(tx: &Transaction<'_>, b: &IngestBatch, policy: &CorrelationPolicy,
     Ok(receipt)
 }
 
-/// Records one remote address seen at one jurisdiction and opens or extends a campaign.
-fn correlate(tx: &Transaction<'_>, jurisdiction_id: i64, ip: IpAddr, agg: &RemoteAgg, policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> StoreResult<()> {
-    let keys = crate::ingest::actor_keys(ip, agg.asn);
+/// Records one remote address seen by one sensor and opens or extends a campaign.
+#[allow(clippy::too_many_arguments)]
+fn correlate(
+    tx: &Transaction<'_>,
+    sensor_id: i64,
+    jurisdiction_id: i64,
+    ip: IpAddr,
+    agg: &RemoteAgg,
+    policy: &CorrelationPolicy,
+    allow: AllowView<'_>,
+    now: Millis,
+    fx: &mut IngestEffects,
+) -> StoreResult<()> {
+    // Never a key that covers an allow-listed address; the `ip:` key stays first.
+    let keys = crate::trust::actor_keys(ip, agg.asn, allow);
+    if keys.is_empty() {
+        return Ok(());
+    }
     {
         let mut up = tx.prepare_cached(
-            "INSERT INTO sightings (actor_key, jurisdiction_id, first_ms, last_ms, count) VALUES (?1, ?2, ?3, ?3, ?4) \
-             ON CONFLICT (actor_key, jurisdiction_id) DO UPDATE SET last_ms = excluded.last_ms, count = count + excluded.count",
+            "INSERT INTO sightings (actor_key, jurisdiction_id, sensor_id, first_ms, last_ms, count) VALUES (?1, ?2, ?3, ?4, ?4, ?5) \
+             ON CONFLICT (actor_key, jurisdiction_id, sensor_id) DO UPDATE SET last_ms = excluded.last_ms, count = count + excluded.count",
         )?;
         for key in &keys {
-            up.execute(params![key, jurisdiction_id, now, agg.count])?;
+            up.execute(params![key, jurisdiction_id, sensor_id, now, agg.count])?;
         }
     }
     // An open campaign that already holds one of the keys: extend it.
@@ -1227,7 +1335,7 @@ fn correlate(tx: &Transaction<'_>, jurisdiction_id: i64, ip: IpAddr, agg: &Remot
     let mut qualifying: Vec<(&String, i64)> = Vec::new();
     for key in &keys {
         let n: i64 = tx
-            .prepare_cached("SELECT count(*) FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2")?
+            .prepare_cached("SELECT count(DISTINCT jurisdiction_id) FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2")?
             .query_row(params![key, since], |r| r.get(0))?;
         if n >= policy.min_jurisdictions {
             qualifying.push((key, n));
@@ -1237,8 +1345,8 @@ fn correlate(tx: &Transaction<'_>, jurisdiction_id: i64, ip: IpAddr, agg: &Remot
         return Ok(());
     };
     let (kind, value) = key_kind_value(first_key);
-    tx.prepare_cached("INSERT INTO campaigns (name, status, opened_ms, last_ms) VALUES (?1, 'open', ?2, ?2)")?
-        .execute(params![format!("{kind} {value}"), now])?;
+    tx.prepare_cached("INSERT INTO campaigns (name, status, opened_ms, last_ms, opened_by_sensor) VALUES (?1, 'open', ?2, ?2, ?3)")?
+        .execute(params![format!("{kind} {value}"), now, sensor_id])?;
     let campaign_id = tx.last_insert_rowid();
     fx.campaigns_opened += 1;
     fx.indicators_added += add_key(tx, campaign_id, &keys[0], now)? as usize;
@@ -1246,7 +1354,7 @@ fn correlate(tx: &Transaction<'_>, jurisdiction_id: i64, ip: IpAddr, agg: &Remot
     for &(key, _) in &qualifying {
         fx.indicators_added += add_key(tx, campaign_id, key, now)? as usize;
         let mut st = tx.prepare_cached(
-            "SELECT jurisdiction_id, first_ms, last_ms, count FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2",
+            "SELECT jurisdiction_id, min(first_ms), max(last_ms), sum(count) FROM sightings WHERE actor_key = ?1 AND last_ms >= ?2 GROUP BY jurisdiction_id",
         )?;
         let rows = st.query_map(params![key, since], |r| Ok((r.get::<_, i64>(0)?, r.get::<_, Millis>(1)?, r.get::<_, Millis>(2)?, r.get::<_, i64>(3)?)))?;
         for row in rows {
@@ -1269,6 +1377,8 @@ fn correlate(tx: &Transaction<'_>, jurisdiction_id: i64, ip: IpAddr, agg: &Remot
     // A campaign that opens large starts at its level without a second message: the
     // "targeted" warning already carries the count of other jurisdictions.
     escalate(tx, campaign_id, policy, now, false, fx)?;
+    // Its members are warned now; every sensor gets its keys only past the publication bar.
+    trust::refresh_publication(tx, campaign_id, policy, now, false, fx)?;
     Ok(())
 }
 
@@ -1280,6 +1390,8 @@ fn extend(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, count: i
         )?
         .execute(params![now, count, campaign_id, jurisdiction_id])?;
     if updated > 0 {
+        // A member seen again may now count in good standing (a hold ended, a merge).
+        trust::refresh_publication(tx, campaign_id, policy, now, false, fx)?;
         return Ok(());
     }
     tx.prepare_cached(
@@ -1299,6 +1411,7 @@ fn extend(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, count: i
             fx.notifications_enqueued += enqueue(tx, campaign_id, j, "grew", "update", now, policy.digest_interval_ms)?;
         }
     }
+    trust::refresh_publication(tx, campaign_id, policy, now, false, fx)?;
     Ok(())
 }
 
@@ -1415,6 +1528,33 @@ mod tests {
         let s = SqliteStore::open_dir(dir.path()).unwrap();
         let v: i64 = s.writer.lock().unwrap().pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
         assert_eq!(v as usize, MIGRATIONS.len());
+    }
+
+    #[test]
+    fn sightings_and_campaigns_from_before_the_trust_model_migrate() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ward-hub.sqlite3");
+        {
+            let conn = Connection::open(&path).unwrap();
+            for (i, sql) in MIGRATIONS.iter().take(4).enumerate() {
+                conn.execute_batch(sql).unwrap();
+                conn.pragma_update(None, "user_version", (i + 1) as i64).unwrap();
+            }
+            conn.execute_batch(
+                "INSERT INTO sightings VALUES ('ip:45.1.2.3', 1, 10, 20, 3); \
+                 INSERT INTO campaigns (name, status, opened_ms, last_ms) VALUES ('ip 45.1.2.3', 'open', 10, 20);",
+            )
+            .unwrap();
+        }
+        let s = SqliteStore::open(&path).unwrap();
+        assert_eq!(s.campaigns(true).unwrap()[0].published_ms, Some(10), "a campaign published before stays published");
+        let row: (i64, i64) = s
+            .writer
+            .lock()
+            .unwrap()
+            .query_row("SELECT sensor_id, count FROM sightings WHERE actor_key = 'ip:45.1.2.3'", [], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap();
+        assert_eq!(row, (0, 3), "an old sighting keeps its count, with sensor 0 (unknown)");
     }
 
     #[test]
