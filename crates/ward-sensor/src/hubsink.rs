@@ -17,6 +17,27 @@
 //! Contact records are held in memory only until the hour they belong to is over (or the run
 //! ends, [`HubWriter::finish`]); at most [`HubSelection::max_contacts`] are held, beyond which the
 //! oldest hour is flushed early (two records for one hour then reach the hub, which sums them).
+//! A crash loses the contact records still held (their flows are in the EVE file when `flow`
+//! records are written).
+//!
+//! # The spool first, then the EVE file
+//!
+//! Each hand-over from the EVE sink (one worker's buffer of whole lines) is processed in this
+//! order: its relayed records (and any contact records it completed) go to the spool in one
+//! [`Spool::append_many`] (one write, and with `--spool-fsync always` one fsync), and only then
+//! are its lines written to the EVE file, which is flushed at once. So after a crash of any
+//! kind:
+//!
+//! * every relayed line in the EVE file is in the spool (with `always`, durably), and reaches
+//!   the hub exactly once;
+//! * the spool may be ahead of the EVE file by the records of one hand-over (at most one
+//!   worker's batch of 512 packets or 256 KiB of EVE lines), when the crash fell between the
+//!   two writes;
+//! * lines still in a worker's buffer (not yet handed over) are in neither.
+//!
+//! The EVE `stats` record passes through here on its way to the EVE file; it gets a `spool`
+//! section (ward's own, outside Suricata's schema, only on sensors relaying to a hub) with the
+//! spool's counters, dropped records by reason and class included ([`spool_stats_json`]).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
@@ -25,7 +46,7 @@ use std::net::IpAddr;
 
 use serde_json::json;
 
-use crate::spool::Spool;
+use crate::spool::{Spool, SpoolStats};
 
 /// Which records go to the hub.
 #[derive(Debug, Clone)]
@@ -191,8 +212,48 @@ pub struct HubWriterStats {
     pub contacts: u64,
     /// Lines that were not JSON objects (never expected from our own writer).
     pub unparsable: u64,
-    /// Spool appends that failed (disk full, permissions); the records are lost and counted.
+    /// Records that could not be spooled (larger than the spool's record limit, disk full,
+    /// permissions); they are lost, counted and logged.
     pub spool_errors: u64,
+}
+
+/// The `spool` section of the EVE `stats` record: what the spool holds and what it lost, by
+/// reason (`size_cap` by class, `damaged` on disk, `not_spooled`).
+pub fn spool_stats_json(spool: &SpoolStats, writer: &HubWriterStats) -> serde_json::Value {
+    json!({
+        "appended": spool.appended_records,
+        "pending": spool.pending_records,
+        "disk_bytes": spool.disk_bytes,
+        "max_bytes": spool.max_bytes,
+        "dropped": {
+            "total": spool.dropped_records + spool.torn_records + spool.corrupt_records + writer.spool_errors,
+            "size_cap": {
+                "metadata": spool.dropped_metadata,
+                "anomaly": spool.dropped_anomalies,
+                "alert": spool.dropped_alerts,
+            },
+            "damaged": spool.torn_records + spool.corrupt_records,
+            "not_spooled": writer.spool_errors,
+        },
+    })
+}
+
+/// The line of the sensor's summary about records the spool lost, with the reasons.
+pub fn spool_dropped_text(spool: &SpoolStats, writer: &HubWriterStats) -> String {
+    let damaged = spool.torn_records + spool.corrupt_records;
+    let total = spool.dropped_records + damaged + writer.spool_errors;
+    if total == 0 {
+        return "hub: spool dropped no records".into();
+    }
+    format!(
+        "hub: spool dropped {total} unsent records (size cap of {} MiB: {} flow/dns/http/tls/stats/contact, {} anomalies, {} alerts; \
+         damaged on disk: {damaged}; could not be spooled: {})",
+        spool.max_bytes / (1024 * 1024),
+        spool.dropped_metadata,
+        spool.dropped_anomalies,
+        spool.dropped_alerts,
+        writer.spool_errors
+    )
 }
 
 /// The EVE writer that feeds the hub's spool (see the module docs).
@@ -203,52 +264,107 @@ pub struct HubWriter {
     tee: Option<Box<dyn Write + Send>>,
     partial: Vec<u8>,
     contacts: BTreeMap<ContactKey, ContactAgg>,
+    /// Contact records completed by the hand-over in progress, spooled with its records.
+    finished_contacts: Vec<Vec<u8>>,
     stats: HubWriterStats,
 }
 
 impl HubWriter {
-    /// `tee`, when given, receives every line unchanged (the local EVE file).
+    /// `tee`, when given, receives every line (the local EVE file), after the spool got the
+    /// relayed ones; only the `stats` record changes, gaining its `spool` section.
     pub fn new(spool: Spool, selection: HubSelection, home: HomeNet, tee: Option<Box<dyn Write + Send>>) -> HubWriter {
-        HubWriter { spool, selection, home, tee, partial: Vec::new(), contacts: BTreeMap::new(), stats: HubWriterStats::default() }
+        HubWriter {
+            spool,
+            selection,
+            home,
+            tee,
+            partial: Vec::new(),
+            contacts: BTreeMap::new(),
+            finished_contacts: Vec::new(),
+            stats: HubWriterStats::default(),
+        }
     }
 
     pub fn stats(&self) -> HubWriterStats {
         self.stats
     }
 
-    /// Appends every contact record still held to the spool and flushes the spool and the tee.
+    /// The spool's counters.
+    pub fn spool_stats(&self) -> SpoolStats {
+        self.spool.stats()
+    }
+
+    /// Appends every contact record still held to the spool, writes a last line without its
+    /// newline to the EVE file, and flushes the spool and the EVE file.
     pub fn finish(&mut self) -> io::Result<()> {
         self.flush_contacts_before(None);
+        let contacts = std::mem::take(&mut self.finished_contacts);
+        self.spool_records(&[], &contacts);
         if let Some(tee) = self.tee.as_mut() {
+            tee.write_all(&std::mem::take(&mut self.partial))?;
             tee.flush()?;
         }
         self.spool.flush().map_err(|e| io::Error::other(e.to_string()))
     }
 
-    fn line(&mut self, line: &[u8]) {
+    /// Reads one line of a hand-over: returns it when it is relayed as it is, folds a flow,
+    /// and gives a `stats` record its `spool` section (`rewritten`).
+    fn line<'a>(&mut self, line: &'a [u8], rewritten: &mut Option<Vec<u8>>) -> Option<&'a [u8]> {
         if line.iter().all(u8::is_ascii_whitespace) {
-            return;
+            return None;
         }
         // Only the type is read from every line; the rest of a record is skipped, not built.
         let Ok(head) = serde_json::from_slice::<Head<'_>>(line) else {
             self.stats.unparsable += 1;
-            return;
+            return None;
         };
         let kind = head.event_type.as_ref();
-        if self.selection.forward.contains(kind) {
-            match self.spool.append(line) {
-                Ok(_) => self.stats.forwarded += 1,
-                Err(err) => {
-                    self.stats.spool_errors += 1;
-                    tracing::warn!("cannot spool a {kind} record for the hub: {err}");
-                }
-            }
+        if kind == "stats" {
+            *rewritten = self.with_spool_section(line);
         }
         if kind == "flow" && self.selection.contacts {
             if let Ok(flow) = serde_json::from_slice::<FlowLine<'_>>(line) {
                 self.fold_flow(&flow);
             }
         }
+        let forward = self.selection.forward.contains(kind);
+        if forward && line.len() > self.spool.max_record_bytes() {
+            self.stats.spool_errors += 1;
+            tracing::warn!(event_type = kind, bytes = line.len(), max = self.spool.max_record_bytes(), "record too large to spool for the hub; not relayed");
+            return None;
+        }
+        forward.then_some(line)
+    }
+
+    /// The stats line with the spool's counters added under `stats.spool`.
+    fn with_spool_section(&self, line: &[u8]) -> Option<Vec<u8>> {
+        let mut record: serde_json::Value = serde_json::from_slice(line).ok()?;
+        let stats = record.get_mut("stats")?.as_object_mut()?;
+        stats.insert("spool".into(), spool_stats_json(&self.spool.stats(), &self.stats));
+        serde_json::to_vec(&record).ok()
+    }
+
+    /// Appends one hand-over's relayed lines, then its finished contact records, to the spool
+    /// in one call, and counts what was stored.
+    fn spool_records(&mut self, lines: &[&[u8]], contacts: &[Vec<u8>]) {
+        if lines.is_empty() && contacts.is_empty() {
+            return;
+        }
+        let mut all: Vec<&[u8]> = Vec::with_capacity(lines.len() + contacts.len());
+        all.extend_from_slice(lines);
+        all.extend(contacts.iter().map(Vec::as_slice));
+        let stored = match self.spool.append_many(&all) {
+            Ok(n) => n,
+            Err(partial) => {
+                let lost = all.len() - partial.stored;
+                self.stats.spool_errors += lost as u64;
+                tracing::error!(records = lost, error = %partial.error, "cannot spool records for the hub; they are lost");
+                partial.stored
+            }
+        };
+        let forwarded = stored.min(lines.len());
+        self.stats.forwarded += forwarded as u64;
+        self.stats.contacts += (stored - forwarded) as u64;
     }
 
     fn fold_flow(&mut self, rec: &FlowLine<'_>) {
@@ -322,12 +438,9 @@ impl HubWriter {
                     "bytes": agg.bytes,
                 }
             });
-            match self.spool.append_json(&record) {
-                Ok(_) => self.stats.contacts += 1,
-                Err(err) => {
-                    self.stats.spool_errors += 1;
-                    tracing::warn!("cannot spool a contact record for the hub: {err}");
-                }
+            // Serialising a Value we built cannot fail.
+            if let Ok(line) = serde_json::to_vec(&record) {
+                self.finished_contacts.push(line);
             }
         }
     }
@@ -343,19 +456,45 @@ fn previous_hour_prefix(hour: &str) -> String {
     }
 }
 
+/// One hand-over from the EVE sink: the spool first, then the EVE file (see the module note).
 impl Write for HubWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if let Some(tee) = self.tee.as_mut() {
-            tee.write_all(buf)?;
-        }
         let mut pending = std::mem::take(&mut self.partial);
         pending.extend_from_slice(buf);
+        let complete = pending.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let mut relayed: Vec<Cow<'_, [u8]>> = Vec::new();
+        // Stats lines with their spool section: each one's range in `pending` and new bytes.
+        let mut rewrites: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
         let mut start = 0;
-        while let Some(nl) = pending[start..].iter().position(|&b| b == b'\n') {
-            self.line(&pending[start..start + nl]);
-            start += nl + 1;
+        while start < complete {
+            let end = pending[start..complete].iter().position(|&b| b == b'\n').map_or(complete, |nl| start + nl);
+            let mut rewritten = None;
+            let line = self.line(&pending[start..end], &mut rewritten);
+            match (line, rewritten) {
+                (Some(_), Some(new)) => {
+                    relayed.push(Cow::Owned(new.clone()));
+                    rewrites.push((start..end, new));
+                }
+                (None, Some(new)) => rewrites.push((start..end, new)),
+                (Some(line), None) => relayed.push(Cow::Borrowed(line)),
+                (None, None) => {}
+            }
+            start = end + 1;
         }
-        pending.drain(..start);
+        let contacts = std::mem::take(&mut self.finished_contacts);
+        let lines: Vec<&[u8]> = relayed.iter().map(|l| l.as_ref()).collect();
+        self.spool_records(&lines, &contacts);
+        if let Some(tee) = self.tee.as_mut() {
+            let mut from = 0;
+            for (range, new) in &rewrites {
+                tee.write_all(&pending[from..range.start])?;
+                tee.write_all(new)?;
+                from = range.end;
+            }
+            tee.write_all(&pending[from..complete])?;
+            tee.flush()?;
+        }
+        pending.drain(..complete);
         self.partial = pending;
         Ok(buf.len())
     }
@@ -462,6 +601,93 @@ mod tests {
         got.extend(spooled(&spool));
         assert_eq!(got.len(), 4);
         assert!(got.iter().all(|r| r["contact"]["direction"] == "outbound"));
+    }
+
+    /// An EVE file that, at each write, notes how many records the spool already holds.
+    struct WatchingTee {
+        spool: Spool,
+        seen: std::sync::Arc<std::sync::Mutex<Vec<u64>>>,
+    }
+
+    impl Write for WatchingTee {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.seen.lock().unwrap().push(self.spool.stats().appended_records);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// The spool gets a hand-over's records before the EVE file gets its lines, so after a
+    /// crash every relayed line in the EVE file is also in the spool.
+    #[test]
+    fn records_are_spooled_before_their_eve_lines_are_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolConfig::default()).unwrap();
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tee = WatchingTee { spool: spool.clone(), seen: seen.clone() };
+        let mut w = HubWriter::new(spool.clone(), HubSelection::default(), HomeNet::default(), Some(Box::new(tee)));
+        let alert = r#"{"event_type":"alert","src_ip":"203.0.113.66","alert":{"signature_id":1}}"#;
+        w.write_all(format!("{alert}\n{alert}\n{alert}\n").as_bytes()).unwrap();
+        w.write_all(format!("{alert}\n").as_bytes()).unwrap();
+        assert_eq!(*seen.lock().unwrap(), [3, 4], "the EVE file was written before the spool held its records");
+    }
+
+    /// An EVE file in memory.
+    #[derive(Clone, Default)]
+    struct SharedBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for SharedBuf {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_stats_record_carries_the_spools_counters() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = Spool::open(dir.path(), SpoolConfig::default()).unwrap();
+        let eve = SharedBuf::default();
+        let selection = HubSelection::parse("alert,stats").unwrap();
+        let mut w = HubWriter::new(spool.clone(), selection, HomeNet::default(), Some(Box::new(eve.clone())));
+        let alert = r#"{"event_type":"alert","src_ip":"203.0.113.66","alert":{"signature_id":1}}"#;
+        let stats = r#"{"event_type":"stats","stats":{"uptime":7}}"#;
+        w.write_all(format!("{alert}\n{stats}\n{alert}\n").as_bytes()).unwrap();
+        let text = String::from_utf8(eve.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0]["event_type"], "alert");
+        assert_eq!(lines[1]["stats"]["uptime"], 7);
+        let section = &lines[1]["stats"]["spool"];
+        assert_eq!(section["dropped"]["total"], 0, "{section}");
+        assert_eq!(section["dropped"]["size_cap"]["alert"], 0, "{section}");
+        assert!(section["max_bytes"].as_u64().is_some_and(|m| m > 0), "{section}");
+        // Relayed, it carries the section too.
+        let got = spooled(&spool);
+        assert_eq!(got.len(), 3);
+        assert_eq!(got[1]["stats"]["spool"], *section);
+    }
+
+    #[test]
+    fn the_drop_summary_names_reasons_and_kinds() {
+        let mut spool = SpoolStats { max_bytes: 16 << 20, ..SpoolStats::default() };
+        let writer = HubWriterStats::default();
+        assert_eq!(spool_dropped_text(&spool, &writer), "hub: spool dropped no records");
+        spool.dropped_metadata = 40;
+        spool.dropped_anomalies = 2;
+        spool.dropped_records = 42;
+        spool.torn_records = 1;
+        let text = spool_dropped_text(&spool, &HubWriterStats { spool_errors: 3, ..writer });
+        assert_eq!(
+            text,
+            "hub: spool dropped 46 unsent records (size cap of 16 MiB: 40 flow/dns/http/tls/stats/contact, 2 anomalies, 0 alerts; \
+             damaged on disk: 1; could not be spooled: 3)"
+        );
     }
 
     #[test]

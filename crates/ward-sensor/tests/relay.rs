@@ -1,8 +1,10 @@
 //! The relay against a real hub (in-process, on 127.0.0.1, SQLite in a temporary directory):
 //! every spooled event arrives exactly once, through a hub outage, a relay killed mid-flight,
-//! and over HTTPS with a private CA.
+//! and over HTTPS with a private CA. And the spool's writer killed with SIGKILL mid-append keeps
+//! every record `append` had returned for.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, Write};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
@@ -260,6 +262,83 @@ async fn relay_killed_with_sigkill_mid_flight() {
     relay.shutdown();
     assert_exactly_once(&store, sid, n);
     hub.shutdown().await;
+}
+
+const CHILD_WRITER_SPOOL: &str = "WARD_SPOOL_WRITER_CHILD_SPOOL";
+
+/// The writer process of `spool_writer_killed_keeps_every_acknowledged_record` (runs only when
+/// started by it): appends records as fast as it can and prints `acked SEQ N` once `append`
+/// returned for record `N`.
+#[test]
+#[ignore = "started as a child process by spool_writer_killed_keeps_every_acknowledged_record"]
+fn spool_writer_child_process() {
+    let Ok(dir) = std::env::var(CHILD_WRITER_SPOOL) else { return };
+    let first: usize = std::env::var("WARD_SPOOL_WRITER_FIRST").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
+    // The longest interval between fsyncs: a kill -9 keeps only what `append` handed to the kernel.
+    let config = SpoolConfig { fsync: FsyncPolicy::Interval(ward_sensor::spool::MAX_FSYNC_INTERVAL), ..spool_config() };
+    let spool = Spool::open(&dir, config).unwrap();
+    let mut out = std::io::stdout().lock();
+    for n in first.. {
+        let seq = spool.append(&event(n)).unwrap();
+        writeln!(out, "acked {seq} {n}").unwrap();
+        if n % 16 == 0 {
+            out.flush().unwrap();
+        }
+    }
+}
+
+/// kill -9 of the process writing the spool, at many points: every record whose `append`
+/// returned is in the spool afterwards (with its payload), whatever the fsync policy, and a
+/// restart appends after the last good record without skipping any.
+#[test]
+fn spool_writer_killed_keeps_every_acknowledged_record() {
+    let work = tempfile::tempdir().unwrap();
+    let spool_dir = work.path().join("spool");
+    let mut acked: Vec<(u64, usize)> = Vec::new();
+    let mut next_n = 0usize;
+    let rounds = 12;
+    for round in 0..rounds {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "spool_writer_child_process", "--ignored", "--nocapture", "--test-threads", "1"])
+            .env(CHILD_WRITER_SPOOL, &spool_dir)
+            .env("WARD_SPOOL_WRITER_FIRST", next_n.to_string())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut got = Vec::new();
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let mut f = line.strip_prefix("acked ").unwrap_or("").split(' ');
+                if let (Some(Ok(seq)), Some(Ok(n))) = (f.next().map(str::parse::<u64>), f.next().map(str::parse::<usize>)) {
+                    got.push((seq, n));
+                }
+            }
+            got
+        });
+        // Kill at a different point each round, once the writer is under way.
+        std::thread::sleep(Duration::from_millis(150 + 37 * round as u64));
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        let got = reader.join().unwrap();
+        assert!(!got.is_empty(), "round {round}: the writer acknowledged nothing before the kill");
+        next_n = got.last().unwrap().1 + 1_000_000;
+        acked.extend(got);
+    }
+    let spool = Spool::open(&spool_dir, spool_config()).unwrap();
+    let stored: BTreeMap<u64, Vec<u8>> = spool.read(ReadLimit::records(usize::MAX)).unwrap().into_iter().map(|r| (r.seq, r.payload)).collect();
+    let stats = spool.stats();
+    let lost: Vec<&(u64, usize)> = acked.iter().filter(|(seq, n)| stored.get(seq) != Some(&event(*n))).collect();
+    eprintln!(
+        "spool writer killed {rounds} times: {} records acknowledged, {} stored, {} acknowledged but lost, {} torn tails",
+        acked.len(),
+        stored.len(),
+        lost.len(),
+        stats.torn_records
+    );
+    assert!(lost.is_empty(), "{} of {} acknowledged records lost after kill -9 (first: {:?})", lost.len(), acked.len(), &lost[..lost.len().min(3)]);
+    assert_eq!(stats.corrupt_records, 0, "a kill leaves at most a torn tail, never damage in the middle");
 }
 
 /// A revoked or wrong credential never costs events: they stay spooled until a good one is used.

@@ -198,9 +198,19 @@ pub struct SensorArgs {
     #[arg(long, value_name = "DIR", help_heading = "Hub")]
     spool: Option<PathBuf>,
 
-    /// Spool size cap in MiB; beyond it the oldest events are dropped (counted and logged).
-    #[arg(long, value_name = "MIB", default_value_t = 1024, help_heading = "Hub")]
+    /// Spool size cap in MiB, at least 16 (two 8 MiB segments: the cap makes room in a closed
+    /// one while the other is written). Beyond it events are dropped by value: flow, dns, http,
+    /// tls, stats and contact records first, then anomalies, alerts last; counted, logged, and
+    /// reported in the summary and the stats record.
+    #[arg(long, value_name = "MIB", default_value_t = 1024, value_parser = sensor_service::parse_spool_max_mib, help_heading = "Hub")]
     spool_max_mib: u64,
+
+    /// When spooled events are fsynced: `always` (before their EVE lines are written, so a
+    /// power cut loses nothing spooled), an interval in milliseconds (a power cut loses at most
+    /// the events of that interval), or `never` (the OS decides). A killed or crashed sensor
+    /// loses no spooled event under any policy.
+    #[arg(long, value_name = "POLICY", default_value = "500", value_parser = ward_sensor::spool::FsyncPolicy::parse, help_heading = "Hub")]
+    spool_fsync: ward_sensor::spool::FsyncPolicy,
 
     /// What to relay, comma-separated: EVE record types (alert, anomaly, flow, dns, http, tls,
     /// stats) and `contact` (hourly contact records: remote address, local address, port,

@@ -16,12 +16,32 @@ use ward_sensor::eve_out::EveSink;
 use ward_sensor::hubsink::{HomeNet, HubSelection, HubWriter, SharedHubWriter};
 use ward_sensor::indicator_sync::{self, SyncConfig, SyncHandle};
 use ward_sensor::relay::{Relay, RelayConfig, RelayHandle, SensorCredential};
-use ward_sensor::spool::{Spool, SpoolConfig};
+use ward_sensor::spool::{FsyncPolicy, Spool, SpoolConfig, DEFAULT_SEGMENT_BYTES, MIN_MAX_BYTES};
 
 use crate::SensorArgs;
 
 /// Default credential file written by `ward sensor enroll`.
 pub const DEFAULT_CREDENTIAL: &str = "ward-sensor/credential.json";
+
+const MIB: u64 = 1024 * 1024;
+
+/// Checks `--spool-max-mib` / `spool_max_mib`: the spool needs two segments (see
+/// [`MIN_MAX_BYTES`]); a smaller cap is refused rather than raised behind the operator's back.
+pub fn parse_spool_max_mib(text: &str) -> Result<u64, String> {
+    let mib: u64 = text.trim().parse().map_err(|_| format!("{text:?} is not a number of MiB"))?;
+    check_spool_max_mib(mib)
+}
+
+fn check_spool_max_mib(mib: u64) -> Result<u64, String> {
+    if mib.saturating_mul(MIB) < MIN_MAX_BYTES {
+        return Err(format!(
+            "the spool needs at least {} MiB: two {} MiB segments, one being written while the size cap makes room in the other",
+            MIN_MAX_BYTES / MIB,
+            DEFAULT_SEGMENT_BYTES / MIB
+        ));
+    }
+    Ok(mib)
+}
 
 /// `ward sensor enroll` / `ward sensor run`.
 #[derive(Subcommand, Debug)]
@@ -112,6 +132,8 @@ struct ServiceFile {
     spool: Option<PathBuf>,
     #[serde(alias = "spool_max_mib")]
     spool_max_mib: Option<u64>,
+    #[serde(alias = "spool_fsync")]
+    spool_fsync: Option<String>,
     relay: Option<String>,
     #[serde(alias = "home_net")]
     home_net: Option<String>,
@@ -160,6 +182,10 @@ pub fn args_from_file(path: &Path) -> anyhow::Result<SensorArgs> {
         ($($name:ident),*) => { $( if let Some(v) = f.$name { args.$name = v; } )* };
     }
     opt!(scan_window, scan_ports, scan_hosts, scan_pairs, reload_interval, spool_max_mib);
+    check_spool_max_mib(args.spool_max_mib).map_err(|e| anyhow::anyhow!("{}: spool_max_mib = {}: {e}", path.display(), args.spool_max_mib))?;
+    if let Some(policy) = &f.spool_fsync {
+        args.spool_fsync = FsyncPolicy::parse(policy).map_err(|e| anyhow::anyhow!("{}: spool_fsync: {e}", path.display()))?;
+    }
     args.hub_credential = f.hub_credential;
     args.spool = f.spool;
     if let Some(r) = f.relay {
@@ -199,7 +225,7 @@ pub fn start_hub_link(args: &SensorArgs, eve: &EveOutput, engines: Option<ward_s
         None => HomeNet::default(),
     };
     let dir = spool_dir(args);
-    let config = SpoolConfig { max_bytes: args.spool_max_mib.saturating_mul(1024 * 1024), ..SpoolConfig::default() };
+    let config = SpoolConfig { max_bytes: args.spool_max_mib.saturating_mul(MIB), fsync: args.spool_fsync, ..SpoolConfig::default() };
     let spool = Spool::open(&dir, config).with_context(|| format!("cannot open the spool in {}", dir.display()))?;
     let relay = Relay::spawn(spool.clone(), RelayConfig::new(cred.clone()))?;
     let file = hub_indicator_file(args).expect("a hub credential is configured");
@@ -220,10 +246,10 @@ impl HubLink {
     /// After the pipeline ended: flush contact records, give the relay `drain` to deliver
     /// what is spooled (the rest stays in the spool for the next run), report, stop.
     pub fn finish(self, drain: Duration) -> anyhow::Result<()> {
-        let stats = {
+        let (stats, spool) = {
             let mut w = self.writer.lock();
             w.finish()?;
-            w.stats()
+            (w.stats(), w.spool_stats())
         };
         let drained = self.relay.wait_drained(drain);
         let r = self.relay.stats();
@@ -236,6 +262,7 @@ impl HubLink {
             r.retries,
             if drained { String::new() } else { format!("; {} records wait in the spool for the next run", r.spool.pending_records) }
         );
+        eprintln!("{}", ward_sensor::hubsink::spool_dropped_text(&spool, &stats));
         let s = self.sync.stats();
         eprintln!("hub: {} hub indicators in force (cursor {}, {} sync errors)", s.indicators, s.cursor, s.errors);
         self.relay.shutdown();
