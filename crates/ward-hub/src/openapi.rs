@@ -16,6 +16,9 @@ pub const DASHBOARD_PAGES: &[&str] = &[
     "/jurisdictions/{id}",
     "/notifications",
     "/notifications/{id}",
+    "/sensors/{id}",
+    "/sensors/{id}/revoke",
+    "/sensors/{id}/release",
     "/static/style.css",
     "/static/live.js",
 ];

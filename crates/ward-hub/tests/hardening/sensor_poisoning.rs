@@ -141,7 +141,7 @@ async fn one_batch_spraying_a_slash_8_learns_nothing_warns_no_one_and_publishes_
     assert_eq!(anomalies[0]["remotes"], 65_536, "{c}");
     assert_eq!(c["trust"]["on_hold"], true, "{c}");
     assert!(c["keys"].as_array().unwrap().is_empty(), "a held batch makes no sightings: {c}");
-    let metrics = w.h.get("/metrics", None).await.text();
+    let metrics = w.h.get("/metrics", Some(&w.analyst)).await.text();
     assert!(metrics.contains("ward_hub_trust_anomalies_total 1"), "{metrics}");
 
     // On hold, the sensor learns nothing new even from a single alert about Brown's address.
