@@ -6,9 +6,12 @@
 //! `byte_*` `relative`) count from the end of the previous match, and when a later keyword fails
 //! the engine retries an earlier positive content or pcre at its next occurrence (backtracking),
 //! bounded by [`MAX_BACKTRACK_STEPS`] per buffer so a hostile payload cannot make a rule cost
-//! more than that.
+//! more than that. Each pcre search is bounded as well, by the worker's PCRE match and depth
+//! limits ([`crate::pcre`]).
 
 use memchr::memmem;
+
+use crate::pcre::{BoundedMatcher, Search};
 
 /// Total content/pcre attempts per buffer inspection; Suricata uses the same bound (3000) for
 /// its recursion limit.
@@ -148,10 +151,11 @@ impl Content {
     }
 }
 
-/// One `pcre` keyword.
+/// One `pcre` keyword. Matched under the worker's PCRE limits ([`crate::pcre`]): a search the
+/// limits stop makes the keyword fail, whether negated or not.
 #[derive(Debug, Clone)]
 pub struct Pcre {
-    pub regex: pcre2::bytes::Regex,
+    pub regex: crate::pcre::Regex,
     pub negated: bool,
     pub relative: bool,
     pub source: String,
@@ -292,6 +296,7 @@ pub(crate) struct MatchCtx<'s> {
     pub vars: [u64; MAX_BYTE_VARS],
     pub steps: u32,
     pub base64: &'s mut Vec<u8>,
+    pub pcre: &'s mut BoundedMatcher,
 }
 
 /// Whether `elems` all match `buf` starting with the previous-match end `prev_end`.
@@ -343,25 +348,26 @@ pub(crate) fn match_elements(buf: &[u8], elems: &[Element], prev_end: usize, ctx
             let start = if p.relative { prev_end.min(buf.len()) } else { 0 };
             let subject = &buf[start..];
             if p.negated {
-                let found = matches!(p.regex.is_match(subject), Ok(true));
-                return !found && match_elements(buf, rest, prev_end, ctx);
+                return match ctx.pcre.find_at(&p.regex, subject, 0) {
+                    Search::NoMatch => match_elements(buf, rest, prev_end, ctx),
+                    Search::Match { .. } | Search::LimitExceeded => false,
+                };
             }
             let mut at = 0;
             loop {
-                let m = match p.regex.find_at(subject, at) {
-                    Ok(Some(m)) => m,
-                    _ => return false,
+                let Search::Match { start: m_start, end: m_end } = ctx.pcre.find_at(&p.regex, subject, at) else {
+                    return false;
                 };
                 let saved = ctx.vars;
-                if match_elements(buf, rest, start + m.end(), ctx) {
+                if match_elements(buf, rest, start + m_end, ctx) {
                     return true;
                 }
                 ctx.vars = saved;
-                if !retry || ctx.steps > MAX_BACKTRACK_STEPS || m.start() >= subject.len() {
+                if !retry || ctx.steps > MAX_BACKTRACK_STEPS || m_start >= subject.len() {
                     return false;
                 }
                 ctx.steps += 1;
-                at = m.start() + 1;
+                at = m_start + 1;
             }
         }
         Element::IsDataAt { pos, relative, negated } => {

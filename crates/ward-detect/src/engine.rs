@@ -17,7 +17,9 @@
 //!
 //! Candidates are then fully verified (header, flow, flowbits, every buffer's keywords), in
 //! rule order; rules that only set flowbits are ordered before rules that test them, so a bit
-//! set and tested by the same packet behaves as in Suricata.
+//! set and tested by the same packet behaves as in Suricata. A rule whose pcre search was
+//! stopped by the PCRE limits does not match; it is recorded in the scratch space
+//! ([`DetectScratch::drain_pcre_limited`]) for the caller to report, and inspection goes on.
 //!
 //! A `RuleSet` is immutable once built and shared by all workers behind an `Arc`; per-flow and
 //! per-worker state live in [`FlowDetect`] and [`DetectScratch`].
@@ -622,7 +624,12 @@ impl RuleSet {
         let mut pass = false;
         for &ri in &candidates {
             let rule = &self.rules[ri as usize];
-            if !self.verify(rule, stage, pkt, app, flow, scratch) {
+            let limit_hits = scratch.pcre.limit_hits();
+            let matched = self.verify(rule, stage, pkt, app, flow, scratch);
+            if scratch.pcre.limit_hits() != limit_hits {
+                scratch.note_pcre_limited(&rule.info);
+            }
+            if !matched {
                 continue;
             }
             for op in &rule.flowbits {
@@ -776,7 +783,7 @@ fn match_buffer(m: &BufferMatch, value: &[u8], vars: &mut [u64; MAX_BYTE_VARS], 
         Some(false) => &b,
     };
     let ok = m.size.is_none_or(|s| s.test(data.len() as u64)) && {
-        let mut ctx = MatchCtx { vars: *vars, steps: 0, base64: &mut scratch.base64 };
+        let mut ctx = MatchCtx { vars: *vars, steps: 0, base64: &mut scratch.base64, pcre: &mut scratch.pcre };
         let r = match_elements(data, &m.elements, 0, &mut ctx);
         if r {
             *vars = ctx.vars;

@@ -12,6 +12,9 @@
 //!   DNS names and answers, TLS SNI and HTTP host; alerts with gid [`indicators::INDICATOR_GID`].
 //! * **Scan detector** ([`scan`]): vertical, horizontal and block scans per source, from one
 //!   small event per connection attempt; alerts with gid [`scan::SCAN_GID`].
+//! * **Bounded regexes** ([`pcre`]): every pcre search runs under match and depth limits
+//!   (Suricata's defaults, [`pcre::PcreLimits`]); a search they stop does not match and is
+//!   counted per worker ([`DetectScratch::pcre_limit_hits`]).
 //!
 //! Sets are immutable once built and shared behind `Arc`; [`SharedRuleSet`] and
 //! [`SharedIndicatorSet`] swap them atomically for live reload. Mutable state is either per
@@ -33,6 +36,7 @@ pub mod indicators;
 pub mod input;
 pub mod load;
 pub mod parse;
+pub mod pcre;
 pub mod prefilter;
 pub mod rule;
 pub mod scan;
@@ -45,6 +49,7 @@ pub use engine::{Match, RuleSet, RuleSetStats};
 pub use indicators::{IndicatorSet, IndicatorHit};
 pub use input::{DnsInput, HttpInput, IcmpHeader, PacketInput, TcpHeader, TlsInput};
 pub use load::{check, load, load_str, CheckReport, LoadReport, SkippedRule};
+pub use pcre::PcreLimits;
 pub use rule::{Action, RuleInfo};
 pub use scan::{ScanAlert, ScanConfig, ScanDetector, ScanEvent, ScanOutcome};
 pub use shared::{SharedIndicatorSet, SharedRuleSet};

@@ -14,6 +14,7 @@ use crate::buffer::{Buffer, BufferStage, Stage};
 use crate::classify::{Classification, DEFAULT_PRIORITY};
 use crate::elements::*;
 use crate::parse::{unquote, RawOption, RawRule, SyntaxError};
+use crate::pcre::{Regex, RegexFlags};
 
 /// Longest content pattern accepted; Suricata's limit is the same order (64 KB rules).
 pub const MAX_CONTENT_LEN: usize = 65_535;
@@ -129,44 +130,59 @@ pub enum NumCmp {
 }
 
 impl NumCmp {
-    pub fn parse(text: &str) -> Option<NumCmp> {
+    /// Parses a comparison on a field whose largest value is `max` (255 for `ttl`, 65535 for
+    /// `dsize`, ...), as Suricata's integer keywords read it: `N`, `=N`, `!N`, `<N`, `>N`,
+    /// `<=N`, `>=N`, and the exclusive range `A<>B` (also written `A-B`). A number above `max`,
+    /// and a comparison no value can satisfy (`<0`, `>max`, a range with nothing strictly
+    /// inside), is an error naming why.
+    pub fn parse(text: &str, max: u64) -> Result<NumCmp, String> {
         let t = text.trim();
-        let num = |s: &str| -> Option<u64> {
+        let num = |s: &str| -> Result<u64, String> {
             let s = s.trim();
-            if let Some(h) = s.strip_prefix("0x") {
-                u64::from_str_radix(h, 16).ok()
+            let v = if let Some(h) = s.strip_prefix("0x") {
+                u64::from_str_radix(h, 16)
             } else {
-                s.parse().ok()
+                s.parse()
+            };
+            match v {
+                Ok(v) if v <= max => Ok(v),
+                Ok(_) => Err(format!("{s} is out of range: values are in 0..={max}")),
+                Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => {
+                    Err(format!("{s} is out of range: values are in 0..={max}"))
+                }
+                Err(_) => Err(format!("expected N, <N, >N, <=N, >=N, !N or A<>B, got {t:?}")),
             }
         };
-        if let Some((a, b)) = t.split_once("<>") {
+        let never = || Err(format!("{t:?} is never true for values in 0..={max}"));
+        // `A-B` is Suricata's other spelling of the range `A<>B` (bounds excluded).
+        if let Some((a, b)) = t.split_once("<>").or_else(|| t.split_once('-')) {
             let (a, b) = (num(a)?, num(b)?);
-            return (a < b).then_some(NumCmp::Range(a, b));
-        }
-        if let Some((a, b)) = t.split_once('-') {
-            // Suricata also accepts `a-b` (inclusive) for some keywords.
-            let (a, b) = (num(a)?, num(b)?);
-            return (a <= b).then_some(NumCmp::Range(a.saturating_sub(1), b.saturating_add(1)));
+            if b <= a.saturating_add(1) {
+                return never();
+            }
+            return Ok(NumCmp::Range(a, b));
         }
         if let Some(r) = t.strip_prefix("<=") {
-            return Some(NumCmp::Le(num(r)?));
+            return Ok(NumCmp::Le(num(r)?));
         }
         if let Some(r) = t.strip_prefix(">=") {
-            return Some(NumCmp::Ge(num(r)?));
+            return Ok(NumCmp::Ge(num(r)?));
         }
         if let Some(r) = t.strip_prefix('<') {
-            return Some(NumCmp::Lt(num(r)?));
+            let v = num(r)?;
+            return if v == 0 { never() } else { Ok(NumCmp::Lt(v)) };
         }
         if let Some(r) = t.strip_prefix('>') {
-            return Some(NumCmp::Gt(num(r)?));
+            let v = num(r)?;
+            return if v == max { never() } else { Ok(NumCmp::Gt(v)) };
         }
         if let Some(r) = t.strip_prefix('!') {
-            return Some(NumCmp::Ne(num(r)?));
+            return Ok(NumCmp::Ne(num(r)?));
         }
         if let Some(r) = t.strip_prefix('=') {
-            return Some(NumCmp::Eq(num(r)?));
+            return Ok(NumCmp::Eq(num(r)?));
         }
-        Some(NumCmp::Eq(num(t)?))
+        Ok(NumCmp::Eq(num(t)?))
     }
 
     #[inline]
@@ -562,23 +578,64 @@ pub fn parse_content(value: &str) -> Result<(Vec<u8>, bool), CompileError> {
 }
 
 fn parse_u64(keyword: &str, s: &str) -> Result<u64, CompileError> {
-    let s = s.trim();
-    let r = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        u64::from_str_radix(h, 16)
-    } else {
-        s.parse()
-    };
-    r.map_err(|_| bad(keyword, format!("expected a number, got {s:?}")))
+    int_in(keyword, s, 0, u64::MAX)
 }
 
-fn parse_i64(keyword: &str, s: &str) -> Result<i64, CompileError> {
-    let s = s.trim();
-    let (negative, digits) = match s.strip_prefix('-') {
+/// A decimal or `0x` hexadecimal integer, optionally negative. Too many digits reads as
+/// `i128::MAX` (then out of any range).
+fn parse_int(keyword: &str, s: &str) -> Result<i128, CompileError> {
+    let t = s.trim();
+    let (negative, digits) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
-        None => (false, s),
+        None => (false, t),
     };
-    let v = i64::try_from(parse_u64(keyword, digits)?).map_err(|_| bad(keyword, format!("number out of range: {s:?}")))?;
+    let parsed = match digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        Some(h) => u128::from_str_radix(h, 16),
+        None => digits.parse::<u128>(),
+    };
+    let v = match parsed {
+        Ok(v) => i128::try_from(v).unwrap_or(i128::MAX),
+        Err(e) if matches!(e.kind(), std::num::IntErrorKind::PosOverflow) => i128::MAX,
+        Err(_) => return Err(bad(keyword, format!("expected a number, got {t:?}"))),
+    };
     Ok(if negative { -v } else { v })
+}
+
+/// An integer that must lie in `lo..=hi`: the range Suricata accepts for the keyword (the
+/// width of the field it is compared with, or the bounds its parser sets). A value outside is
+/// an error, never a wrap, a truncation or a clamp.
+fn int_in<T>(keyword: &str, s: &str, lo: T, hi: T) -> Result<T, CompileError>
+where
+    T: Copy + Into<i128> + TryFrom<i128> + std::fmt::Display,
+{
+    let v = parse_int(keyword, s)?;
+    let out_of_range = || bad(keyword, format!("must be in {lo}..={hi}, got {}", s.trim()));
+    if v < lo.into() || v > hi.into() {
+        return Err(out_of_range());
+    }
+    T::try_from(v).map_err(|_| out_of_range())
+}
+
+/// Suricata's bounds for content positions: `offset` and `depth` are 16-bit, `distance` and
+/// `within` at most 1 MiB either way (its DETECT_CONTENT_VALUE_MAX).
+const CONTENT_POSITION_MAX: i64 = 65_535;
+const CONTENT_RELATIVE_MAX: i64 = 1024 * 1024;
+/// byte_jump's offset and post_offset, and the multiplier of byte_jump and byte_extract,
+/// are limited to 16 bits by Suricata's parser.
+const BYTE_JUMP_OFFSET_MAX: i64 = 65_535;
+const BYTE_MULTIPLIER_MAX: u64 = 65_535;
+/// byte_test's literal offset is a signed 32-bit number in Suricata.
+const BYTE_TEST_OFFSET: (i64, i64) = (i32::MIN as i64, i32::MAX as i64);
+
+/// A literal `depth` or `within` shorter than its content leaves no room for it: Suricata
+/// refuses the rule, which could never match.
+fn check_fits(keyword: &str, v: Val, c: &Content) -> Result<(), CompileError> {
+    match v {
+        Val::Lit(n) if (n as u64) < c.pattern.len() as u64 => {
+            Err(bad(keyword, format!("{n} is shorter than the content ({} bytes): the rule could never match", c.pattern.len())))
+        }
+        _ => Ok(()),
+    }
 }
 
 struct VarTable {
@@ -586,12 +643,24 @@ struct VarTable {
 }
 
 impl VarTable {
-    fn val(&self, keyword: &str, s: &str) -> Result<Val, CompileError> {
+    /// A byte_extract variable, or a literal in `lo..=hi` (a variable's value is checked when
+    /// it is read, against the buffer).
+    fn val(&self, keyword: &str, s: &str, lo: i64, hi: i64) -> Result<Val, CompileError> {
         let s = s.trim();
         if let Some(i) = self.names.iter().position(|n| n == s) {
             return Ok(Val::Var(i as u8));
         }
-        Ok(Val::Lit(parse_i64(keyword, s)?))
+        Ok(Val::Lit(int_in(keyword, s, lo, hi)?))
+    }
+
+    /// byte_test's value: a variable or any unsigned 64-bit number (kept in the `i64` slot
+    /// bit for bit; byte_test compares it as `u64`).
+    fn val_u64(&self, keyword: &str, s: &str) -> Result<Val, CompileError> {
+        let s = s.trim();
+        if let Some(i) = self.names.iter().position(|n| n == s) {
+            return Ok(Val::Var(i as u8));
+        }
+        Ok(Val::Lit(int_in(keyword, s, 0u64, u64::MAX)? as i64))
     }
 }
 
@@ -650,10 +719,20 @@ fn need(o: &RawOption) -> Result<&str, CompileError> {
     o.value.as_deref().ok_or_else(|| bad(&o.keyword, "missing value"))
 }
 
-fn parse_byte_read(keyword: &str, a: &[String], vars: &VarTable, off_idx: usize, extra_start: usize) -> Result<(ByteRead, Vec<String>), CompileError> {
-    let bytes = parse_u64(keyword, a.first().map(String::as_str).unwrap_or(""))? as u32;
-    let offset = vars.val(keyword, a.get(off_idx).map(String::as_str).ok_or_else(|| bad(keyword, "missing offset"))?)?;
-    let mut read = ByteRead { bytes, offset, relative: false, little_endian: false, string_radix: None, bitmask: None };
+/// The read shared by byte_test, byte_jump and byte_extract; `offset_range` is the keyword's
+/// bounds for a literal offset.
+fn parse_byte_read(
+    keyword: &str,
+    a: &[String],
+    vars: &VarTable,
+    off_idx: usize,
+    extra_start: usize,
+    offset_range: (i64, i64),
+) -> Result<(ByteRead, Vec<String>), CompileError> {
+    let bytes = parse_u64(keyword, a.first().map(String::as_str).unwrap_or(""))?;
+    let offset = a.get(off_idx).map(String::as_str).ok_or_else(|| bad(keyword, "missing offset"))?;
+    let offset = vars.val(keyword, offset, offset_range.0, offset_range.1)?;
+    let mut read = ByteRead { bytes: 0, offset, relative: false, little_endian: false, string_radix: None, bitmask: None };
     let mut rest = Vec::new();
     let mut i = extra_start;
     while i < a.len() {
@@ -670,16 +749,17 @@ fn parse_byte_read(keyword: &str, a: &[String], vars: &VarTable, off_idx: usize,
             "oct" => read.string_radix = Some(8),
             _ if opt.starts_with("bitmask") => {
                 let m = opt["bitmask".len()..].trim();
-                read.bitmask = Some(parse_u64(keyword, m)?);
+                read.bitmask = Some(int_in(keyword, m, 0u64, u32::MAX as u64)?);
             }
             _ => rest.push(opt.to_string()),
         }
         i += 1;
     }
     let max = if read.string_radix.is_some() { MAX_BYTES_STRING } else { MAX_BYTES_BINARY };
-    if bytes == 0 || bytes > max {
-        return Err(bad(keyword, format!("byte count must be 1..={max}")));
+    if bytes == 0 || bytes > max as u64 {
+        return Err(bad(keyword, format!("byte count must be 1..={max}, got {bytes}")));
     }
+    read.bytes = bytes as u32;
     Ok((read, rest))
 }
 
@@ -782,11 +862,12 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
         }
         match k {
             "msg" => msg = unquote(need(o)?),
-            "sid" => sid = Some(parse_u64(k, need(o)?)?),
-            "rev" => rev = parse_u64(k, need(o)?)? as u32,
-            "gid" => gid = parse_u64(k, need(o)?)? as u32,
+            // Suricata's sid and rev are 32-bit and never 0.
+            "sid" => sid = Some(u64::from(int_in(k, need(o)?, 1u32, u32::MAX)?)),
+            "rev" => rev = int_in(k, need(o)?, 1u32, u32::MAX)?,
+            "gid" => gid = int_in(k, need(o)?, 0u32, u32::MAX)?,
             "classtype" => classtype = Some(need(o)?.trim().to_string()),
-            "priority" => priority = Some(parse_u64(k, need(o)?)?.clamp(1, 255) as u8),
+            "priority" => priority = Some(int_in(k, need(o)?, 1u8, 255)?),
             "metadata" => {
                 for item in need(o)?.split(',') {
                     let item = item.trim();
@@ -820,20 +901,24 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
             "nocase" => b.last_content_mut(k)?.nocase = true,
             "rawbytes" => {}
             "depth" => {
-                let v = var_table.val(k, need(o)?)?;
-                b.last_content_mut(k)?.depth = Some(v)
+                let v = var_table.val(k, need(o)?, 1, CONTENT_POSITION_MAX)?;
+                let c = b.last_content_mut(k)?;
+                check_fits(k, v, c)?;
+                c.depth = Some(v)
             }
             "offset" => {
-                let v = var_table.val(k, need(o)?)?;
+                let v = var_table.val(k, need(o)?, 0, CONTENT_POSITION_MAX)?;
                 b.last_content_mut(k)?.offset = Some(v)
             }
             "distance" => {
-                let v = var_table.val(k, need(o)?)?;
+                let v = var_table.val(k, need(o)?, -CONTENT_RELATIVE_MAX, CONTENT_RELATIVE_MAX)?;
                 b.last_content_mut(k)?.distance = Some(v)
             }
             "within" => {
-                let v = var_table.val(k, need(o)?)?;
-                b.last_content_mut(k)?.within = Some(v)
+                let v = var_table.val(k, need(o)?, 1, CONTENT_RELATIVE_MAX)?;
+                let c = b.last_content_mut(k)?;
+                check_fits(k, v, c)?;
+                c.within = Some(v)
             }
             "startswith" => b.last_content_mut(k)?.startswith = true,
             "endswith" => b.last_content_mut(k)?.endswith = true,
@@ -845,8 +930,11 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                     Some("only") => c.fast_pattern_only = true,
                     Some(v) => {
                         let (a, l) = v.split_once(',').ok_or_else(|| bad(k, "expected only or offset,length"))?;
-                        let a = parse_u64(k, a)? as u16;
-                        let l = parse_u64(k, l)? as u16;
+                        let a = int_in(k, a, 0u16, u16::MAX)?;
+                        let l = int_in(k, l, 0u16, u16::MAX)?;
+                        if a as usize + l as usize > c.pattern.len() {
+                            return Err(bad(k, format!("{a},{l} reaches past the end of the content ({} bytes)", c.pattern.len())));
+                        }
                         c.fast_pattern_chop = Some((a, l));
                     }
                 }
@@ -865,7 +953,7 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                     Some(r) => (true, r),
                     None => (false, first.as_str()),
                 };
-                let pos = var_table.val(k, n)?;
+                let pos = var_table.val(k, n, 0, CONTENT_POSITION_MAX)?;
                 let mut relative = false;
                 for extra in &a[1..] {
                     match extra.as_str() {
@@ -894,8 +982,8 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                     "&" => ByteOp::And,
                     "^" => ByteOp::Xor,
                     "!=" => {
-                        let value = var_table.val(k, &a[2])?;
-                        let (read, rest) = parse_byte_read(k, &a, &var_table, 3, 4)?;
+                        let value = var_table.val_u64(k, &a[2])?;
+                        let (read, rest) = parse_byte_read(k, &a, &var_table, 3, 4, BYTE_TEST_OFFSET)?;
                         if !rest.is_empty() {
                             return Err(bad(k, format!("unknown option {:?}", rest[0])));
                         }
@@ -904,8 +992,8 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                     }
                     other => return Err(bad(k, format!("unknown operator {other:?}"))),
                 };
-                let value = var_table.val(k, &a[2])?;
-                let (read, rest) = parse_byte_read(k, &a, &var_table, 3, 4)?;
+                let value = var_table.val_u64(k, &a[2])?;
+                let (read, rest) = parse_byte_read(k, &a, &var_table, 3, 4, BYTE_TEST_OFFSET)?;
                 if !rest.is_empty() {
                     return Err(bad(k, format!("unknown option {:?}", rest[0])));
                 }
@@ -916,7 +1004,7 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                 if a.len() < 2 {
                     return Err(bad(k, "expected bytes, offset"));
                 }
-                let (read, rest) = parse_byte_read(k, &a, &var_table, 1, 2)?;
+                let (read, rest) = parse_byte_read(k, &a, &var_table, 1, 2, (-BYTE_JUMP_OFFSET_MAX, BYTE_JUMP_OFFSET_MAX))?;
                 let mut j = ByteJump { read, multiplier: 1, align: false, from_beginning: false, from_end: false, post_offset: 0 };
                 for opt in rest {
                     if opt == "align" {
@@ -926,9 +1014,9 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                     } else if opt == "from_end" {
                         j.from_end = true;
                     } else if let Some(m) = opt.strip_prefix("multiplier") {
-                        j.multiplier = parse_u64(k, m)?;
+                        j.multiplier = int_in(k, m, 1, BYTE_MULTIPLIER_MAX)?;
                     } else if let Some(p) = opt.strip_prefix("post_offset") {
-                        j.post_offset = parse_i64(k, p)?;
+                        j.post_offset = int_in(k, p, -BYTE_JUMP_OFFSET_MAX, BYTE_JUMP_OFFSET_MAX)?;
                     } else {
                         return Err(bad(k, format!("unknown option {opt:?}")));
                     }
@@ -946,13 +1034,13 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                 }
                 let mut full = vec![a[0].clone(), a[1].clone()];
                 full.extend(a[3..].iter().cloned());
-                let (read, rest) = parse_byte_read(k, &full, &var_table, 1, 2)?;
+                let (read, rest) = parse_byte_read(k, &full, &var_table, 1, 2, (i16::MIN.into(), i16::MAX.into()))?;
                 let mut x = ByteExtract { read, multiplier: 1, align: false, slot: var_table.names.len() as u8 };
                 for opt in rest {
                     if opt == "align" {
                         x.align = true;
                     } else if let Some(m) = opt.strip_prefix("multiplier") {
-                        x.multiplier = parse_u64(k, m)?;
+                        x.multiplier = int_in(k, m, 1, BYTE_MULTIPLIER_MAX)?;
                     } else {
                         return Err(bad(k, format!("unknown option {opt:?}")));
                     }
@@ -968,9 +1056,9 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                     if opt == "relative" {
                         relative = true;
                     } else if let Some(v) = opt.strip_prefix("bytes") {
-                        bytes = Some(parse_u64(k, v)? as u32);
+                        bytes = Some(u32::from(int_in(k, v, 0u16, u16::MAX)?));
                     } else if let Some(v) = opt.strip_prefix("offset") {
-                        offset = parse_u64(k, v)? as u32;
+                        offset = int_in(k, v, 0u32, u32::MAX)?;
                     } else {
                         return Err(bad(k, format!("unknown option {opt:?}")));
                     }
@@ -979,32 +1067,33 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
             }
             "bsize" => {
                 let bi = b.last_sticky.ok_or_else(|| bad(k, "bsize without a preceding sticky buffer"))?;
-                b.buffers[bi].size = Some(NumCmp::parse(need(o)?).ok_or_else(|| bad(k, "expected N, <N, >N or A<>B"))?);
+                b.buffers[bi].size = Some(NumCmp::parse(need(o)?, u64::MAX).map_err(|e| bad(k, e))?);
             }
             "urilen" => {
                 let a = args(&o.value);
-                let cmp = NumCmp::parse(a.first().map(String::as_str).unwrap_or("")).ok_or_else(|| bad(k, "expected N, <N, >N or A<>B"))?;
+                let cmp = NumCmp::parse(a.first().map(String::as_str).unwrap_or(""), u16::MAX.into()).map_err(|e| bad(k, e))?;
                 let buf = if a.get(1).map(String::as_str) == Some("raw") { Buffer::HttpUriRaw } else { Buffer::HttpUri };
                 let bi = b.buffer_index(buf);
                 b.buffers[bi].size = Some(cmp);
             }
-            "dsize" => header.push(HeaderCheck::Dsize(NumCmp::parse(need(o)?).ok_or_else(|| bad(k, "expected N, <N, >N or A<>B"))?)),
-            "ttl" => header.push(HeaderCheck::Ttl(NumCmp::parse(need(o)?).ok_or_else(|| bad(k, "expected a comparison"))?)),
-            "id" => header.push(HeaderCheck::IpId(NumCmp::parse(need(o)?).ok_or_else(|| bad(k, "expected a number"))?)),
-            "seq" => header.push(HeaderCheck::Seq(parse_u64(k, need(o)?)? as u32)),
-            "ack" => header.push(HeaderCheck::Ack(parse_u64(k, need(o)?)? as u32)),
+            // Each comparison is bounded by the width of its field (Suricata's u8/u16/u32 parsers).
+            "dsize" => header.push(HeaderCheck::Dsize(NumCmp::parse(need(o)?, u16::MAX.into()).map_err(|e| bad(k, e))?)),
+            "ttl" => header.push(HeaderCheck::Ttl(NumCmp::parse(need(o)?, u8::MAX.into()).map_err(|e| bad(k, e))?)),
+            "id" => header.push(HeaderCheck::IpId(NumCmp::parse(need(o)?, u16::MAX.into()).map_err(|e| bad(k, e))?)),
+            "seq" => header.push(HeaderCheck::Seq(int_in(k, need(o)?, 0u32, u32::MAX)?)),
+            "ack" => header.push(HeaderCheck::Ack(int_in(k, need(o)?, 0u32, u32::MAX)?)),
             "window" => {
                 let v = need(o)?.trim();
                 let (negated, n) = match v.strip_prefix('!') {
                     Some(r) => (true, r),
                     None => (false, v),
                 };
-                header.push(HeaderCheck::Window { negated, value: parse_u64(k, n)? as u16 });
+                header.push(HeaderCheck::Window { negated, value: int_in(k, n, 0u16, u16::MAX)? });
             }
-            "itype" => header.push(HeaderCheck::Itype(NumCmp::parse(need(o)?).ok_or_else(|| bad(k, "expected a comparison"))?)),
-            "icode" => header.push(HeaderCheck::Icode(NumCmp::parse(need(o)?).ok_or_else(|| bad(k, "expected a comparison"))?)),
-            "icmp_id" => header.push(HeaderCheck::IcmpId(parse_u64(k, need(o)?)? as u16)),
-            "icmp_seq" => header.push(HeaderCheck::IcmpSeq(parse_u64(k, need(o)?)? as u16)),
+            "itype" => header.push(HeaderCheck::Itype(NumCmp::parse(need(o)?, u8::MAX.into()).map_err(|e| bad(k, e))?)),
+            "icode" => header.push(HeaderCheck::Icode(NumCmp::parse(need(o)?, u8::MAX.into()).map_err(|e| bad(k, e))?)),
+            "icmp_id" => header.push(HeaderCheck::IcmpId(int_in(k, need(o)?, 0u16, u16::MAX)?)),
+            "icmp_seq" => header.push(HeaderCheck::IcmpSeq(int_in(k, need(o)?, 0u16, u16::MAX)?)),
             "ip_proto" => {
                 let v = need(o)?.trim();
                 let named = match v.trim_start_matches(['!', '<', '>']).to_ascii_lowercase().as_str() {
@@ -1022,7 +1111,7 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                 let cmp = match named {
                     Some(n) if v.starts_with('!') => NumCmp::Ne(n),
                     Some(n) => NumCmp::Eq(n),
-                    None => NumCmp::parse(v).ok_or_else(|| bad(k, "expected a protocol number or name"))?,
+                    None => NumCmp::parse(v, u8::MAX.into()).map_err(|e| bad(k, format!("expected a protocol number or name: {e}")))?,
                 };
                 header.push(HeaderCheck::IpProto(cmp));
             }
@@ -1064,8 +1153,8 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                     "either" => StreamSide::Either,
                     other => return Err(bad(k, format!("unknown side {other:?}"))),
                 };
-                let cmp = NumCmp::parse(&format!("{}{}", if a[1] == "=" { "" } else { &a[1] }, a[2]))
-                    .ok_or_else(|| bad(k, "bad comparison"))?;
+                let cmp = NumCmp::parse(&format!("{}{}", if a[1] == "=" { "" } else { &a[1] }, a[2]), u32::MAX.into())
+                    .map_err(|e| bad(k, e))?;
                 header.push(HeaderCheck::StreamSize { side, cmp });
             }
             "app-layer-protocol" => {
@@ -1099,7 +1188,7 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                     Some(r) => (true, r),
                     None => (false, v),
                 };
-                header.push(HeaderCheck::DnsOpcode { negated, value: parse_u64(k, n)? as u8 });
+                header.push(HeaderCheck::DnsOpcode { negated, value: int_in(k, n, 0u8, u8::MAX)? });
             }
             "flow" => {
                 for item in args(&o.value) {
@@ -1167,7 +1256,7 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                         ("track", "ip_src") => track = Some(XbitTrack::IpSrc),
                         ("track", "ip_dst") => track = Some(XbitTrack::IpDst),
                         ("track", "ip_pair") => track = Some(XbitTrack::IpPair),
-                        ("expire", v) => expire = parse_u64(k, v)?.min(u32::MAX as u64) as u32,
+                        ("expire", v) => expire = int_in(k, v, 1u32, u32::MAX)?,
                         _ => return Err(bad(k, format!("unknown item {item:?}"))),
                     }
                 }
@@ -1200,8 +1289,9 @@ pub fn compile(raw: &RawRule, vars: &Vars, cls: &Classification, ctx: &CompileCt
                                 other => return Err(bad(k, format!("unknown track {other:?}"))),
                             })
                         }
-                        "count" => count = Some(parse_u64(k, val)? as u32),
-                        "seconds" => seconds = Some(parse_u64(k, val)? as u32),
+                        // detection_filter needs both above 0 (Suricata refuses 0).
+                        "count" => count = Some(int_in(k, val, (k == "detection_filter") as u32, u32::MAX)?),
+                        "seconds" => seconds = Some(int_in(k, val, (k == "detection_filter") as u32, u32::MAX)?),
                         other => return Err(bad(k, format!("unknown item {other:?}"))),
                     }
                 }
@@ -1297,27 +1387,21 @@ fn compile_pcre(value: &str) -> Result<(Pcre, Option<Buffer>), CompileError> {
     let close = v.rfind('/').ok_or_else(|| bad(k, "missing closing /"))?;
     let (pattern, flags) = (&v[..close], &v[close + 1..]);
     // The rule parser keeps `\;` and `\"` escapes; PCRE reads them as the literal characters.
-    let mut builder = pcre2::bytes::RegexBuilder::new();
-    builder.jit_if_available(true);
+    let mut re_flags = RegexFlags::default();
     let mut relative = false;
     let mut buffer = None;
-    let mut anchored = false;
     for f in flags.chars() {
         match f {
-            'i' => {
-                builder.caseless(true);
-            }
-            's' => {
-                builder.dotall(true);
-            }
-            'm' => {
-                builder.multi_line(true);
-            }
-            'x' => {
-                builder.extended(true);
-            }
-            'A' => anchored = true,
-            'E' | 'G' | 'O' | 'B' => {}
+            'i' => re_flags.caseless = true,
+            's' => re_flags.dotall = true,
+            'm' => re_flags.multi_line = true,
+            'x' => re_flags.extended = true,
+            'A' => re_flags.anchored = true,
+            'E' => re_flags.dollar_end_only = true,
+            'G' => re_flags.ungreedy = true,
+            // `O` (use the configured limits) is what every pcre does here; `B` (raw bytes)
+            // is the only kind of buffer there is.
+            'O' | 'B' => {}
             'R' => relative = true,
             'U' => buffer = Some(Buffer::HttpUri),
             'I' => buffer = Some(Buffer::HttpUriRaw),
@@ -1335,8 +1419,7 @@ fn compile_pcre(value: &str) -> Result<(Pcre, Option<Buffer>), CompileError> {
             other => return Err(bad(k, format!("unknown flag {other:?}"))),
         }
     }
-    let src = if anchored { format!("^(?:{pattern})") } else { pattern.to_string() };
-    let regex = builder.build(&src).map_err(|e| bad(k, format!("regex does not compile: {e}")))?;
+    let regex = Regex::new(pattern, re_flags).map_err(|e| bad(k, format!("regex does not compile: {e}")))?;
     Ok((Pcre { regex, negated, relative, source: pattern.to_string() }, buffer))
 }
 

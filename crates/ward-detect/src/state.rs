@@ -1,5 +1,6 @@
 //! Mutable detection state: per flow ([`FlowDetect`]: flowbits, app-layer alert dedup) and per
-//! worker ([`DetectScratch`]: reusable buffers, candidate marks, threshold counters).
+//! worker ([`DetectScratch`]: reusable buffers, candidate marks, threshold counters, the PCRE
+//! matcher with its limits and the rules whose pcre reached them).
 //!
 //! Flowbit ids belong to one [`crate::RuleSet`]: a `FlowDetect` remembers the generation of the
 //! set that wrote it and starts afresh when a reloaded set inspects it. Thresholds are per worker
@@ -10,10 +11,12 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 
 use ward_model::Timestamp;
 
-use crate::rule::{Threshold, ThresholdKind, Track, XbitCmd, XbitOp, XbitTrack};
+use crate::pcre::{BoundedMatcher, PcreLimits};
+use crate::rule::{RuleInfo, Threshold, ThresholdKind, Track, XbitCmd, XbitOp, XbitTrack};
 
 /// Threshold/detection_filter entries kept per worker (≈ 64 B each: 16 MB at most).
 pub const MAX_THRESHOLD_ENTRIES: usize = 256 * 1024;
@@ -23,6 +26,9 @@ pub const MAX_TX_ALERTS_REMEMBERED: usize = 64;
 pub const MAX_XBITS_ENTRIES: usize = 256 * 1024;
 /// Flowbits set per flow; more is a hostile or broken rule set, further sets are ignored.
 pub const MAX_FLOWBITS_PER_FLOW: usize = 256;
+/// Rules kept for [`DetectScratch::drain_pcre_limited`] between two drains; a caller that never
+/// drains costs no more than this (further rules are still counted in the hit counter).
+pub const MAX_PCRE_LIMITED_PENDING: usize = 256;
 
 /// Detection state the sensor keeps in each flow.
 #[derive(Debug, Clone, Default)]
@@ -103,11 +109,43 @@ pub struct DetectScratch {
     thresholds: HashMap<(u32, u64, IpAddr, IpAddr), ThresholdEntry>,
     /// xbits: (generation, bit, host a, host b) → expiry.
     xbits: HashMap<(u64, u32, IpAddr, IpAddr), Timestamp>,
+    /// Runs pcre searches under this worker's limits and counts the ones they stopped.
+    pub(crate) pcre: BoundedMatcher,
+    /// Rules whose pcre reached a limit since the last drain, each once.
+    pcre_limited: Vec<Arc<RuleInfo>>,
 }
 
 impl DetectScratch {
+    /// Scratch space with Suricata's PCRE limits ([`PcreLimits::default`]).
     pub fn new() -> Self {
         DetectScratch::default()
+    }
+
+    /// Scratch space whose pcre searches run under `limits`.
+    pub fn with_pcre_limits(limits: PcreLimits) -> Self {
+        DetectScratch { pcre: BoundedMatcher::new(limits), ..DetectScratch::default() }
+    }
+
+    pub fn pcre_limits(&self) -> PcreLimits {
+        self.pcre.limits()
+    }
+
+    /// pcre searches stopped by a limit (and so treated as not matching) since this scratch
+    /// space was made.
+    pub fn pcre_limit_hits(&self) -> u64 {
+        self.pcre.limit_hits()
+    }
+
+    /// The rules whose pcre reached a limit since the last call, each once, in the order they
+    /// were met (at most [`MAX_PCRE_LIMITED_PENDING`]).
+    pub fn drain_pcre_limited(&mut self) -> std::vec::Drain<'_, Arc<RuleInfo>> {
+        self.pcre_limited.drain(..)
+    }
+
+    pub(crate) fn note_pcre_limited(&mut self, rule: &Arc<RuleInfo>) {
+        if self.pcre_limited.len() < MAX_PCRE_LIMITED_PENDING && !self.pcre_limited.iter().any(|r| Arc::ptr_eq(r, rule)) {
+            self.pcre_limited.push(rule.clone());
+        }
     }
 
     /// Starts a new inspection over `rules` rules: clears the candidate list.

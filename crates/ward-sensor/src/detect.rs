@@ -15,6 +15,11 @@
 //!
 //! Alerts are written as EVE `alert` records through the same [`EveBuffer`] as every other record
 //! (so any sink that takes EVE lines — file, stdout, a spool — gets them).
+//!
+//! A pcre search stopped by the PCRE limits ([`DetectConfig::pcre_limits`]) makes its rule not
+//! match; the worker counts it (the run summary's `pcre limit hits`) and reports the rule as an
+//! EVE `anomaly` (type `detect`, event `pcre_limit_exceeded`, `code` = the sid) with a warning,
+//! at most once per rule per [`PCRE_LIMIT_REPORT_INTERVAL_SECS`] of packet time per worker.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -26,9 +31,10 @@ use std::time::{Duration, Instant, SystemTime};
 use ward_detect::scan::ScanAlert;
 use ward_detect::{
     Classification, DetectScratch, DnsInput, HttpInput, IndicatorHit, IndicatorSet, LoadReport, Match, PacketInput,
-    RuleSet, ScanConfig, ScanDetector, ScanEvent, ScanOutcome, SharedIndicatorSet, SharedRuleSet, TlsInput, Vars,
+    PcreLimits, RuleSet, ScanConfig, ScanDetector, ScanEvent, ScanOutcome, SharedIndicatorSet, SharedRuleSet, TlsInput,
+    Vars,
 };
-use ward_model::eve::{self, Alert, AlertFlow, Event, EventBody};
+use ward_model::eve::{self, Alert, AlertFlow, Anomaly, Event, EventBody};
 
 use crate::config::AlertOutput;
 use ward_model::Timestamp;
@@ -60,6 +66,9 @@ pub struct DetectConfig {
     /// Poll the rule and indicator files' modification times this often and reload on change;
     /// `None`: reload on SIGHUP only.
     pub watch_interval: Option<Duration>,
+    /// The work one pcre search may do (`--pcre-match-limit`, `--pcre-depth-limit`); a search
+    /// that reaches a limit does not match and is reported ([`PCRE_LIMIT_REPORT_INTERVAL_SECS`]).
+    pub pcre_limits: PcreLimits,
 }
 
 /// What [`Engines::load`] (or a reload) loaded.
@@ -526,6 +535,13 @@ pub(crate) fn printable(data: &[u8]) -> String {
     data.iter().map(|&b| if (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\r' { b as char } else { '.' }).collect()
 }
 
+/// A rule whose pcre keeps reaching the PCRE limits is reported once per this many seconds of
+/// packet time (per worker): often enough to be seen, never once per packet.
+pub const PCRE_LIMIT_REPORT_INTERVAL_SECS: i64 = 60;
+/// Rules whose last report time each worker remembers; when full, entries older than the
+/// interval are dropped (all of them if none is), so a rule may be reported early, never lost.
+pub const MAX_PCRE_LIMIT_REPORTED_RULES: usize = 4096;
+
 /// One worker's detection: current sets, scratch space, output vectors.
 pub(crate) struct WorkerDetect {
     engines: Engines,
@@ -543,6 +559,10 @@ pub(crate) struct WorkerDetect {
     arp_pending: std::collections::HashMap<(std::net::Ipv4Addr, std::net::Ipv4Addr), Timestamp>,
     /// What alert records carry beyond the default.
     output: AlertOutput,
+    /// (gid, sid) → packet time of the last pcre-limit report of that rule.
+    pcre_reported: std::collections::HashMap<(u32, u64), Timestamp>,
+    /// pcre limit hits already handed to the worker's counters.
+    pcre_hits_counted: u64,
 }
 
 /// An ARP request unanswered this long (packet time) counts as a probe of a missing host.
@@ -577,11 +597,12 @@ pub(crate) fn parse_arp(link: ward_packet::capture::LinkType, frame: &[u8]) -> O
 
 impl WorkerDetect {
     pub(crate) fn new(engines: Engines, scan: Option<Arc<SharedScan>>, output: AlertOutput) -> WorkerDetect {
+        let scratch = DetectScratch::with_pcre_limits(engines.config.pcre_limits);
         WorkerDetect {
             rules: engines.rules.load(),
             indicators: engines.indicators.load(),
             engines,
-            scratch: DetectScratch::new(),
+            scratch,
             matches: Vec::new(),
             hits: Vec::new(),
             scan,
@@ -590,6 +611,58 @@ impl WorkerDetect {
             alerts: 0,
             arp_pending: Default::default(),
             output,
+            pcre_reported: Default::default(),
+            pcre_hits_counted: 0,
+        }
+    }
+
+    /// pcre searches stopped by a limit since the last call (for the run's counters).
+    pub(crate) fn take_pcre_limit_hits(&mut self) -> u64 {
+        let total = self.scratch.pcre_limit_hits();
+        let new = total - self.pcre_hits_counted;
+        self.pcre_hits_counted = total;
+        new
+    }
+
+    /// Reports the rules whose pcre reached a limit in the inspection just done (of `pkt`):
+    /// an EVE anomaly and a warning per rule, unless that rule was reported less than
+    /// [`PCRE_LIMIT_REPORT_INTERVAL_SECS`] ago. Takes the two fields it uses (not `self`), so
+    /// callers may hold the stream window meanwhile.
+    fn report_pcre_limits(
+        scratch: &mut DetectScratch,
+        reported: &mut std::collections::HashMap<(u32, u64), Timestamp>,
+        out: &mut Vec<Event>,
+        facts: &FlowFacts,
+        pkt: &PacketInput<'_>,
+        ctx: &RecordCtx,
+    ) {
+        let interval = (PCRE_LIMIT_REPORT_INTERVAL_SECS * 1_000_000) as u64;
+        let limited: Vec<_> = scratch.drain_pcre_limited().collect();
+        for info in limited {
+            let key = (info.gid, info.sid);
+            let now = pkt.ts.as_micros();
+            if reported.get(&key).is_some_and(|last| now.abs_diff(last.as_micros()) < interval) {
+                continue;
+            }
+            if reported.len() >= MAX_PCRE_LIMIT_REPORTED_RULES && !reported.contains_key(&key) {
+                reported.retain(|_, t| now.abs_diff(t.as_micros()) < interval);
+                if reported.len() >= MAX_PCRE_LIMIT_REPORTED_RULES {
+                    reported.clear();
+                }
+            }
+            reported.insert(key, pkt.ts);
+            let limits = scratch.pcre_limits();
+            tracing::warn!(
+                gid = info.gid,
+                sid = info.sid,
+                rev = info.rev,
+                msg = %info.msg,
+                match_limit = limits.match_limit,
+                depth_limit = limits.depth_limit,
+                hits = scratch.pcre_limit_hits(),
+                "pcre search reached its limit: the rule was treated as not matching"
+            );
+            out.push(pcre_limit_record(info.sid, facts, pkt, ctx));
         }
     }
 
@@ -688,6 +761,7 @@ impl WorkerDetect {
         }
         self.matches.clear();
         rules.inspect_packet(&input, &mut state.detect, &mut self.scratch, &mut self.matches);
+        Self::report_pcre_limits(&mut self.scratch, &mut self.pcre_reported, out, facts, &input, ctx);
         if self.matches.is_empty() {
             self.stream_new.clear();
             return;
@@ -807,6 +881,7 @@ impl WorkerDetect {
             }
             self.matches.clear();
             rules.inspect_http(&pkt, &input, &mut state.detect, &mut self.scratch, &mut self.matches);
+            Self::report_pcre_limits(&mut self.scratch, &mut self.pcre_reported, out, facts, &pkt, ctx);
             let matches = std::mem::take(&mut self.matches);
             for m in &matches {
                 let alert = m.to_eve_alert(&pkt);
@@ -866,6 +941,7 @@ impl WorkerDetect {
         }
         self.matches.clear();
         rules.inspect_dns(&pkt, &input, &mut state.detect, &mut self.scratch, &mut self.matches);
+        Self::report_pcre_limits(&mut self.scratch, &mut self.pcre_reported, out, facts, &pkt, ctx);
         let matches = std::mem::take(&mut self.matches);
         for m in &matches {
             let alert = m.to_eve_alert(&pkt);
@@ -918,6 +994,7 @@ impl WorkerDetect {
             let pkt = facts.oriented(ts, to_server);
             self.matches.clear();
             rules.inspect_tls(&pkt, &input, &mut state.detect, &mut self.scratch, &mut self.matches);
+            Self::report_pcre_limits(&mut self.scratch, &mut self.pcre_reported, out, facts, &pkt, ctx);
             let matches = std::mem::take(&mut self.matches);
             for m in &matches {
                 let alert = m.to_eve_alert(&pkt);
@@ -991,6 +1068,7 @@ impl WorkerDetect {
             input.stream = Some(block);
             self.matches.clear();
             rules.inspect_packet(&input, &mut state.detect, &mut self.scratch, &mut self.matches);
+            Self::report_pcre_limits(&mut self.scratch, &mut self.pcre_reported, out, facts, &input, ctx);
             let matches = std::mem::take(&mut self.matches);
             for m in matches.iter().filter(|m| m.info.inspects_payload) {
                 if alerted.contains(&(m.info.gid, m.info.sid)) {
@@ -1123,6 +1201,31 @@ impl WorkerDetect {
         record.pkt_src = Some(ctx.pkt_src.into());
         record
     }
+}
+
+/// The EVE anomaly of a rule whose pcre reached a limit on the packet `pkt` of a flow. The
+/// schema's anomaly object has no sid field: `code` carries it.
+fn pcre_limit_record(sid: u64, facts: &FlowFacts, pkt: &PacketInput<'_>, ctx: &RecordCtx) -> Event {
+    let anomaly = Anomaly {
+        kind: "detect".into(),
+        event: "pcre_limit_exceeded".into(),
+        app_proto: facts.app_proto.map(str::to_string),
+        layer: None,
+        code: u32::try_from(sid).ok(),
+    };
+    let mut record = Event::new(pkt.ts, EventBody::Anomaly { anomaly });
+    record.flow_id = Some(facts.flow_id);
+    record.src_ip = Some(eve::format_ip(pkt.src_ip));
+    record.dest_ip = Some(eve::format_ip(pkt.dst_ip));
+    record.ip_v = Some(if pkt.src_ip.is_ipv4() { 4 } else { 6 });
+    record.proto = Some(eve::proto_name(pkt.ip_proto));
+    if matches!(pkt.ip_proto, 6 | 17 | 132) {
+        record.src_port = Some(pkt.src_port);
+        record.dest_port = Some(pkt.dst_port);
+    }
+    record.pcap_cnt = Some(ctx.pcap_cnt).filter(|&n| n > 0);
+    record.pkt_src = Some(ctx.pkt_src.into());
+    record
 }
 
 /// The app-layer object an alert carries.

@@ -65,6 +65,10 @@ pub struct Counters {
     pub app_tx: BTreeMap<String, u64>,
     /// EVE records written per `event_type`.
     pub eve: BTreeMap<&'static str, u64>,
+    /// pcre searches stopped by the PCRE match/depth limits (their rules did not match). In the
+    /// exit summary and `--summary-json`, not in the EVE `stats` record: Suricata's schema
+    /// closes `stats.detect` to other keys, and that record must stay valid against it.
+    pub pcre_limit_hits: u64,
 
     pub uptime_secs: u64,
     pub peak_rss_bytes: u64,
@@ -81,7 +85,7 @@ impl Counters {
             udp, icmpv4, icmpv6, fragments, reassembled, tunnels, flows_total, flows_tcp, flows_udp,
             flows_icmpv4, flows_icmpv6, flows_timeout, flows_evicted, flow_memuse_peak, tcp_sessions,
             tcp_syn, tcp_synack, tcp_rst, tcp_midstream, tcp_gaps, tcp_overlaps, tcp_overlap_diff,
-            tcp_depth_reached
+            tcp_depth_reached, pcre_limit_hits
         );
         self.max_pkt_size = self.max_pkt_size.max(other.max_pkt_size);
         for (k, v) in &other.app_flows {
@@ -197,6 +201,9 @@ impl Counters {
             self.flows_evicted,
             self.tcp_gaps
         );
+        if self.pcre_limit_hits > 0 {
+            let _ = writeln!(out, "pcre limit hits {} (those rules did not match; see the pcre_limit_exceeded anomalies)", self.pcre_limit_hits);
+        }
         let eve: Vec<String> = self.eve.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = write!(
             out,

@@ -209,6 +209,9 @@ impl Worker {
         let clock = self.clock;
         let Worker { flows, eve, types, counters, app_events, detect, .. } = self;
         flows.drain(&mut |flow, reason| end_flow(eve, types, counters, app_events, detect, flow, reason, clock));
+        if let Some(d) = self.detect.as_mut() {
+            self.counters.pcre_limit_hits += d.take_pcre_limit_hits();
+        }
         self.collect_table_counters();
         self.decoder_counters_into_run();
         self.decoder = Decoder::new();
@@ -373,9 +376,10 @@ fn flow_facts(flow: &Flow<FlowState>) -> FlowFacts {
     }
 }
 
+/// Writes what detection produced: alerts, and the anomalies of rules whose pcre reached a limit.
 fn write_alerts(eve: &mut EveBuffer, counters: &mut Counters, alerts: Vec<Event>) {
     for record in &alerts {
-        *counters.eve.entry("alert").or_default() += 1;
+        *counters.eve.entry(record.event_type()).or_default() += 1;
         eve.write(record);
     }
 }

@@ -335,3 +335,88 @@ fn rules_reload_on_file_change_and_sighup_and_keep_the_old_set_on_error() {
     handle.thread().unpark();
     handle.join().unwrap();
 }
+
+/// A classic pcap (Ethernet, microsecond timestamps) of UDP datagrams 10.1.0.5:40000 →
+/// 10.1.0.9:9999, one a second from 1,700,000,000 s.
+fn udp_pcap(path: &Path, payloads: &[Vec<u8>]) {
+    let mut f: Vec<u8> = Vec::new();
+    // Magic, version 2.4 (two little-endian u16s), zone, sigfigs, snaplen, Ethernet.
+    for v in [0xa1b2c3d4u32, 0x0004_0002, 0, 0, 65535, 1] {
+        f.extend_from_slice(&v.to_le_bytes());
+    }
+    for (i, payload) in payloads.iter().enumerate() {
+        let udp_len = 8 + payload.len();
+        let ip_len = 20 + udp_len;
+        let mut ip = vec![0x45, 0, (ip_len >> 8) as u8, ip_len as u8, 0, 1, 0x40, 0, 64, 17, 0, 0, 10, 1, 0, 5, 10, 1, 0, 9];
+        let sum: u32 = ip.chunks(2).map(|w| u32::from(u16::from_be_bytes([w[0], w[1]]))).sum();
+        let sum = !(((sum & 0xffff) + (sum >> 16)) as u16);
+        ip[10..12].copy_from_slice(&sum.to_be_bytes());
+        let mut frame = vec![0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1, 0x08, 0x00];
+        frame.extend_from_slice(&ip);
+        frame.extend_from_slice(&40000u16.to_be_bytes());
+        frame.extend_from_slice(&9999u16.to_be_bytes());
+        frame.extend_from_slice(&(udp_len as u16).to_be_bytes());
+        frame.extend_from_slice(&[0, 0]);
+        frame.extend_from_slice(payload);
+        for v in [1_700_000_000 + i as u32, 0, frame.len() as u32, frame.len() as u32] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.extend_from_slice(&frame);
+    }
+    std::fs::write(path, f).unwrap();
+}
+
+#[test]
+fn a_pcre_at_its_limit_is_counted_reported_once_a_minute_and_the_sensor_keeps_going() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("limits.rules");
+    std::fs::write(
+        &rules,
+        "alert udp any any -> any any (msg:\"nested quantifier\"; pcre:\"/(a+)+$/\"; sid:1000; rev:1;)\n\
+         alert udp any any -> any any (msg:\"plain content\"; content:\"aaaa\"; sid:1001; rev:1;)\n",
+    )
+    .unwrap();
+    // 300 datagrams of 1,399 `a`s and a `!`, one a second: five minutes of packet time.
+    let mut payload = vec![b'a'; 1399];
+    payload.push(b'!');
+    let capture = dir.path().join("nested.pcap");
+    udp_pcap(&capture, &vec![payload; 300]);
+
+    let (engines, _) = Engines::load(DetectConfig { rule_files: vec![rules], ..Default::default() }).unwrap();
+    let config = SensorConfig {
+        inputs: vec![Input::File(capture)],
+        workers: 1,
+        eve: EveOutput::Null,
+        progress: false,
+        detect: Some(engines),
+        ..SensorConfig::default()
+    };
+    let (records, summary) = run_config(&config);
+    // Every datagram's search stopped at the limit and was counted; the rule never alerted,
+    // the other rule alerted on every datagram.
+    assert_eq!(summary.counters.pcre_limit_hits, 300);
+    assert_eq!(sids(&records, 1), BTreeSet::from([1001]));
+    assert_eq!(alerts(&records).len(), 300);
+    // Reported once per rule per minute of packet time: at 0, 60, 120, 180 and 240 s.
+    let anomalies: Vec<&Value> = records.iter().filter(|r| r["event_type"] == "anomaly").collect();
+    assert_eq!(anomalies.len(), 5, "{anomalies:?}");
+    let v = validator();
+    for (i, a) in anomalies.iter().enumerate() {
+        assert_eq!(a["anomaly"]["type"], "detect");
+        assert_eq!(a["anomaly"]["event"], "pcre_limit_exceeded");
+        assert_eq!(a["anomaly"]["code"], 1000);
+        assert_eq!((a["src_ip"].as_str(), a["dest_port"].as_u64(), a["proto"].as_str()), (Some("10.1.0.5"), Some(9999), Some("UDP")));
+        assert!(a["timestamp"].as_str().is_some_and(|t| t.starts_with(&format!("2023-11-14T22:{:02}:20", 13 + i))), "{a}");
+        if let Err(e) = v.validate(a) {
+            panic!("anomaly fails the EVE schema: {e}\n{a}");
+        }
+    }
+    assert_eq!(summary.counters.eve.get("anomaly"), Some(&5));
+    assert_eq!(summary.counters.eve.get("alert"), Some(&300));
+    assert!(summary.counters_text().contains("pcre limit hits 300"), "{}", summary.counters_text());
+    // The stats record still validates against Suricata's schema.
+    let stats = records.iter().find(|r| r["event_type"] == "stats").expect("a stats record");
+    if let Err(e) = v.validate(stats) {
+        panic!("stats record fails the EVE schema: {e}\n{stats}");
+    }
+}

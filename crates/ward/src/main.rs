@@ -182,6 +182,17 @@ pub struct SensorArgs {
     #[arg(long, value_name = "N", default_value_t = 100)]
     scan_pairs: u32,
 
+    /// Most backtracking steps one pcre search may take (Suricata's pcre.match-limit). A search
+    /// that reaches it counts as no match, is counted ("pcre limit hits") and reported as an
+    /// EVE anomaly (type detect, event pcre_limit_exceeded, code = sid) once a minute per rule.
+    #[arg(long, value_name = "N", default_value_t = ward_sensor::ward_detect::pcre::DEFAULT_MATCH_LIMIT)]
+    pcre_match_limit: u32,
+
+    /// Deepest backtracking one pcre search may reach when it runs without the JIT (Suricata's
+    /// pcre.match-limit-recursion); reaching it is handled as --pcre-match-limit.
+    #[arg(long, value_name = "N", default_value_t = ward_sensor::ward_detect::pcre::DEFAULT_DEPTH_LIMIT)]
+    pcre_depth_limit: u32,
+
     /// Check the rules and indicator files' modification time this often (seconds) and reload
     /// when one changed; 0 turns the file watch off (SIGHUP still reloads).
     #[arg(long, value_name = "SECS", default_value_t = 2)]

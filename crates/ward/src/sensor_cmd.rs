@@ -45,6 +45,7 @@ pub fn run(mut args: SensorArgs) -> anyhow::Result<ExitCode> {
             "packets": c.capture_packets,
             "bytes": c.capture_bytes,
             "decode_errors": c.decode_errors,
+            "pcre_limit_hits": c.pcre_limit_hits,
             "eve_records": summary.eve_records,
             "load_s": load_s,
             "processing_s": summary.elapsed.as_secs_f64(),
@@ -65,6 +66,9 @@ fn build_detect(args: &SensorArgs) -> anyhow::Result<ward_sensor::detect::Engine
     if args.scan_window == 0 || args.scan_ports == 0 || args.scan_hosts == 0 || args.scan_pairs == 0 {
         bail!("--scan-window, --scan-ports, --scan-hosts and --scan-pairs must be at least 1");
     }
+    if args.pcre_match_limit == 0 || args.pcre_depth_limit == 0 {
+        bail!("--pcre-match-limit and --pcre-depth-limit must be at least 1 (0 would stop every pcre search)");
+    }
     let scan = (!args.no_scan_detect).then(|| ScanConfig {
         window_secs: args.scan_window,
         vertical_ports: args.scan_ports,
@@ -78,6 +82,7 @@ fn build_detect(args: &SensorArgs) -> anyhow::Result<ward_sensor::detect::Engine
         indicator_files: args.indicators.clone(),
         scan,
         watch_interval: (args.reload_interval > 0).then(|| std::time::Duration::from_secs(args.reload_interval)),
+        pcre_limits: ward_sensor::ward_detect::PcreLimits { match_limit: args.pcre_match_limit, depth_limit: args.pcre_depth_limit },
     };
     let (engines, summary) = Engines::load(cfg)?;
     if !args.rules.is_empty() || !args.indicators.is_empty() {

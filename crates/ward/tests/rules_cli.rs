@@ -57,7 +57,17 @@ fn rules_check_reports_bad_rules_and_bad_variables() {
 fn sensor_help_explains_the_detection_options() {
     let out = ward().args(["sensor", "--help"]).output().unwrap();
     let help = String::from_utf8_lossy(&out.stdout);
-    for opt in ["--rules", "--set", "--indicators", "--no-scan-detect", "--reload-interval", "SIGHUP", "classification.config"] {
+    for opt in [
+        "--rules",
+        "--set",
+        "--indicators",
+        "--no-scan-detect",
+        "--reload-interval",
+        "SIGHUP",
+        "classification.config",
+        "--pcre-match-limit",
+        "--pcre-depth-limit",
+    ] {
         assert!(help.contains(opt), "--help does not mention {opt}");
     }
 }
@@ -123,5 +133,48 @@ fn sensor_alert_fields_and_summary_json() {
     for bad in [&["--alert-fields", "bogus"][..], &["--summary-json", "--eve", "-"][..]] {
         let out = ward().args(["sensor", "-q", "--pcap"]).arg(data().join("pcaps/zeek/irc-basic.pcap")).args(bad).output().unwrap();
         assert!(!out.status.success(), "{bad:?} accepted");
+    }
+}
+
+/// `--pcre-match-limit`/`--pcre-depth-limit` reach the engine: a catastrophic pcre on real
+/// traffic stops at the limit, `--summary-json` counts it, the EVE output names the rule in a
+/// `pcre_limit_exceeded` anomaly, and a limit of 0 is refused.
+#[test]
+fn sensor_pcre_limits_are_options_and_their_hits_are_counted() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("nested.rules");
+    // `(.+)+` before a class of bytes IRC text never has (a class, so PCRE2 cannot rule the
+    // subject out by a required byte): every search backtracks until the limit.
+    std::fs::write(&rules, "alert tcp any any -> any any (msg:\"nested\"; pcre:\"/(.+)+[\\x00\\x01]/s\"; sid:4000001; rev:1;)\n").unwrap();
+    let eve = dir.path().join("eve.json");
+    let run = |extra: &[&str]| {
+        ward()
+            .args(["sensor", "-q", "--workers", "1", "--summary-json", "--pcap"])
+            .arg(data().join("pcaps/zeek/irc-basic.pcap"))
+            .arg("--rules")
+            .arg(&rules)
+            .arg("--eve")
+            .arg(&eve)
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["--pcre-match-limit", "3500", "--pcre-depth-limit", "1500"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let summary: serde_json::Value = serde_json::from_str(String::from_utf8_lossy(&out.stdout).trim()).unwrap();
+    let hits = summary["pcre_limit_hits"].as_u64().expect("pcre_limit_hits in the summary");
+    assert!(hits > 0, "{summary}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("pcre limit hits {hits}")));
+    let anomaly = std::fs::read_to_string(&eve)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|r| r["event_type"] == "anomaly" && r["anomaly"]["event"] == "pcre_limit_exceeded")
+        .expect("a pcre_limit_exceeded anomaly");
+    assert_eq!(anomaly["anomaly"]["code"], 4000001);
+    for zero in ["--pcre-match-limit", "--pcre-depth-limit"] {
+        let out = run(&[zero, "0"]);
+        assert_eq!(out.status.code(), Some(2), "{zero} 0 accepted");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("must be at least 1"));
     }
 }

@@ -444,6 +444,7 @@ async fn run_sensor(sdir: &Path, pcap: &Path, rules: &Path, indicators: &Path, h
         indicator_files: vec![indicators.to_path_buf()],
         scan: Some(Default::default()),
         watch_interval: None,
+        ..Default::default()
     };
     let (engines, _summary) = Engines::load(detect).map_err(|e| anyhow::anyhow!("{e}"))?;
     let eve_file = fs::File::create(sdir.join("eve.json"))?;
