@@ -67,9 +67,13 @@ async fn admit_ingest(
     next.run(req).await
 }
 
+/// Sets the security headers; a handler's own (stricter) Content-Security-Policy is kept: the
+/// uploaded scan report carries a sandbox policy (see `crate::assets`).
 async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -137,7 +141,8 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let service = app(state.clone()).into_make_service();
+    // Peer addresses reach handlers as ConnectInfo (the login throttle keys on them).
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (scheme, server) = match tls {
         Some(rustls_config) => {
             let server = axum_server::from_tcp_rustls(std_listener, rustls_config)?.handle(handle.clone());
