@@ -215,11 +215,13 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// Checks a password and opens a session; shared by the API and the login form.
-pub async fn open_session(state: &HubState, username: &str, password: &str) -> AppResult<(String, String, User)> {
-    if !state.login_limiter.allow(&format!("login:{username}")) {
+/// Checks a password and opens a session; shared by the API and the login form. Throttled per
+/// source and per (account, source) by [`auth::LoginThrottle`] before any password is checked.
+pub async fn open_session(state: &HubState, source: auth::ClientAddr, username: &str, password: &str) -> Result<(String, String, User), auth::LoginError> {
+    if let Err(wait) = state.login_throttle.admit(source, username) {
         state.metrics.rate_limited.inc();
-        return Err(AppError::RateLimited);
+        tracing::info!(source = ?source.0, retry_after_secs = auth::LoginError::retry_after_secs(wait), "login throttled");
+        return Err(auth::LoginError::Throttled(wait));
     }
     let name = username.to_string();
     let found = state.store_call(move |s| s.user_credentials(&name)).await?;
@@ -235,11 +237,13 @@ pub async fn open_session(state: &HubState, username: &str, password: &str) -> A
             (None, false)
         }
     })
-    .await?;
+    .await
+    .map_err(AppError::from)?;
     let user = match (user, ok) {
         (Some(u), true) => u,
-        _ => return Err(AppError::Forbidden("wrong user name or password".into())),
+        _ => return Err(auth::LoginError::Wrong),
     };
+    state.login_throttle.succeeded(source, username);
     let token = auth::random_token("wss");
     let csrf = auth::random_token("csrf");
     let (hash, c2, uid) = (auth::hash_token(&token), csrf.clone(), user.id);
@@ -252,9 +256,10 @@ pub async fn open_session(state: &HubState, username: &str, password: &str) -> A
     Ok((token, csrf, user))
 }
 
-/// `POST /api/v1/login`: returns a bearer token (also set as the session cookie) and the CSRF token.
-pub async fn login(State(state): State<HubState>, Json(req): Json<LoginRequest>) -> AppResult<Response> {
-    let (token, csrf, user) = open_session(&state, &req.username, &req.password).await?;
+/// `POST /api/v1/login`: returns a bearer token (also set as the session cookie) and the CSRF
+/// token; 429 with `Retry-After` while this source is throttled.
+pub async fn login(State(state): State<HubState>, source: auth::ClientAddr, Json(req): Json<LoginRequest>) -> Result<Response, auth::LoginError> {
+    let (token, csrf, user) = open_session(&state, source, &req.username, &req.password).await?;
     let mut resp = Json(json!({ "token": token, "csrf": csrf, "user": user })).into_response();
     if let Ok(v) = auth::session_cookie(&token).parse() {
         resp.headers_mut().insert(header::SET_COOKIE, v);
@@ -326,11 +331,13 @@ pub async fn list_contacts(State(state): State<HubState>, who: UserAuth, Path(id
     Ok(Json(state.store_call(move |s| s.contacts(Some(id))).await?))
 }
 
-/// A webhook contact without a secret gets a generated one, returned once in `secret`.
+/// A webhook contact without a secret gets a generated one, returned once in `secret`. A target
+/// on an internal or metadata address not in `[notify] allow_targets` is refused (400).
 pub async fn create_contact(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, Json(mut new): Json<NewContact>) -> AppResult<impl IntoResponse> {
     if !who.can_manage(id) {
         return Err(if who.can_read(id) { AppError::Forbidden("only the jurisdiction's admin or an analyst may add contacts".into()) } else { AppError::NotFound });
     }
+    crate::notify::check_contact_target(&state.config.notify, &new).map_err(AppError::BadRequest)?;
     let generated = crate::notify::fill_webhook_secret(&mut new);
     let c = state.store_call(move |s| s.create_contact(id, &new, now_ms())).await?;
     let mut body = serde_json::to_value(&c).map_err(|e| AppError::Internal(e.to_string()))?;

@@ -21,6 +21,11 @@
 //! by the scanner from the results the hub holds (so the history is the hub's, shared by every
 //! worker) and uploaded; the dashboard serves the latest one at `/scan/{id}/report.html` and
 //! `/scan/{id}/report.pdf`.
+//! * An uploaded report is not trusted as the hub's own page: it is served as uploaded, under
+//!   [`REPORT_CONTENT_SECURITY_POLICY`] (a sandbox: a unique origin with no scripts, no forms,
+//!   no plugins, no popups and no navigation of the dashboard; nothing loaded from anywhere but
+//!   inline styles and `data:` images, which is all the scanner's template uses), so a forged
+//!   report can neither act as the analyst nor show a working fake login form.
 
 use std::net::IpAddr;
 
@@ -38,6 +43,13 @@ use crate::error::{AppError, AppResult, StoreError};
 use crate::model::{now_ms, Jurisdiction, Millis};
 use crate::state::HubState;
 use crate::store::StoreResult;
+
+/// The policy an uploaded report is served under (replacing the dashboard's): `sandbox` without
+/// any `allow-*` token gives the page a unique origin and disables scripts, forms, popups,
+/// plugins and top-level navigation; `default-src 'none'` loads nothing from anywhere, with
+/// two exceptions the scanner's report needs: its own `<style>` block and `data:` images.
+pub const REPORT_CONTENT_SECURITY_POLICY: &str =
+    "sandbox; default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// Largest scan result or report upload.
 pub const MAX_SCAN_UPLOAD_BYTES: usize = 32 * 1024 * 1024;
@@ -454,7 +466,6 @@ pub fn routes() -> Router<HubState> {
         .route("/api/v1/scan/results", get(list_results).post(upload_result))
         .route("/api/v1/scan/report", axum::routing::put(upload_report))
         .route("/scan/{id}/report.html", get(report_html))
-        .route("/scan/{id}/report.css", get(report_css))
         .route("/scan/{id}/report.pdf", get(report_pdf))
         .layer(DefaultBodyLimit::max(MAX_SCAN_UPLOAD_BYTES))
 }
@@ -628,27 +639,17 @@ async fn report_for(state: &HubState, who: &MaybeUser, id: i64) -> Result<(Milli
     }
 }
 
-/// The report's own `<style>` moves to report.css: the dashboard's CSP allows no inline style.
-fn split_style(html: &str) -> (String, String) {
-    let (Some(start), Some(end)) = (html.find("<style>"), html.find("</style>")) else { return (html.to_string(), String::new()) };
-    if end < start {
-        return (html.to_string(), String::new());
-    }
-    let css = html[start + 7..end].to_string();
-    let page = format!("{}<link rel=\"stylesheet\" href=\"report.css\">{}", &html[..start], &html[end + 8..]);
-    (page, css)
-}
-
 async fn report_html(State(state): State<HubState>, who: MaybeUser, Path(id): Path<i64>) -> Response {
     match report_for(&state, &who, id).await {
-        Ok((_, html, _)) => ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], split_style(&html).0).into_response(),
-        Err(r) => r,
-    }
-}
-
-async fn report_css(State(state): State<HubState>, who: MaybeUser, Path(id): Path<i64>) -> Response {
-    match report_for(&state, &who, id).await {
-        Ok((_, html, _)) => ([(header::CONTENT_TYPE, "text/css")], split_style(&html).1).into_response(),
+        Ok((_, html, _)) => (
+            [
+                (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+                (header::CONTENT_SECURITY_POLICY, REPORT_CONTENT_SECURITY_POLICY),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            ],
+            html,
+        )
+            .into_response(),
         Err(r) => r,
     }
 }
@@ -701,13 +702,5 @@ mod tests {
         assert_eq!(rescan_interval_ms("medium", false), 4 * DAY_MS);
         assert_eq!(rescan_interval_ms("low", false), 6 * DAY_MS);
         assert_eq!(rescan_interval_ms("none", false), 7 * DAY_MS);
-    }
-
-    #[test]
-    fn style_moves_out_of_the_page() {
-        let (page, css) = split_style("<html><head><style>p{color:red}</style></head><body>x</body></html>");
-        assert_eq!(css, "p{color:red}");
-        assert!(page.contains("<link rel=\"stylesheet\" href=\"report.css\">") && !page.contains("<style>"));
-        assert_eq!(split_style("</style><style>").1, "");
     }
 }

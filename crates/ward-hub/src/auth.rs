@@ -7,12 +7,17 @@
 //! * Web sessions: cookie `ward_session`, `Secure; HttpOnly; SameSite=Strict`, 12 hours. The same
 //!   token works as `Authorization: Bearer` for API clients. A mutating request authenticated by
 //!   cookie must carry the session's CSRF token (`x-csrf-token` header, or a `csrf` form field).
-//! * Rate limits: a token bucket per sensor and per user (and per login name), in process memory
-//!   (a limit per replica).
+//! * Rate limits: a token bucket per sensor and per user, in process memory (a limit per
+//!   replica).
+//! * Failed logins ([`LoginThrottle`]) are throttled per source address and per (account,
+//!   source) with exponential backoff, never by locking an account: a wrong password from one
+//!   address does not stop the right one from another. A refused attempt answers 429 with
+//!   `Retry-After`.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use axum::extract::FromRequestParts;
@@ -31,9 +36,28 @@ pub const LOGIN_CSRF_COOKIE: &str = "ward_login_csrf";
 pub const SESSION_TTL_MS: i64 = 12 * 3600 * 1000;
 /// An enrollment token unused after this long is void.
 pub const ENROLLMENT_TOKEN_TTL_MS: i64 = 7 * 24 * 3600 * 1000;
-/// Login attempts per user name: burst, then one per this many seconds.
+/// Failed sensor enrollments (a global budget, see `api::enroll`): burst, then one per five
+/// seconds.
 pub const LOGIN_BURST: f64 = 10.0;
 pub const LOGIN_RATE_PER_SEC: f64 = 0.2;
+/// Failed logins from one source on one account before backoff starts: a person who mistypes
+/// a password a few times is never slowed.
+pub const LOGIN_FREE_FAILURES_PER_ACCOUNT: u32 = 5;
+/// Failed logins from one source across all names before backoff starts: higher, for an office
+/// behind one NAT address; low enough that trying one password on many names (spraying) is
+/// throttled after a few names.
+pub const LOGIN_FREE_FAILURES_PER_SOURCE: u32 = 20;
+/// After the free failures, each further failure doubles the wait before the next attempt
+/// (1 s, 2 s, 4 s, …) up to this.
+pub const LOGIN_MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// A failure record is forgotten this long after its last failure. Longer than the largest
+/// backoff, so an attacker waiting out each backoff never starts over.
+pub const LOGIN_FAILURES_FORGOTTEN_AFTER: Duration = Duration::from_secs(3600);
+/// Failure records kept at most (bounds memory under a flood of sources and names); when full,
+/// expired records go first, then the least recently failed.
+pub const MAX_LOGIN_RECORDS: usize = 100_000;
+/// Characters of a login name used in its record key (longer names cannot grow memory).
+const MAX_LOGIN_NAME_KEY_CHARS: usize = 128;
 /// Shortest password accepted.
 pub const MIN_PASSWORD_LEN: usize = 12;
 /// Buckets kept before idle ones are dropped (bounds memory under a flood of names).
@@ -111,6 +135,157 @@ impl RateLimiter {
             true
         } else {
             false
+        }
+    }
+}
+
+/// Where a login comes from: the TCP peer's address (an IPv6 address counts as its /64, which
+/// one host usually holds whole). `None` when the server was not given peer addresses (tests
+/// through the router alone): all such attempts share one source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    }
+}
+
+impl ClientAddr {
+    fn key(self) -> String {
+        match self.0.map(|ip| ip.to_canonical()) {
+            None => "unknown".into(),
+            Some(IpAddr::V4(v4)) => v4.to_string(),
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FailureRecord {
+    /// Failed (or still undecided) attempts since the record was last forgotten.
+    failures: u32,
+    last: Instant,
+}
+
+/// The wait after `failures` failures when the first `free` cost nothing.
+fn backoff(failures: u32, free: u32) -> Duration {
+    if failures < free {
+        return Duration::ZERO;
+    }
+    let doublings = (failures - free).min(20);
+    Duration::from_secs(1u64 << doublings).min(LOGIN_MAX_BACKOFF)
+}
+
+/// Failed-login throttle, per source and per (account, source), in process memory (per
+/// replica). An attempt counts as a failure from the moment it is admitted until the password
+/// proves right ([`LoginThrottle::succeeded`] takes it back), so parallel guesses cannot all
+/// pass the check before any of them has failed.
+pub struct LoginThrottle {
+    records: Mutex<HashMap<String, FailureRecord>>,
+}
+
+impl Default for LoginThrottle {
+    fn default() -> Self {
+        LoginThrottle { records: Mutex::new(HashMap::new()) }
+    }
+}
+
+impl LoginThrottle {
+    fn keys(source: ClientAddr, username: &str) -> (String, String) {
+        let source = source.key();
+        let name: String = username.chars().take(MAX_LOGIN_NAME_KEY_CHARS).collect();
+        (format!("source {source}"), format!("account {source} {name}"))
+    }
+
+    /// Admits an attempt (counting it as a failure until it succeeds), or says how long to wait.
+    pub fn admit(&self, source: ClientAddr, username: &str) -> Result<(), Duration> {
+        self.admit_at(source, username, Instant::now())
+    }
+
+    fn admit_at(&self, source: ClientAddr, username: &str, now: Instant) -> Result<(), Duration> {
+        let (source_key, account_key) = Self::keys(source, username);
+        let Ok(mut records) = self.records.lock() else { return Ok(()) };
+        let current = |records: &HashMap<String, FailureRecord>, key: &str| match records.get(key) {
+            Some(r) if now.duration_since(r.last) < LOGIN_FAILURES_FORGOTTEN_AFTER => *r,
+            _ => FailureRecord { failures: 0, last: now },
+        };
+        let by_source = current(&records, &source_key);
+        let by_account = current(&records, &account_key);
+        let ready_at = |r: FailureRecord, free: u32| r.last + backoff(r.failures, free);
+        let ready = ready_at(by_source, LOGIN_FREE_FAILURES_PER_SOURCE).max(ready_at(by_account, LOGIN_FREE_FAILURES_PER_ACCOUNT));
+        if ready > now {
+            return Err(ready - now);
+        }
+        for (key, record) in [(source_key, by_source), (account_key, by_account)] {
+            if records.len() >= MAX_LOGIN_RECORDS && !records.contains_key(&key) {
+                make_room(&mut records, now);
+            }
+            records.insert(key, FailureRecord { failures: record.failures.saturating_add(1), last: now });
+        }
+        Ok(())
+    }
+
+    /// The admitted attempt had the right password: the (account, source) record is cleared and
+    /// the source's count loses this attempt.
+    pub fn succeeded(&self, source: ClientAddr, username: &str) {
+        let (source_key, account_key) = Self::keys(source, username);
+        let Ok(mut records) = self.records.lock() else { return };
+        records.remove(&account_key);
+        if let Some(r) = records.get_mut(&source_key) {
+            r.failures = r.failures.saturating_sub(1);
+        }
+    }
+}
+
+fn make_room(records: &mut HashMap<String, FailureRecord>, now: Instant) {
+    records.retain(|_, r| now.duration_since(r.last) < LOGIN_FAILURES_FORGOTTEN_AFTER);
+    if records.len() >= MAX_LOGIN_RECORDS {
+        if let Some(oldest) = records.iter().min_by_key(|(_, r)| r.last).map(|(k, _)| k.clone()) {
+            records.remove(&oldest);
+        }
+    }
+}
+
+/// Why a login did not open a session.
+#[derive(Debug)]
+pub enum LoginError {
+    /// Too many failures from this source (on this account, or on any): wait this long.
+    Throttled(Duration),
+    /// Unknown name or wrong password (the same answer for both).
+    Wrong,
+    Other(AppError),
+}
+
+impl From<AppError> for LoginError {
+    fn from(e: AppError) -> Self {
+        LoginError::Other(e)
+    }
+}
+
+impl LoginError {
+    /// Whole seconds to wait, at least one.
+    pub fn retry_after_secs(wait: Duration) -> u64 {
+        wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    }
+}
+
+impl axum::response::IntoResponse for LoginError {
+    fn into_response(self) -> axum::response::Response {
+        match self {
+            LoginError::Throttled(wait) => {
+                let secs = Self::retry_after_secs(wait).max(1);
+                let body = serde_json::json!({ "error": format!("too many failed logins from your address: retry after {secs} seconds") });
+                let mut resp = (axum::http::StatusCode::TOO_MANY_REQUESTS, axum::Json(body)).into_response();
+                resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+                resp
+            }
+            LoginError::Wrong => AppError::Forbidden("wrong user name or password".into()).into_response(),
+            LoginError::Other(e) => e.into_response(),
         }
     }
 }
@@ -265,6 +440,52 @@ mod tests {
         assert_eq!(a.len(), 3 + 64);
         assert_eq!(hash_token(&a).len(), 64);
         assert_ne!(hash_token(&a), a);
+    }
+
+    #[test]
+    fn login_backoff_starts_after_the_free_failures_doubles_and_caps() {
+        assert_eq!(backoff(4, 5), Duration::ZERO);
+        assert_eq!(backoff(5, 5), Duration::from_secs(1));
+        assert_eq!(backoff(8, 5), Duration::from_secs(8));
+        assert_eq!(backoff(40, 5), LOGIN_MAX_BACKOFF);
+        assert_eq!(backoff(u32::MAX, 5), LOGIN_MAX_BACKOFF);
+    }
+
+    #[test]
+    fn login_throttle_is_per_source_and_forgets() {
+        let t = LoginThrottle::default();
+        let attacker = ClientAddr(Some("198.51.100.66".parse().unwrap()));
+        let user = ClientAddr(Some("192.0.2.10".parse().unwrap()));
+        let t0 = Instant::now();
+        for _ in 0..LOGIN_FREE_FAILURES_PER_ACCOUNT {
+            assert!(t.admit_at(attacker, "analyst", t0).is_ok());
+        }
+        assert_eq!(t.admit_at(attacker, "analyst", t0), Err(Duration::from_secs(1)));
+        assert!(t.admit_at(attacker, "analyst", t0 + Duration::from_secs(1)).is_ok(), "after the backoff");
+        assert_eq!(t.admit_at(attacker, "analyst", t0 + Duration::from_secs(2)), Err(Duration::from_secs(1)), "doubled from the last failure");
+        // Someone else, same account: not affected; a success clears only their own record.
+        assert!(t.admit_at(user, "analyst", t0).is_ok());
+        t.succeeded(user, "analyst");
+        assert!(t.admit_at(attacker, "analyst", t0 + Duration::from_secs(2)).is_err());
+        // An hour without failures forgets.
+        assert!(t.admit_at(attacker, "analyst", t0 + LOGIN_FAILURES_FORGOTTEN_AFTER + Duration::from_secs(2)).is_ok());
+        // IPv6 sources count per /64.
+        assert_eq!(ClientAddr(Some("2001:db8:1:2:aa::1".parse().unwrap())).key(), ClientAddr(Some("2001:db8:1:2:bb::9".parse().unwrap())).key());
+        assert_eq!(ClientAddr(Some("::ffff:192.0.2.1".parse().unwrap())).key(), "192.0.2.1");
+    }
+
+    #[test]
+    fn login_records_are_bounded() {
+        let t = LoginThrottle::default();
+        let now = Instant::now();
+        {
+            let mut r = t.records.lock().unwrap();
+            for i in 0..MAX_LOGIN_RECORDS {
+                r.insert(format!("account x {i}"), FailureRecord { failures: 1, last: now });
+            }
+        }
+        assert!(t.admit_at(ClientAddr(None), "someone", now).is_ok());
+        assert!(t.records.lock().unwrap().len() <= MAX_LOGIN_RECORDS);
     }
 
     #[test]

@@ -10,7 +10,7 @@ use clap::{Args, Subcommand};
 
 use crate::auth;
 use crate::config::HubConfig;
-use crate::model::{now_ms, Channel, JurisdictionKind, NewContact, NewJurisdiction, Role};
+use crate::model::{now_ms, redacted_target, Channel, JurisdictionKind, NewContact, NewJurisdiction, Role};
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -166,7 +166,10 @@ pub enum AllowCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum ContactCommand {
-    /// Add a contact: exactly one of --email, --webhook, --syslog.
+    /// Add a contact: exactly one of --email, --webhook, --syslog. Webhook and syslog targets on
+    /// internal addresses (loopback, private, link-local, …) are delivered to only when the
+    /// hub config's [notify] allow_targets lists them. Targets are printed with URL query
+    /// values hidden.
     Add {
         jurisdiction: String,
         #[arg(long, group = "channel")]
@@ -223,6 +226,10 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
                 format!("cannot create analyst {username:?} (run init once per store, or use `ward hub user add`)")
             })?;
             println!("store ready in {}", data.display());
+            println!(
+                "secret key {} seals webhook secrets in the store: back it up, apart from the database",
+                crate::store::secrets::SecretKeys::default_path(&data).display()
+            );
             println!("first analyst login: user {username} password {password}");
             println!("change it after logging in; it is not shown again");
             Ok(())
@@ -321,7 +328,11 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             let mut new = NewContact { channel, target, secret };
             let generated = crate::notify::fill_webhook_secret(&mut new);
             let c = store.create_contact(j, &new, now_ms())?;
-            println!("contact {} ({} {}) for jurisdiction {j}", c.id, c.channel.as_str(), c.target);
+            println!("contact {} ({} {}) for jurisdiction {j}", c.id, c.channel.as_str(), redacted_target(&c.target));
+            // The operator may add an internal target here; the hub delivers to it only if listed.
+            if let Err(e) = crate::notify::egress::EgressPolicy::default().check_target(c.channel, &c.target) {
+                eprintln!("warning: {e}: deliveries are refused unless [notify] allow_targets in the hub config lists this address");
+            }
             if let Some(secret) = generated {
                 println!("webhook signing secret {secret}");
                 eprintln!("give this secret to the receiver (it verifies X-Ward-Signature); it is not shown again");
@@ -330,7 +341,7 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
         }
         HubCommand::Contact(ContactCommand::List { data }) => {
             for c in open(&data.data)?.contacts(None)? {
-                println!("{}\tjurisdiction {}\t{}\t{}", c.id, c.jurisdiction_id, c.channel.as_str(), c.target);
+                println!("{}\tjurisdiction {}\t{}\t{}", c.id, c.jurisdiction_id, c.channel.as_str(), redacted_target(&c.target));
             }
             Ok(())
         }

@@ -29,6 +29,7 @@
 //! smtp_port = 25
 //! smtp_tls = "none"       # none | starttls | tls
 //! from = "ward-hub@localhost"
+//! allow_targets = ["10.20.0.0/16"]   # on-premises SIEMs on internal addresses
 //! [retention]
 //! default_days = 30
 //! days = { alert = 365, flow = 7 }
@@ -229,6 +230,10 @@ pub struct NotifyConfig {
     pub concurrency: usize,
     /// Per-attempt timeout for one delivery.
     pub timeout_secs: u64,
+    /// Internal networks (CIDR) or addresses webhook and syslog contacts may reach, e.g. an
+    /// on-premises SIEM on a private address. Everything internal not listed here (loopback,
+    /// RFC 1918, link-local and the metadata service, …) is refused; see [`crate::notify::egress`].
+    pub allow_targets: Vec<crate::notify::egress::AllowedNet>,
 }
 
 impl Default for NotifyConfig {
@@ -245,6 +250,7 @@ impl Default for NotifyConfig {
             from: "ward-hub@localhost".into(),
             concurrency: 64,
             timeout_secs: 10,
+            allow_targets: Vec::new(),
         }
     }
 }
@@ -341,6 +347,7 @@ data_dir = "/tmp/x"
 min_jurisdictions = 3
 [notify]
 smtp_tls = "starttls"
+allow_targets = ["10.20.0.0/16", "192.0.2.7"]
 [retention]
 days = { alert = 10 }
 [trust]
@@ -352,6 +359,9 @@ never_block = ["203.0.113.7", "2001:db8:5::/48"]
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.correlation.policy().min_jurisdictions, 3);
         assert_eq!(c.notify.smtp_tls, SmtpTls::Starttls);
+        assert_eq!(c.notify.allow_targets.iter().map(|a| a.to_string()).collect::<Vec<_>>(), ["10.20.0.0/16", "192.0.2.7/32"]);
+        let bad = toml::from_str::<HubConfig>("[notify]\nallow_targets = [\"intranet\"]").unwrap_err().to_string();
+        assert!(bad.contains("allow_targets"), "{bad}");
         assert_eq!(c.retention.days["alert"], 10);
         assert!(toml::from_str::<HubConfig>("lisen = 1").is_err(), "unknown keys are refused");
         let p = c.correlation_policy(|_| None).unwrap();

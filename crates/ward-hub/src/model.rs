@@ -149,12 +149,57 @@ impl Channel {
     }
 }
 
+/// How a contact's target is shown anywhere but in the delivery itself (API, dashboard, CLI,
+/// logs): a webhook URL keeps scheme, host, port and path, and loses user information, every
+/// query value and the fragment (receivers put tokens there); a query parameter without a value,
+/// or with a name that does not look like one, is hidden whole. Email and syslog targets are
+/// shown as they are.
+pub fn redacted_target(target: &str) -> String {
+    /// Longest query parameter name shown; longer ones may be tokens themselves.
+    const MAX_SHOWN_PARAM_NAME: usize = 32;
+    let Ok(url) = reqwest::Url::parse(target.trim()) else { return target.to_string() };
+    if !matches!(url.scheme(), "http" | "https") {
+        return target.to_string();
+    }
+    let mut out = format!("{}://", url.scheme());
+    if !url.username().is_empty() || url.password().is_some() {
+        out.push_str("…@");
+    }
+    out.push_str(url.host_str().unwrap_or_default());
+    if let Some(port) = url.port() {
+        out.push_str(&format!(":{port}"));
+    }
+    out.push_str(url.path());
+    if url.query().is_some_and(|q| !q.is_empty()) {
+        let params: Vec<String> = url
+            .query_pairs()
+            .map(|(name, value)| {
+                let name_like = name.len() <= MAX_SHOWN_PARAM_NAME && name.chars().all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c));
+                if value.is_empty() || !name_like {
+                    "…".to_string()
+                } else {
+                    format!("{name}=…")
+                }
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&params.join("&"));
+    }
+    out
+}
+
+fn serialize_redacted<S: serde::Serializer>(target: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redacted_target(target))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Contact {
     pub id: i64,
     pub jurisdiction_id: i64,
     pub channel: Channel,
-    /// Email address, webhook URL, or syslog `host:port`.
+    /// Email address, webhook URL, or syslog `host:port`. Serialised redacted
+    /// ([`redacted_target`]); the full value is used only to deliver.
+    #[serde(serialize_with = "serialize_redacted")]
     pub target: String,
     /// HMAC key for webhooks. It must be kept in clear to sign; it is never shown by the API.
     #[serde(skip_serializing)]
@@ -288,6 +333,8 @@ pub struct NotificationRecord {
     pub jurisdiction_id: i64,
     pub contact_id: i64,
     pub channel: Channel,
+    /// The contact's target, serialised redacted ([`redacted_target`]).
+    #[serde(serialize_with = "serialize_redacted")]
     pub target: String,
     pub event_kind: String,
     pub status: String,
@@ -424,5 +471,19 @@ mod tests {
         assert!(check_text("note", "line\u{202E}", true).is_err());
         let msg = check_text("jurisdiction name", "Ohio\u{202E}", false).unwrap_err();
         assert!(msg.contains("U+202E") && msg.starts_with("jurisdiction name"), "{msg}");
+    }
+
+    #[test]
+    fn webhook_tokens_are_redacted_for_display() {
+        assert_eq!(redacted_target("https://soc.example:8443/hooks/ward?token=s3cret&x=1#frag"), "https://soc.example:8443/hooks/ward?token=…&x=…");
+        assert_eq!(redacted_target("https://user:pw@soc.example/h"), "https://…@soc.example/h");
+        assert_eq!(redacted_target("https://soc.example/h?s3cretT0kenAsTheWholeQuery"), "https://soc.example/h?…");
+        assert_eq!(redacted_target("https://soc.example/h?a%20b=1"), "https://soc.example/h?…");
+        assert_eq!(redacted_target("https://soc.example/h"), "https://soc.example/h");
+        assert_eq!(redacted_target("it@county.example.gov"), "it@county.example.gov");
+        assert_eq!(redacted_target("siem.example:6514"), "siem.example:6514");
+        assert_eq!(redacted_target("127.0.0.1:514"), "127.0.0.1:514");
+        let c = Contact { id: 1, jurisdiction_id: 1, channel: Channel::Webhook, target: "https://x.example/h?k=v".into(), secret: Some("s".into()), created_ms: 0 };
+        assert_eq!(serde_json::to_value(&c).unwrap()["target"], "https://x.example/h?k=…");
     }
 }

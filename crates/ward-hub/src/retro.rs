@@ -1204,18 +1204,13 @@ pub fn render(config: &crate::config::HubConfig, jurisdiction: &crate::model::Ju
 /// Sends one `retrohunt` notification (called by the outbox worker for this event kind) and
 /// returns the attempt to record.
 pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: NotificationJob) -> (i64, AttemptOutcome, Millis) {
-    use crate::model::Channel;
     let started = Instant::now();
     let (id, jurisdiction_id) = (job.id, job.jurisdiction_id);
     let context = state.store_call(move |s| Ok((s.retro_hit_for_notification(id)?, s.jurisdiction(jurisdiction_id)?))).await;
     let result = match context {
         Ok((Some(hit), Some(jurisdiction))) if hit.jurisdiction_id == jurisdiction.id => {
             let msg = render(&state.config, &jurisdiction, &hit, job.id);
-            let sent = match job.contact.channel {
-                Channel::Webhook => crate::notify::webhook::send(&channels.http, &job.contact, &msg).await,
-                Channel::Email => channels.smtp.send(&job.contact, &msg).await,
-                Channel::Syslog => crate::notify::syslog::send(&job.contact, &msg, state.config.notify.timeout_secs).await,
-            };
+            let sent = channels.send(&job.contact, &msg).await;
             sent.map(|detail| (detail, msg.json.to_string()))
         }
         Ok(_) => Err("retro-hunt hit or jurisdiction no longer exists".to_string()),

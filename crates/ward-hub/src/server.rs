@@ -74,9 +74,13 @@ fn configure_http(builder: &mut hyper_util::server::conn::auto::Builder<hyper_ut
     builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(crate::body::HEADER_READ_TIMEOUT);
 }
 
+/// Sets the security headers; a handler's own (stricter) Content-Security-Policy is kept: the
+/// uploaded scan report carries a sandbox policy (see `crate::assets`).
 async fn security_headers(mut resp: axum::response::Response) -> axum::response::Response {
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    if !h.contains_key(header::CONTENT_SECURITY_POLICY) {
+        h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    }
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
@@ -144,7 +148,8 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
     let handle = axum_server::Handle::new();
-    let service = app(state.clone()).into_make_service();
+    // Peer addresses reach handlers as ConnectInfo (the login throttle keys on them).
+    let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (scheme, server) = match tls {
         Some(rustls_config) => {
             let mut server = axum_server::from_tcp_rustls(std_listener, rustls_config)?.handle(handle.clone());

@@ -62,6 +62,8 @@ pub struct HubState {
     pub sensor_limiter: Arc<crate::auth::RateLimiter>,
     pub user_limiter: Arc<crate::auth::RateLimiter>,
     pub login_limiter: Arc<crate::auth::RateLimiter>,
+    /// Failed-login backoff per source and per (account, source).
+    pub login_throttle: Arc<crate::auth::LoginThrottle>,
     /// Pinged when notifications were enqueued.
     pub outbox_wake: Arc<Notify>,
     /// Notifications the writer claimed right after the commit that enqueued them.
@@ -106,6 +108,7 @@ impl HubState {
             sensor_limiter: Arc::new(crate::auth::RateLimiter::new(limits.sensor_batches_per_sec, limits.sensor_batches_per_sec * 2.0)),
             user_limiter: Arc::new(crate::auth::RateLimiter::new(limits.user_requests_per_sec, limits.user_requests_per_sec * 3.0)),
             login_limiter: Arc::new(crate::auth::RateLimiter::new(crate::auth::LOGIN_RATE_PER_SEC, crate::auth::LOGIN_BURST)),
+            login_throttle: Arc::new(crate::auth::LoginThrottle::default()),
             outbox_wake: Arc::new(Notify::new()),
             handoff: Arc::new(Handoff::new()),
             indicators_tx: Arc::new(indicators_tx),

@@ -86,10 +86,10 @@ pub struct LoginForm {
 }
 
 async fn login_page() -> Response {
-    login_form(None)
+    login_form(None, StatusCode::OK)
 }
 
-fn login_form(error: Option<&str>) -> Response {
+fn login_form(error: Option<&str>, status: StatusCode) -> Response {
     let token = auth::random_token("lc");
     let body = html! {
         @if let Some(e) = error { p.err { (e) } }
@@ -100,14 +100,14 @@ fn login_form(error: Option<&str>) -> Response {
             button type="submit" { "log in" }
         }
     };
-    let mut resp = (if error.is_some() { StatusCode::FORBIDDEN } else { StatusCode::OK }, page("Log in", None, false, body)).into_response();
+    let mut resp = (status, page("Log in", None, false, body)).into_response();
     if let Ok(v) = format!("{}={token}; Path=/login; Secure; HttpOnly; SameSite=Strict; Max-Age=3600", auth::LOGIN_CSRF_COOKIE).parse() {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
 }
 
-async fn login_submit(State(state): State<HubState>, headers: axum::http::HeaderMap, Form(f): Form<LoginForm>) -> Response {
+async fn login_submit(State(state): State<HubState>, source: auth::ClientAddr, headers: axum::http::HeaderMap, Form(f): Form<LoginForm>) -> Response {
     let cookie_token = headers
         .get_all(header::COOKIE)
         .iter()
@@ -117,9 +117,9 @@ async fn login_submit(State(state): State<HubState>, headers: axum::http::Header
         .find(|(k, _)| *k == auth::LOGIN_CSRF_COOKIE)
         .map(|(_, v)| v.to_string());
     if !cookie_token.as_deref().is_some_and(|c| auth::same_secret(c, &f.csrf)) {
-        return login_form(Some("the form expired: try again"));
+        return login_form(Some("the form expired: try again"), StatusCode::FORBIDDEN);
     }
-    match api::open_session(&state, &f.username, &f.password).await {
+    match api::open_session(&state, source, &f.username, &f.password).await {
         Ok((token, _, _)) => {
             let mut resp = Redirect::to("/").into_response();
             if let Ok(v) = auth::session_cookie(&token).parse() {
@@ -127,8 +127,14 @@ async fn login_submit(State(state): State<HubState>, headers: axum::http::Header
             }
             resp
         }
-        Err(AppError::RateLimited) => login_form(Some("too many attempts: wait a minute")),
-        Err(_) => login_form(Some("wrong user name or password")),
+        Err(auth::LoginError::Throttled(wait)) => {
+            let secs = auth::LoginError::retry_after_secs(wait).max(1);
+            let mut resp = login_form(Some(&format!("too many failed logins from your address: wait {secs} seconds")), StatusCode::TOO_MANY_REQUESTS);
+            resp.headers_mut().insert(header::RETRY_AFTER, secs.into());
+            resp
+        }
+        Err(auth::LoginError::Wrong) => login_form(Some("wrong user name or password"), StatusCode::FORBIDDEN),
+        Err(auth::LoginError::Other(e)) => e.into_response(),
     }
 }
 
@@ -230,7 +236,7 @@ fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool) -> M
                     td { a href={ "/notifications/" (n.id) } { (n.id) } }
                     td { @if n.campaign_id > 0 { a href={ "/campaigns/" (n.campaign_id) } { (n.campaign_id) } } @else { "retro-hunt" } }
                     @if show_jurisdiction { td { a href={ "/jurisdictions/" (n.jurisdiction_id) } { (n.jurisdiction_id) } } }
-                    td { (n.channel.as_str()) } td { (n.target) } td { (n.event_kind) } td { (n.status) } td { (n.attempts) }
+                    td { (n.channel.as_str()) } td { (redacted_target(&n.target)) } td { (n.event_kind) } td { (n.status) } td { (n.attempts) }
                     td { (fmt_ms(n.created_ms)) } td { (n.delivered_ms.map(fmt_ms).unwrap_or_default()) }
                     td { (n.last_error.clone().unwrap_or_default()) }
                 }
@@ -419,7 +425,7 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
         h2 { "Sensors" }
         (sensor_table(&sensors, &name_of, now_ms(), who.is_analyst()))
         h2 { "Contacts" }
-        ul { @for c in &contacts { li { (c.channel.as_str()) ": " (c.target) } } }
+        ul { @for c in &contacts { li { (c.channel.as_str()) ": " (redacted_target(&c.target)) } } }
     };
     // Only the newest page reloads itself; an older page stays where the reader put it.
     Ok(page(&j.name, Some(&who), q.before.is_none(), body).into_response())

@@ -131,7 +131,7 @@ async fn roles_inside_a_jurisdiction() {
     assert_eq!(r.status, StatusCode::FORBIDDEN);
     let r = h.post_json(&format!("/api/v1/jurisdictions/{oh}/sensor-tokens"), Some(&w.oh_viewer), json!({})).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = h.post_json(&format!("/api/v1/jurisdictions/{oh}/contacts"), Some(&w.oh_admin), json!({"channel": "syslog", "target": "127.0.0.1:6514"})).await;
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{oh}/contacts"), Some(&w.oh_admin), json!({"channel": "syslog", "target": "siem.ohio.example:6514"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let r = h.post_json(&format!("/api/v1/jurisdictions/{oh}/sensor-tokens"), Some(&w.oh_admin), json!({})).await;
     assert_eq!(r.status, StatusCode::CREATED);

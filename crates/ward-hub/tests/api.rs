@@ -316,13 +316,13 @@ async fn a_webhook_contact_without_secret_gets_one_shown_once() {
     let j = h.jurisdiction("Ohio", "OH");
     h.user("ana", Role::Analyst, None);
     let ana = h.login("ana").await;
-    let r = h.post_json(&format!("/api/v1/jurisdictions/{j}/contacts"), Some(&ana), json!({"channel": "webhook", "target": "http://127.0.0.1:9/hook"})).await;
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{j}/contacts"), Some(&ana), json!({"channel": "webhook", "target": "https://soc.example/hook"})).await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
     let secret = r.json()["secret"].as_str().unwrap().to_string();
     assert!(secret.starts_with("whsec_") && secret.len() > 32);
     let list = h.get(&format!("/api/v1/jurisdictions/{j}/contacts"), Some(&ana)).await;
     assert!(!list.text().contains(&secret), "the secret is never listed");
-    let r = h.post_json(&format!("/api/v1/jurisdictions/{j}/contacts"), Some(&ana), json!({"channel": "webhook", "target": "http://127.0.0.1:9/hook", "secret": "short"})).await;
+    let r = h.post_json(&format!("/api/v1/jurisdictions/{j}/contacts"), Some(&ana), json!({"channel": "webhook", "target": "https://soc.example/hook", "secret": "short"})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
 }
 

@@ -136,6 +136,8 @@ async fn a_campaign_warns_every_contact_on_every_channel() {
     config.notify.smtp_port = smtp.port;
     config.notify.phone = "+1 555 0100".into();
     config.public_url = "https://hub.example.org".into();
+    // The receivers are on loopback, which the egress policy refuses unless listed.
+    config.notify.allow_targets = vec!["127.0.0.1/32".parse().unwrap()];
     let hub = ward_hub::start(config).await.unwrap();
     let store = hub.state.store.clone();
     let now = now_ms();

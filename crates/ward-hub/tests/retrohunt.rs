@@ -411,7 +411,10 @@ async fn the_warning_reaches_a_real_webhook_once() {
 
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(ward_hub::store::sqlite::SqliteStore::open_dir(dir.path()).unwrap());
-    let running = ward_hub::start_with_store(store.clone(), config(dir.path())).await.unwrap();
+    let mut hub_config = config(dir.path());
+    // The receiver is on loopback, which the egress policy refuses unless listed.
+    hub_config.notify.allow_targets = vec!["127.0.0.1/32".parse().unwrap()];
+    let running = ward_hub::start_with_store(store.clone(), hub_config).await.unwrap();
     let h = Hub { dir, state: running.state.clone(), store: store.clone() };
     let county = h.jurisdiction("Franklin County", "OH");
     let secret = "whsec_0123456789abcdef0123";

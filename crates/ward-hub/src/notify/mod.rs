@@ -12,7 +12,12 @@
 //!
 //! Rendering at send time is what makes digests work: a "campaign grew" notification that waits
 //! for its digest interval goes out with everything that happened meanwhile.
+//!
+//! Webhook and syslog targets come from jurisdiction admins; every connection to one goes
+//! through the egress policy ([`egress`]), and what is recorded about an attempt is a status code
+//! or a short failure class, never the receiver's answer or the target's URL.
 
+pub mod egress;
 pub mod email;
 pub mod message;
 pub mod syslog;
@@ -71,30 +76,49 @@ pub fn validate_contact(c: &NewContact) -> Result<(), String> {
             }
         }
         Channel::Syslog => {
-            let (host, port) = t.rsplit_once(':').ok_or("syslog target must be HOST:PORT")?;
-            port.parse::<u16>().map_err(|_| format!("bad syslog port in {t:?}"))?;
-            if host.is_empty() {
-                return Err("syslog target must be HOST:PORT".into());
-            }
+            egress::split_host_port(t).ok_or_else(|| format!("bad syslog target {t:?}: give HOST:PORT ([ADDRESS]:PORT for IPv6)"))?;
         }
     }
     Ok(())
 }
 
+/// Checks a new contact's target against the egress policy (literal addresses and metadata
+/// names; names are checked again, after DNS, at every delivery). The error tells an admin of
+/// an on-premises SIEM what to do.
+pub fn check_contact_target(config: &crate::config::NotifyConfig, c: &NewContact) -> Result<(), String> {
+    egress::EgressPolicy::new(&config.allow_targets).check_target(c.channel, &c.target).map_err(|e| match e {
+        egress::EgressError::BadTarget(m) => m,
+        refused => format!(
+            "{refused}: the hub does not deliver to internal or metadata addresses; for an on-premises SIEM, the hub's operator adds its address to [notify] allow_targets"
+        ),
+    })
+}
+
+/// A short class for a failed socket operation (what a delivery attempt records).
+pub fn io_failure_class(kind: std::io::ErrorKind) -> &'static str {
+    use std::io::ErrorKind as K;
+    match kind {
+        K::ConnectionRefused => "connection refused",
+        K::TimedOut => "timeout",
+        K::ConnectionReset | K::ConnectionAborted => "connection reset",
+        K::BrokenPipe | K::UnexpectedEof => "connection closed",
+        K::AddrNotAvailable | K::NetworkUnreachable | K::HostUnreachable => "unreachable",
+        _ => "connection failed",
+    }
+}
+
 /// Runs the delivery loop until the state's last handle is dropped or `shutdown` fires.
 pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
-    let http = match reqwest::Client::builder()
-        .timeout(Duration::from_secs(state.config.notify.timeout_secs))
-        .user_agent(concat!("ward-hub/", env!("CARGO_PKG_VERSION")))
-        .build()
-    {
+    let notify = &state.config.notify;
+    let egress = Arc::new(egress::EgressPolicy::new(&notify.allow_targets));
+    let webhook = match webhook::WebhookClient::new(egress.clone(), Duration::from_secs(notify.timeout_secs)) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "cannot build http client; notifications disabled");
+            tracing::error!(error = %e, "notifications disabled");
             return;
         }
     };
-    let channels = Arc::new(Channels { http, smtp: email::Mailer::new(&state.config.notify) });
+    let channels = Arc::new(Channels { webhook, smtp: email::Mailer::new(notify), egress, timeout_secs: notify.timeout_secs });
     let permits = Arc::new(Semaphore::new(state.config.notify.concurrency.max(1)));
     let (record_tx, record_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(run_recorder(state.clone(), record_rx));
@@ -151,9 +175,23 @@ pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Recei
     }
 }
 
+/// The delivery channels, shared by campaign and retro-hunt deliveries.
 pub struct Channels {
-    pub http: reqwest::Client,
+    pub webhook: webhook::WebhookClient,
     pub smtp: email::Mailer,
+    pub egress: Arc<egress::EgressPolicy>,
+    pub timeout_secs: u64,
+}
+
+impl Channels {
+    /// Sends one message on the contact's channel; `Ok` carries the attempt's detail.
+    pub async fn send(&self, contact: &crate::model::Contact, msg: &Message) -> Result<String, String> {
+        match contact.channel {
+            Channel::Webhook => webhook::send(&self.webhook, contact, msg).await,
+            Channel::Email => self.smtp.send(contact, msg).await,
+            Channel::Syslog => syslog::send(&self.egress, contact, msg, self.timeout_secs).await,
+        }
+    }
 }
 
 /// Attempts recorded together at most (one transaction, one fsync).
@@ -191,11 +229,7 @@ async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) ->
     let result = match context {
         Ok((Some(view), Some(jurisdiction))) => {
             let msg = message::render(&state.config, &jurisdiction, &view, &job.event_kind, job.id);
-            let sent = match job.contact.channel {
-                Channel::Webhook => webhook::send(&channels.http, &job.contact, &msg).await,
-                Channel::Email => channels.smtp.send(&job.contact, &msg).await,
-                Channel::Syslog => syslog::send(&job.contact, &msg, state.config.notify.timeout_secs).await,
-            };
+            let sent = channels.send(&job.contact, &msg).await;
             sent.map(|detail| (detail, msg.json.to_string()))
         }
         Ok(_) => Err("campaign or jurisdiction no longer exists".to_string()),
@@ -252,5 +286,18 @@ mod tests {
         assert!(validate_contact(&c(Channel::Webhook, "ftp://x", Some("0123456789abcdef"))).is_err());
         assert!(validate_contact(&c(Channel::Syslog, "127.0.0.1:514", None)).is_ok());
         assert!(validate_contact(&c(Channel::Syslog, "127.0.0.1", None)).is_err());
+        assert!(validate_contact(&c(Channel::Syslog, "[::1]:514", None)).is_ok());
+    }
+
+    #[test]
+    fn internal_targets_are_refused_at_creation_with_a_hint() {
+        let c = |channel, target: &str| NewContact { channel, target: target.into(), secret: Some("0123456789abcdef".into()) };
+        let mut cfg = crate::config::NotifyConfig::default();
+        let err = check_contact_target(&cfg, &c(Channel::Webhook, "http://169.254.169.254/latest/meta-data/")).unwrap_err();
+        assert!(err.contains("link-local") && err.contains("allow_targets"), "{err}");
+        assert!(check_contact_target(&cfg, &c(Channel::Syslog, "10.1.2.3:514")).is_err());
+        cfg.allow_targets = vec!["10.1.0.0/16".parse().unwrap()];
+        assert!(check_contact_target(&cfg, &c(Channel::Syslog, "10.1.2.3:514")).is_ok(), "an on-premises SIEM, allowed");
+        assert!(check_contact_target(&cfg, &c(Channel::Webhook, "https://soc.example/hook")).is_ok());
     }
 }

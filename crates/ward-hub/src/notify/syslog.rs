@@ -3,11 +3,15 @@
 //! One RFC 5424 line per notification, newline-framed (RFC 6587 non-transparent framing, which
 //! rsyslog, syslog-ng and the common SIEM collectors accept):
 //! `<PRI>1 TIMESTAMP HOST ward-hub - - - CEF:0|ward|ward-hub|VERSION|campaign.KIND|NAME|SEV|ext`.
+//!
+//! The target is resolved and checked by the egress policy ([`super::egress`]) and only the
+//! checked addresses are connected to; a failure records a short class, never peer text.
 
 use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 
+use super::egress::{split_host_port, EgressPolicy};
 use super::Message;
 use crate::model::Contact;
 
@@ -50,15 +54,28 @@ pub fn format_line(msg: &Message, now: chrono::DateTime<chrono::Utc>) -> String 
     )
 }
 
-pub async fn send(contact: &Contact, msg: &Message, timeout_secs: u64) -> Result<String, String> {
+pub async fn send(egress: &EgressPolicy, contact: &Contact, msg: &Message, timeout_secs: u64) -> Result<String, String> {
     let line = format_line(msg, chrono::Utc::now());
+    let (host, port) = split_host_port(&contact.target).ok_or("syslog target must be HOST:PORT")?;
     let fut = async {
-        let mut stream = tokio::net::TcpStream::connect(&contact.target).await.map_err(|e| format!("syslog connect failed: {e}"))?;
-        stream.write_all(line.as_bytes()).await.map_err(|e| format!("syslog write failed: {e}"))?;
-        stream.shutdown().await.map_err(|e| format!("syslog close failed: {e}"))?;
+        let addrs = egress.resolve(host, port).await.map_err(|e| e.to_string())?;
+        let mut stream = None;
+        let mut last_kind = std::io::ErrorKind::NotConnected;
+        for addr in addrs {
+            match tokio::net::TcpStream::connect(addr).await {
+                Ok(s) => {
+                    stream = Some(s);
+                    break;
+                }
+                Err(e) => last_kind = e.kind(),
+            }
+        }
+        let mut stream = stream.ok_or_else(|| format!("syslog connect failed: {}", super::io_failure_class(last_kind)))?;
+        stream.write_all(line.as_bytes()).await.map_err(|e| format!("syslog write failed: {}", super::io_failure_class(e.kind())))?;
+        stream.shutdown().await.map_err(|e| format!("syslog close failed: {}", super::io_failure_class(e.kind())))?;
         Ok::<_, String>(format!("syslog {} bytes", line.len()))
     };
-    tokio::time::timeout(Duration::from_secs(timeout_secs), fut).await.map_err(|_| "syslog timed out".to_string())?
+    tokio::time::timeout(Duration::from_secs(timeout_secs), fut).await.map_err(|_| "syslog timeout".to_string())?
 }
 
 #[cfg(test)]

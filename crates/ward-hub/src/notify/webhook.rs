@@ -6,10 +6,21 @@
 //! [`MAX_WEBHOOK_SKEW_SECS`] from its clock, which defeats replay of a captured request.
 //! `X-Ward-Delivery: <notification id>` (also `id` in the body) is the same on every retry of
 //! one notification, so a receiver can drop a duplicate.
+//!
+//! Only [`super::egress`]-checked addresses are connected to; redirects are not followed (a
+//! 3xx is a failed attempt), no proxy from the environment is used, and the receiver's answer
+//! is reduced to its status code: its body and any server error text are never read, recorded
+//! or logged. A failed attempt records a short class ("connection refused", "timeout",
+//! "tls error", "address refused by egress policy: loopback (127.0.0.1)"), never the URL, whose
+//! query may hold the receiver's token.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use super::egress::{EgressError, EgressPolicy, EgressResolver};
 use super::Message;
 use crate::model::Contact;
 
@@ -41,12 +52,38 @@ pub fn verify(secret: &str, timestamp: &str, body: &[u8], signature: &str, now_s
     mac.verify_slice(&sig).is_ok()
 }
 
-pub async fn send(http: &reqwest::Client, contact: &Contact, msg: &Message) -> Result<String, String> {
+/// The HTTP client for webhook deliveries, bound to the egress policy.
+pub struct WebhookClient {
+    http: reqwest::Client,
+    egress: Arc<EgressPolicy>,
+}
+
+impl WebhookClient {
+    pub fn new(egress: Arc<EgressPolicy>, timeout: Duration) -> Result<Self, String> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .user_agent(concat!("ward-hub/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(Arc::new(EgressResolver(egress.clone())))
+            .build()
+            .map_err(|e| format!("cannot build the webhook http client: {e}"))?;
+        Ok(WebhookClient { http, egress })
+    }
+}
+
+pub async fn send(client: &WebhookClient, contact: &Contact, msg: &Message) -> Result<String, String> {
+    let url = reqwest::Url::parse(&contact.target).map_err(|_| "bad webhook URL".to_string())?;
+    // Names are checked by the resolver at connect time; literal addresses never reach it.
+    client.egress.check_url(&url).map_err(|e| e.to_string())?;
+    let Some(secret) = contact.secret.as_deref() else {
+        return Err("no signing secret for this contact (it could not be decrypted: check the hub's secret key file)".into());
+    };
     let body = serde_json::to_vec(&msg.json).map_err(|e| e.to_string())?;
     let ts = chrono::Utc::now().timestamp();
-    let secret = contact.secret.as_deref().unwrap_or_default();
-    let resp = http
-        .post(&contact.target)
+    let resp = client
+        .http
+        .post(url)
         .header("content-type", "application/json")
         .header("x-ward-timestamp", ts.to_string())
         .header("x-ward-signature", sign(secret, ts, &body))
@@ -55,13 +92,67 @@ pub async fn send(http: &reqwest::Client, contact: &Contact, msg: &Message) -> R
         .body(body)
         .send()
         .await
-        .map_err(|e| format!("webhook request failed: {e}"))?;
+        .map_err(|e| failure_detail(&e))?;
+    // The body is dropped unread: what a receiver says is never recorded or shown.
     let status = resp.status();
     if status.is_success() {
         Ok(format!("http {}", status.as_u16()))
+    } else if status.is_redirection() {
+        Err(format!("webhook answered http {} (redirects are not followed)", status.as_u16()))
     } else {
         Err(format!("webhook answered http {}", status.as_u16()))
     }
+}
+
+/// What a failed request records: the egress refusal, or `webhook <short class>`; never the
+/// URL or text from the other side.
+fn failure_detail(e: &reqwest::Error) -> String {
+    match egress_refusal(e) {
+        Some(refused) => refused.to_string(),
+        None => format!("webhook {}", failure_class(e)),
+    }
+}
+
+fn egress_refusal(e: &reqwest::Error) -> Option<&EgressError> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<EgressError>() {
+            return Some(refused);
+        }
+        // io::Error::source skips the error it wraps; look at it directly.
+        if let Some(refused) = s.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()).and_then(|inner| inner.downcast_ref::<EgressError>()) {
+            return Some(refused);
+        }
+        source = s.source();
+    }
+    None
+}
+
+fn failure_class(e: &reqwest::Error) -> &'static str {
+    let mut io_kind = None;
+    let mut tls = false;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        tls |= s.downcast_ref::<rustls::Error>().is_some();
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            io_kind.get_or_insert(io.kind());
+            tls |= io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some());
+        }
+        source = s.source();
+    }
+    if e.is_timeout() {
+        return "timeout";
+    }
+    if tls {
+        return "tls error";
+    }
+    if let Some(kind) = io_kind {
+        return super::io_failure_class(kind);
+    }
+    if e.is_connect() {
+        return "connection failed";
+    }
+    "request failed"
 }
 
 #[cfg(test)]

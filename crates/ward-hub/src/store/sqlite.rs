@@ -16,6 +16,11 @@
 //! records which sensor made each sighting, and publishes a campaign's keys to the indicator
 //! feed only past the publication bar. The registered allow-list entries are cached per
 //! `trust_state.allow_version`, read inside each ingest transaction.
+//!
+//! Privacy on disk: the data directory is created 0700 and the database file (so also its
+//! `-wal` and `-shm`, which SQLite creates with the database's mode) 0600; looser modes of an
+//! existing store are tightened on open. Webhook signing secrets are sealed with the key file
+//! of [`super::secrets`] (`contacts.secret`); plaintext ones are sealed on open.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
@@ -37,7 +42,10 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0100_assets.sql"),
     include_str!("../../migrations/0200_contacts_retrohunt.sql"),
     include_str!("../../migrations/0300_trust.sql"),
+    include_str!("../../migrations/0310_secrets.sql"),
 ];
+/// Associated data of a sealed webhook secret (see [`super::secrets`]).
+const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
 /// Reader connections kept open; more readers than cores gains nothing.
 const MAX_IDLE_READERS: usize = 8;
 /// How long a connection waits on a lock held by another process before failing.
@@ -60,6 +68,7 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(5
 
 pub struct SqliteStore {
     path: std::path::PathBuf,
+    secrets: super::secrets::SecretKeys,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     /// Tells the checkpointer thread to stop when the store is dropped.
@@ -97,17 +106,27 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (creating if needed) `DIR/ward-hub.sqlite3` and applies pending migrations.
+    /// Opens (creating if needed) `DIR/ward-hub.sqlite3` and applies pending migrations. The
+    /// secret key file is `$WARD_HUB_SECRET_KEY_FILE` or `DIR/secret.key`.
     pub fn open_dir(dir: &Path) -> StoreResult<Self> {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Invalid(format!("cannot create data directory {}: {e}", dir.display()))
-        })?;
-        Self::open(&dir.join("ward-hub.sqlite3"))
+        make_private_dir(dir)?;
+        Self::open_with_key_file(&dir.join("ward-hub.sqlite3"), &super::secrets::SecretKeys::default_path(dir))
     }
 
+    /// Opens a database file; the key file is found as for [`SqliteStore::open_dir`] in its
+    /// directory.
     pub fn open(path: &Path) -> StoreResult<Self> {
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Self::open_with_key_file(path, &super::secrets::SecretKeys::default_path(dir))
+    }
+
+    /// Opens a database file with the given secret key file (created when missing).
+    pub fn open_with_key_file(path: &Path, key_file: &Path) -> StoreResult<Self> {
+        make_private_files(path)?;
+        let secrets = super::secrets::SecretKeys::load_or_create(key_file)?;
         let mut writer = open_conn(path)?;
         migrate(&mut writer)?;
+        reseal_secrets(&mut writer, &secrets)?;
         writer.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)?;
         writer.pragma_update(None, "wal_autocheckpoint", WRITER_AUTOCHECKPOINT_PAGES)?;
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -118,6 +137,7 @@ impl SqliteStore {
             .map_err(|e| db_err(format!("cannot start the checkpointer thread: {e}")))?;
         Ok(SqliteStore {
             path: path.to_owned(),
+            secrets,
             writer: Mutex::new(writer),
             readers: Mutex::new(Vec::new()),
             checkpointer_stop: stop,
@@ -138,6 +158,18 @@ impl SqliteStore {
         let list = Arc::new(trust::load_allow(c)?);
         *cache = Some((version, list.clone()));
         Ok(list)
+    }
+
+    /// A contact as read, with its secret opened (a secret that cannot be opened becomes `None`,
+    /// and a webhook delivery then fails saying why, rather than signing with garbage).
+    fn reveal(&self, mut contact: Contact) -> Contact {
+        if let Some(stored) = contact.secret.take() {
+            match self.secrets.open(CONTACT_SECRET_COLUMN, &stored) {
+                Ok(plain) => contact.secret = Some(plain),
+                Err(e) => tracing::error!(contact = contact.id, key_file = %self.secrets.path().display(), error = %e, "cannot open a webhook secret"),
+            }
+        }
+        contact
     }
 
     fn write<T>(&self, f: impl FnOnce(&Transaction<'_>) -> StoreResult<T>) -> StoreResult<T> {
@@ -172,6 +204,97 @@ fn open_conn(path: &Path) -> StoreResult<Connection> {
     conn.pragma_update(None, "foreign_keys", "ON")?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
+}
+
+/// Creates the data directory 0700, or tightens an existing one.
+fn make_private_dir(dir: &Path) -> StoreResult<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(|e| StoreError::Invalid(format!("cannot create data directory {}: {e}", dir.display())))?;
+    tighten(dir, 0o700)
+}
+
+/// Creates the database file 0600 before SQLite does (SQLite gives `-wal` and `-shm` the
+/// database's mode), and tightens the three files of an existing store.
+fn make_private_files(path: &Path) -> StoreResult<()> {
+    if !path.exists() {
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        options.open(path).map_err(|e| StoreError::Database(format!("cannot create {}: {e}", path.display())))?;
+    }
+    let mut name = path.as_os_str().to_owned();
+    tighten(path, 0o600)?;
+    for suffix in ["-wal", "-shm"] {
+        name.push(suffix);
+        let side = std::path::PathBuf::from(&name);
+        if side.exists() {
+            tighten(&side, 0o600)?;
+        }
+        name = path.as_os_str().to_owned();
+    }
+    Ok(())
+}
+
+/// Removes permissions beyond `mode` from an existing file or directory. A directory this
+/// process does not own (a shared `/var/lib` layout) cannot be changed: that is logged, not
+/// fatal, since the files inside are still private.
+fn tighten(path: &Path, mode: u32) -> StoreResult<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|e| StoreError::Invalid(format!("cannot read {}: {e}", path.display())))?;
+        let current = meta.permissions().mode() & 0o777;
+        if current & !mode != 0 {
+            let to = current & mode;
+            match std::fs::set_permissions(path, std::fs::Permissions::from_mode(to)) {
+                Ok(()) => tracing::info!(path = %path.display(), from = format!("{current:o}"), to = format!("{to:o}"), "made store file private"),
+                Err(e) => tracing::warn!(path = %path.display(), mode = format!("{current:o}"), error = %e, "cannot make store file private"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, mode);
+    Ok(())
+}
+
+/// Seals plaintext webhook secrets (written before secrets were sealed) and re-seals those
+/// sealed with an older key (after a rotation), in one transaction. The replaced values are
+/// overwritten (`secure_delete`) and the WAL is checkpointed, so the old values leave the files.
+fn reseal_secrets(conn: &mut Connection, keys: &super::secrets::SecretKeys) -> StoreResult<()> {
+    let stale: Vec<(i64, String)> = {
+        let mut st = conn.prepare("SELECT id, secret FROM contacts WHERE secret IS NOT NULL")?;
+        let rows: Vec<(i64, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
+        rows.into_iter().filter(|(_, value)| !keys.is_current(value)).collect()
+    };
+    if stale.is_empty() {
+        return Ok(());
+    }
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut sealed = 0;
+    for (id, value) in stale {
+        match keys.open(CONTACT_SECRET_COLUMN, &value) {
+            Ok(plain) => {
+                tx.execute("UPDATE contacts SET secret = ?1 WHERE id = ?2", params![keys.seal(CONTACT_SECRET_COLUMN, &plain), id])?;
+                sealed += 1;
+            }
+            Err(e) => tracing::error!(contact = id, key_file = %keys.path().display(), error = %e, "cannot re-seal a webhook secret"),
+        }
+    }
+    tx.commit()?;
+    // Best effort: another process holding the database open may keep the WAL for now.
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::debug!(error = %e, "checkpoint after sealing secrets failed; the next one copies it");
+    }
+    conn.pragma_update(None, "secure_delete", "OFF")?;
+    if sealed > 0 {
+        tracing::info!(contacts = sealed, "sealed webhook secrets with the current key");
+    }
+    Ok(())
 }
 
 fn migrate(conn: &mut Connection) -> StoreResult<()> {
@@ -424,13 +547,15 @@ impl Store for SqliteStore {
             if exists.is_none() {
                 return Err(StoreError::NotFound(format!("jurisdiction {jurisdiction_id}")));
             }
+            let sealed = new.secret.as_deref().map(|plain| self.secrets.seal(CONTACT_SECRET_COLUMN, plain));
             tx.execute(
                 "INSERT INTO contacts (jurisdiction_id, channel, target, secret, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![jurisdiction_id, new.channel.as_str(), new.target.trim(), new.secret, now],
+                params![jurisdiction_id, new.channel.as_str(), new.target.trim(), sealed, now],
             )?;
             let id = tx.last_insert_rowid();
             Ok(tx.query_row(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = ?1"), [id], row_contact)?)
         })
+        .map(|c| self.reveal(c))
     }
 
     fn contacts(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<Contact>> {
@@ -438,8 +563,8 @@ impl Store for SqliteStore {
             let mut st = c.prepare_cached(&format!(
                 "SELECT {CONTACT_COLS} FROM contacts WHERE (?1 IS NULL OR jurisdiction_id = ?1) ORDER BY id"
             ))?;
-            let rows = st.query_map([jurisdiction_id], row_contact)?.collect::<Result<_, _>>()?;
-            Ok(rows)
+            let rows: Vec<Contact> = st.query_map([jurisdiction_id], row_contact)?.collect::<Result<_, _>>()?;
+            Ok(rows.into_iter().map(|c| self.reveal(c)).collect())
         })
     }
 
@@ -782,6 +907,7 @@ impl Store for SqliteStore {
                     })
                 })?
                 .collect::<Result<_, _>>()?;
+            let jobs: Vec<NotificationJob> = jobs.into_iter().map(|j| NotificationJob { contact: self.reveal(j.contact), ..j }).collect();
             let mut up = tx.prepare_cached("UPDATE notifications SET next_attempt_ms = ?1 WHERE id = ?2")?;
             for j in &jobs {
                 up.execute(params![now + lease_ms, j.id])?;

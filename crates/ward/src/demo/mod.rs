@@ -164,6 +164,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     config.notify.smtp_host = "127.0.0.1".into();
     config.notify.smtp_port = smtp_addr.port();
     config.notify.smtp_tls = ward_hub::config::SmtpTls::None;
+    // The offices' webhook receiver is on loopback: deliveries there are refused unless allowed.
+    config.notify.allow_targets = vec![ward_hub::notify::egress::AllowedNet(std::net::IpAddr::from([127, 0, 0, 1]).into())];
     config.public_url = format!("https://{}", args.listen);
     config.limits.sensor_batches_per_sec = 1000.0;
     config.limits.user_requests_per_sec = 1000.0;
