@@ -132,8 +132,7 @@ pub fn document() -> Value {
                 "post": op("upload a ward scan result (JSON) for ?jurisdiction=NAME; refused whole when anything lies outside its assets", "user")
             },
             "/api/v1/scan/report": { "put": op("upload the weekly report {html, pdf_base64} for ?jurisdiction=NAME", "user") },
-            "/scan/{id}/report.html": { "get": op("the latest weekly scan report of jurisdiction {id} (dashboard page)", "user") },
-            "/scan/{id}/report.css": { "get": op("the report's style sheet", "user") },
+            "/scan/{id}/report.html": { "get": op("the latest weekly scan report of jurisdiction {id}, served sandboxed (CSP sandbox, no scripts or forms)", "user") },
             "/scan/{id}/report.pdf": { "get": op("the latest weekly scan report as PDF", "user") },
             "/metrics": { "get": op("Prometheus metrics (an analyst's session or the configured scraper token; 401/403 otherwise)", "metrics") },
             "/healthz": { "get": op("liveness", "none") }
