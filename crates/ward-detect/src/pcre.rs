@@ -26,7 +26,7 @@ use std::sync::Arc;
 use pcre2_sys::*;
 
 /// Steps one pcre match may take (Suricata's `pcre.match-limit` default). PCRE2's own default
-/// is 10,000,000, which lets one catastrophic pattern cost ~25 ms per 1,400-byte packet.
+/// is 10,000,000, which lets one catastrophic pattern cost ~30 ms per 1,400-byte packet.
 pub const DEFAULT_MATCH_LIMIT: u32 = 3500;
 /// Backtracking depth one interpreted pcre match may reach (Suricata's
 /// `pcre.match-limit-recursion` default).

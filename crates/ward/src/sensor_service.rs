@@ -300,4 +300,16 @@ mod tests {
         fs::write(&path, "workers = 2\n").unwrap();
         assert!(args_from_file(&path).unwrap_err().to_string().contains("interface"));
     }
+
+    #[test]
+    fn service_file_sets_the_pcre_limits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sensor.toml");
+        fs::write(&path, "interface = \"eth1\"\n").unwrap();
+        let args = args_from_file(&path).unwrap();
+        assert_eq!((args.pcre_match_limit, args.pcre_depth_limit), (3500, 1500), "Suricata's defaults");
+        fs::write(&path, "interface = \"eth1\"\npcre-match-limit = 10000\npcre_depth_limit = 2000\n").unwrap();
+        let args = args_from_file(&path).unwrap();
+        assert_eq!((args.pcre_match_limit, args.pcre_depth_limit), (10000, 2000));
+    }
 }
