@@ -818,3 +818,42 @@ async fn the_hub_warns_through_its_api_on_postgres() {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(body.to_string().contains("45.1.2.3"), "{body}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// a measurement, not a test: `cargo test -p ward-hub --test store_backends -- --ignored
+// --nocapture ingest_rate` prints events/s of a plain ingest loop on both stores (median of 3)
+
+#[test]
+#[ignore = "a measurement; run by hand"]
+fn ingest_rate() {
+    /// Events per batch, batches per group commit, group commits per run.
+    const EVENTS: usize = 500;
+    const BATCHES: usize = 10;
+    const GROUPS: usize = 20;
+    let run = |s: &dyn Store| -> f64 {
+        let j = jurisdiction(s, 0);
+        let policy = CorrelationPolicy::default();
+        let line = |i: usize| {
+            format!(r#"{{"timestamp":"2026-11-22T01:02:03.456789+0000","flow_id":{i},"event_type":"dns","src_ip":"10.0.0.{}","src_port":53000,"dest_ip":"10.0.1.1","dest_port":53,"proto":"UDP","dns":{{"type":"query","id":{i},"rrname":"host{i}.county.example.gov","rrtype":"A"}}}}"#, i % 250)
+        };
+        let groups: Vec<Vec<IngestBatch>> = (0..GROUPS)
+            .map(|g| (0..BATCHES).map(|b| lines_batch(j, (g * BATCHES + b) as i64, &(0..EVENTS).map(line).collect::<Vec<_>>())).collect())
+            .collect();
+        let started = std::time::Instant::now();
+        for group in &groups {
+            s.ingest(group, &policy, 1000).unwrap();
+        }
+        (GROUPS * BATCHES * EVENTS) as f64 / started.elapsed().as_secs_f64()
+    };
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let sqlite = median((0..3).map(|_| run(common::backends::sqlite().store.as_ref())).collect());
+    println!("sqlite: {sqlite:.0} events/s");
+    if let Some(pg) = common::backends::postgres() {
+        drop(pg);
+        let postgres = median((0..3).map(|_| run(common::backends::postgres().unwrap().store.as_ref())).collect());
+        println!("postgres: {postgres:.0} events/s");
+    }
+}
