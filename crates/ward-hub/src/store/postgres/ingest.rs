@@ -211,6 +211,17 @@ fn ingest_one(db: &mut Db<'_>, b: &IngestBatch, policy: &CorrelationPolicy, now:
 /// Key of a contact record (the table's primary key).
 type ContactKey = (IpAddr, i64, IpAddr, i32, i32, bool);
 
+/// The key columns of [`ContactRows::insert`], one array each.
+#[derive(Default)]
+struct ContactColumns {
+    remote: Vec<IpAddr>,
+    hour: Vec<i64>,
+    local: Vec<IpAddr>,
+    port: Vec<i32>,
+    proto: Vec<i32>,
+    inbound: Vec<bool>,
+}
+
 /// One batch's contact records, summed per key (one statement may not update a row twice).
 #[derive(Default)]
 struct ContactRows {
@@ -232,15 +243,15 @@ impl ContactRows {
         if self.rows.is_empty() {
             return Ok(());
         }
-        let mut cols: (Vec<IpAddr>, Vec<i64>, Vec<IpAddr>, Vec<i32>, Vec<i32>, Vec<bool>) = Default::default();
+        let mut cols = ContactColumns::default();
         let mut sums: [Vec<i64>; 5] = Default::default();
         for (&(remote, hour, local, port, proto, inbound), v) in &self.rows {
-            cols.0.push(remote);
-            cols.1.push(hour);
-            cols.2.push(local);
-            cols.3.push(port);
-            cols.4.push(proto);
-            cols.5.push(inbound);
+            cols.remote.push(remote);
+            cols.hour.push(hour);
+            cols.local.push(local);
+            cols.port.push(port);
+            cols.proto.push(proto);
+            cols.inbound.push(inbound);
             for (col, value) in sums.iter_mut().zip(v) {
                 col.push(*value);
             }
@@ -254,7 +265,22 @@ impl ContactRows {
              first_ms = LEAST(contact_records.first_ms, excluded.first_ms), last_ms = GREATEST(contact_records.last_ms, excluded.last_ms), \
              flows = contact_records.flows + excluded.flows, pkts = contact_records.pkts + excluded.pkts, \
              bytes = contact_records.bytes + excluded.bytes, received_ms = excluded.received_ms",
-            &[&cols.0, &cols.1, &b.jurisdiction_id, &b.sensor_id, &now, &cols.2, &cols.3, &cols.4, &cols.5, &sums[0], &sums[1], &sums[2], &sums[3], &sums[4]],
+            &[
+                &cols.remote,
+                &cols.hour,
+                &b.jurisdiction_id,
+                &b.sensor_id,
+                &now,
+                &cols.local,
+                &cols.port,
+                &cols.proto,
+                &cols.inbound,
+                &sums[0],
+                &sums[1],
+                &sums[2],
+                &sums[3],
+                &sums[4],
+            ],
         )?;
         Ok(())
     }
