@@ -64,7 +64,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let counters: [(&str, &str, &Counter); 12] = [
+        let counters: [(&str, &str, &Counter); 14] = [
             ("ward_hub_events_ingested_total", "EVE events stored", &self.events_ingested),
             ("ward_hub_batches_ingested_total", "sensor batches stored", &self.batches_ingested),
             ("ward_hub_batches_duplicate_total", "batches acknowledged again for a repeated idempotency key", &self.batches_duplicate),
