@@ -320,7 +320,9 @@ fn contacts_and_sensors(s: &dyn Store) {
 }
 
 fn indicators_follow_campaigns_through_a_cursor(s: &dyn Store) {
-    let policy = CorrelationPolicy::default();
+    // Published at two jurisdictions (the lowest bar), so the campaign's keys reach the feed.
+    let mut policy = CorrelationPolicy::default();
+    policy.trust.publish_min_jurisdictions = 2;
     let (a, b) = (jurisdiction(s, 0), jurisdiction(s, 1));
     let (_, fx) = s.ingest(&[batch(a, 1, "45.1.2.3", "alert"), batch(b, 1, "45.1.2.3", "alert")], &policy, 1000).unwrap();
     assert_eq!((fx.campaigns_opened, fx.indicators_added, fx.notifications_enqueued), (1, 2, 2));
@@ -550,7 +552,164 @@ on_both_backends!(
     contact_records_are_stored_and_pruned_by_hour,
     scan_registry_leases_and_reports,
     retro_hunt_finds_earlier_contact_once,
+    a_budget_breach_holds_the_sensor_and_correlates_nothing,
+    publication_needs_the_bar_or_a_confirmation,
+    an_allow_listed_address_is_never_a_key,
+    revoking_a_sensor_withdraws_what_it_caused,
+    scanning_events_pages_newest_first,
 );
+
+// ---------------------------------------------------------------------------------------------
+// the trust model (docs/hub.md "Trust: what one sensor can do"), on both
+
+/// One batch from an enrolled sensor, one event per remote address.
+fn sensor_batch(sensor: &Sensor, seq: i64, remotes: &[&str]) -> IngestBatch {
+    let events = remotes.iter().map(|r| event(&alert_line(r, "alert"))).collect();
+    IngestBatch { sensor_id: sensor.id, jurisdiction_id: sensor.jurisdiction_id, seq, events, rejected: vec![], rejected_total: 0 }
+}
+
+/// `n` jurisdictions, each with one enrolled sensor.
+fn sensors(s: &dyn Store, n: usize) -> Vec<Sensor> {
+    (0..n).map(|i| sensor(s, jurisdiction(s, i)).0).collect()
+}
+
+fn feed(s: &dyn Store) -> Vec<(String, String)> {
+    s.indicators_since(0, 10_000).unwrap().into_iter().map(|i| (i.action, i.value)).collect()
+}
+
+fn a_budget_breach_holds_the_sensor_and_correlates_nothing(s: &dyn Store) {
+    let mut policy = CorrelationPolicy::default();
+    policy.trust.max_remotes_per_batch = 3;
+    let ss = sensors(s, 2);
+    s.ingest(&[sensor_batch(&ss[1], 1, &["45.1.2.3"])], &policy, 1000).unwrap();
+    // Four addresses in one batch, one of them seen elsewhere: over the cap of three.
+    let (_, fx) = s.ingest(&[sensor_batch(&ss[0], 1, &["45.1.2.3", "45.1.2.4", "45.1.2.5", "45.1.2.6"])], &policy, 2000).unwrap();
+    assert_eq!((fx.trust_anomalies, fx.batches_held, fx.campaigns_opened), (1, 1, 0));
+    let anomalies = s.trust_anomalies(Some(ss[0].id), 10).unwrap();
+    assert_eq!(anomalies.len(), 1);
+    assert_eq!((anomalies[0].kind.as_str(), anomalies[0].remotes, anomalies[0].limit), ("batch_spray", 4, 3));
+    // On hold: a batch within the cap is stored but still correlates nothing.
+    let (_, fx) = s.ingest(&[sensor_batch(&ss[0], 2, &["45.1.2.3"])], &policy, 3000).unwrap();
+    assert_eq!((fx.batches_held, fx.campaigns_opened), (1, 0));
+    assert!(s.campaigns(false).unwrap().is_empty(), "a held sensor opens no campaign");
+    assert_eq!(s.events(Some(ss[0].jurisdiction_id), None, 100).unwrap().len(), 5, "every event is stored");
+    let c = s.sensor_contributions(ss[0].id, 3000).unwrap().unwrap();
+    assert!(c.trust.on_hold);
+    assert_eq!(c.trust.hold_reason.as_deref(), Some("batch_spray"));
+    assert_eq!(c.keys_total, 0);
+}
+
+fn publication_needs_the_bar_or_a_confirmation(s: &dyn Store) {
+    let policy = CorrelationPolicy::default();
+    let ss = sensors(s, 3);
+    for (n, sensor) in ss.iter().take(2).enumerate() {
+        s.ingest(&[sensor_batch(sensor, 1, &["45.1.2.3"])], &policy, 1000 + n as i64).unwrap();
+    }
+    let open = s.campaigns(true).unwrap();
+    assert_eq!(open.len(), 1, "two jurisdictions open one campaign");
+    assert_eq!(open[0].published_ms, None, "below the bar of three: members are warned, the feed carries nothing");
+    assert!(feed(s).is_empty());
+    s.ingest(&[sensor_batch(&ss[2], 1, &["45.1.2.3"])], &policy, 3000).unwrap();
+    let c = &s.campaigns(true).unwrap()[0];
+    assert_eq!(c.published_ms, Some(3000));
+    assert!(feed(s).contains(&("add".to_string(), "45.1.2.3".to_string())));
+    // A second actor seen by two: an analyst's confirmation publishes it.
+    for (n, sensor) in ss.iter().take(2).enumerate() {
+        s.ingest(&[sensor_batch(sensor, 2, &["45.9.9.9"])], &policy, 4000 + n as i64).unwrap();
+    }
+    let second = s.campaigns(true).unwrap().into_iter().find(|c| c.keys.contains(&"ip:45.9.9.9".to_string())).unwrap();
+    assert_eq!(second.published_ms, None);
+    assert!(!feed(s).iter().any(|(_, v)| v == "45.9.9.9"));
+    s.update_campaign(second.id, &CampaignChange { confirm: true, ..Default::default() }, 5000).unwrap();
+    let second = s.campaign(second.id).unwrap().unwrap().campaign;
+    assert_eq!((second.confirmed_ms, second.published_ms), (Some(5000), Some(5000)));
+    assert!(feed(s).contains(&("add".to_string(), "45.9.9.9".to_string())));
+}
+
+fn an_allow_listed_address_is_never_a_key(s: &dyn Store) {
+    let policy = CorrelationPolicy::default();
+    let ss = sensors(s, 3);
+    let entry = |network: &str| ward_hub::trust::NewAllowEntry {
+        jurisdiction_id: None,
+        network: network.into(),
+        asn: None,
+        note: "update server".into(),
+        created_by: "test".into(),
+    };
+    s.add_allow_entry(&entry("45.20.0.0/24"), 10).unwrap();
+    assert_eq!(s.allow_entries(None).unwrap().len(), 1);
+    assert!(matches!(s.add_allow_entry(&entry("45.20.0.0/24"), 11), Err(StoreError::Conflict(_))), "one entry per network");
+    for (n, sensor) in ss.iter().enumerate() {
+        s.ingest(&[sensor_batch(sensor, 1, &["45.20.0.7", "45.30.0.1"])], &policy, 1000 + n as i64).unwrap();
+    }
+    let open = s.campaigns(true).unwrap();
+    assert_eq!(open.len(), 1);
+    assert!(open[0].keys.iter().all(|k| !k.contains("45.20.")), "no key covers the allow-listed network: {:?}", open[0].keys);
+    assert!(feed(s).iter().any(|(_, v)| v == "45.30.0.1"));
+    // Listed afterwards: its keys leave the campaign and the feed, and the campaign closes.
+    let out = s.add_allow_entry(&entry("45.30.0.1"), 5000).unwrap();
+    assert!(out.keys_removed >= 1);
+    assert_eq!(out.campaigns_closed, 1);
+    assert!(feed(s).contains(&("remove".to_string(), "45.30.0.1".to_string())));
+    assert!(s.campaigns(true).unwrap().is_empty());
+    let removed = s.remove_allow_entry(out.entry.id, 6000).unwrap();
+    assert_eq!(removed.network, "45.30.0.1");
+    assert!(matches!(s.remove_allow_entry(out.entry.id, 6001), Err(StoreError::NotFound(_))));
+}
+
+fn revoking_a_sensor_withdraws_what_it_caused(s: &dyn Store) {
+    let mut policy = CorrelationPolicy::default();
+    policy.min_jurisdictions = 2;
+    let ss = sensors(s, 3);
+    for (n, sensor) in ss.iter().enumerate() {
+        s.ingest(&[sensor_batch(sensor, 1, &["45.1.2.3"])], &policy, 1000 + n as i64).unwrap();
+    }
+    let c = s.campaigns(true).unwrap()[0].clone();
+    assert!(c.published_ms.is_some());
+    let before = s.sensor_contributions(ss[2].id, 4000).unwrap().unwrap();
+    assert!(before.keys_total >= 1);
+    assert!(before.campaigns.iter().any(|k| k.campaign_id == c.id));
+    let out = s.revoke_sensor(ss[2].id, &policy, 5000).unwrap();
+    assert!(out.sightings_deleted >= 1);
+    assert_eq!(out.campaigns_left, vec![c.id]);
+    assert_eq!(out.campaigns_unpublished, vec![c.id], "two jurisdictions are below the bar of three");
+    assert!(out.indicators_withdrawn >= 1);
+    let after = s.campaign(c.id).unwrap().unwrap().campaign;
+    assert_eq!((after.jurisdictions, after.published_ms), (2, None));
+    assert!(feed(s).contains(&("remove".to_string(), "45.1.2.3".to_string())));
+    let standing = s.sensor_contributions(ss[2].id, 5001).unwrap().unwrap();
+    assert!(standing.trust.on_hold);
+    assert_eq!((standing.keys_total, standing.trust.hold_reason.as_deref()), (0, Some("revoked")));
+    assert!(s.sensor_contributions(999_999, 5001).unwrap().is_none());
+    assert!(matches!(s.revoke_sensor(999_999, &policy, 5002), Err(StoreError::NotFound(_))));
+    s.release_sensor(ss[2].id, &policy, 6000).unwrap();
+    assert!(!s.sensor_contributions(ss[2].id, 6001).unwrap().unwrap().trust.on_hold);
+    assert_eq!(s.sensor(ss[2].id).unwrap().map(|x| x.id), Some(ss[2].id));
+}
+
+fn scanning_events_pages_newest_first(s: &dyn Store) {
+    let policy = CorrelationPolicy::default();
+    let ss = sensors(s, 1);
+    let remotes: Vec<String> = (0..5).map(|i| format!("45.0.0.{i}")).collect();
+    let refs: Vec<&str> = remotes.iter().map(String::as_str).collect();
+    s.ingest(&[sensor_batch(&ss[0], 1, &refs)], &policy, 1000).unwrap();
+    let mut page = Vec::new();
+    s.scan_events(&EventFilter { limit: 100, ..Default::default() }, &mut |e| {
+        page.push(e.id);
+        page.len() < 2
+    })
+    .unwrap();
+    assert_eq!(page.len(), 2, "the scan stops when asked");
+    assert!(page[0] > page[1], "newest first");
+    let mut rest = Vec::new();
+    s.scan_events(&EventFilter { before: Some(page[1]), limit: 100, ..Default::default() }, &mut |e| {
+        rest.push(e.id);
+        true
+    })
+    .unwrap();
+    assert_eq!(rest.len(), 3);
+    assert!(rest.iter().all(|id| *id < page[1]));
+}
 
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL only: replicas
@@ -683,7 +842,7 @@ fn migrations_apply_once_when_replicas_start_together() {
     });
     for store in &opened {
         let store = store.as_ref().unwrap_or_else(|e| panic!("a replica failed to start: {e}"));
-        assert_eq!(store.applied_migrations().unwrap(), vec![1, 2, 100, 200]);
+        assert_eq!(store.applied_migrations().unwrap(), vec![1, 2, 100, 200, 300]);
     }
     drop(opened);
     // A schema from a newer ward is refused with a message that says what to do.
@@ -816,7 +975,9 @@ async fn the_hub_warns_through_its_api_on_postgres() {
     assert_eq!(campaigns[0]["jurisdictions"], 2);
     let (status, body) = send(Request::get("/api/v1/indicators?since=0").header("authorization", format!("Bearer {}", sensors[0].1)).body(Body::empty()).unwrap()).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert!(body.to_string().contains("45.1.2.3"), "{body}");
+    // Two jurisdictions are below the publication bar of three: members are warned, the
+    // all-sensor feed carries nothing yet (docs/hub.md "Trust").
+    assert!(!body.to_string().contains("45.1.2.3"), "{body}");
 }
 
 // ---------------------------------------------------------------------------------------------
