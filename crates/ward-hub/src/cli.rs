@@ -1,8 +1,11 @@
 //! `ward hub …`: serve, and the administrative commands that work directly on the store (so a
-//! fresh install can be set up before the server runs; SQLite's WAL lets both run at once).
-//! Everything here is also in the HTTP API.
+//! fresh install can be set up before the server runs; SQLite's WAL lets both run at once, and
+//! PostgreSQL serves any number of clients). Everything here is also in the HTTP API.
+//!
+//! The store: `--data DIR` (the embedded SQLite store) or `--database` (`postgres://…`,
+//! `sqlite:DIR` or a directory; see [`crate::store::open`]), which wins when both are given.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,7 +14,7 @@ use clap::{Args, Subcommand};
 use crate::auth;
 use crate::config::HubConfig;
 use crate::model::{now_ms, redacted_target, Channel, JurisdictionKind, NewContact, NewJurisdiction, Role};
-use crate::store::sqlite::SqliteStore;
+use crate::store::open::Database;
 use crate::store::Store;
 
 /// Where the embedded store lives when neither --data nor the config says.
@@ -24,17 +27,21 @@ pub enum HubCommand {
         /// TOML configuration file (see docs/hub.md).
         #[arg(long)]
         config: Option<PathBuf>,
-        /// Directory of the embedded store (overrides the config's data_dir).
+        /// Directory of the embedded store (overrides the config's data_dir and database).
         #[arg(long)]
         data: Option<PathBuf>,
+        /// The store instead of --data: postgres://USER@HOST/DB, sqlite:DIR or a directory
+        /// (overrides the config's database and data_dir).
+        #[arg(long, env = "WARD_HUB_DATABASE", hide_env_values = true)]
+        database: Option<String>,
         /// Address to listen on (overrides the config; plain HTTP only on loopback).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
     },
     /// Create the store and print a first analyst login.
     Init {
-        #[arg(long, env = "WARD_HUB_DATA", default_value = DEFAULT_DATA_DIR)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: DataArg,
         /// User name of the first analyst.
         #[arg(long, default_value = "analyst")]
         username: String,
@@ -61,6 +68,19 @@ pub struct DataArg {
     /// Directory of the embedded store.
     #[arg(long, env = "WARD_HUB_DATA", default_value = DEFAULT_DATA_DIR)]
     pub data: PathBuf,
+    /// The store instead of --data: postgres://USER@HOST/DB, sqlite:DIR or a directory.
+    #[arg(long, env = "WARD_HUB_DATABASE", hide_env_values = true)]
+    pub database: Option<String>,
+}
+
+impl DataArg {
+    /// `--database` when given, else the SQLite store in `--data`.
+    pub fn database(&self) -> anyhow::Result<Database> {
+        match &self.database {
+            Some(d) => Ok(Database::parse(d)?),
+            None => Ok(Database::sqlite_dir(&self.data)),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -217,38 +237,41 @@ pub enum UserCommand {
 /// Runs one `ward hub` subcommand on its own tokio runtime.
 pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
     match cmd {
-        HubCommand::Serve { config, data, listen } => serve(config, data, listen),
+        HubCommand::Serve { config, data, database, listen } => serve(config, data, database, listen),
         HubCommand::Init { data, username } => {
+            let database = data.database()?;
             let store = open(&data)?;
             let password = random_password();
             let phc = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
             store.create_user(&username, &phc, Role::Analyst, None, now_ms()).with_context(|| {
                 format!("cannot create analyst {username:?} (run init once per store, or use `ward hub user add`)")
             })?;
-            println!("store ready in {}", data.display());
-            println!(
-                "secret key {} seals webhook secrets in the store: back it up, apart from the database",
-                crate::store::secrets::SecretKeys::default_path(&data).display()
-            );
+            println!("store ready in {database}");
+            if let Database::Sqlite(dir) = &database {
+                println!(
+                    "secret key {} seals webhook secrets in the store: back it up, apart from the database",
+                    crate::store::secrets::SecretKeys::default_path(dir).display()
+                );
+            }
             println!("first analyst login: user {username} password {password}");
             println!("change it after logging in; it is not shown again");
             Ok(())
         }
         HubCommand::Jurisdiction(JurisdictionCommand::Add { name, kind, state, home_net, data }) => {
-            let store = open(&data.data)?;
+            let store = open(&data)?;
             let j = store.create_jurisdiction(&NewJurisdiction { name, kind, state, home_net }, now_ms())?;
             println!("jurisdiction {} {:?} ({}{})", j.id, j.name, j.kind.as_str(), j.state.map(|s| format!(", {s}")).unwrap_or_default());
             Ok(())
         }
         HubCommand::Jurisdiction(JurisdictionCommand::List { data }) => {
-            for j in open(&data.data)?.jurisdictions()? {
+            for j in open(&data)?.jurisdictions()? {
                 println!("{}\t{}\t{}\t{}", j.id, j.kind.as_str(), j.state.unwrap_or_default(), j.name);
             }
             Ok(())
         }
         HubCommand::Sensor(SensorCommand::Token { jurisdiction, data }) => {
-            let store = open(&data.data)?;
-            let j = find_jurisdiction(&store, &jurisdiction)?;
+            let store = open(&data)?;
+            let j = find_jurisdiction(store.as_ref(), &jurisdiction)?;
             let token = auth::random_token("wet");
             let now = now_ms();
             store.create_enrollment_token(j, &auth::hash_token(&token), now, now + auth::ENROLLMENT_TOKEN_TTL_MS)?;
@@ -257,20 +280,20 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             Ok(())
         }
         HubCommand::Sensor(SensorCommand::List { data }) => {
-            for s in open(&data.data)?.sensors(None)? {
+            for s in open(&data)?.sensors(None)? {
                 let seen = s.last_seen_ms.map(crate::model::fmt_ms).unwrap_or_else(|| "never".into());
                 println!("{}\tjurisdiction {}\t{}\tlast seen {}\t{} events", s.id, s.jurisdiction_id, s.name, seen, s.events_total);
             }
             Ok(())
         }
         HubCommand::Sensor(SensorCommand::Contributions { id, data }) => {
-            let c = open(&data.data)?.sensor_contributions(id, now_ms())?.with_context(|| format!("no sensor {id}: list them with `ward hub sensor list`"))?;
+            let c = open(&data)?.sensor_contributions(id, now_ms())?.with_context(|| format!("no sensor {id}: list them with `ward hub sensor list`"))?;
             println!("{}", serde_json::to_string_pretty(&c)?);
             Ok(())
         }
         HubCommand::Sensor(SensorCommand::Revoke { id, policy, data }) => {
             let policy = load_policy(&policy)?;
-            let out = open(&data.data)?.revoke_sensor(id, &policy, now_ms()).with_context(|| format!("cannot revoke sensor {id}"))?;
+            let out = open(&data)?.revoke_sensor(id, &policy, now_ms()).with_context(|| format!("cannot revoke sensor {id}"))?;
             println!(
                 "sensor {id}: {} sightings deleted, jurisdiction left {} campaigns, {} closed, {} unpublished, {} indicators withdrawn; on hold until {}",
                 out.sightings_deleted,
@@ -284,13 +307,13 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
         }
         HubCommand::Sensor(SensorCommand::Release { id, policy, data }) => {
             let policy = load_policy(&policy)?;
-            open(&data.data)?.release_sensor(id, &policy, now_ms()).with_context(|| format!("cannot release sensor {id}"))?;
+            open(&data)?.release_sensor(id, &policy, now_ms()).with_context(|| format!("cannot release sensor {id}"))?;
             println!("sensor {id} released: its next batches correlate again");
             Ok(())
         }
         HubCommand::Allow(AllowCommand::Add { network, note, jurisdiction, data }) => {
-            let store = open(&data.data)?;
-            let j = jurisdiction.map(|name| find_jurisdiction(&store, &name)).transpose()?;
+            let store = open(&data)?;
+            let j = jurisdiction.map(|name| find_jurisdiction(store.as_ref(), &name)).transpose()?;
             let new = crate::trust::validate_entry(&network, &note, j, crate::trust::EntryAuthor::Analyst, "cli").map_err(|e| anyhow::anyhow!(e))?;
             let out = store.add_allow_entry(&new, now_ms())?;
             println!(
@@ -305,20 +328,20 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             Ok(())
         }
         HubCommand::Allow(AllowCommand::List { data }) => {
-            for e in open(&data.data)?.allow_entries(None)? {
+            for e in open(&data)?.allow_entries(None)? {
                 let scope = e.jurisdiction_id.map(|j| format!("jurisdiction {j}")).unwrap_or_else(|| "hub-wide".into());
                 println!("{}\t{}\t{}\t{}\tby {}", e.id, e.network, scope, e.note, e.created_by);
             }
             Ok(())
         }
         HubCommand::Allow(AllowCommand::Remove { id, data }) => {
-            let e = open(&data.data)?.remove_allow_entry(id, now_ms()).with_context(|| format!("cannot remove allow-list entry {id} (list them with `ward hub allow list`)"))?;
+            let e = open(&data)?.remove_allow_entry(id, now_ms()).with_context(|| format!("cannot remove allow-list entry {id} (list them with `ward hub allow list`)"))?;
             println!("allow-list entry {} {} removed", e.id, e.network);
             Ok(())
         }
         HubCommand::Contact(ContactCommand::Add { jurisdiction, email, webhook, secret, syslog, data }) => {
-            let store = open(&data.data)?;
-            let j = find_jurisdiction(&store, &jurisdiction)?;
+            let store = open(&data)?;
+            let j = find_jurisdiction(store.as_ref(), &jurisdiction)?;
             let (channel, target) = match (email, webhook, syslog) {
                 (Some(e), None, None) => (Channel::Email, e),
                 (None, Some(w), None) => (Channel::Webhook, w),
@@ -340,14 +363,14 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             Ok(())
         }
         HubCommand::Contact(ContactCommand::List { data }) => {
-            for c in open(&data.data)?.contacts(None)? {
+            for c in open(&data)?.contacts(None)? {
                 println!("{}\tjurisdiction {}\t{}\t{}", c.id, c.jurisdiction_id, c.channel.as_str(), redacted_target(&c.target));
             }
             Ok(())
         }
         HubCommand::User(UserCommand::Add { username, role, jurisdiction, password, data }) => {
-            let store = open(&data.data)?;
-            let j = jurisdiction.map(|name| find_jurisdiction(&store, &name)).transpose()?;
+            let store = open(&data)?;
+            let j = jurisdiction.map(|name| find_jurisdiction(store.as_ref(), &name)).transpose()?;
             let shown = password.is_none();
             let password = password.unwrap_or_else(random_password);
             let phc = auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -359,7 +382,7 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             Ok(())
         }
         HubCommand::User(UserCommand::List { data }) => {
-            for u in open(&data.data)?.users(None)? {
+            for u in open(&data)?.users(None)? {
                 println!("{}\t{}\t{}\t{}", u.id, u.role.as_str(), u.jurisdiction_id.map(|j| j.to_string()).unwrap_or_default(), u.username);
             }
             Ok(())
@@ -376,11 +399,12 @@ fn load_policy(arg: &PolicyArg) -> anyhow::Result<crate::store::CorrelationPolic
     cfg.correlation_policy(|_| None).map_err(|e| anyhow::anyhow!("invalid [trust] configuration: {e}"))
 }
 
-fn open(dir: &Path) -> anyhow::Result<SqliteStore> {
-    SqliteStore::open_dir(dir).with_context(|| format!("cannot open the hub store in {}", dir.display()))
+fn open(data: &DataArg) -> anyhow::Result<Arc<dyn Store>> {
+    let database = data.database()?;
+    database.open().with_context(|| format!("cannot open the hub store {database}"))
 }
 
-fn find_jurisdiction(store: &SqliteStore, name_or_id: &str) -> anyhow::Result<i64> {
+fn find_jurisdiction(store: &dyn Store, name_or_id: &str) -> anyhow::Result<i64> {
     if let Some(j) = store.jurisdiction_by_name(name_or_id)? {
         return Ok(j.id);
     }
@@ -396,7 +420,7 @@ fn random_password() -> String {
     auth::random_token("pw")[3..27].to_string()
 }
 
-fn serve(config: Option<PathBuf>, data: Option<PathBuf>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+fn serve(config: Option<PathBuf>, data: Option<PathBuf>, database: Option<String>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .try_init();
@@ -406,15 +430,23 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>, listen: Option<std::net
     };
     if let Some(d) = data {
         cfg.data_dir = d;
+        cfg.database = None;
+    }
+    if let Some(d) = database {
+        cfg.database = Some(d);
     }
     if let Some(l) = listen {
         cfg.listen = l;
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     rt.block_on(async move {
-        let dir = cfg.data_dir.clone();
-        let store = tokio::task::spawn_blocking(move || SqliteStore::open_dir(&dir)).await??;
-        let hub = crate::server::start_with_store(Arc::new(store), cfg).await?;
+        let database = cfg.store_database()?;
+        let shown = database.to_string();
+        let store = tokio::task::spawn_blocking(move || database.open())
+            .await?
+            .with_context(|| format!("cannot open the hub store {shown}"))?;
+        tracing::info!(store = %shown, "store open");
+        let hub = crate::server::start_with_store(store, cfg).await?;
         println!("ward hub listening on {}", hub.url());
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r?; hub.shutdown().await; }

@@ -4,6 +4,7 @@
 //! ```toml
 //! listen = "127.0.0.1:8443"
 //! data_dir = "/var/lib/ward-hub"
+//! # database = "postgres://ward@127.0.0.1/ward"   # instead of data_dir: see store::open
 //! public_url = "https://hub.example.org"
 //! asn_db = "/usr/share/GeoIP/GeoLite2-ASN.mmdb"   # optional
 //! [tls]
@@ -58,6 +59,9 @@ use crate::store::CorrelationPolicy;
 pub struct HubConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
+    /// The store, instead of the SQLite store in `data_dir`: `postgres://USER@HOST/DB`,
+    /// `sqlite:DIR` or a directory (see [`crate::store::open`]).
+    pub database: Option<String>,
     /// How users reach the dashboard; used in links inside notifications.
     pub public_url: String,
     /// A MaxMind-format ASN database; when set, ASNs become actor keys.
@@ -76,6 +80,7 @@ impl Default for HubConfig {
         HubConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
             data_dir: PathBuf::from("ward-hub-data"),
+            database: None,
             public_url: String::new(),
             asn_db: None,
             tls: TlsConfig::default(),
@@ -327,6 +332,15 @@ pub enum ConfigError {
 }
 
 impl HubConfig {
+    /// The store this configuration names: `database` when set, else the SQLite store in
+    /// `data_dir`.
+    pub fn store_database(&self) -> Result<crate::store::open::Database, crate::error::StoreError> {
+        match &self.database {
+            Some(d) => crate::store::open::Database::parse(d),
+            None => Ok(crate::store::open::Database::sqlite_dir(&self.data_dir)),
+        }
+    }
+
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;

@@ -18,7 +18,6 @@ use tokio::sync::watch;
 use crate::config::HubConfig;
 use crate::ingest::MAX_BATCH_BODY_BYTES;
 use crate::state::HubState;
-use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 use crate::{api, web};
 
@@ -125,11 +124,12 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Opens the SQLite store in `config.data_dir`, starts the workers and serves `config.listen`.
+/// Opens the store the config names (`database`, else the SQLite store in `data_dir`), starts
+/// the workers and serves `config.listen`.
 pub async fn start(config: HubConfig) -> anyhow::Result<RunningHub> {
-    let dir = config.data_dir.clone();
-    let store = tokio::task::spawn_blocking(move || SqliteStore::open_dir(&dir)).await??;
-    start_with_store(Arc::new(store), config).await
+    let database = config.store_database()?;
+    let store = tokio::task::spawn_blocking(move || database.open()).await??;
+    start_with_store(store, config).await
 }
 
 pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyhow::Result<RunningHub> {

@@ -9,6 +9,8 @@
 //! extending campaigns, appending indicators and enqueueing notifications happen in one
 //! transaction, so several hub replicas sharing one database agree on campaigns.
 
+pub mod open;
+pub mod postgres;
 pub mod secrets;
 pub mod sqlite;
 
