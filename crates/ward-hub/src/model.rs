@@ -192,6 +192,34 @@ fn serialize_redacted<S: serde::Serializer>(target: &str, s: S) -> Result<S::Ok,
     s.serialize_str(&redacted_target(target))
 }
 
+/// Free text (a delivery attempt's detail, a notification's last error) with every `http://` or
+/// `https://` URL in it redacted as [`redacted_target`] does. Today's details never hold a URL;
+/// this covers attempts an older hub recorded with the URL in its error text.
+pub fn redacted_text(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = ["http://", "https://"].iter().filter_map(|scheme| rest.find(scheme)).min() {
+        out.push_str(&rest[..start]);
+        let url = &rest[start..];
+        let end = url.find(|c: char| c.is_whitespace() || matches!(c, ')' | '"' | '\'' | '<' | '>')).unwrap_or(url.len());
+        out.push_str(&redacted_target(&url[..end]));
+        rest = &url[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn serialize_redacted_text<S: serde::Serializer>(text: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&redacted_text(text))
+}
+
+fn serialize_redacted_opt_text<S: serde::Serializer>(text: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match text {
+        Some(t) => s.serialize_some(&redacted_text(t)),
+        None => s.serialize_none(),
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Contact {
     pub id: i64,
@@ -341,6 +369,7 @@ pub struct NotificationRecord {
     pub attempts: i64,
     pub created_ms: Millis,
     pub delivered_ms: Option<Millis>,
+    #[serde(serialize_with = "serialize_redacted_opt_text")]
     pub last_error: Option<String>,
 }
 
@@ -350,6 +379,7 @@ pub struct DeliveryAttempt {
     pub ts_ms: Millis,
     pub ok: bool,
     pub duration_ms: i64,
+    #[serde(serialize_with = "serialize_redacted_text")]
     pub detail: String,
 }
 
@@ -483,6 +513,9 @@ mod tests {
         assert_eq!(redacted_target("it@county.example.gov"), "it@county.example.gov");
         assert_eq!(redacted_target("siem.example:6514"), "siem.example:6514");
         assert_eq!(redacted_target("127.0.0.1:514"), "127.0.0.1:514");
+        let old = "webhook request failed: error sending request for url (https://x.example/h?token=s3cret) and http://y.example/?k=v";
+        assert_eq!(redacted_text(old), "webhook request failed: error sending request for url (https://x.example/h?token=…) and http://y.example/?k=…");
+        assert_eq!(redacted_text("http 204"), "http 204");
         let c = Contact { id: 1, jurisdiction_id: 1, channel: Channel::Webhook, target: "https://x.example/h?k=v".into(), secret: Some("s".into()), created_ms: 0 };
         assert_eq!(serde_json::to_value(&c).unwrap()["target"], "https://x.example/h?k=…");
     }

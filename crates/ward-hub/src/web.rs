@@ -238,7 +238,7 @@ fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool) -> M
                     @if show_jurisdiction { td { a href={ "/jurisdictions/" (n.jurisdiction_id) } { (n.jurisdiction_id) } } }
                     td { (n.channel.as_str()) } td { (redacted_target(&n.target)) } td { (n.event_kind) } td { (n.status) } td { (n.attempts) }
                     td { (fmt_ms(n.created_ms)) } td { (n.delivered_ms.map(fmt_ms).unwrap_or_default()) }
-                    td { (n.last_error.clone().unwrap_or_default()) }
+                    td { (n.last_error.as_deref().map(redacted_text).unwrap_or_default()) }
                 }
             }
         }
@@ -456,7 +456,7 @@ async fn notification_page(State(state): State<HubState>, MaybeUser(who): MaybeU
         table {
             tr { th { "time" } th { "result" } th { "duration (ms)" } th { "detail" } }
             @for a in &attempts {
-                tr { td { (fmt_ms(a.ts_ms)) } td { (if a.ok { "delivered" } else { "failed" }) } td { (a.duration_ms) } td { (a.detail) } }
+                tr { td { (fmt_ms(a.ts_ms)) } td { (if a.ok { "delivered" } else { "failed" }) } td { (a.duration_ms) } td { (redacted_text(&a.detail)) } }
             }
         }
         @if n.status == "pending" { p { "Next attempt is scheduled; failures are retried with backoff up to 8 attempts." } }
