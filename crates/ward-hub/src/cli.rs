@@ -49,7 +49,7 @@ pub enum HubCommand {
     /// Jurisdictions: states, counties, cities.
     #[command(subcommand)]
     Jurisdiction(JurisdictionCommand),
-    /// Sensors: enrollment tokens and the list.
+    /// Sensors: enrollment tokens, the list, and (analysts) contributions, revoke and release.
     #[command(subcommand)]
     Sensor(SensorCommand),
     /// Notification contacts of a jurisdiction.

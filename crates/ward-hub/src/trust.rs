@@ -200,8 +200,8 @@ pub struct AllowList {
     asns: BTreeSet<u32>,
 }
 
-/// `address` or `address/len`, canonical (v4-mapped IPv6 becomes IPv4, host bits must be zero
-/// only in the output: the network address is returned).
+/// Parses `address` or `address/len` into its network address and prefix length (a v4-mapped
+/// IPv6 address becomes IPv4; host bits are cleared).
 pub fn parse_network(s: &str) -> Result<(IpAddr, u8), String> {
     let s = s.trim();
     let (addr, len) = match s.split_once('/') {

@@ -9,7 +9,8 @@
 //! analyst see and revoke everything one sensor contributed. Everything here goes through the
 //! real router with the default configuration.
 
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
 use serde_json::{json, Value};
 use ward_hub::model::{Channel, NewContact, Role};
 use ward_hub::store::{NotificationFilter, Store};
@@ -108,6 +109,16 @@ impl World {
 
     fn events_stored(&self, i: usize) -> i64 {
         self.h.store.sensors(Some(self.js[i])).unwrap()[0].events_total
+    }
+
+    /// A dashboard request with a session cookie (and a form body when given).
+    async fn page(&self, method: &str, path: &str, session: &str, form: Option<String>) -> Resp {
+        let b = Request::builder().method(method).uri(path).header("cookie", format!("ward_session={session}"));
+        let req = match form {
+            Some(f) => b.header("content-type", "application/x-www-form-urlencoded").body(Body::from(f)),
+            None => b.body(Body::empty()),
+        };
+        self.h.send(req.unwrap()).await
     }
 }
 
@@ -333,4 +344,43 @@ async fn revoking_a_sensor_withdraws_what_it_caused() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     w.sight(2, "45.33.32.156").await;
     assert!(w.published().await.contains(&"45.33.32.156".to_string()));
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_one_sensors_contributions_to_analysts_only_and_acts_with_csrf() {
+    let w = world(3).await;
+    // Adams sprays 300 addresses in one batch: held, one anomaly.
+    w.send(0, &spray(47, 0, 300)).await;
+    let (adams, brown) = (w.sensors[0].0, w.sensors[1].0);
+    let csrf = w.h.get("/api/v1/me", Some(&w.analyst)).await.json()["csrf"].as_str().unwrap().to_string();
+    let overview = w.page("GET", "/", &w.analyst, None).await;
+    assert!(overview.text().contains("Trust anomalies (1)") && overview.text().contains(&format!("href=\"/sensors/{adams}\"")), "{}", overview.text());
+    let r = w.page("GET", &format!("/sensors/{adams}"), &w.analyst, None).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert!(r.text().contains("On hold") && r.text().contains("batch_spray"), "{}", r.text());
+    // Another county's admin: the sensor does not exist; its own admin: not for them.
+    assert_eq!(w.page("GET", &format!("/sensors/{adams}"), &w.admins[1], None).await.status, StatusCode::NOT_FOUND);
+    assert_eq!(w.page("GET", &format!("/sensors/{adams}"), &w.admins[0], None).await.status, StatusCode::FORBIDDEN);
+    // The forms need the session's CSRF token.
+    let r = w.page("POST", &format!("/sensors/{adams}/release"), &w.analyst, Some("csrf=forged".into())).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert_eq!(w.contributions(0).await["trust"]["on_hold"], true);
+    let r = w.page("POST", &format!("/sensors/{adams}/release"), &w.analyst, Some(format!("csrf={csrf}"))).await;
+    assert!(r.status.is_redirection(), "{}: {}", r.status, r.text());
+    assert_eq!(w.contributions(0).await["trust"]["on_hold"], false);
+    // Brown and Clark see an actor; the campaign's confirm box publishes it.
+    w.sight(1, "45.33.32.156").await;
+    w.sight(2, "45.33.32.156").await;
+    let id = w.campaigns(&w.analyst).await[0]["id"].as_i64().unwrap();
+    let r = w.page("GET", &format!("/campaigns/{id}"), &w.analyst, None).await;
+    assert!(r.text().contains("Not in the all-sensor feed") && r.text().contains("name=\"confirm\""), "{}", r.text());
+    let r = w.page("POST", &format!("/campaigns/{id}"), &w.analyst, Some(format!("csrf={csrf}&confirm=1"))).await;
+    assert!(r.status.is_redirection(), "{}: {}", r.status, r.text());
+    assert!(w.published().await.contains(&"45.33.32.156".to_string()));
+    // Revoking Brown from its page withdraws what it caused: the campaign falls below K.
+    let r = w.page("POST", &format!("/sensors/{brown}/revoke"), &w.analyst, Some(format!("csrf={csrf}&really=1"))).await;
+    assert!(r.status.is_redirection(), "{}: {}", r.status, r.text());
+    assert_eq!(w.contributions(1).await["trust"]["hold_reason"], "revoked");
+    assert!(w.published().await.is_empty());
+    assert_eq!(w.campaigns(&w.analyst).await[0]["status"], "closed");
 }
