@@ -30,6 +30,18 @@ pub struct SkippedRule {
     pub message: String,
 }
 
+impl SkippedRule {
+    /// The rule's text did not parse completely (unbalanced quotes, options run together by a
+    /// missing `;`, ...), as opposed to a rule that parsed but uses something unsupported. A
+    /// reload refuses such rules when they were not already broken (see the sensor's reload).
+    pub fn is_syntax_error(&self) -> bool {
+        self.keyword == SYNTAX_KEYWORD
+    }
+}
+
+/// The [`SkippedRule::keyword`] of a rule that did not parse ([`CompileError::keyword`]).
+const SYNTAX_KEYWORD: &str = "syntax";
+
 /// What a load did.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct LoadReport {

@@ -32,6 +32,10 @@ pub enum SyntaxError {
     TooManyOptions,
     #[error("empty option keyword")]
     EmptyKeyword,
+    /// An option ran into the next one: `content:"abc" sid:1` (the `;` after `"abc"` is
+    /// missing). Taking it as written would drop the swallowed option, e.g. a rule's content.
+    #[error("option {keyword:?} does not end where its value does (text after it: {rest:?}): is a `;` missing?")]
+    Unseparated { keyword: String, rest: String },
 }
 
 /// One option of a rule: keyword and its value as written (trimmed, quotes kept).
@@ -226,8 +230,51 @@ fn push_option(text: &str, out: &mut Vec<RawOption>) -> Result<(), SyntaxError> 
     if keyword.is_empty() {
         return Err(SyntaxError::EmptyKeyword);
     }
+    // A keyword is one word: `nocase sid:1` is two options without the `;` between them.
+    if let Some(space) = keyword.find(char::is_whitespace) {
+        return Err(unseparated(&keyword[..space], &text[space..]));
+    }
+    if let Some(rest) = value.as_deref().and_then(after_quoted_value) {
+        return Err(unseparated(keyword, rest));
+    }
     out.push(RawOption { keyword: keyword.to_ascii_lowercase(), value });
     Ok(())
+}
+
+fn unseparated(keyword: &str, rest: &str) -> SyntaxError {
+    SyntaxError::Unseparated { keyword: keyword.to_ascii_lowercase(), rest: rest.trim().chars().take(40).collect() }
+}
+
+/// For a value that is a quoted string (`"abc"`, `!"abc"`): the text after a quote that ends
+/// it early, when a rule option follows that quote (`"abc" sid:1`, `"x" content:"abc"`,
+/// `"abc" nocase`): the next option run in because a `;` is missing. Other unescaped quotes
+/// inside the value are left alone, as Suricata leaves them (ET's pcre values hold some).
+fn after_quoted_value(value: &str) -> Option<&str> {
+    let quoted = value.strip_prefix('!').map_or(value, str::trim_start);
+    let body = quoted.strip_prefix('"')?;
+    let bytes = body.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'\\' => i += 2,
+            b'"' => {
+                let rest = body[i + 1..].trim();
+                if starts_with_option(rest) {
+                    return Some(rest);
+                }
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    None
+}
+
+/// `text` reads as a rule option: a keyword, then `:` or nothing more.
+fn starts_with_option(text: &str) -> bool {
+    let word_len = text.find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))).unwrap_or(text.len());
+    let (word, after) = text.split_at(word_len);
+    word.starts_with(|c: char| c.is_ascii_alphabetic()) && (after.trim_start().is_empty() || after.trim_start().starts_with(':'))
 }
 
 /// Removes surrounding quotes and the escapes `\"`, `\;`, `\\`, `\:` of a quoted option value.
@@ -275,6 +322,29 @@ mod tests {
         assert_eq!(parse_rule("alert tcp any any -> any any (sid:1;"), Err(SyntaxError::Unterminated));
         assert!(matches!(parse_rule(r#"alert tcp any any -> any any (msg:"x; sid:1;)"#), Err(SyntaxError::Quote(_))));
         assert!(parse_rule("alert tcp any any <> any any (sid:1;)").unwrap().bidirectional);
+    }
+
+    #[test]
+    fn a_missing_semicolon_is_an_error_not_a_swallowed_option() {
+        let missing = [
+            (r#"alert tcp any any -> any any (msg:"x"; content:"abc" sid:1;)"#, "content", "sid:1"),
+            (r#"alert tcp any any -> any any (msg:"x" content:"abc"; sid:1;)"#, "msg", r#"content:"abc""#),
+            (r#"alert tcp any any -> any any (content:!"abc" depth:4; sid:1;)"#, "content", "depth:4"),
+            (r#"alert tcp any any -> any any (content:"abc"; nocase sid:1;)"#, "nocase", "sid:1"),
+        ];
+        for (rule, keyword, rest) in missing {
+            assert_eq!(
+                parse_rule(rule),
+                Err(SyntaxError::Unseparated { keyword: keyword.into(), rest: rest.into() }),
+                "{rule}"
+            );
+        }
+        // Quotes inside a value, escapes and a final option without `;` are still fine; so are
+        // the unescaped quotes of ET's pcre values.
+        let ok = parse_rule(r#"alert tcp any any -> any any (msg:"a \"b\" c"; content:!"x\"y"; dataset:isset,ips,type string,load "f.lst"; pcre:"/(%22|")org(%22|")/Rsi"; sid:1)"#)
+            .unwrap();
+        assert_eq!(ok.options.len(), 5);
+        assert_eq!(ok.sid(), Some(1));
     }
 
     #[test]

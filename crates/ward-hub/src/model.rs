@@ -82,6 +82,23 @@ pub struct Sensor {
     /// Timestamp of the newest event received; `last_seen - last_event` is the sensor's lag.
     pub last_event_ms: Option<Millis>,
     pub events_total: i64,
+    /// What is wrong with the sensor, from its newest rule-reload `engine` record
+    /// ([`reload_health`]): `None` when that reload was accepted, or none was ever relayed.
+    pub health: Option<String>,
+}
+
+/// A sensor's health from its newest rule-reload `engine` record (EVE `engine.module`
+/// `detect-reload`, written by the sensor on each reload): `rules reload refused at TIME:
+/// REASON` when that reload was refused (log level `Error`), else `None`.
+pub fn reload_health(record: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(record).ok()?;
+    if v["log_level"].as_str() != Some("Error") {
+        return None;
+    }
+    let message = v["engine"]["message"].as_str().unwrap_or("rules reload refused");
+    let reason = message.strip_prefix("rules reload refused: ").unwrap_or(message);
+    let at = v["timestamp"].as_str().unwrap_or("?");
+    Some(format!("rules reload refused at {at}: {reason}"))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -210,7 +210,7 @@ async fn overview(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> A
 fn sensor_table(sensors: &[Sensor], name_of: &dyn Fn(i64) -> String, now: Millis, link: bool) -> Markup {
     html! {
         table {
-            tr { th { "sensor" } th { "jurisdiction" } th { "last seen" } th { "lag (s)" } th { "events" } }
+            tr { th { "sensor" } th { "jurisdiction" } th { "last seen" } th { "lag (s)" } th { "events" } th { "health" } }
             @for s in sensors {
                 tr {
                     td { @if link { a href={ "/sensors/" (s.id) } { (s.name) " #" (s.id) } } @else { (s.name) " #" (s.id) } }
@@ -218,6 +218,7 @@ fn sensor_table(sensors: &[Sensor], name_of: &dyn Fn(i64) -> String, now: Millis
                     td { (s.last_seen_ms.map(fmt_ms).unwrap_or_else(|| "never".into())) }
                     td { (s.last_event_ms.map(|e| ((now - e) / 1000).to_string()).unwrap_or_else(|| "-".into())) }
                     td { (s.events_total) }
+                    td { (s.health.as_deref().unwrap_or("ok")) }
                 }
             }
         }

@@ -132,6 +132,12 @@ pub enum EventBody {
     Stats {
         stats: serde_json::Value,
     },
+    /// A message of the engine itself (Suricata's engine log as EVE), e.g. a refused rule
+    /// reload: `log_level` (`Error`, `Warning`, `Info`, ...) and the `engine` object.
+    Engine {
+        log_level: String,
+        engine: EngineLog,
+    },
 }
 
 impl EventBody {
@@ -144,6 +150,7 @@ impl EventBody {
             EventBody::Http { .. } => "http",
             EventBody::Tls { .. } => "tls",
             EventBody::Stats { .. } => "stats",
+            EventBody::Engine { .. } => "engine",
         }
     }
 }
@@ -177,6 +184,14 @@ pub fn proto_name(proto: u8) -> String {
         132 => "SCTP".into(),
         other => other.to_string(),
     }
+}
+
+/// The `engine` object of an engine record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineLog {
+    /// The part of the engine that speaks, e.g. `detect-reload`.
+    pub module: String,
+    pub message: String,
 }
 
 /// The `alert` object.

@@ -15,10 +15,14 @@
 //!   `Ok(None)` forever.
 //! * Byte offsets in errors count from the start of the (decompressed) capture stream.
 //! * A gzip file is recognised by its magic, whatever its name.
+//! * A capture whose link type the decoder cannot read is refused with
+//!   [`CaptureError::UnsupportedLinkType`]: a pcap file when it is opened, a pcapng file at its
+//!   first packet of such an interface (after the packets before it).
+//! * Files are read front to back without seeking: named pipes work.
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 use ward_model::Timestamp;
@@ -39,6 +43,12 @@ pub const MAX_PCAPNG_INTERFACES: usize = 65_536;
 const MAX_TSRESOL_DECIMAL: u8 = 19;
 /// Largest binary `if_tsresol` exponent accepted (2^-63 s).
 const MAX_TSRESOL_BINARY: u8 = 63;
+
+/// The link types the decoder reads, for the message of [`CaptureError::UnsupportedLinkType`].
+const SUPPORTED_LINKTYPES: &str = "ETHERNET (1), NULL (0) and LOOP (108), RAW (101, 12, 14), IPV4 (228), IPV6 (229), \
+     LINUX_SLL (113), LINUX_SLL2 (276), PPP (9), C_HDLC (104)";
+/// Byte offset of the link type in a pcap file header.
+const PCAP_LINKTYPE_OFFSET: u64 = 20;
 
 const PCAP_MAGIC_MICROS: u32 = 0xa1b2_c3d4;
 const PCAP_MAGIC_NANOS: u32 = 0xa1b2_3c4d;
@@ -115,6 +125,48 @@ impl LinkType {
             LinkType::Raw => 12,
             other => other.to_linktype(),
         }
+    }
+
+    /// True for the link types the decoder reads ([`LinkType::Other`] is not one): a capture of
+    /// any other link type is refused with [`CaptureError::UnsupportedLinkType`] rather than
+    /// read as frames nothing can be made of.
+    pub fn is_supported(self) -> bool {
+        !matches!(self, LinkType::Other(_))
+    }
+
+    /// The registry name of a LINKTYPE_* value (tcpdump's list), for messages: the supported
+    /// ones and the unsupported ones captures commonly carry; `None` for the rest.
+    pub fn linktype_name(value: u32) -> Option<&'static str> {
+        Some(match value & 0x03ff_ffff {
+            0 => "NULL",
+            1 => "ETHERNET",
+            6 => "IEEE802_5",
+            9 => "PPP",
+            10 => "FDDI",
+            12 | 14 | 101 => "RAW",
+            50 => "PPP_HDLC",
+            51 => "PPP_ETHER",
+            104 => "C_HDLC",
+            105 => "IEEE802_11",
+            108 => "LOOP",
+            113 => "LINUX_SLL",
+            119 => "IEEE802_11_PRISM",
+            127 => "IEEE802_11_RADIOTAP",
+            147..=162 => "USER0..USER15",
+            163 => "IEEE802_11_AVS",
+            189 => "USB_LINUX",
+            192 => "PPI",
+            195 => "IEEE802_15_4_WITHFCS",
+            201 => "BLUETOOTH_HCI_H4_WITH_PHDR",
+            220 => "USB_LINUX_MMAPPED",
+            228 => "IPV4",
+            229 => "IPV6",
+            230 => "IEEE802_15_4_NOFCS",
+            239 => "NFLOG",
+            253 => "NETLINK",
+            276 => "LINUX_SLL2",
+            _ => return None,
+        })
     }
 
     /// Suricata's name of a datalink value (EVE `packet_info.linktype_name`), `None` for the
@@ -205,6 +257,22 @@ pub enum CaptureError {
         offset: u64,
         what: &'static str,
     },
+    #[error(
+        "capture file {path} has link type {linktype} ({}) at byte {offset}, which ward cannot \
+         decode{}; supported: {SUPPORTED_LINKTYPES}",
+        LinkType::linktype_name(*linktype).unwrap_or("unknown"),
+        if *offset > PCAP_LINKTYPE_OFFSET { "; the packets before it were read" } else { "" }
+    )]
+    UnsupportedLinkType {
+        path: PathBuf,
+        offset: u64,
+        linktype: u32,
+    },
+    #[error(
+        "live capture on interface {interface}: hardware type {arphrd} (ARPHRD) is not one ward \
+         can decode; supported: Ethernet, loopback, raw IP, tunnels and PPP"
+    )]
+    UnsupportedHardware { interface: String, arphrd: u16 },
     #[error("cannot list capture directory {path}: {source}")]
     Directory { path: PathBuf, source: io::Error },
     #[error("live capture on interface {interface}: {what}: {source}")]
@@ -368,7 +436,9 @@ fn rd_u32(b: &[u8], be: bool) -> u32 {
 }
 
 impl CaptureFile {
-    /// Opens a capture file, sniffing gzip, pcap (either byte order, µs or ns) or pcapng.
+    /// Opens a capture file, sniffing gzip, pcap (either byte order, µs or ns) or pcapng. The
+    /// file is read once from the start and never seeks, so a named pipe or `/dev/stdin` works
+    /// as well (`tcpdump -w - | ward sensor --pcap /dev/stdin`).
     pub fn open(path: impl AsRef<Path>) -> Result<CaptureFile, CaptureError> {
         let path = path.as_ref().to_path_buf();
         let mut file = File::open(&path).map_err(|source| CaptureError::Open {
@@ -391,19 +461,15 @@ impl CaptureFile {
                 }
             }
         }
-        file.seek(SeekFrom::Start(0))
-            .map_err(|source| CaptureError::Io {
-                path: path.clone(),
-                offset: 0,
-                source,
-            })?;
         let compressed = got == 2 && magic == GZIP_MAGIC;
+        // The sniffed bytes are put back in front of the rest instead of seeking back.
+        let stream = io::Cursor::new(magic[..got].to_vec()).chain(file);
         let src: Box<dyn Read + Send> = if compressed {
             Box::new(flate2::read::MultiGzDecoder::new(
-                io::BufReader::with_capacity(READ_CHUNK / 4, file),
+                io::BufReader::with_capacity(READ_CHUNK / 4, stream),
             ))
         } else {
-            Box::new(file)
+            Box::new(stream)
         };
         Self::from_reader_named(src, path, compressed)
     }
@@ -486,7 +552,15 @@ impl CaptureFile {
                     minor,
                 });
             }
-            let linktype = LinkType::from_linktype(rd_u32(&h[20..], big_endian));
+            let raw_linktype = rd_u32(&h[20..], big_endian);
+            let linktype = LinkType::from_linktype(raw_linktype);
+            if !linktype.is_supported() {
+                return Err(CaptureError::UnsupportedLinkType {
+                    path,
+                    offset: PCAP_LINKTYPE_OFFSET,
+                    linktype: raw_linktype & 0x03ff_ffff,
+                });
+            }
             input.consume(24);
             Format::Pcap {
                 big_endian,
@@ -571,6 +645,16 @@ impl CaptureFile {
             path: self.path.clone(),
             offset: self.input.offset,
             what,
+        }
+    }
+
+    /// A pcapng packet of an interface whose link type the decoder cannot read: an error at
+    /// the first such packet (an interface block alone, with no packets, is harmless).
+    fn unsupported_linktype(&self, linktype: LinkType) -> CaptureError {
+        CaptureError::UnsupportedLinkType {
+            path: self.path.clone(),
+            offset: self.input.offset,
+            linktype: linktype.to_linktype(),
         }
     }
 
@@ -763,6 +847,9 @@ impl CaptureFile {
                             "packet block names an interface with no description block",
                         ));
                     };
+                    if !iface.linktype.is_supported() {
+                        return Err(self.unsupported_linktype(iface.linktype));
+                    }
                     let units = ((ts_hi as u64) << 32) | ts_lo as u64;
                     let ts = iface.tsresol.to_timestamp(units, iface.tsoffset);
                     let linktype = iface.linktype;
@@ -788,6 +875,9 @@ impl CaptureFile {
                             "simple packet block comes before any interface description block",
                         ));
                     };
+                    if !iface.linktype.is_supported() {
+                        return Err(self.unsupported_linktype(iface.linktype));
+                    }
                     let mut caplen = (orig_len as usize).min(body.len() - 4);
                     if iface.snaplen != 0 {
                         caplen = caplen.min(iface.snaplen as usize);
@@ -1060,7 +1150,7 @@ impl LiveCapture {
             ARPHRD_ETHER | ARPHRD_LOOPBACK => LinkType::Ethernet,
             ARPHRD_NONE | ARPHRD_RAWIP | ARPHRD_TUNNEL | ARPHRD_TUNNEL6 | ARPHRD_IPGRE
             | ARPHRD_PPP => LinkType::Raw,
-            other => LinkType::Other(other as u32),
+            other => return Err(CaptureError::UnsupportedHardware { interface: interface.to_string(), arphrd: other }),
         };
 
         // SAFETY: sockaddr_ll is plain old data.
@@ -1516,6 +1606,50 @@ mod tests {
             )
         );
         assert_eq!(pkts.len(), 6);
+    }
+
+    #[test]
+    fn unsupported_link_types_are_errors_naming_them() {
+        // pcap: at open, from the file header.
+        let e = reader(pcap(false, false, 147, &[(1, 0, b"frame", 5)])).unwrap_err();
+        assert!(matches!(e, CaptureError::UnsupportedLinkType { linktype: 147, offset: 20, .. }), "{e}");
+        assert!(
+            e.to_string().starts_with("capture file test.pcap has link type 147 (USER0..USER15) at byte 20, which ward cannot decode; supported: ETHERNET (1)"),
+            "{e}"
+        );
+        let e = reader(pcap(true, false, 105 | 0x1000_0000, &[])).unwrap_err();
+        assert!(e.to_string().contains("link type 105 (IEEE802_11)"), "FCS bits are not part of the type: {e}");
+        // pcapng: at the first packet of such an interface, after the packets before it; an
+        // interface block alone is harmless.
+        let mut f = shb(false);
+        f.extend(idb(false, 1, None));
+        f.extend(idb(false, 127, None));
+        f.extend(epb(false, 0, 0, b"eth"));
+        let offset = f.len() as u64;
+        f.extend(epb(false, 1, 0, b"radiotap"));
+        f.extend(epb(false, 0, 0, b"eth"));
+        let (got, err) = read_all(&mut reader(f).unwrap());
+        assert_eq!(got.len(), 1, "the packet before it was read");
+        let e = err.expect("an error at the radiotap packet");
+        assert!(matches!(e, CaptureError::UnsupportedLinkType { linktype: 127, offset: o, .. } if o == offset), "{e}");
+        assert!(e.to_string().contains("(IEEE802_11_RADIOTAP)") && e.to_string().contains("the packets before it were read"), "{e}");
+        assert!(LinkType::from_linktype(12).is_supported() && !LinkType::Other(147).is_supported());
+    }
+
+    #[test]
+    fn a_named_pipe_is_read_like_a_file() {
+        let dir = temp_path("fifo");
+        let path = dir.join("capture.pcap");
+        let status = std::process::Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(status.success());
+        let bytes = pcap(false, false, 1, &[(1, 0, b"one", 3), (2, 0, b"two", 3)]);
+        let writer_path = path.clone();
+        let writer = std::thread::spawn(move || std::fs::write(writer_path, bytes).unwrap());
+        let mut cap = CaptureFile::open(&path).unwrap();
+        let (got, err) = read_all(&mut cap);
+        writer.join().unwrap();
+        assert!(err.is_none(), "{err:?}");
+        assert_eq!(got.iter().map(|r| r.2.clone()).collect::<Vec<_>>(), [b"one".to_vec(), b"two".to_vec()]);
     }
 
     #[test]

@@ -24,7 +24,7 @@ use ward_model::Timestamp;
 use crate::capture::{LinkType, RawPacket};
 use crate::defrag::{DefragOutcome, DefragStats, Defragmenter, FragKey, Fragment};
 use crate::packet::{
-    Packet, TcpHeader, Transport, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
+    FrameHeaders, Packet, TcpHeader, Transport, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP,
 };
 
 /// Most IP layers decoded from one frame (the outer packet plus nested tunnels). Suricata stops
@@ -87,6 +87,10 @@ pub struct DecodeAnomaly {
     /// Ports when the transport header was decoded, else 0.
     pub src_port: u16,
     pub dst_port: u16,
+    /// The frame's header fields as far as its bytes go, decoded or not (`src`/`dst` above are
+    /// only those of a decoded layer, as Suricata logs them): what `--filter` judges the
+    /// anomaly by.
+    pub headers: FrameHeaders,
 }
 
 /// The kind of tunnel a layer was found in.
@@ -280,6 +284,9 @@ struct Ctx<'d> {
     src: Option<IpAddr>,
     dst: Option<IpAddr>,
     proto: u8,
+    /// The innermost IP header reached, to its frame's end (decoded or not): an anomaly reads
+    /// its [`FrameHeaders`] from here, only when one is raised.
+    ip: &'d [u8],
     reassembled: bool,
     /// Address of the frame's first byte: a fragment's link-header length is its IP header's
     /// distance from here.
@@ -305,6 +312,7 @@ impl<'d> Ctx<'d> {
             src: None,
             dst: None,
             proto: 0,
+            ip: &[],
             reassembled: false,
             frame_start: 0,
             layers: [None, None, None, None],
@@ -540,6 +548,7 @@ impl Decoder {
                 proto: ctx.proto,
                 src_port: 0,
                 dst_port: 0,
+                headers: FrameHeaders::read_ip(ctx.ip, ctx.vlan),
             });
         }
     }
@@ -894,6 +903,7 @@ impl Decoder {
 
     fn ipv4<'d>(&mut self, ctx: &mut Ctx<'d>, data: &'d [u8]) -> Layer<'d> {
         self.stats.ipv4 += 1;
+        ctx.ip = data;
         if data.len() < 20 {
             return Err(self.invalid(
                 ctx,
@@ -978,6 +988,7 @@ impl Decoder {
 
     fn ipv6<'d>(&mut self, ctx: &mut Ctx<'d>, data: &'d [u8]) -> Layer<'d> {
         self.stats.ipv6 += 1;
+        ctx.ip = data;
         if data.len() < 40 {
             return Err(self.invalid(
                 ctx,
@@ -1149,6 +1160,7 @@ impl Decoder {
         let anomalies = &mut self.anomalies;
         let mut raised = 0;
         let (src, dst, proto) = (ctx.src, ctx.dst, ctx.proto);
+        let headers = FrameHeaders::read_ip(ctx.ip, ctx.vlan);
         let outcome = self.defrag.push(ctx.ts, f, &mut |event, reason| {
             raised += 1;
             if anomalies.len() < MAX_ANOMALIES_PER_FRAME {
@@ -1160,6 +1172,7 @@ impl Decoder {
                     proto,
                     src_port: 0,
                     dst_port: 0,
+                    headers,
                 });
             }
         });

@@ -20,12 +20,13 @@
 //! `net` takes a CIDR (`10.0.0.0/8`, `2001:db8::/32`) or a plain address (a /32 or /128);
 //! `vlan N` matches either of the two tags the packet keeps; `ip` and `ip6` match the IP version.
 //! A filter sees one packet: for tunnelled traffic the caller chooses the layer (usually the
-//! innermost). Limits: [`MAX_FILTER_LEN`] characters and [`MAX_FILTER_DEPTH`] nested operators.
+//! innermost). A frame that does not decode (truncated, malformed) is judged by the header fields
+//! its bytes hold ([`Filter::matches_headers`]), so its anomalies obey the filter too. Limits: [`MAX_FILTER_LEN`] characters and [`MAX_FILTER_DEPTH`] nested operators.
 
 use std::fmt;
 use std::net::IpAddr;
 
-use crate::packet::{Packet, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
+use crate::packet::{FrameHeaders, Packet, IPPROTO_ICMP, IPPROTO_ICMPV6, IPPROTO_TCP, IPPROTO_UDP};
 
 /// Longest filter accepted: far above any hand-written expression, bounds parse work.
 pub const MAX_FILTER_LEN: usize = 4096;
@@ -127,6 +128,41 @@ impl Filter {
     pub fn matches(&self, pkt: &Packet<'_>) -> bool {
         eval(&self.expr, pkt)
     }
+
+    /// True when a frame that did not decode into a packet matches, judged by the header
+    /// fields its bytes hold ([`FrameHeaders`]): the frame's anomalies are kept only then. As a
+    /// BPF filter rejects a frame when it must read past the captured bytes, a filter that
+    /// needs a field the frame lacks (evaluated left to right, as written) rejects it, `not`
+    /// included: `not port 22` cannot keep a TCP frame cut before its ports.
+    pub fn matches_headers(&self, headers: &FrameHeaders) -> bool {
+        eval_headers(&self.expr, headers) == Some(true)
+    }
+}
+
+/// [`eval`] over header fields that may be missing: `None` when the answer needs one.
+fn eval_headers(e: &Expr, h: &FrameHeaders) -> Option<bool> {
+    Some(match e {
+        Expr::And(a, b) => eval_headers(a, h)? && eval_headers(b, h)?,
+        Expr::Or(a, b) => eval_headers(a, h)? || eval_headers(b, h)?,
+        Expr::Not(a) => !eval_headers(a, h)?,
+        Expr::Prim(prim) => match *prim {
+            Prim::Host(dir, addr) => either(dir, h.src? == addr, h.dst? == addr),
+            Prim::Net(dir, net, len) => {
+                either(dir, in_net(h.src?, net, len), in_net(h.dst?, net, len))
+            }
+            Prim::Port(dir, lo, hi) => {
+                if !matches!(h.proto?, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP) {
+                    return Some(false);
+                }
+                let (src, dst) = h.ports?;
+                either(dir, (lo..=hi).contains(&src), (lo..=hi).contains(&dst))
+            }
+            Prim::Proto(n) => h.proto? == n,
+            Prim::Version(v) => (if h.src?.is_ipv4() { 4 } else { 6 }) == v,
+            Prim::Vlan(None) => h.vlan[0] != 0,
+            Prim::Vlan(Some(id)) => h.vlan[0] == id || h.vlan[1] == id,
+        },
+    })
 }
 
 fn eval(e: &Expr, p: &Packet<'_>) -> bool {
@@ -536,6 +572,55 @@ mod tests {
         Filter::parse(filter)
             .unwrap_or_else(|e| panic!("{filter}: {e}"))
             .matches(p)
+    }
+
+    fn headers(ip: &[u8]) -> FrameHeaders {
+        FrameHeaders::read_ip(ip, [0, 0])
+    }
+
+    /// An IPv4 header from `src` to 192.0.2.1 of protocol `proto`, then `rest`.
+    fn ipv4(src: [u8; 4], proto: u8, rest: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x45, 0, 0x03, 0xe8, 0, 1, 0, 0, 64, proto, 0, 0];
+        h.extend_from_slice(&src);
+        h.extend_from_slice(&[192, 0, 2, 1]);
+        h.extend_from_slice(rest);
+        h
+    }
+
+    #[test]
+    fn frames_that_did_not_decode_are_judged_by_the_header_bytes_they_hold() {
+        let f = |text: &str| Filter::parse(text).unwrap();
+        // A truncated UDP datagram: addresses and ports are there.
+        let udp = headers(&ipv4([10, 0, 0, 99], 17, &[0x13, 0x88, 0, 53]));
+        assert_eq!(udp.ports, Some((5000, 53)));
+        assert!(!f("not host 10.0.0.99").matches_headers(&udp));
+        assert!(f("not host 10.0.0.77").matches_headers(&udp));
+        assert!(f("udp and dst port 53").matches_headers(&udp) && !f("tcp").matches_headers(&udp));
+        assert!(f("ip").matches_headers(&udp) && !f("ip6").matches_headers(&udp));
+        // Cut before the ports: a filter that needs them drops the frame, `not` or not (as
+        // BPF does when it would read past the captured bytes); one that does not, judges it.
+        let cut = headers(&ipv4([10, 0, 0, 99], 6, &[0x13]));
+        assert_eq!((cut.proto, cut.ports), (Some(6), None));
+        assert!(!f("port 22").matches_headers(&cut) && !f("not port 22").matches_headers(&cut));
+        assert!(f("tcp or port 22").matches_headers(&cut), "left to right: `tcp` decides first");
+        assert!(!f("icmp").matches_headers(&headers(&ipv4([10, 0, 0, 1], 6, &[]))));
+        assert!(!f("port 53").matches_headers(&headers(&ipv4([10, 0, 0, 1], 1, &[]))), "ICMP has no ports");
+        // A non-first fragment has no transport header.
+        let mut frag = ipv4([10, 0, 0, 1], 17, &[0, 53, 0, 53]);
+        frag[7] = 8;
+        assert_eq!(headers(&frag).ports, None);
+        // Too short for an IP header: only the VLAN tags are known.
+        let short = FrameHeaders::read_ip(&[0x45, 0, 0], [7, 0]);
+        assert_eq!(short, FrameHeaders { vlan: [7, 0], ..Default::default() });
+        assert!(f("vlan 7").matches_headers(&short) && !f("vlan 7 and host 10.0.0.1").matches_headers(&short));
+        assert!(!f("not host 10.0.0.1").matches_headers(&short));
+        // IPv6.
+        let mut v6 = vec![0x60, 0, 0, 0, 0, 8, 17, 64];
+        v6.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        v6.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        v6.extend_from_slice(&[0, 53, 0x13, 0x88]);
+        let v6 = headers(&v6);
+        assert!(f("ip6 and src host 2001:db8::1 and src port 53").matches_headers(&v6));
     }
 
     #[test]

@@ -99,3 +99,54 @@ impl Packet<'_> {
         }
     }
 }
+
+/// The header fields of a frame as far as its captured bytes go, whether or not it decoded into
+/// a [`Packet`]: what `--filter` judges a frame by when decoding failed (a truncated or malformed
+/// frame, which raises an anomaly and yields no packet), as a BPF filter reads the header bytes
+/// where they are. Fields of the innermost IP layer reached; `None` where the bytes were not
+/// there.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FrameHeaders {
+    /// Outer and inner 802.1Q tags (0 = absent), as [`Packet::vlan`].
+    pub vlan: [u16; 2],
+    pub src: Option<IpAddr>,
+    pub dst: Option<IpAddr>,
+    /// The IP header's protocol (IPv6: its next header).
+    pub proto: Option<u8>,
+    /// Source and destination port, when the transport header's first four bytes were captured
+    /// (TCP, UDP and SCTP only; never for a non-first fragment).
+    pub ports: Option<(u16, u16)>,
+}
+
+impl FrameHeaders {
+    /// The fields of an IP header at the start of `ip` (IPv4 or IPv6, by its version nibble)
+    /// and of the transport header behind it, as far as the bytes go.
+    pub fn read_ip(ip: &[u8], vlan: [u16; 2]) -> FrameHeaders {
+        const IPPROTO_SCTP: u8 = 132;
+        let mut h = FrameHeaders { vlan, ..FrameHeaders::default() };
+        let (proto, transport_at) = match ip.first().map(|b| b >> 4) {
+            Some(4) if ip.len() >= 20 => {
+                h.src = Some(IpAddr::from([ip[12], ip[13], ip[14], ip[15]]));
+                h.dst = Some(IpAddr::from([ip[16], ip[17], ip[18], ip[19]]));
+                let first_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff == 0;
+                (ip[9], first_fragment.then_some(usize::from(ip[0] & 0x0f) * 4))
+            }
+            Some(6) if ip.len() >= 40 => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(&ip[8..24]);
+                h.src = Some(IpAddr::from(a));
+                a.copy_from_slice(&ip[24..40]);
+                h.dst = Some(IpAddr::from(a));
+                (ip[6], Some(40))
+            }
+            _ => return h,
+        };
+        h.proto = Some(proto);
+        if let Some(at) = transport_at.filter(|_| matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)) {
+            if let Some(p) = ip.get(at..at + 4) {
+                h.ports = Some((u16::from_be_bytes([p[0], p[1]]), u16::from_be_bytes([p[2], p[3]])));
+            }
+        }
+        h
+    }
+}

@@ -5,10 +5,19 @@
 //!   indicator set once and shares them behind [`SharedRuleSet`] / [`SharedIndicatorSet`].
 //! * Each worker keeps a [`WorkerDetect`]: it takes the current sets once per batch (an `Arc`
 //!   clone, no lock) and owns its scratch space, so inspection never waits on another thread.
-//! * Reload: SIGHUP ([`install_sighup_handler`]) or a changed file (polled by mtime every
-//!   [`DetectConfig::watch_interval`]) makes the reloader thread build new sets beside the old
-//!   ones and swap them atomically; workers pick them up at their next batch. Packets keep
-//!   flowing during the build. A reload that cannot read a rules file keeps the old rules.
+//! * Reload: SIGHUP ([`request_reload`], called by [`crate::signals`]) or a changed file (polled
+//!   by mtime every [`DetectConfig::watch_interval`]) makes the reloader thread build new sets
+//!   beside the old ones and swap them atomically; workers pick them up at their next batch.
+//!   Packets keep flowing during the build.
+//! * A reload is checked before its rules are swapped in ([`Engines::reload_with`]): it is
+//!   refused, and the running rules stay, when a rules file cannot be read, when a rule did not
+//!   parse completely (a missing `;` that swallowed the next option) and was not already broken
+//!   in the running set, or when the new set has lost more than [`DetectConfig::max_rule_loss`]
+//!   of the running rules (an emptied or half-written file). A forced reload
+//!   ([`request_forced_reload`], SIGUSR1) skips the loss check only. Every reload outcome is
+//!   logged (a refusal at ERROR), counted ([`Engines::failed_reload_count`]) and written as an
+//!   EVE `engine` record (module [`RELOAD_MODULE`]), which the hub relay always forwards: the
+//!   hub shows the newest refusal as the sensor's health.
 //! * The scan detector is shared by the workers behind a mutex: it is fed once per ended flow
 //!   (not per packet), and a sweep's flows are spread over workers by the address-pair hash, so a
 //!   per-worker detector would undercount horizontal and block scans.
@@ -21,6 +30,7 @@
 //! EVE `anomaly` (type `detect`, event `pcre_limit_exceeded`, `code` = the sid) with a warning,
 //! at most once per rule per [`PCRE_LIMIT_REPORT_INTERVAL_SECS`] of packet time per worker.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,9 +44,10 @@ use ward_detect::{
     PcreLimits, RuleSet, ScanConfig, ScanDetector, ScanEvent, ScanOutcome, SharedIndicatorSet, SharedRuleSet, TlsInput,
     Vars,
 };
-use ward_model::eve::{self, Alert, AlertFlow, Anomaly, Event, EventBody};
+use ward_model::eve::{self, Alert, AlertFlow, Anomaly, EngineLog, Event, EventBody};
 
 use crate::config::AlertOutput;
+use crate::eve_out::{EveBuffer, EveSink};
 use ward_model::Timestamp;
 use ward_proto::dns::DnsMessage;
 use ward_proto::http::HttpTransaction;
@@ -51,8 +62,18 @@ pub const STREAM_OVERLAP: usize = 0;
 /// last part only beyond this; Suricata's raw stream chunks are of this order).
 pub const MAX_STREAM_WINDOW: usize = 64 * 1024;
 
+/// Default share of the running rules a reload may lose before it is refused (10 %): an ET Open
+/// update removes well under 1 % of its rules, while an emptied, truncated or half-copied file
+/// loses most of them.
+pub const DEFAULT_MAX_RULE_LOSS: f64 = 0.10;
+/// EVE `engine.module` of the records a reload writes (Suricata names its engine log modules
+/// the same way).
+pub const RELOAD_MODULE: &str = "detect-reload";
+/// Rules listed by name in a refusal message; the rest are counted.
+const MAX_LISTED_BROKEN: usize = 3;
+
 /// What to detect with.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct DetectConfig {
     /// Suricata rule files. `classification.config` / `reference.config` beside the first one
     /// are used when present.
@@ -69,6 +90,23 @@ pub struct DetectConfig {
     /// The work one pcre search may do (`--pcre-match-limit`, `--pcre-depth-limit`); a search
     /// that reaches a limit does not match and is reported ([`PCRE_LIMIT_REPORT_INTERVAL_SECS`]).
     pub pcre_limits: PcreLimits,
+    /// Largest share (0 to 1) of the running rules a reload may lose; a reload that would lose
+    /// more keeps the running rules (see the module notes). 1 turns the check off.
+    pub max_rule_loss: f64,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            rule_files: Vec::new(),
+            vars: Vec::new(),
+            indicator_files: Vec::new(),
+            scan: None,
+            watch_interval: None,
+            pcre_limits: PcreLimits::default(),
+            max_rule_loss: DEFAULT_MAX_RULE_LOSS,
+        }
+    }
 }
 
 /// What [`Engines::load`] (or a reload) loaded.
@@ -129,6 +167,59 @@ pub struct Engines {
     reloads: Arc<AtomicU64>,
     failed_reloads: Arc<AtomicU64>,
     last: Arc<Mutex<LoadSummary>>,
+    /// Rules that did not parse completely in the running set's load (they were skipped then):
+    /// a reload is refused only for rules broken anew.
+    broken: Arc<Mutex<HashSet<BrokenRule>>>,
+    /// When the running rules were loaded (start or the last accepted reload).
+    loaded_at: Arc<Mutex<Timestamp>>,
+    last_refusal: Arc<Mutex<Option<Refusal>>>,
+    /// The reload request counters up to which requests were handled, from the start of the
+    /// load: a request made while the files load, or before a run starts its reloader, is not
+    /// lost.
+    requests_seen: Arc<AtomicU64>,
+    forced_requests_seen: Arc<AtomicU64>,
+}
+
+/// A rule that did not parse completely, as a refusal check tells one from another: its file,
+/// sid and what was wrong (line numbers move when lines are added above it).
+type BrokenRule = (PathBuf, Option<u64>, String);
+
+fn broken_rules(report: &LoadReport) -> HashSet<BrokenRule> {
+    report.skipped.iter().filter(|s| s.is_syntax_error()).map(|s| (s.file.clone(), s.sid, s.message.clone())).collect()
+}
+
+/// A reload that kept the running rules: when, and why.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub at: Timestamp,
+    pub reason: String,
+}
+
+/// What a reload did with the rules.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReloadOutcome {
+    /// The new rules run.
+    Swapped,
+    /// The running rules stay.
+    Refused(Refusal),
+}
+
+impl ReloadOutcome {
+    /// The EVE `engine` record that tells the hub and the SIEM what happened.
+    pub fn to_eve(&self, summary: &LoadSummary) -> Event {
+        let (at, log_level, message) = match self {
+            ReloadOutcome::Swapped => (
+                Timestamp::now(),
+                "Info",
+                format!("rules reloaded: {} of {} rules loaded, {} skipped", summary.rules.loaded, summary.rules.total, summary.rules.skipped.len()),
+            ),
+            ReloadOutcome::Refused(r) => (r.at, "Error", format!("rules reload refused: {}", r.reason)),
+        };
+        Event::new(
+            at,
+            EventBody::Engine { log_level: log_level.into(), engine: EngineLog { module: RELOAD_MODULE.into(), message } },
+        )
+    }
 }
 
 impl std::fmt::Debug for Engines {
@@ -171,6 +262,8 @@ impl Engines {
     /// Loads the rules and indicators. An unreadable file or a bad `--set` is an error; bad
     /// rules and bad indicator lines are skipped and reported in the summary.
     pub fn load(cfg: DetectConfig) -> Result<(Engines, LoadSummary), DetectError> {
+        let requests_seen = Arc::new(AtomicU64::new(RELOAD_REQUESTS.load(Ordering::SeqCst)));
+        let forced_requests_seen = Arc::new(AtomicU64::new(FORCED_RELOAD_REQUESTS.load(Ordering::SeqCst)));
         let vars = build_vars(&cfg.vars)?;
         let (rules, indicators, summary) = load_sets(&cfg, &vars);
         match file_errors(&summary) {
@@ -185,40 +278,118 @@ impl Engines {
             reloads: Arc::default(),
             failed_reloads: Arc::default(),
             last: Arc::new(Mutex::new(summary.clone())),
+            broken: Arc::new(Mutex::new(broken_rules(&summary.rules))),
+            loaded_at: Arc::new(Mutex::new(Timestamp::now())),
+            last_refusal: Arc::default(),
+            requests_seen,
+            forced_requests_seen,
         };
         Ok((engines, summary))
     }
 
-    /// Rebuilds both sets from the files beside the current ones and swaps them in. If a rules
-    /// (or indicator) file cannot be read, the current rules (indicators) stay.
+    /// Rebuilds both sets from the files beside the current ones and swaps them in, unless the
+    /// rules fail the checks of the module notes (then the running rules stay; indicators are
+    /// swapped whenever their files could be read).
     pub fn reload(&self) -> LoadSummary {
+        self.reload_with(false).0
+    }
+
+    /// As [`Engines::reload`]; `force` accepts a new rule set however many rules it lost (an
+    /// intentional big change), and says what happened to the rules.
+    pub fn reload_with(&self, force: bool) -> (LoadSummary, ReloadOutcome) {
         let vars = match build_vars(&self.config.vars) {
             Ok(v) => v,
             Err(e) => {
-                tracing::error!("reload: {e}");
-                self.failed_reloads.fetch_add(1, Ordering::Relaxed);
-                return LoadSummary::default();
+                let outcome = self.refuse(e.to_string());
+                return (LoadSummary::default(), outcome);
             }
         };
         let (rules, indicators, summary) = load_sets(&self.config, &vars);
         let (rule_err, ind_err) = file_errors(&summary);
-        match &rule_err {
-            Some(e) => {
-                tracing::error!("reload: keeping the current rules: {e}");
-                self.failed_reloads.fetch_add(1, Ordering::Relaxed);
-            }
-            None => self.rules.store(rules),
-        }
         match &ind_err {
-            Some(e) => tracing::error!("reload: keeping the current indicators: {e}"),
+            Some(e) => tracing::error!(error = %e, "reload: keeping the current indicators"),
             None => self.indicators.store(indicators),
         }
+        let running = self.rules.load().len();
+        let refusal = match rule_err {
+            Some(e) => Some(e),
+            None => self.check_rules(&summary.rules, running, force),
+        };
         self.reloads.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!("reloaded: {}", summary.text());
-        if let Ok(mut last) = self.last.lock() {
-            *last = summary.clone();
+        let outcome = match refusal {
+            Some(reason) => self.refuse(reason),
+            None => {
+                self.rules.store(rules);
+                if let Ok(mut last) = self.last.lock() {
+                    *last = summary.clone();
+                }
+                if let Ok(mut broken) = self.broken.lock() {
+                    *broken = broken_rules(&summary.rules);
+                }
+                if let Ok(mut at) = self.loaded_at.lock() {
+                    *at = Timestamp::now();
+                }
+                tracing::warn!(forced = force, "reloaded: {}", summary.text());
+                ReloadOutcome::Swapped
+            }
+        };
+        (summary, outcome)
+    }
+
+    /// Why the rules of a reload must not replace the `running` ones, if they must not.
+    fn check_rules(&self, report: &LoadReport, running: usize, force: bool) -> Option<String> {
+        let known = self.broken.lock().map(|b| b.clone()).unwrap_or_default();
+        let broken: Vec<&ward_detect::SkippedRule> = report
+            .skipped
+            .iter()
+            .filter(|s| s.is_syntax_error() && !known.contains(&(s.file.clone(), s.sid, s.message.clone())))
+            .collect();
+        if !broken.is_empty() {
+            let named: Vec<String> = broken
+                .iter()
+                .take(MAX_LISTED_BROKEN)
+                .map(|s| format!("{}:{} sid {}: {}", s.file.display(), s.line, s.sid.map_or_else(|| "?".into(), |v| v.to_string()), s.message))
+                .collect();
+            let more = broken.len().saturating_sub(MAX_LISTED_BROKEN);
+            return Some(format!(
+                "{} did not parse completely ({}{}); fix them (`ward rules check` lists them)",
+                if broken.len() == 1 { "1 rule".to_string() } else { format!("{} rules", broken.len()) },
+                named.join("; "),
+                if more > 0 { format!("; and {more} more") } else { String::new() }
+            ));
         }
-        summary
+        let lost = running.saturating_sub(report.loaded);
+        let max_loss = self.config.max_rule_loss.clamp(0.0, 1.0);
+        if !force && lost as f64 > running as f64 * max_loss {
+            return Some(format!(
+                "the new rule set has {} rules, {lost} fewer than the {running} running ({:.1}% lost, more than the {:.1}% --reload-max-rule-loss allows); \
+                 send SIGUSR1 to load it anyway",
+                report.loaded,
+                lost as f64 * 100.0 / running as f64,
+                max_loss * 100.0
+            ));
+        }
+        None
+    }
+
+    fn refuse(&self, reason: String) -> ReloadOutcome {
+        tracing::error!(reason = %reason, rules = self.rules.load().len(), "rules reload refused: the running rules stay");
+        self.failed_reloads.fetch_add(1, Ordering::Relaxed);
+        let refusal = Refusal { at: Timestamp::now(), reason };
+        if let Ok(mut last) = self.last_refusal.lock() {
+            *last = Some(refusal.clone());
+        }
+        ReloadOutcome::Refused(refusal)
+    }
+
+    /// The newest refused reload, if any.
+    pub fn last_refusal(&self) -> Option<Refusal> {
+        self.last_refusal.lock().ok().and_then(|r| r.clone())
+    }
+
+    /// When the running rules were loaded (start, or the last accepted reload).
+    pub fn loaded_at(&self) -> Timestamp {
+        self.loaded_at.lock().map(|t| *t).unwrap_or(Timestamp::ZERO)
     }
 
     /// Completed reloads so far.
@@ -226,12 +397,13 @@ impl Engines {
         self.reloads.load(Ordering::Relaxed)
     }
 
-    /// Reloads that kept the old rules because a file could not be read.
+    /// Reloads that kept the running rules (a file could not be read, broken rules, too many
+    /// rules lost).
     pub fn failed_reload_count(&self) -> u64 {
         self.failed_reloads.load(Ordering::Relaxed)
     }
 
-    /// The summary of the last (re)load.
+    /// The summary of the load the running rules came from (start or the last accepted reload).
     pub fn last_summary(&self) -> LoadSummary {
         self.last.lock().map(|s| s.clone()).unwrap_or_default()
     }
@@ -250,52 +422,41 @@ impl Engines {
 
 // --- reload triggers ------------------------------------------------------------------------
 
-/// SIGHUPs received: a counter, so every reloader in the process (tests run several) sees each.
-static HUP: AtomicU64 = AtomicU64::new(0);
+/// Reload requests (SIGHUP): a counter, so every reloader in the process (tests run several)
+/// sees each.
+static RELOAD_REQUESTS: AtomicU64 = AtomicU64::new(0);
+/// Forced reload requests (SIGUSR1), counted the same way.
+static FORCED_RELOAD_REQUESTS: AtomicU64 = AtomicU64::new(0);
 
-extern "C" fn on_sighup(_: libc::c_int) {
-    HUP.fetch_add(1, Ordering::SeqCst);
-}
-
-/// Makes SIGHUP request a reload (instead of ending the process). Async-signal-safe: the handler
-/// only sets a flag that the reloader thread polls.
-pub fn install_sighup_handler() -> std::io::Result<()> {
-    // SAFETY: installs a handler that only stores to an atomic; sigaction is given a zeroed,
-    // then filled, struct as its documentation requires.
-    unsafe {
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = on_sighup as extern "C" fn(libc::c_int) as usize;
-        sa.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut sa.sa_mask);
-        if libc::sigaction(libc::SIGHUP, &sa, std::ptr::null_mut()) != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-    }
-    Ok(())
-}
-
-/// Requests a reload as SIGHUP does (for an operator API and tests).
+/// Requests a reload, as SIGHUP does ([`crate::signals`] calls it; so may an operator API or a
+/// test). Only bumps a counter that the reloader thread polls.
 pub fn request_reload() {
-    HUP.fetch_add(1, Ordering::SeqCst);
+    RELOAD_REQUESTS.fetch_add(1, Ordering::SeqCst);
+}
+
+/// Requests a reload that accepts however many rules the new set lost (SIGUSR1).
+pub fn request_forced_reload() {
+    FORCED_RELOAD_REQUESTS.fetch_add(1, Ordering::SeqCst);
 }
 
 fn mtimes(files: &[PathBuf]) -> Vec<Option<(SystemTime, u64)>> {
     files.iter().map(|p| std::fs::metadata(p).ok().and_then(|m| Some((m.modified().ok()?, m.len())))).collect()
 }
 
-/// Runs the reloader until `done` is set (then unpark the thread to end it at once): reloads on SIGHUP and, with a watch interval, when a
-/// watched file's mtime or size changes.
-pub fn spawn_reloader(engines: Engines, done: Arc<AtomicBool>) -> std::io::Result<JoinHandle<()>> {
+/// Runs the reloader until `done` is set (then unpark the thread to end it at once): reloads on
+/// a request ([`request_reload`], [`request_forced_reload`]) and, with a watch interval, when a
+/// watched file's mtime or size changes. Each outcome is written to `eve` as an `engine` record.
+pub fn spawn_reloader(engines: Engines, done: Arc<AtomicBool>, eve: Option<EveSink>) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new().name("ward-reload".into()).spawn(move || {
         let files = engines.watched_files();
         let mut seen = mtimes(&files);
         let mut last_poll = Instant::now();
-        let mut hups = HUP.load(Ordering::SeqCst);
         while !done.load(Ordering::Relaxed) {
             std::thread::park_timeout(Duration::from_millis(100));
-            let now_hups = HUP.load(Ordering::SeqCst);
-            let mut reload = now_hups != hups;
-            hups = now_hups;
+            let now_requests = RELOAD_REQUESTS.load(Ordering::SeqCst);
+            let now_forced = FORCED_RELOAD_REQUESTS.load(Ordering::SeqCst);
+            let force = engines.forced_requests_seen.swap(now_forced, Ordering::SeqCst) != now_forced;
+            let mut reload = engines.requests_seen.swap(now_requests, Ordering::SeqCst) != now_requests || force;
             if let Some(every) = engines.config.watch_interval {
                 if last_poll.elapsed() >= every {
                     last_poll = Instant::now();
@@ -307,7 +468,12 @@ pub fn spawn_reloader(engines: Engines, done: Arc<AtomicBool>) -> std::io::Resul
                 }
             }
             if reload {
-                engines.reload();
+                let (summary, outcome) = engines.reload_with(force);
+                if let Some(sink) = &eve {
+                    let mut out = EveBuffer::new(sink.clone());
+                    out.write(&outcome.to_eve(&summary));
+                    out.flush();
+                }
                 seen = mtimes(&files);
             }
         }

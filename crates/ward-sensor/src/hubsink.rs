@@ -5,7 +5,8 @@
 //! to the local EVE file as well, and appends to the on-disk [`Spool`]:
 //!
 //! * the record types named in [`HubSelection::forward`] as they are (default: `alert` and
-//!   `anomaly`; scan detections are alerts with the scan detector's gid);
+//!   `anomaly`; scan detections are alerts with the scan detector's gid), and always the
+//!   sensor's `engine` records ([`ALWAYS_FORWARDED`]);
 //! * **contact records**: the finished `flow` records folded into one record per hour per
 //!   (remote address, local address, server port, protocol), with first and last seen, flows,
 //!   packets and bytes — like NetFlow, small enough to keep for the whole retention window, so
@@ -47,6 +48,10 @@ use std::net::IpAddr;
 use serde_json::json;
 
 use crate::spool::{Spool, SpoolStats};
+
+/// Record types relayed whatever the selection: `engine` records are the sensor's own health
+/// (a refused rule reload), which the hub shows in its sensor list.
+pub const ALWAYS_FORWARDED: &[&str] = &["engine"];
 
 /// Which records go to the hub.
 #[derive(Debug, Clone)]
@@ -327,7 +332,7 @@ impl HubWriter {
                 self.fold_flow(&flow);
             }
         }
-        let forward = self.selection.forward.contains(kind);
+        let forward = self.selection.forward.contains(kind) || ALWAYS_FORWARDED.contains(&kind);
         if forward && line.len() > self.spool.max_record_bytes() {
             self.stats.spool_errors += 1;
             tracing::warn!(event_type = kind, bytes = line.len(), max = self.spool.max_record_bytes(), "record too large to spool for the hub; not relayed");

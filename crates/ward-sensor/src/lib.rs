@@ -5,7 +5,8 @@
 //! shards packets over worker threads ([`shard`], [`pipeline`]), keeps each flow's app-layer
 //! state ([`worker`]), runs detection on packets, streams and transactions ([`detect`]: rules,
 //! indicators, scan detector, live reload), and writes Suricata EVE JSON ([`eve_out`]) plus run
-//! counters ([`stats`]).
+//! counters ([`stats`]). The process's signals (stop, reload) are handled in one place:
+//! [`signals`].
 //!
 //! Towards the hub: [`hubsink`] picks what is relayed from the EVE stream (alerts, anomalies,
 //! hourly contact records) into the on-disk [`spool`]; [`relay`] enrolls the sensor and
@@ -24,6 +25,7 @@ pub mod pipeline;
 pub mod progress;
 pub mod relay;
 pub mod shard;
+pub mod signals;
 pub mod spool;
 pub mod stats;
 mod worker;

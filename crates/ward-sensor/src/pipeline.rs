@@ -107,7 +107,9 @@ pub fn run_with_sink(config: &SensorConfig, sink: EveSink, stop: Arc<AtomicBool>
     let scan = config.detect.as_ref().and_then(|e| e.config.scan).map(|c| crate::detect::SharedScan::new(c, workers));
     let reload_done = Arc::new(AtomicBool::new(false));
     let reloader = match &config.detect {
-        Some(engines) => Some(crate::detect::spawn_reloader(engines.clone(), reload_done.clone()).map_err(SensorError::Thread)?),
+        Some(engines) => {
+            Some(crate::detect::spawn_reloader(engines.clone(), reload_done.clone(), Some(sink.clone())).map_err(SensorError::Thread)?)
+        }
         None => None,
     };
     let mut senders = Vec::with_capacity(workers);
@@ -178,6 +180,9 @@ pub fn run_with_sink(config: &SensorConfig, sink: EveSink, stop: Arc<AtomicBool>
     if let Some(handle) = reloader {
         handle.thread().unpark();
         let _ = handle.join();
+    }
+    if let Some(engines) = &config.detect {
+        counters.detect = Some(crate::stats::DetectCounters::of(engines));
     }
     counters.uptime_secs = started.elapsed().as_secs();
     counters.peak_rss_bytes = crate::stats::peak_rss_bytes();

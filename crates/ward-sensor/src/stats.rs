@@ -70,8 +70,38 @@ pub struct Counters {
     /// closes `stats.detect` to other keys, and that record must stay valid against it.
     pub pcre_limit_hits: u64,
 
+    /// Rule engine counters (`None`: the run had no detection).
+    pub detect: Option<DetectCounters>,
+
     pub uptime_secs: u64,
     pub peak_rss_bytes: u64,
+}
+
+/// The rule engine at the end of a run: the running set and what reloads did.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct DetectCounters {
+    /// When the running rules were loaded (start or the last accepted reload).
+    pub last_reload: Timestamp,
+    pub rules_loaded: u64,
+    /// Rules of the running set's files that did not load (syntax, unsupported keyword, ...).
+    pub rules_failed: u64,
+    /// Reloads attempted (by signal or file change).
+    pub reloads: u64,
+    /// Reloads refused: the running rules stayed (see [`crate::detect`]).
+    pub reloads_refused: u64,
+}
+
+impl DetectCounters {
+    pub fn of(engines: &crate::detect::Engines) -> DetectCounters {
+        let running = engines.last_summary();
+        DetectCounters {
+            last_reload: engines.loaded_at(),
+            rules_loaded: engines.rules.load().len() as u64,
+            rules_failed: running.rules.skipped.len() as u64,
+            reloads: engines.reload_count(),
+            reloads_refused: engines.failed_reload_count(),
+        }
+    }
 }
 
 impl Counters {
@@ -96,6 +126,9 @@ impl Counters {
         }
         for (k, v) in &other.eve {
             *self.eve.entry(k).or_default() += v;
+        }
+        if self.detect.is_none() {
+            self.detect.clone_from(&other.detect);
         }
     }
 
@@ -123,7 +156,7 @@ impl Counters {
     /// The EVE `stats` record (keys as in Suricata's schema).
     pub fn to_eve(&self, ts: Timestamp) -> Event {
         let avg = if self.decoded_packets > 0 { self.decoded_bytes / self.decoded_packets } else { 0 };
-        let stats = json!({
+        let mut stats = json!({
             "uptime": self.uptime_secs,
             "capture": {
                 "kernel_packets": self.kernel_packets.max(self.capture_packets),
@@ -172,6 +205,18 @@ impl Counters {
                 "tx": self.app_tx,
             },
         });
+        if let Some(d) = &self.detect {
+            // Suricata's schema has no key for refused reloads: they are in the summary, the
+            // log and the `engine` records (see crate::detect).
+            stats["detect"] = json!({
+                "engines": [{
+                    "last_reload": d.last_reload,
+                    "rules_loaded": d.rules_loaded,
+                    "rules_failed": d.rules_failed,
+                    "rules_skipped": 0,
+                }],
+            });
+        }
         Event::new(ts, EventBody::Stats { stats })
     }
 
@@ -203,6 +248,13 @@ impl Counters {
         );
         if self.pcre_limit_hits > 0 {
             let _ = writeln!(out, "pcre limit hits {} (those rules did not match; see the pcre_limit_exceeded anomalies)", self.pcre_limit_hits);
+        }
+        if let Some(d) = &self.detect {
+            let _ = writeln!(
+                out,
+                "rules: {} running, {} failed to load  reloads {}, refused {}",
+                d.rules_loaded, d.rules_failed, d.reloads, d.reloads_refused
+            );
         }
         let eve: Vec<String> = self.eve.iter().map(|(k, v)| format!("{k} {v}")).collect();
         let _ = write!(

@@ -85,8 +85,12 @@ impl Worker {
         let raw = RawPacket { ts: meta.ts, linktype: meta.link, data: frame, orig_len: meta.orig_len };
         // The decode result borrows the decoder; copy out what outlives it.
         let decoded = self.decoder.decode(&raw);
+        // A frame's anomalies obey --filter as its packets do: one that did not decode (cut
+        // short by the snap length, say) is judged by the header fields its bytes hold.
         for anomaly in decoded.anomalies {
-            write_decode_anomaly(&mut self.eve, &mut self.counters, anomaly, meta);
+            if self.filter.as_ref().is_none_or(|f| f.matches_headers(&anomaly.headers)) {
+                write_decode_anomaly(&mut self.eve, &mut self.counters, anomaly, meta);
+            }
         }
         if decoded.packet().is_none() {
             if let (Some(d), Some((op, sender, target))) = (self.detect.as_mut(), crate::detect::parse_arp(meta.link, frame)) {

@@ -289,7 +289,7 @@ fn rules_reload_on_file_change_and_sighup_and_keep_the_old_set_on_error() {
 
     // A file watch reloader, as the sensor runs it.
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let handle = ward_sensor::detect::spawn_reloader(engines.clone(), done.clone()).unwrap();
+    let handle = ward_sensor::detect::spawn_reloader(engines.clone(), done.clone(), None).unwrap();
     let before = engines.rules.load();
     std::thread::sleep(Duration::from_millis(1100)); // a distinct mtime on coarse file systems
     std::fs::write(
@@ -308,8 +308,8 @@ fn rules_reload_on_file_change_and_sighup_and_keep_the_old_set_on_error() {
     assert_eq!(sids(&run(&[capture.clone()], &engines, 1), 1), BTreeSet::from([1000002]));
     assert_eq!(engines.last_summary().rules.skipped.len(), 1, "the bad rule is skipped, the rest load");
 
-    // SIGHUP: a real signal to this process.
-    ward_sensor::detect::install_sighup_handler().unwrap();
+    // SIGHUP: a real signal to this process, through the sensor's signal handling.
+    ward_sensor::signals::install(std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false))).unwrap();
     let n = engines.reload_count();
     // SAFETY: raising a signal whose handler was just installed.
     unsafe {
@@ -418,5 +418,56 @@ fn a_pcre_at_its_limit_is_counted_reported_once_a_minute_and_the_sensor_keeps_go
     let stats = records.iter().find(|r| r["event_type"] == "stats").expect("a stats record");
     if let Err(e) = v.validate(stats) {
         panic!("stats record fails the EVE schema: {e}\n{stats}");
+    }
+}
+
+#[test]
+fn reloads_that_lose_rules_or_break_them_are_refused_and_forced_ones_are_not() {
+    use ward_sensor::detect::ReloadOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("local.rules");
+    let rule = |sid: u64| format!("alert tcp any any -> any any (msg:\"r{sid}\"; content:\"ward-{sid}\"; sid:{sid}; rev:1;)\n");
+    let set = |sids: std::ops::Range<u64>| sids.map(rule).collect::<String>();
+    // One rule broken from the start: skipped, and it does not block later reloads.
+    let old_broken = "alert tcp any any -> any any (msg:\"old\" content:\"x\"; sid:99;)\n";
+    std::fs::write(&rules, format!("{}{old_broken}", set(1..21))).unwrap();
+    let (engines, summary) = Engines::load(DetectConfig { rule_files: vec![rules.clone()], ..Default::default() }).unwrap();
+    assert_eq!((summary.rules.loaded, summary.rules.skipped.len()), (20, 1));
+    let refused = |outcome: &ReloadOutcome| match outcome {
+        ReloadOutcome::Refused(r) => r.reason.clone(),
+        ReloadOutcome::Swapped => panic!("reload accepted"),
+    };
+
+    std::fs::write(&rules, "").unwrap();
+    let (_, outcome) = engines.reload_with(false);
+    assert!(refused(&outcome).contains("0 rules, 20 fewer than the 20 running"), "{outcome:?}");
+    assert_eq!(engines.rules.load().len(), 20, "the running rules stay");
+
+    std::fs::write(&rules, format!("{}{old_broken}{}", set(1..21), "alert tcp any any -> any any (msg:\"x\"; content:\"abc\" sid:2000;)\n")).unwrap();
+    let (_, outcome) = engines.reload_with(false);
+    let reason = refused(&outcome);
+    assert!(reason.starts_with("1 rule did not parse completely") && reason.contains("sid 2000") && !reason.contains("sid 99"), "{reason}");
+
+    // 2 of 20 lost is exactly the default 10 %: accepted; 3 of 18 is more: refused.
+    std::fs::write(&rules, set(1..19)).unwrap();
+    assert_eq!(engines.reload_with(false).1, ReloadOutcome::Swapped);
+    std::fs::write(&rules, set(1..16)).unwrap();
+    assert!(refused(&engines.reload_with(false).1).contains("15 rules, 3 fewer than the 18 running"));
+    assert_eq!(engines.rules.load().len(), 18);
+    assert_eq!(engines.last_refusal().map(|r| r.reason.contains("3 fewer")), Some(true));
+
+    // Forced: any loss is accepted.
+    assert_eq!(engines.reload_with(true).1, ReloadOutcome::Swapped);
+    assert_eq!(engines.rules.load().len(), 15);
+    assert_eq!((engines.reload_count(), engines.failed_reload_count()), (5, 3));
+
+    // The engine records of both outcomes validate against the EVE schema.
+    let v = validator();
+    for outcome in [engines.reload_with(false).1, ReloadOutcome::Refused(engines.last_refusal().unwrap())] {
+        let record = serde_json::to_value(outcome.to_eve(&engines.last_summary())).unwrap();
+        assert_eq!(record["event_type"], "engine");
+        if let Err(e) = v.validate(&record) {
+            panic!("engine record fails the schema: {e}\n{record}");
+        }
     }
 }

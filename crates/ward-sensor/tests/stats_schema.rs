@@ -5,7 +5,7 @@ mod common;
 
 use serde_json::Value;
 use ward_model::Timestamp;
-use ward_sensor::stats::{app_layer_key, Counters};
+use ward_sensor::stats::{app_layer_key, Counters, DetectCounters};
 
 const APPS: [&str; 9] = ["http", "tls", "dns", "ssh", "smtp", "ftp", "pop3", "imap", "failed"];
 
@@ -18,7 +18,21 @@ fn schema() -> Value {
 fn stats_record_with_every_counter_set_validates_against_the_eve_schema() {
     let schema = schema();
     let validator = jsonschema::validator_for(&schema).expect("eve schema compiles");
-    let mut c = Counters { capture_packets: 10, decoded_packets: 10, decoded_bytes: 1000, tcp_sessions: 1, ..Default::default() };
+    let detect = DetectCounters {
+        last_reload: Timestamp::from_secs_micros(1_700_000_000, 0),
+        rules_loaded: 20,
+        rules_failed: 1,
+        reloads: 3,
+        reloads_refused: 2,
+    };
+    let mut c = Counters {
+        capture_packets: 10,
+        decoded_packets: 10,
+        decoded_bytes: 1000,
+        tcp_sessions: 1,
+        detect: Some(detect),
+        ..Default::default()
+    };
     for app in APPS {
         for ipproto in [6u8, 17] {
             c.count_app_flow(app, ipproto);
@@ -33,6 +47,7 @@ fn stats_record_with_every_counter_set_validates_against_the_eve_schema() {
     assert!(!c.app_tx.contains_key("failed_tcp"), "failed detection has no transactions");
     assert!(!c.app_tx.contains_key("dns"), "bare `dns` is not a schema key");
     let record = serde_json::to_value(c.to_eve(Timestamp::from_secs_micros(1_700_000_000, 0))).unwrap();
+    assert_eq!(record["stats"]["detect"]["engines"][0]["rules_loaded"], 20, "{record}");
     let errors: Vec<String> = validator.iter_errors(&record).map(|e| e.to_string()).collect();
     assert!(errors.is_empty(), "stats record fails the EVE schema: {errors:?}\n{record}");
 }

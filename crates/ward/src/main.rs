@@ -71,7 +71,12 @@ Detection: every --rules file is loaded at start (rules with unsupported keyword
 counted; `ward rules check FILE` lists them). Alerts are EVE `alert` records with Suricata's \
 fields plus the flow's http/dns/tls object. Indicator matches have gid 9000, scan detector \
 alerts gid 9001. Send SIGHUP, or change a rules/indicator file, to reload them without \
-stopping: the new set is built beside the old one and swapped in atomically.")]
+stopping: the new set is built beside the old one and swapped in atomically. A reload with a \
+rule that did not parse completely, or that loses more than --reload-max-rule-loss of the \
+running rules, is refused: the running rules stay, and the refusal is logged, counted and \
+written as an EVE `engine` record (relayed to the hub). SIGUSR1 reloads accepting any loss. \
+SIGINT and SIGTERM stop cleanly: open flows and the stats are logged, the output flushed, \
+exit status 0.")]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct SensorArgs {
     #[command(subcommand)]
@@ -198,6 +203,12 @@ pub struct SensorArgs {
     #[arg(long, value_name = "SECS", default_value_t = 2)]
     reload_interval: u64,
 
+    /// A reload whose rule set has lost more than this share (0 to 1) of the running rules is
+    /// refused and the running rules stay (an emptied or half-copied file); so is one with a
+    /// rule that did not parse completely. SIGUSR1 reloads accepting any loss.
+    #[arg(long, value_name = "SHARE", default_value_t = ward_sensor::detect::DEFAULT_MAX_RULE_LOSS)]
+    reload_max_rule_loss: f64,
+
     /// Relay to the hub with this credential (written by `ward sensor enroll`): alerts,
     /// anomalies and contact records go through an on-disk spool, and the hub's indicators are
     /// followed live (written beside the spool and matched like --indicators).
@@ -225,7 +236,8 @@ pub struct SensorArgs {
 
     /// What to relay, comma-separated: EVE record types (alert, anomaly, flow, dns, http, tls,
     /// stats) and `contact` (hourly contact records: remote address, local address, port,
-    /// protocol, first/last seen, packets, bytes; the hub's retro-hunt searches them).
+    /// protocol, first/last seen, packets, bytes; the hub's retro-hunt searches them). The
+    /// sensor's own `engine` records (a refused rule reload) are always relayed.
     #[arg(long, value_name = "TYPES", default_value = "alert,anomaly,contact", help_heading = "Hub")]
     relay: String,
 
@@ -281,5 +293,7 @@ fn exit_code(code: i32) -> ExitCode {
 fn init_logging(level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_new(level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colour codes only for a terminal: a journal or a log file gets plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).with_ansi(ansi).init();
 }

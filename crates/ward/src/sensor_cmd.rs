@@ -1,7 +1,7 @@
 //! `ward sensor`: turns the command line into a [`SensorConfig`], runs it, prints the counters.
 
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
@@ -14,6 +14,10 @@ pub fn run(mut args: SensorArgs) -> anyhow::Result<ExitCode> {
         bail!("--summary-json prints on stdout, where --eve - also writes; give --eve a file (or /dev/null)");
     }
     let mut config = build_config(&args)?;
+    // Signals first: once the load line below is printed, SIGHUP reloads and SIGTERM stops
+    // cleanly (never their default action, which ends the process).
+    let stop = Arc::new(AtomicBool::new(false));
+    ward_sensor::signals::install(stop.clone()).context("cannot install the signal handlers")?;
     let loading = std::time::Instant::now();
     // The hub's indicators (kept up to date by the sync) are matched like any indicator list.
     if let Some(file) = crate::sensor_service::hub_indicator_file(&args) {
@@ -26,9 +30,6 @@ pub fn run(mut args: SensorArgs) -> anyhow::Result<ExitCode> {
     let engines = build_detect(&args)?;
     config.detect = Some(engines.clone());
     let load_s = loading.elapsed().as_secs_f64();
-    ward_sensor::detect::install_sighup_handler().context("cannot install the SIGHUP handler")?;
-    let stop = Arc::new(AtomicBool::new(false));
-    install_stop_handler(stop.clone())?;
     let link = crate::sensor_service::start_hub_link(&args, &config.eve, Some(engines))?;
     let summary = match link {
         None => ward_sensor::run(&config, stop).context("sensor failed")?,
@@ -50,6 +51,8 @@ pub fn run(mut args: SensorArgs) -> anyhow::Result<ExitCode> {
             "load_s": load_s,
             "processing_s": summary.elapsed.as_secs_f64(),
             "peak_rss_bytes": ward_sensor::stats::peak_rss_bytes(),
+            "rule_reloads": c.detect.as_ref().map_or(0, |d| d.reloads),
+            "rule_reloads_refused": c.detect.as_ref().map_or(0, |d| d.reloads_refused),
         });
         println!("{json}");
     }
@@ -69,6 +72,9 @@ fn build_detect(args: &SensorArgs) -> anyhow::Result<ward_sensor::detect::Engine
     if args.pcre_match_limit == 0 || args.pcre_depth_limit == 0 {
         bail!("--pcre-match-limit and --pcre-depth-limit must be at least 1 (0 would stop every pcre search)");
     }
+    if !(0.0..=1.0).contains(&args.reload_max_rule_loss) {
+        bail!("--reload-max-rule-loss must be between 0 and 1 (a share of the running rules), not {}", args.reload_max_rule_loss);
+    }
     let scan = (!args.no_scan_detect).then(|| ScanConfig {
         window_secs: args.scan_window,
         vertical_ports: args.scan_ports,
@@ -83,6 +89,7 @@ fn build_detect(args: &SensorArgs) -> anyhow::Result<ward_sensor::detect::Engine
         scan,
         watch_interval: (args.reload_interval > 0).then(|| std::time::Duration::from_secs(args.reload_interval)),
         pcre_limits: ward_sensor::ward_detect::PcreLimits { match_limit: args.pcre_match_limit, depth_limit: args.pcre_depth_limit },
+        max_rule_loss: args.reload_max_rule_loss,
     };
     let (engines, summary) = Engines::load(cfg)?;
     if !args.rules.is_empty() || !args.indicators.is_empty() {
@@ -152,15 +159,4 @@ fn build_config(args: &SensorArgs) -> anyhow::Result<SensorConfig> {
     config.flow_memcap = args.flow_memcap.saturating_mul(1024 * 1024);
     config.progress = !args.quiet;
     Ok(config)
-}
-
-/// Ctrl-C / SIGTERM set the stop flag: the sensor finishes the packets it has, logs every open
-/// flow and the stats, then exits. A second Ctrl-C exits at once.
-fn install_stop_handler(stop: Arc<AtomicBool>) -> anyhow::Result<()> {
-    ctrlc::set_handler(move || {
-        if stop.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    })
-    .context("cannot install the Ctrl-C handler")
 }

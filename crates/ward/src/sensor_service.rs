@@ -131,6 +131,8 @@ struct ServiceFile {
     pcre_match_limit: Option<u32>,
     #[serde(alias = "pcre_depth_limit")]
     pcre_depth_limit: Option<u32>,
+    #[serde(alias = "reload_max_rule_loss")]
+    reload_max_rule_loss: Option<f64>,
     #[serde(alias = "hub_credential")]
     hub_credential: Option<PathBuf>,
     spool: Option<PathBuf>,
@@ -185,7 +187,7 @@ pub fn args_from_file(path: &Path) -> anyhow::Result<SensorArgs> {
     macro_rules! opt {
         ($($name:ident),*) => { $( if let Some(v) = f.$name { args.$name = v; } )* };
     }
-    opt!(scan_window, scan_ports, scan_hosts, scan_pairs, reload_interval, pcre_match_limit, pcre_depth_limit, spool_max_mib);
+    opt!(scan_window, scan_ports, scan_hosts, scan_pairs, reload_interval, pcre_match_limit, pcre_depth_limit, reload_max_rule_loss, spool_max_mib);
     check_spool_max_mib(args.spool_max_mib).map_err(|e| anyhow::anyhow!("{}: spool_max_mib = {}: {e}", path.display(), args.spool_max_mib))?;
     if let Some(policy) = &f.spool_fsync {
         args.spool_fsync = FsyncPolicy::parse(policy).map_err(|e| anyhow::anyhow!("{}: spool_fsync: {e}", path.display()))?;

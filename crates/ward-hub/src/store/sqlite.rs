@@ -349,8 +349,13 @@ fn row_sensor(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sensor> {
         last_seen_ms: r.get(4)?,
         last_event_ms: r.get(5)?,
         events_total: r.get(6)?,
+        health: None,
     })
 }
+/// The body of a sensor's newest rule-reload `engine` record (see [`crate::model::reload_health`]);
+/// engine records are few, and the type index finds them.
+const SENSOR_HEALTH_COL: &str = "(SELECT e.body FROM events e WHERE e.event_type = 'engine' AND e.sensor_id = sensors.id \
+     AND json_extract(e.body, '$.engine.module') = 'detect-reload' ORDER BY e.id DESC LIMIT 1)";
 const SENSOR_COLS: &str = "id, jurisdiction_id, name, created_ms, last_seen_ms, last_event_ms, events_total";
 
 fn row_user(r: &rusqlite::Row<'_>) -> rusqlite::Result<User> {
@@ -531,9 +536,16 @@ impl Store for SqliteStore {
     fn sensors(&self, jurisdiction_id: Option<i64>) -> StoreResult<Vec<Sensor>> {
         self.read(|c| {
             let mut st = c.prepare_cached(&format!(
-                "SELECT {SENSOR_COLS} FROM sensors WHERE (?1 IS NULL OR jurisdiction_id = ?1) ORDER BY id"
+                "SELECT {SENSOR_COLS}, {SENSOR_HEALTH_COL} FROM sensors WHERE (?1 IS NULL OR jurisdiction_id = ?1) ORDER BY id"
             ))?;
-            let rows = st.query_map([jurisdiction_id], row_sensor)?.collect::<Result<_, _>>()?;
+            let rows = st
+                .query_map([jurisdiction_id], |r| {
+                    let mut sensor = row_sensor(r)?;
+                    let record: Option<String> = r.get(7)?;
+                    sensor.health = record.as_deref().and_then(crate::model::reload_health);
+                    Ok(sensor)
+                })?
+                .collect::<Result<_, _>>()?;
             Ok(rows)
         })
     }
@@ -1645,6 +1657,30 @@ mod tests {
 
     fn count(s: &SqliteStore, kind: &str) -> usize {
         s.notifications(&NotificationFilter { limit: 10_000, ..Default::default() }).unwrap().iter().filter(|n| n.event_kind == kind).count()
+    }
+
+    #[test]
+    fn a_sensors_health_is_its_newest_reload_record() {
+        let (_d, s) = store();
+        let j = jurisdiction(&s, 1);
+        s.create_enrollment_token(j, "t", 0, 1_000_000).unwrap();
+        let sensor = s.enroll_sensor("t", "adams-1", "c", 0).unwrap();
+        let engine = |seq: i64, level: &str, message: &str| {
+            let line = format!(
+                r#"{{"timestamp":"2026-11-03T13:0{seq}:00.000000+0000","event_type":"engine","log_level":"{level}","engine":{{"module":"detect-reload","message":"{message}"}}}}"#
+            );
+            let ev = parse_line(line.as_bytes(), 1).unwrap();
+            IngestBatch { sensor_id: sensor.id, jurisdiction_id: j, seq, events: vec![ev], rejected: vec![], rejected_total: 0 }
+        };
+        let health = || s.sensors(Some(j)).unwrap()[0].health.clone();
+        assert_eq!(health(), None, "no reload yet");
+        s.ingest(&[engine(1, "Error", "rules reload refused: the new rule set has 0 rules")], &CorrelationPolicy::default(), 10).unwrap();
+        assert_eq!(health().as_deref(), Some("rules reload refused at 2026-11-03T13:01:00.000000+0000: the new rule set has 0 rules"));
+        // Other records do not touch it; the next accepted reload clears it.
+        s.ingest(&[batch(j, 2, "45.1.2.3", "alert")], &CorrelationPolicy::default(), 20).unwrap();
+        assert!(health().is_some());
+        s.ingest(&[engine(3, "Info", "rules reloaded: 20 of 20 rules loaded, 0 skipped")], &CorrelationPolicy::default(), 30).unwrap();
+        assert_eq!(health(), None);
     }
 
     #[test]

@@ -431,8 +431,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         hub.shutdown().await;
         return Ok(all_ok);
     }
-    say("the hub keeps running; Ctrl-C stops it");
-    tokio::signal::ctrl_c().await?;
+    say("the hub keeps running; Ctrl-C (or SIGTERM) stops it");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r?,
+        _ = terminate.recv() => {}
+    }
     hub.shutdown().await;
     Ok(all_ok)
 }

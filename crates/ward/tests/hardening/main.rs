@@ -9,3 +9,5 @@ mod spool_tail_on_kill;
 mod spool_summary;
 mod unknown_link_type;
 mod live_filter_anomalies;
+
+mod sensor_support;

@@ -41,6 +41,7 @@ pub(super) fn row_sensor(r: &Row) -> Result<Sensor, ::postgres::Error> {
         last_seen_ms: r.try_get(4)?,
         last_event_ms: r.try_get(5)?,
         events_total: r.try_get(6)?,
+        health: None,
     })
 }
 
@@ -178,11 +179,19 @@ pub(super) fn sensor_by_credential(store: &PgStore, credential_hash: &str) -> St
 pub(super) fn sensors(store: &PgStore, jurisdiction_id: Option<i64>) -> StoreResult<Vec<Sensor>> {
     store.read(|db| {
         let rows = db.query(
-            "SELECT id, jurisdiction_id, name, created_ms, last_seen_ms, last_event_ms, events_total FROM sensors \
-             WHERE ($1::bigint IS NULL OR jurisdiction_id = $1) ORDER BY id",
+            "SELECT id, jurisdiction_id, name, created_ms, last_seen_ms, last_event_ms, events_total, \
+             (SELECT e.body FROM events e WHERE e.event_type = 'engine' AND e.sensor_id = sensors.id \
+              AND e.body::jsonb #>> '{engine,module}' = 'detect-reload' ORDER BY e.id DESC LIMIT 1) \
+             FROM sensors WHERE ($1::bigint IS NULL OR jurisdiction_id = $1) ORDER BY id",
             &[&jurisdiction_id],
         )?;
-        Ok(collect(rows, row_sensor)?)
+        // The health column: the body of the sensor's newest rule-reload `engine` record.
+        Ok(collect(rows, |r| {
+            let mut sensor = row_sensor(r)?;
+            let record: Option<String> = r.try_get(7)?;
+            sensor.health = record.as_deref().and_then(crate::model::reload_health);
+            Ok(sensor)
+        })?)
     })
 }
 
