@@ -6,7 +6,8 @@
 #                    namespaces), nginx, vsftpd, openssh-server, redis-server, busybox-static
 #                    (telnetd) (scanner lab),
 #                    postgresql (hub store tests), build tools for -sys crates
-#   python packages  aiosmtpd (a real SMTP server for notification tests)
+#   python packages  aiosmtpd (a real SMTP server for notification tests), stix2-validator 3.2.0
+#                    and stix2 (every STIX object the hub writes is checked by OASIS's tools)
 #   services         PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`)
 set -euo pipefail
 
@@ -39,9 +40,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO rm -f /usr/sbin/policy-rc.d
 fi
 
-PIP_PACKAGES=(aiosmtpd)
-for pkg in "${PIP_PACKAGES[@]}"; do
-    python3 -c "import ${pkg}" 2>/dev/null || python3 -m pip install -q "$pkg"
+# module=pip requirement. stix2-validator 3.2.0 is the last release that ships its schemas.
+PIP_PACKAGES=(aiosmtpd=aiosmtpd stix2validator=stix2-validator==3.2.0 stix2=stix2)
+for entry in "${PIP_PACKAGES[@]}"; do
+    module=${entry%%=*}
+    requirement=${entry#*=}
+    python3 -c "import ${module}" 2>/dev/null || python3 -m pip install -q "$requirement"
 done
 
 # PostgreSQL: start the cluster if it is not answering.

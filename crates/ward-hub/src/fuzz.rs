@@ -1,4 +1,4 @@
-//! Entry points for the cargo-fuzz targets in `fuzz/` (`hub_ingest`, `hub_api_json`): bytes
+//! Entry points for the cargo-fuzz targets in `fuzz/` (`hub_ingest`, `hub_api_json`, `stix`): bytes
 //! from the network, through the same functions the handlers call, with the invariants the
 //! rest of the hub relies on checked (a broken one panics, which the fuzzer reports).
 
@@ -79,5 +79,29 @@ pub fn api_json(data: &[u8]) {
     let _ = serde_json::from_slice::<crate::assets::ReportUpload>(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = crate::model::check_text("campaign note", text, true);
+    }
+}
+
+/// A STIX object or pattern as a TAXII POST, a feed or a peer hands it over: the object is
+/// read and checked, and its pattern parsed. Whatever the pattern reads as must write back to a
+/// pattern that parses to the same observable (the hub re-shares what it imports).
+pub fn stix(data: &[u8]) {
+    use crate::share::stix::{parse_pattern, StixObject};
+    let text = String::from_utf8_lossy(data);
+    for source in [Ok(text.to_string()), serde_json::from_slice::<serde_json::Value>(data).map(|v| v["pattern"].as_str().unwrap_or_default().to_string())] {
+        let Ok(pattern) = source else { continue };
+        if let Ok(observables) = parse_pattern(&pattern) {
+            for ob in observables {
+                let again = parse_pattern(&ob.pattern()).unwrap_or_else(|e| panic!("{} does not parse back: {e}", ob.pattern()));
+                assert_eq!(again, vec![ob]);
+            }
+        }
+    }
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(data) {
+        if let Ok(o) = StixObject::from_value(v) {
+            let _ = o.observables();
+            let _ = o.tlp();
+            let _ = o.is_withdrawn(NOW);
+        }
     }
 }

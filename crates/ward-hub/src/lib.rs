@@ -15,6 +15,8 @@
 //! * [`cli`]: `ward hub …` subcommands; the binary calls [`cli::run`].
 //! * [`trust`]: what one sensor may contribute (budget, holds), the publication bar of the
 //!   indicator feed and the never-block allow-list; the store applies it during ingest.
+//! * [`share`]: STIX 2.1 objects with TLP 2.0 markings, deterministic ids and patterns, for
+//!   TAXII, feeds and federation.
 //!
 //! Trust boundary: a jurisdiction never sees another jurisdiction's events or identity; what it
 //! learns about a campaign is what hit it, when, from where, a count of other jurisdictions,
@@ -40,6 +42,7 @@ pub mod openapi;
 // retro-hunt: contact records, analyst indicators, hunts (crate::retro)
 pub mod retro;
 pub mod server;
+pub mod share;
 pub mod state;
 pub mod store;
 pub mod trust;
