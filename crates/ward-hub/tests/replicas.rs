@@ -127,6 +127,7 @@ impl Cluster {
 }
 
 fn client() -> reqwest::Client {
+    ward_hub::server::install_crypto_provider();
     reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap()
 }
 

@@ -47,9 +47,10 @@ impl HubProc {
             let mut tx = Some(tx);
             for line in std::io::BufReader::new(stdout).lines() {
                 let Ok(line) = line else { break };
-                if let Some(url) = line.strip_prefix(READY) {
+                // libtest prints "test NAME ... " on the same line before the entry runs.
+                if let Some(at) = line.find(READY) {
                     if let Some(tx) = tx.take() {
-                        let _ = tx.send(url.trim().to_string());
+                        let _ = tx.send(line[at + READY.len()..].trim().to_string());
                     }
                 }
             }
