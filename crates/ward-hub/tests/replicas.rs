@@ -366,6 +366,117 @@ fn job_lease_rules_on_sqlite() {
     assert!(!s.store.shares_limits(), "the embedded store keeps limits in process memory");
 }
 
+/// Limit records updated from several stores (replicas) at once are updated one after the
+/// other: no increment is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_limit_updates_from_many_replicas_are_serialised() {
+    let Some(c) = Cluster::new().await else { return };
+    let url = c.db.url();
+    let total = tokio::task::spawn_blocking(move || {
+        let stores: Vec<Arc<PgStore>> = (0..3).map(|_| Arc::new(PgStore::connect_with(&url, 4).unwrap())).collect();
+        assert!(stores[0].shares_limits());
+        let keys = vec!["test source".to_string(), "test account".to_string()];
+        let threads: Vec<_> = (0..9)
+            .map(|i| {
+                let (store, keys) = (stores[i % 3].clone(), keys.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..20 {
+                        let now = now_ms();
+                        store
+                            .update_limits(&keys, now, &mut |records: &mut [Option<ward_hub::store::LimitRecord>]| {
+                                for r in records.iter_mut() {
+                                    let value = r.map_or(0.0, |r| r.value) + 1.0;
+                                    *r = Some(ward_hub::store::LimitRecord { value, at_ms: now, expires_ms: now + 60_000 });
+                                }
+                                true
+                            })
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let mut seen = Vec::new();
+        stores[1]
+            .update_limits(&keys, now_ms(), &mut |records: &mut [Option<ward_hub::store::LimitRecord>]| {
+                seen = records.iter().map(|r| r.map(|r| r.value)).collect();
+                false
+            })
+            .unwrap();
+        // Expired records read as absent and are pruned.
+        let later = now_ms() + 120_000;
+        stores[2]
+            .update_limits(&keys, later, &mut |records: &mut [Option<ward_hub::store::LimitRecord>]| {
+                assert!(records.iter().all(Option::is_none), "expired records read as none");
+                false
+            })
+            .unwrap();
+        assert_eq!(stores[2].prune_limits(later).unwrap(), 2);
+        seen
+    })
+    .await
+    .unwrap();
+    assert_eq!(total, vec![Some(180.0), Some(180.0)], "9 threads on 3 stores × 20 increments");
+}
+
+/// A replica whose listening connection is killed reconnects and hears other replicas again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn change_listener_reconnects_after_its_connection_is_killed() {
+    let Some(c) = Cluster::new().await else { return };
+    let j1 = c.jurisdiction("Ashland County").await;
+    let j2 = c.jurisdiction("Butler County").await;
+    let (s1, s2, reader) = (c.sensor(j1).await, c.sensor(j2).await, c.sensor(j1).await);
+    let hubs = c.replicas(2, &replica_config("")).await;
+    let (a, b) = (hubs[0].url.clone(), hubs[1].url.clone());
+    // Kill every listening connection of this database (as a database restart or a network cut
+    // would), then wait until both replicas listen again.
+    let name = c.db.name.clone();
+    let listeners = move |kill: bool| {
+        let name = name.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut admin = postgres::Client::connect(&format!("{}/test", common::backends::PG_SERVER), postgres::NoTls).unwrap();
+            let sql = if kill {
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'ward-hub listener'"
+            } else {
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 AND application_name = 'ward-hub listener'"
+            };
+            admin.query_one(sql, &[&name]).unwrap().get::<_, i64>(0)
+        })
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(false).await.unwrap() < 2 {
+        assert!(Instant::now() < deadline, "both replicas listen");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(listeners(true).await.unwrap(), 2, "both listening connections killed");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while listeners(false).await.unwrap() < 2 {
+        assert!(Instant::now() < deadline, "both replicas listen again within the first backoffs");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let http = client();
+    let actor = "45.99.1.9";
+    assert_eq!(post_events(&http, &a, &s1, 1, alert(actor, "10.0.0.5")).await.0, 200);
+    let poll = {
+        let (http, cred) = (http.clone(), reader.1.clone());
+        tokio::spawn(async move {
+            let r = http.get(format!("{b}/api/v1/indicators?since=0&wait=20")).bearer_auth(cred).send().await.unwrap();
+            let v: Value = r.json().await.unwrap();
+            (Instant::now(), v)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(post_events(&http, &a, &s2, 1, alert("10.0.0.6", actor)).await.0, 200);
+    let acked = Instant::now();
+    let (at, v) = poll.await.unwrap();
+    assert!(v["indicators"].as_array().unwrap().iter().any(|i| i["value"] == actor), "{v}");
+    let late = at.saturating_duration_since(acked);
+    println!("after a reconnect the other replica's long-poll woke {:.1} ms after the ack", late.as_secs_f64() * 1000.0);
+    assert!(late < Duration::from_millis(250), "woken by the change notice, not the once-a-second re-check ({late:?})");
+}
+
 /// A batch retried against another replica with the same idempotency key is stored once, also
 /// when both copies arrive at the same moment.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

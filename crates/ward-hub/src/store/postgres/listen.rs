@@ -25,6 +25,8 @@ use crate::store::{ChangeCallback, ChangeWatch, StoreChange, StoreResult};
 
 pub const INDICATORS_CHANNEL: &str = "ward_indicators";
 pub const OUTBOX_CHANNEL: &str = "ward_outbox";
+/// The `application_name` of listening connections.
+pub const APPLICATION_NAME: &str = "ward-hub listener";
 /// How often the listener looks at its stop flag while no notice arrives.
 const POLL: Duration = Duration::from_millis(500);
 /// How often an idle listening connection is checked (a dead peer shows up within this).
@@ -32,7 +34,9 @@ const KEEPALIVE: Duration = Duration::from_secs(15);
 pub const MIN_BACKOFF: Duration = Duration::from_millis(100);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
-pub(super) fn spawn(config: ::postgres::Config, replica: Arc<str>, on_change: ChangeCallback) -> StoreResult<ChangeWatch> {
+pub(super) fn spawn(mut config: ::postgres::Config, replica: Arc<str>, on_change: ChangeCallback) -> StoreResult<ChangeWatch> {
+    // Tells the listening connections apart in pg_stat_activity.
+    config.application_name(APPLICATION_NAME);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     std::thread::Builder::new()
