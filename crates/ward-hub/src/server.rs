@@ -106,11 +106,15 @@ impl RunningHub {
         format!("{}://{}", self.scheme, self.addr)
     }
 
-    /// Stops accepting, finishes in-flight requests, stops the workers.
+    /// Stops accepting, finishes in-flight requests, stops the workers and gives up this
+    /// replica's job leases (so another replica takes the jobs over at once).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         let _ = self.server.await;
+        for job in [crate::state::JOB_RETENTION, crate::state::JOB_RETRO_HUNT] {
+            self.state.release_job(job).await;
+        }
     }
 
     /// Waits until the server ends (for `ward hub serve`).

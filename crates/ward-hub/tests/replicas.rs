@@ -366,6 +366,25 @@ fn job_lease_rules_on_sqlite() {
     assert!(!s.store.shares_limits(), "the embedded store keeps limits in process memory");
 }
 
+/// A replica stopped cleanly (Ctrl-C in `ward hub serve`, `RunningHub::shutdown`) gives its job
+/// leases up at once instead of leaving them to expire.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stopped_replica_releases_its_job_leases() {
+    let Some(c) = Cluster::new().await else { return };
+    let config: ward_hub::HubConfig =
+        toml::from_str(&format!("database = \"{}\"\nlisten = \"127.0.0.1:0\"\n{}", c.db.url(), replica_config(""))).unwrap();
+    let hub = ward_hub::start(config).await.unwrap();
+    let probe = |job: &'static str| c.with(move |s| s.claim_job(job, "test-probe", now_ms(), 1).unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while probe("retention").await || probe("retro-hunt").await {
+        assert!(Instant::now() < deadline, "the replica takes both jobs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    hub.shutdown().await;
+    assert!(probe("retention").await, "retention released at shutdown");
+    assert!(probe("retro-hunt").await, "retro-hunt released at shutdown");
+}
+
 /// Limit records updated from several stores (replicas) at once are updated one after the
 /// other: no increment is lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
