@@ -48,7 +48,7 @@ const ENROLL_FAILURES: &str = "enroll-failures";
 pub async fn enroll(State(state): State<HubState>, Json(req): Json<EnrollRequest>) -> AppResult<impl IntoResponse> {
     // Only failed attempts spend the budget: a burst of good enrollments (a state deploying
     // many sensors at once) is never refused, while guessing is slowed down.
-    if !state.login_limiter.peek(ENROLL_FAILURES) {
+    if !state.login_limiter.check(ENROLL_FAILURES).await? {
         state.metrics.rate_limited.inc();
         return Err(AppError::RateLimited);
     }
@@ -58,16 +58,13 @@ pub async fn enroll(State(state): State<HubState>, Json(req): Json<EnrollRequest
     }
     let credential = auth::random_token("wsc");
     let (token_hash, cred_hash) = (auth::hash_token(req.token.trim()), auth::hash_token(&credential));
-    let sensor = state
-        .store_call(move |s| s.enroll_sensor(&token_hash, &name, &cred_hash, now_ms()))
-        .await
-        .map_err(|e| match e {
-            AppError::NotFound => {
-                state.login_limiter.allow(ENROLL_FAILURES);
-                AppError::Forbidden("enrollment token unknown, used or expired: ask the hub for a new one".into())
-            }
-            other => other,
-        })?;
+    let sensor = match state.store_call(move |s| s.enroll_sensor(&token_hash, &name, &cred_hash, now_ms())).await {
+        Err(AppError::NotFound) => {
+            state.login_limiter.spend(ENROLL_FAILURES).await?;
+            return Err(AppError::Forbidden("enrollment token unknown, used or expired: ask the hub for a new one".into()));
+        }
+        other => other?,
+    };
     Ok((StatusCode::CREATED, Json(json!({ "sensor": sensor, "credential": credential }))))
 }
 
@@ -200,7 +197,8 @@ pub async fn indicators(State(state): State<HubState>, _who: AnyPrincipal, Query
             let cursor = list.last().map_or(q.since, |i| i.seq);
             return Ok(Json(json!({ "cursor": cursor, "indicators": list, "tlp": state.config.notify.tlp })));
         }
-        // Wake on a local change, or re-check each second for other replicas' changes.
+        // Wake on a change (a local commit, or another replica's through the store's change
+        // notices), or re-check each second in case a notice was lost.
         let tick = tokio::time::Instant::now() + Duration::from_secs(1);
         tokio::select! {
             _ = changes.changed() => {}
@@ -218,7 +216,7 @@ pub struct LoginRequest {
 /// Checks a password and opens a session; shared by the API and the login form. Throttled per
 /// source and per (account, source) by [`auth::LoginThrottle`] before any password is checked.
 pub async fn open_session(state: &HubState, source: auth::ClientAddr, username: &str, password: &str) -> Result<(String, String, User), auth::LoginError> {
-    if let Err(wait) = state.login_throttle.admit(source, username) {
+    if let Err(wait) = state.login_throttle.admit(source, username).await? {
         state.metrics.rate_limited.inc();
         tracing::info!(source = ?source.0, retry_after_secs = auth::LoginError::retry_after_secs(wait), "login throttled");
         return Err(auth::LoginError::Throttled(wait));
@@ -243,7 +241,7 @@ pub async fn open_session(state: &HubState, source: auth::ClientAddr, username: 
         (Some(u), true) => u,
         _ => return Err(auth::LoginError::Wrong),
     };
-    state.login_throttle.succeeded(source, username);
+    state.login_throttle.succeeded(source, username).await;
     let token = auth::random_token("wss");
     let csrf = auth::random_token("csrf");
     let (hash, c2, uid) = (auth::hash_token(&token), csrf.clone(), user.id);
@@ -377,7 +375,7 @@ pub async fn create_user(State(state): State<HubState>, who: UserAuth, Json(req)
         (_, None) => return Err(AppError::BadRequest("an admin or viewer needs jurisdiction_id".into())),
     }
     let probe_key = format!("user-create-failures:{}", who.user.id);
-    if !state.name_probe_limiter.peek(&probe_key) {
+    if !state.name_probe_limiter.check(&probe_key).await? {
         state.metrics.rate_limited.inc();
         return Err(AppError::RateLimited);
     }
@@ -387,7 +385,7 @@ pub async fn create_user(State(state): State<HubState>, who: UserAuth, Json(req)
     match created {
         Ok(u) => Ok((StatusCode::CREATED, Json(u))),
         Err(AppError::Conflict(_)) => {
-            state.name_probe_limiter.allow(&probe_key);
+            state.name_probe_limiter.spend(&probe_key).await?;
             tracing::warn!(creator = who.user.id, "user creation refused: username taken");
             Err(AppError::Conflict(USERNAME_TAKEN.into()))
         }

@@ -8,15 +8,20 @@
 //!   token works as `Authorization: Bearer` for API clients. A mutating request authenticated by
 //!   cookie must carry the session's CSRF token (`x-csrf-token` header, or a `csrf` form field).
 //! * Rate limits: a token bucket per sensor and per user, in process memory (a limit per
-//!   replica).
+//!   replica: these shed load, and a database round trip per request would cost more than they
+//!   save; see docs/hub.md "Replicas").
 //! * Failed logins ([`LoginThrottle`]) are throttled per source address and per (account,
 //!   source) with exponential backoff, never by locking an account: a wrong password from one
 //!   address does not stop the right one from another. A refused attempt answers 429 with
 //!   `Retry-After`.
+//! * Security budgets (failed logins, failed enrollments, name probes) are shared by every
+//!   replica when the store can share them ([`Store::shares_limits`], PostgreSQL): the records
+//!   live in the database and each update is serialised there, so N replicas behind a load
+//!   balancer allow what one would. The embedded store serves one process; they stay in memory.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -27,8 +32,9 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::error::AppError;
-use crate::model::{now_ms, Role, Sensor, User};
+use crate::model::{now_ms, Millis, Role, Sensor, User};
 use crate::state::HubState;
+use crate::store::{LimitRecord, Store};
 
 pub const SESSION_COOKIE: &str = "ward_session";
 pub const LOGIN_CSRF_COOKIE: &str = "ward_login_csrf";
@@ -97,15 +103,68 @@ pub fn same_secret(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// A token bucket per key. [`RateLimiter::peek`] and [`RateLimiter::allow`] work in process
+/// memory; [`RateLimiter::check`] and [`RateLimiter::spend`] use the store's shared records when
+/// the limiter was made [`RateLimiter::shared`] (and memory otherwise).
 pub struct RateLimiter {
     rate: f64,
     burst: f64,
     buckets: Mutex<HashMap<String, (f64, Instant)>>,
+    shared: Option<Arc<dyn Store>>,
 }
+
+/// The longest a shared bucket record is kept: past its refill time it equals a full bucket.
+const MAX_BUCKET_RECORD_MS: Millis = 24 * 3600 * 1000;
 
 impl RateLimiter {
     pub fn new(rate_per_sec: f64, burst: f64) -> Self {
-        RateLimiter { rate: rate_per_sec, burst, buckets: Mutex::new(HashMap::new()) }
+        RateLimiter { rate: rate_per_sec, burst, buckets: Mutex::new(HashMap::new()), shared: None }
+    }
+
+    /// A limiter whose buckets live in `store` when it shares limits (PostgreSQL: every replica
+    /// spends from the same bucket), in memory otherwise.
+    pub fn shared(rate_per_sec: f64, burst: f64, store: Arc<dyn Store>) -> Self {
+        let shared = store.shares_limits().then_some(store);
+        RateLimiter { shared, ..Self::new(rate_per_sec, burst) }
+    }
+
+    /// Whether `key` has a token left, without taking it (shared across replicas when shared).
+    pub async fn check(&self, key: &str) -> Result<bool, AppError> {
+        self.shared_bucket(key, false).await
+    }
+
+    /// Takes one token for `key`; false when the bucket is empty (shared when shared).
+    pub async fn spend(&self, key: &str) -> Result<bool, AppError> {
+        self.shared_bucket(key, true).await
+    }
+
+    async fn shared_bucket(&self, key: &str, take: bool) -> Result<bool, AppError> {
+        let Some(store) = self.shared.clone() else {
+            return Ok(if take { self.allow(key) } else { self.peek(key) });
+        };
+        let (rate, burst) = (self.rate, self.burst);
+        let keys = vec![format!("bucket {key}")];
+        tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            let mut allowed = true;
+            store.update_limits(&keys, now, &mut |records: &mut [Option<LimitRecord>]| {
+                let tokens = match records[0] {
+                    None => burst,
+                    Some(r) => (r.value + (now - r.at_ms).max(0) as f64 / 1000.0 * rate).min(burst),
+                };
+                allowed = tokens >= 1.0;
+                if !take || !allowed {
+                    return false;
+                }
+                let left = tokens - 1.0;
+                // Past this the bucket is full again, which no record means too.
+                let refill_ms = if rate > 0.0 { ((burst - left) / rate * 1000.0).ceil() as Millis } else { MAX_BUCKET_RECORD_MS };
+                records[0] = Some(LimitRecord { value: left, at_ms: now, expires_ms: now.saturating_add(refill_ms.clamp(1, MAX_BUCKET_RECORD_MS)) });
+                true
+            })?;
+            Ok::<_, AppError>(allowed)
+        })
+        .await?
     }
 
     /// Whether `key` has a token left, without taking it.
@@ -181,17 +240,28 @@ fn backoff(failures: u32, free: u32) -> Duration {
     Duration::from_secs(1u64 << doublings).min(LOGIN_MAX_BACKOFF)
 }
 
-/// Failed-login throttle, per source and per (account, source), in process memory (per
-/// replica). An attempt counts as a failure from the moment it is admitted until the password
+/// Failed-login throttle, per source and per (account, source): in process memory, or in the
+/// store when it shares limits ([`LoginThrottle::shared`]), so every replica counts the same
+/// failures. An attempt counts as a failure from the moment it is admitted until the password
 /// proves right ([`LoginThrottle::succeeded`] takes it back), so parallel guesses cannot all
-/// pass the check before any of them has failed.
+/// pass the check before any of them has failed — on one replica or spread over several.
 pub struct LoginThrottle {
     records: Mutex<HashMap<String, FailureRecord>>,
+    shared: Option<Arc<dyn Store>>,
 }
 
 impl Default for LoginThrottle {
     fn default() -> Self {
-        LoginThrottle { records: Mutex::new(HashMap::new()) }
+        LoginThrottle { records: Mutex::new(HashMap::new()), shared: None }
+    }
+}
+
+/// The (failures, last failure) of a shared record, forgotten ones as none.
+fn shared_failures(record: Option<LimitRecord>, now: Millis) -> (u32, Millis) {
+    match record {
+        // `as` saturates: a stored value out of range cannot wrap.
+        Some(r) if now.saturating_sub(r.at_ms) < LOGIN_FAILURES_FORGOTTEN_AFTER.as_millis() as Millis => (r.value.max(0.0) as u32, r.at_ms),
+        _ => (0, now),
     }
 }
 
@@ -202,9 +272,41 @@ impl LoginThrottle {
         (format!("source {source}"), format!("account {source} {name}"))
     }
 
+    /// Failure records in `store` when it shares limits, in memory otherwise.
+    pub fn shared(store: Arc<dyn Store>) -> Self {
+        LoginThrottle { shared: store.shares_limits().then_some(store), ..Self::default() }
+    }
+
     /// Admits an attempt (counting it as a failure until it succeeds), or says how long to wait.
-    pub fn admit(&self, source: ClientAddr, username: &str) -> Result<(), Duration> {
-        self.admit_at(source, username, Instant::now())
+    /// Fails only when the shared records cannot be read (the login fails then too).
+    pub async fn admit(&self, source: ClientAddr, username: &str) -> Result<Result<(), Duration>, AppError> {
+        let Some(store) = self.shared.clone() else {
+            return Ok(self.admit_at(source, username, Instant::now()));
+        };
+        let (source_key, account_key) = Self::keys(source, username);
+        tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            let forget_ms = LOGIN_FAILURES_FORGOTTEN_AFTER.as_millis() as Millis;
+            let mut verdict = Ok(());
+            store.update_limits(&[source_key, account_key], now, &mut |records: &mut [Option<LimitRecord>]| {
+                let by_source = shared_failures(records[0], now);
+                let by_account = shared_failures(records[1], now);
+                let ready_at = |(failures, last): (u32, Millis), free: u32| last.saturating_add(backoff(failures, free).as_millis() as Millis);
+                let ready = ready_at(by_source, LOGIN_FREE_FAILURES_PER_SOURCE).max(ready_at(by_account, LOGIN_FREE_FAILURES_PER_ACCOUNT));
+                if ready > now {
+                    verdict = Err(Duration::from_millis((ready - now) as u64));
+                    return false;
+                }
+                verdict = Ok(());
+                for (record, (failures, _)) in records.iter_mut().zip([by_source, by_account]) {
+                    let failures = failures.saturating_add(1);
+                    *record = Some(LimitRecord { value: f64::from(failures), at_ms: now, expires_ms: now.saturating_add(forget_ms) });
+                }
+                true
+            })?;
+            Ok::<_, AppError>(verdict)
+        })
+        .await?
     }
 
     fn admit_at(&self, source: ClientAddr, username: &str, now: Instant) -> Result<(), Duration> {
@@ -232,7 +334,29 @@ impl LoginThrottle {
 
     /// The admitted attempt had the right password: the (account, source) record is cleared and
     /// the source's count loses this attempt.
-    pub fn succeeded(&self, source: ClientAddr, username: &str) {
+    pub async fn succeeded(&self, source: ClientAddr, username: &str) {
+        let Some(store) = self.shared.clone() else {
+            return self.succeeded_here(source, username);
+        };
+        let (source_key, account_key) = Self::keys(source, username);
+        let cleared = tokio::task::spawn_blocking(move || {
+            store.update_limits(&[source_key, account_key], now_ms(), &mut |records: &mut [Option<LimitRecord>]| {
+                records[1] = None;
+                if let Some(r) = records[0].as_mut() {
+                    r.value = (r.value - 1.0).max(0.0);
+                }
+                true
+            })
+        })
+        .await;
+        match cleared {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "cannot clear the failed-login record after a good login"),
+            Err(e) => tracing::warn!(error = %e, "cannot clear the failed-login record after a good login"),
+        }
+    }
+
+    fn succeeded_here(&self, source: ClientAddr, username: &str) {
         let (source_key, account_key) = Self::keys(source, username);
         let Ok(mut records) = self.records.lock() else { return };
         records.remove(&account_key);
@@ -465,7 +589,7 @@ mod tests {
         assert_eq!(t.admit_at(attacker, "analyst", t0 + Duration::from_secs(2)), Err(Duration::from_secs(1)), "doubled from the last failure");
         // Someone else, same account: not affected; a success clears only their own record.
         assert!(t.admit_at(user, "analyst", t0).is_ok());
-        t.succeeded(user, "analyst");
+        t.succeeded_here(user, "analyst");
         assert!(t.admit_at(attacker, "analyst", t0 + Duration::from_secs(2)).is_err());
         // An hour without failures forgets.
         assert!(t.admit_at(attacker, "analyst", t0 + LOGIN_FAILURES_FORGOTTEN_AFTER + Duration::from_secs(2)).is_ok());

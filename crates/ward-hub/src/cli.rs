@@ -31,7 +31,8 @@ pub enum HubCommand {
         #[arg(long)]
         data: Option<PathBuf>,
         /// The store instead of --data: postgres://USER@HOST/DB, sqlite:DIR or a directory
-        /// (overrides the config's database and data_dir).
+        /// (overrides the config's database and data_dir). Several `serve` processes on one
+        /// PostgreSQL database act as one hub behind a load balancer (docs/hub.md "Replicas").
         #[arg(long, env = "WARD_HUB_DATABASE", hide_env_values = true)]
         database: Option<String>,
         /// Address to listen on (overrides the config; plain HTTP only on loopback).

@@ -239,6 +239,20 @@ pub struct NotifyConfig {
     /// on-premises SIEM on a private address. Everything internal not listed here (loopback,
     /// RFC 1918, link-local and the metadata service, …) is refused; see [`crate::notify::egress`].
     pub allow_targets: Vec<crate::notify::egress::AllowedNet>,
+    /// How long a claimed notification stays leased to the replica that claimed it; after a
+    /// replica dies mid-delivery, another one delivers it once this has passed. At least
+    /// `timeout_secs` plus one (see [`NotifyConfig::claim_lease_ms`]).
+    pub claim_lease_secs: u64,
+}
+
+impl NotifyConfig {
+    /// The delivery lease in milliseconds: `claim_lease_secs`, but never shorter than one
+    /// attempt's timeout plus a second (a lease that ends mid-attempt would let a second
+    /// replica send the same message).
+    pub fn claim_lease_ms(&self) -> crate::model::Millis {
+        let secs = self.claim_lease_secs.max(self.timeout_secs.saturating_add(1)).min(i64::MAX as u64 / 1000);
+        secs as crate::model::Millis * 1000
+    }
 }
 
 impl Default for NotifyConfig {
@@ -256,6 +270,7 @@ impl Default for NotifyConfig {
             concurrency: 64,
             timeout_secs: 10,
             allow_targets: Vec::new(),
+            claim_lease_secs: (crate::notify::CLAIM_LEASE_MS / 1000) as u64,
         }
     }
 }

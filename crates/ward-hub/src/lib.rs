@@ -4,10 +4,12 @@
 //!
 //! Layout, in data-flow order:
 //! * [`ingest`]: NDJSON EVE batches → parsed events; which events are sightings, actor keys.
-//! * [`store`]: the [`store::Store`] trait and its SQLite implementation. Ingest, correlation,
-//!   campaigns, indicators and the notification outbox are all transactional store state, so
-//!   several hub replicas can share one database later.
-//! * [`state`]: group commit of ingest batches on one writer thread; wake-ups; limits.
+//! * [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations.
+//!   Ingest, correlation, campaigns, indicators and the notification outbox are all
+//!   transactional store state, so several hub replicas share one PostgreSQL database (change
+//!   notices, shared security budgets and job leases: docs/hub.md "Replicas").
+//! * [`state`]: group commit of ingest batches on one writer thread; wake-ups (local and from
+//!   other replicas); limits; job leases.
 //! * [`notify`]: the outbox worker and its channels (signed webhook, SMTP email, syslog CEF).
 //! * [`api`], [`web`]: the JSON API and the server-rendered dashboard; [`auth`] for both.
 //! * [`server`]: [`app`] (the router, for `oneshot` tests) and [`start`] (a bound hub);

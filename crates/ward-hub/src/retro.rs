@@ -1069,7 +1069,17 @@ pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Recei
     let mut last_prune: Option<Instant> = None;
     loop {
         if *shutdown.borrow() {
+            state.release_job(crate::state::JOB_RETRO_HUNT).await;
             return;
+        }
+        // One replica hunts at a time (docs/hub.md "Replicas"); the others wait for its lease.
+        if !state.hold_job(crate::state::JOB_RETRO_HUNT, crate::state::RETRO_HUNT_LEASE_MS).await {
+            tokio::select! {
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(IDLE_POLL) => {}
+                _ = shutdown.changed() => {}
+            }
+            continue;
         }
         match state.store_call(|s| s.expire_analyst_indicators(now_ms())).await {
             Ok(0) => {}

@@ -106,11 +106,15 @@ impl RunningHub {
         format!("{}://{}", self.scheme, self.addr)
     }
 
-    /// Stops accepting, finishes in-flight requests, stops the workers.
+    /// Stops accepting, finishes in-flight requests, stops the workers and gives up this
+    /// replica's job leases (so another replica takes the jobs over at once).
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
         self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         let _ = self.server.await;
+        for job in [crate::state::JOB_RETENTION, crate::state::JOB_RETRO_HUNT] {
+            self.state.release_job(job).await;
+        }
     }
 
     /// Waits until the server ends (for `ward hub serve`).
@@ -191,11 +195,24 @@ pub fn self_signed_pem() -> anyhow::Result<(String, String)> {
     Ok((certified.cert.pem(), certified.signing_key.serialize_pem()))
 }
 
-/// Deletes events past their retention, per event type, and old idempotency keys, every
-/// `retention.interval_secs`.
+/// Leases of periodic jobs last this many of their intervals: the holder renews at each run, so
+/// a run may take up to two intervals before another replica could start one alongside it, and
+/// a stopped holder's job moves to another replica within three.
+pub const JOB_LEASE_INTERVALS: u32 = 3;
+
+/// Deletes events past their retention, per event type, old idempotency keys and expired limit
+/// records, every `retention.interval_secs`, on the one replica holding the
+/// [`JOB_RETENTION`](crate::state::JOB_RETENTION) lease.
 async fn run_retention(state: HubState, mut shutdown: watch::Receiver<bool>) {
     let every = std::time::Duration::from_secs(state.config.retention.interval_secs.max(60));
+    let lease_ms = (every * JOB_LEASE_INTERVALS).as_millis() as crate::model::Millis;
     loop {
+        if !state.hold_job(crate::state::JOB_RETENTION, lease_ms).await {
+            tokio::select! {
+                _ = tokio::time::sleep(every) => continue,
+                _ = shutdown.changed() => return,
+            }
+        }
         let retention = state.config.retention.clone();
         let result = state
             .store_call(move |s| {
@@ -209,6 +226,7 @@ async fn run_retention(state: HubState, mut shutdown: watch::Receiver<bool>) {
                 }
                 removed += s.prune_events(None, &listed, cutoff(retention.default_days))?;
                 let keys = s.prune_batches(cutoff(retention.idempotency_days.max(1)))?;
+                s.prune_limits(now)?;
                 Ok((removed, keys))
             })
             .await;
@@ -219,7 +237,10 @@ async fn run_retention(state: HubState, mut shutdown: watch::Receiver<bool>) {
         }
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => {
+                state.release_job(crate::state::JOB_RETENTION).await;
+                return;
+            }
         }
     }
 }

@@ -16,6 +16,13 @@
 //! Two lanes: a batch holding at least one sighting (an alert with a remote actor) goes through
 //! the urgent lane, which the writer empties first, so a sighting that opens a campaign waits
 //! for at most the group being committed, never for a queue of bulk flow and DNS records.
+//!
+//! Replicas (docs/hub.md "Replicas"): several hubs may share one PostgreSQL store. The state
+//! subscribes to the store's change notices ([`Store::watch_changes`]), which bump the same
+//! wake-ups a local commit bumps, so a long-poll on this replica wakes when another replica adds
+//! an indicator. Background jobs take a lease in the store first ([`HubState::hold_job`]), so
+//! they run on one replica at a time. The security budgets share the store's records when it
+//! offers them ([`crate::auth`]); the ingest admission limits below stay per process.
 
 use std::sync::Arc;
 
@@ -24,8 +31,8 @@ use tokio::sync::{mpsc, oneshot, watch, Notify};
 use crate::config::HubConfig;
 use crate::error::{AppError, StoreError};
 use crate::metrics::Metrics;
-use crate::model::now_ms;
-use crate::store::{CorrelationPolicy, IngestBatch, IngestReceipt, Store, StoreResult};
+use crate::model::{now_ms, Millis};
+use crate::store::{ChangeWatch, CorrelationPolicy, IngestBatch, IngestReceipt, Store, StoreChange, StoreResult};
 
 /// Batches committed together at most; bounds the latency one commit adds.
 pub const MAX_GROUP_BATCHES: usize = 256;
@@ -50,6 +57,16 @@ pub const MAX_INGEST_PER_SENSOR: usize = 4;
 /// exists somewhere; this keeps that to a trickle (see [`crate::api::create_user`]).
 pub const NAME_PROBE_BURST: f64 = 10.0;
 pub const NAME_PROBE_RATE_PER_SEC: f64 = 1.0 / 60.0;
+
+/// Background jobs that run on one replica at a time (see [`HubState::hold_job`]).
+/// Event, idempotency-key and limit-record retention (`crate::server`).
+pub const JOB_RETENTION: &str = "retention";
+/// The retro-hunt and contact-record retention ([`crate::retro::run_worker`]).
+pub const JOB_RETRO_HUNT: &str = "retro-hunt";
+/// The retro-hunt's lease: its holder renews it at least every
+/// [`IDLE_POLL`](crate::retro::IDLE_POLL) while alive, so another replica takes over within
+/// this after the holder stops.
+pub const RETRO_HUNT_LEASE_MS: Millis = 30_000;
 
 type IngestReply = oneshot::Sender<Result<IngestReceipt, String>>;
 
@@ -79,6 +96,10 @@ pub struct HubState {
     pub name_probe_limiter: Arc<crate::auth::RateLimiter>,
     /// SHA-256 (hex) of the metrics scraper's token, from `[metrics] token_sha256`.
     pub metrics_token_hash: Option<String>,
+    /// This process's name as a job-lease holder: `PID-RANDOM`, unique per state.
+    pub replica_id: Arc<str>,
+    /// The store's change notices (other replicas' commits); stops when the last state goes.
+    _change_watch: Option<Arc<ChangeWatch>>,
     ingest_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
     urgent_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
 }
@@ -102,21 +123,33 @@ impl HubState {
         let policy = config
             .correlation_policy(|ip| asn.as_ref().and_then(|reader| crate::asn::lookup(reader, ip)))
             .map_err(|e| anyhow::anyhow!("invalid [trust] configuration: {e}"))?;
+        let indicators_tx = Arc::new(indicators_tx);
+        let outbox_wake = Arc::new(Notify::new());
+        // Other replicas' commits wake what a local commit wakes.
+        let change_watch = {
+            let (indicators, outbox) = (indicators_tx.clone(), outbox_wake.clone());
+            store.watch_changes(Arc::new(move |change: StoreChange| match change {
+                StoreChange::Indicators => indicators.send_modify(|v| *v += 1),
+                StoreChange::Outbox => outbox.notify_one(),
+            }))?
+        };
         let state = HubState {
             policy: Arc::new(policy),
             metrics: Arc::new(Metrics::default()),
             sensor_limiter: Arc::new(crate::auth::RateLimiter::new(limits.sensor_batches_per_sec, limits.sensor_batches_per_sec * 2.0)),
             user_limiter: Arc::new(crate::auth::RateLimiter::new(limits.user_requests_per_sec, limits.user_requests_per_sec * 3.0)),
-            login_limiter: Arc::new(crate::auth::RateLimiter::new(crate::auth::LOGIN_RATE_PER_SEC, crate::auth::LOGIN_BURST)),
-            login_throttle: Arc::new(crate::auth::LoginThrottle::default()),
-            outbox_wake: Arc::new(Notify::new()),
+            login_limiter: Arc::new(crate::auth::RateLimiter::shared(crate::auth::LOGIN_RATE_PER_SEC, crate::auth::LOGIN_BURST, store.clone())),
+            login_throttle: Arc::new(crate::auth::LoginThrottle::shared(store.clone())),
+            outbox_wake,
             handoff: Arc::new(Handoff::new()),
-            indicators_tx: Arc::new(indicators_tx),
+            indicators_tx,
             asn,
             ingest_permits: Arc::new(tokio::sync::Semaphore::new(MAX_CONCURRENT_INGEST)),
             sensor_ingest: Arc::new(InFlight::new(MAX_INGEST_PER_SENSOR)),
-            name_probe_limiter: Arc::new(crate::auth::RateLimiter::new(NAME_PROBE_RATE_PER_SEC, NAME_PROBE_BURST)),
+            name_probe_limiter: Arc::new(crate::auth::RateLimiter::shared(NAME_PROBE_RATE_PER_SEC, NAME_PROBE_BURST, store.clone())),
             metrics_token_hash,
+            replica_id: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()).into(),
+            _change_watch: change_watch.map(Arc::new),
             store,
             config: Arc::new(config),
             ingest_tx,
@@ -124,6 +157,7 @@ impl HubState {
         };
         let writer = WriterCtx {
             store: state.store.clone(),
+            claim_lease_ms: state.config.notify.claim_lease_ms(),
             policy: state.policy.clone(),
             metrics: state.metrics.clone(),
             outbox_wake: state.outbox_wake.clone(),
@@ -132,6 +166,29 @@ impl HubState {
         };
         std::thread::Builder::new().name("ward-hub-writer".into()).spawn(move || writer.run(waiter, urgent_rx, ingest_rx))?;
         Ok(state)
+    }
+
+    /// Whether this replica may run background job `name` now: takes its lease for `lease_ms`,
+    /// or renews it when this replica already holds it. Another replica's unexpired lease, or a
+    /// store error (logged), means not now.
+    pub async fn hold_job(&self, name: &'static str, lease_ms: Millis) -> bool {
+        let holder = self.replica_id.clone();
+        match self.store_call(move |s| s.claim_job(name, &holder, now_ms(), lease_ms)).await {
+            Ok(held) => held,
+            Err(e) => {
+                tracing::warn!(job = name, error = %e, "cannot take the job lease; skipping this run");
+                false
+            }
+        }
+    }
+
+    /// Gives up this replica's lease on `name` (at shutdown, so another replica takes the job
+    /// over at once instead of after the lease expires).
+    pub async fn release_job(&self, name: &'static str) {
+        let holder = self.replica_id.clone();
+        if let Err(e) = self.store_call(move |s| s.release_job(name, &holder)).await {
+            tracing::warn!(job = name, error = %e, "cannot release the job lease; it expires on its own");
+        }
     }
 
     /// Runs a store call on the blocking pool.
@@ -211,6 +268,7 @@ impl Drop for InFlightGuard {
 
 struct WriterCtx {
     store: Arc<dyn Store>,
+    claim_lease_ms: Millis,
     policy: Arc<CorrelationPolicy>,
     metrics: Arc<Metrics>,
     outbox_wake: Arc<Notify>,
@@ -295,7 +353,7 @@ impl WriterCtx {
             return;
         }
         let limit = crate::notify::CLAIM_BATCH;
-        match self.store.claim_notifications(now_ms(), crate::notify::CLAIM_LEASE_MS, limit) {
+        match self.store.claim_notifications(now_ms(), self.claim_lease_ms, limit) {
             Ok(jobs) => {
                 let full = jobs.len() == limit;
                 if !jobs.is_empty() && self.handoff.tx.send(jobs).is_err() || full {

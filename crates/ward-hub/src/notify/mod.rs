@@ -34,7 +34,9 @@ use crate::store::AttemptOutcome;
 
 pub use message::Message;
 
-/// A claimed notification is not re-claimed by another worker for this long.
+/// A claimed notification is not re-claimed by another worker for this long (the default of
+/// `[notify] claim_lease_secs`: a batch of claims may wait behind `concurrency` deliveries of up
+/// to `timeout_secs` each).
 pub const CLAIM_LEASE_MS: i64 = 120_000;
 /// Notifications claimed per round.
 pub const CLAIM_BATCH: usize = 256;
@@ -145,7 +147,8 @@ pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Recei
             return;
         }
         if claim_now {
-            let jobs = match state.store_call(|s| s.claim_notifications(now_ms(), CLAIM_LEASE_MS, CLAIM_BATCH)).await {
+            let lease_ms = state.config.notify.claim_lease_ms();
+            let jobs = match state.store_call(move |s| s.claim_notifications(now_ms(), lease_ms, CLAIM_BATCH)).await {
                 Ok(j) => j,
                 Err(e) => {
                     tracing::error!(error = %e, "cannot claim notifications");

@@ -271,4 +271,71 @@ pub trait Store: Send + Sync + 'static {
         Ok(0)
     }
     // ---- end retro-hunt ----
+
+    // ---- replicas (docs/hub.md "Replicas"): job leases, shared limits, change notices ----
+    /// Takes the lease on background job `name` for `holder` until `now + lease_ms`: true when
+    /// nobody held it, `holder` already did (the lease is renewed), or the last lease expired.
+    fn claim_job(&self, name: &str, holder: &str, now: Millis, lease_ms: Millis) -> StoreResult<bool>;
+    /// Gives up `holder`'s lease on `name` (another holder's lease is left alone).
+    fn release_job(&self, name: &str, holder: &str) -> StoreResult<()>;
+    /// Whether [`Store::update_limits`] works: the store keeps the security budgets (failed
+    /// logins, failed enrollments, name probes) for every process that uses it. `false` (the
+    /// embedded store, one process) keeps them in process memory.
+    fn shares_limits(&self) -> bool {
+        false
+    }
+    /// Reads the records of `keys` (expired ones as `None`), lets `update` change them and, when
+    /// it returns true, writes them back (`None` deletes), all under a lock on those keys so
+    /// concurrent updates from any process happen one after the other.
+    fn update_limits(&self, _keys: &[String], _now: Millis, _update: &mut dyn FnMut(&mut [Option<LimitRecord>]) -> bool) -> StoreResult<()> {
+        Err(StoreError::Invalid("this store keeps no shared limits".into()))
+    }
+    /// Deletes limit records past their expiry; returns how many.
+    fn prune_limits(&self, _now: Millis) -> StoreResult<usize> {
+        Ok(0)
+    }
+    /// Calls `on_change` whenever another process changed the indicator log or enqueued
+    /// notifications (and once after each reconnect, when a change may have been missed), until
+    /// the returned watch is dropped. `None`: nothing to watch (one process per store).
+    fn watch_changes(&self, _on_change: ChangeCallback) -> StoreResult<Option<ChangeWatch>> {
+        Ok(None)
+    }
+    // ---- end replicas ----
+}
+
+/// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,
+/// when it last changed, and when it means nothing any more.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LimitRecord {
+    pub value: f64,
+    pub at_ms: Millis,
+    pub expires_ms: Millis,
+}
+
+/// What another process changed ([`Store::watch_changes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreChange {
+    /// The indicator log grew (indicator long-polls and the retro-hunt wake).
+    Indicators,
+    /// Notifications were enqueued (the delivery worker wakes).
+    Outbox,
+}
+
+pub type ChangeCallback = std::sync::Arc<dyn Fn(StoreChange) + Send + Sync>;
+
+/// A running change watch; dropping it stops the watch (within about a second).
+pub struct ChangeWatch {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl ChangeWatch {
+    pub fn new(stop: std::sync::Arc<std::sync::atomic::AtomicBool>) -> Self {
+        ChangeWatch { stop }
+    }
+}
+
+impl Drop for ChangeWatch {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+    }
 }

@@ -33,6 +33,7 @@ use super::*;
 use crate::ingest::prefix_of;
 use crate::trust::{AllowList, AllowView};
 
+mod leases;
 mod trust;
 
 /// The schema, one file per version; never edit a released file, add a new one.
@@ -43,6 +44,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0200_contacts_retrohunt.sql"),
     include_str!("../../migrations/0300_trust.sql"),
     include_str!("../../migrations/0310_secrets.sql"),
+    include_str!("../../migrations/0400_leases.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
@@ -1088,6 +1090,13 @@ impl Store for SqliteStore {
                 return Ok(total);
             }
         }
+    }
+
+    fn claim_job(&self, name: &str, holder: &str, now: Millis, lease_ms: Millis) -> StoreResult<bool> {
+        self.write(|tx| leases::claim_job(tx, name, holder, now, lease_ms))
+    }
+    fn release_job(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.write(|tx| leases::release_job(tx, name, holder))
     }
 }
 

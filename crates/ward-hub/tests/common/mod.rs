@@ -145,3 +145,4 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 pub mod backends;
+pub mod hubproc;

@@ -569,6 +569,10 @@ fn enqueue(db: &mut Db<'_>, campaign_id: i64, jurisdiction_id: i64, kind: &str, 
             &[&campaign_id, &jurisdiction_id, &contact, &kind, &key, &due, &now],
         )? as usize;
     }
+    if n > 0 {
+        // Other replicas' delivery workers wake at commit (see `listen`).
+        db.notify_outbox()?;
+    }
     Ok(n)
 }
 

@@ -28,11 +28,20 @@
 //! `schema_migrations` and applied under an advisory lock, so replicas starting together do not
 //! race. All SQL is parameterised; lists travel as arrays (`= ANY($1)`), so no value is ever formatted into SQL.
 //!
+//! Replicas ([`listen`], [`leases`]; docs/hub.md "Replicas"): a transaction that appends to
+//! the indicator log or enqueues notifications also runs `pg_notify` (delivered at commit), and
+//! each replica's change listener wakes its long-polls, retro-hunt and delivery worker. Job
+//! leases (`job_leases`) make retention and the retro-hunt run on one replica at a time; the
+//! security budgets (failed logins, enrollments, name probes) live in `limit_records`, so N
+//! replicas allow what one would.
+//!
 //! Not yet here: TLS to the database (connections are plain; use loopback or a Unix socket
-//! until it is), LISTEN/NOTIFY for indicator long-polls, time-partitioned contact records.
+//! until it is), time-partitioned contact records.
 
 mod campaigns;
 mod ingest;
+mod leases;
+mod listen;
 mod outbox;
 mod registry;
 mod retro;
@@ -57,6 +66,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (100, include_str!("../../../migrations/postgres/0100_assets.sql")),
     (200, include_str!("../../../migrations/postgres/0200_contacts_retrohunt.sql")),
     (300, include_str!("../../../migrations/postgres/0300_trust.sql")),
+    (400, include_str!("../../../migrations/postgres/0400_replicas.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -90,6 +100,10 @@ pub struct PgStore {
     /// The registered allow-list entries and the `trust_state.allow_version` they were read at
     /// (other replicas and the CLI change them too, so the version is read in each transaction).
     allow_cache: Mutex<Option<(i64, Arc<crate::trust::AllowList>)>>,
+    /// Where the change listener connects (the pool's own settings).
+    config: ::postgres::Config,
+    /// This store's id in `pg_notify` payloads, so its listener skips its own notices.
+    replica: Arc<str>,
 }
 
 /// A `postgres::Client` closes its connection by blocking on its own small runtime, which
@@ -215,8 +229,13 @@ pub(crate) fn pg_text(s: &str) -> std::borrow::Cow<'_, str> {
 pub(crate) struct Db<'c> {
     tx: Transaction<'c>,
     statements: &'c mut HashMap<String, Statement>,
-    /// Whether this transaction already holds [`INDICATOR_LOG_LOCK`].
+    /// Whether this transaction already holds [`INDICATOR_LOG_LOCK`] (and so has notified
+    /// [`listen::INDICATORS_CHANNEL`]).
     indicator_log_locked: bool,
+    /// Whether this transaction already notified [`listen::OUTBOX_CHANNEL`].
+    outbox_notified: bool,
+    /// The store's replica id (the notices' payload).
+    replica: &'c str,
 }
 
 type Params<'p> = &'p [&'p (dyn ToSql + Sync)];
@@ -253,11 +272,24 @@ impl Db<'_> {
         self.tx.execute(&st, params)
     }
 
-    /// Takes [`INDICATOR_LOG_LOCK`] once per transaction, before the first append to the log.
+    /// Takes [`INDICATOR_LOG_LOCK`] once per transaction, before the first append to the log,
+    /// and notifies the other replicas' listeners (delivered at commit, dropped on rollback).
     pub(crate) fn lock_indicator_log(&mut self) -> Result<(), ::postgres::Error> {
         if !self.indicator_log_locked {
-            self.execute("SELECT pg_advisory_xact_lock($1)", &[&INDICATOR_LOG_LOCK])?;
+            let replica = self.replica;
+            self.execute("SELECT pg_advisory_xact_lock($1), pg_notify($2, $3)", &[&INDICATOR_LOG_LOCK, &listen::INDICATORS_CHANNEL, &replica])?;
             self.indicator_log_locked = true;
+        }
+        Ok(())
+    }
+
+    /// Tells the other replicas' delivery workers, once per transaction, that notifications were
+    /// enqueued (delivered at commit).
+    pub(crate) fn notify_outbox(&mut self) -> Result<(), ::postgres::Error> {
+        if !self.outbox_notified {
+            let replica = self.replica;
+            self.execute("SELECT pg_notify($1, $2)", &[&listen::OUTBOX_CHANNEL, &replica])?;
+            self.outbox_notified = true;
         }
         Ok(())
     }
@@ -300,8 +332,9 @@ impl PgStore {
             .max_size(max_connections.max(1))
             .min_idle(Some(0))
             .connection_timeout(CONNECT_TIMEOUT)
-            .build_unchecked(Manager { config });
-        let store = PgStore { pool: Some(pool), allow_cache: Mutex::new(None) };
+            .build_unchecked(Manager { config: config.clone() });
+        let replica: Arc<str> = format!("{}-{:016x}", std::process::id(), rand::random::<u64>()).into();
+        let store = PgStore { pool: Some(pool), allow_cache: Mutex::new(None), config, replica };
         store.migrate()?;
         Ok(store)
     }
@@ -352,7 +385,7 @@ impl PgStore {
         loop {
             let result: TxResult<T> = (|| {
                 let tx = conn.client.transaction()?;
-                let mut db = Db { tx, statements: &mut conn.statements, indicator_log_locked: false };
+                let mut db = Db { tx, statements: &mut conn.statements, indicator_log_locked: false, outbox_notified: false, replica: &self.replica };
                 let out = f(&mut db)?;
                 db.tx.commit()?;
                 Ok(out)
@@ -373,7 +406,7 @@ impl PgStore {
         let conn = &mut *conn;
         let result: TxResult<T> = (|| {
             let tx = conn.client.build_transaction().isolation_level(IsolationLevel::RepeatableRead).read_only(true).start()?;
-            let mut db = Db { tx, statements: &mut conn.statements, indicator_log_locked: false };
+            let mut db = Db { tx, statements: &mut conn.statements, indicator_log_locked: false, outbox_notified: false, replica: &self.replica };
             let out = f(&mut db)?;
             db.tx.commit()?;
             Ok(out)
@@ -729,6 +762,33 @@ impl Store for PgStore {
 
     fn next_due(&self) -> StoreResult<Option<Millis>> {
         self.read(|db| Ok(db.query_one("SELECT min(next_attempt_ms) FROM notifications WHERE status = 'pending'", &[])?.try_get(0)?))
+    }
+
+    // replicas (leases.rs, listen.rs)
+    fn claim_job(&self, name: &str, holder: &str, now: Millis, lease_ms: Millis) -> StoreResult<bool> {
+        self.write(|db| leases::claim_job(db, name, holder, now, lease_ms))
+    }
+    fn release_job(&self, name: &str, holder: &str) -> StoreResult<()> {
+        self.write(|db| leases::release_job(db, name, holder))
+    }
+    fn shares_limits(&self) -> bool {
+        true
+    }
+    fn update_limits(&self, keys: &[String], now: Millis, update: &mut dyn FnMut(&mut [Option<LimitRecord>]) -> bool) -> StoreResult<()> {
+        self.write(|db| leases::update_limits(db, keys, now, &mut *update))
+    }
+    fn prune_limits(&self, now: Millis) -> StoreResult<usize> {
+        let mut total = 0;
+        loop {
+            let removed = self.write(|db| leases::prune_limits_chunk(db, now))?;
+            total += removed;
+            if removed < leases::PRUNE_LIMITS_CHUNK_ROWS {
+                return Ok(total);
+            }
+        }
+    }
+    fn watch_changes(&self, on_change: ChangeCallback) -> StoreResult<Option<ChangeWatch>> {
+        listen::spawn(self.config.clone(), self.replica.clone(), on_change).map(Some)
     }
 
     // ---- scanner (ward scan --hub): the SQL lives in scan.rs ----
