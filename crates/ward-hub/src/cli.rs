@@ -62,6 +62,31 @@ pub enum HubCommand {
     /// The never-block allow-list: addresses that are never sightings and never blocked.
     #[command(subcommand)]
     Allow(AllowCommand),
+    /// Write what the hub knows as one STIX 2.1 bundle (campaigns, their keys as indicators,
+    /// sightings, a report per campaign), every object TLP-marked, for MISP, OpenCTI or a SIEM
+    /// to import. Jurisdictions are anonymised ("a county in OH") unless --name-jurisdictions.
+    /// Ids are deterministic: importing a later export updates objects instead of duplicating
+    /// them; closed and merged campaigns come out revoked.
+    Export {
+        #[command(flatten)]
+        data: DataArg,
+        /// The marking of every object: TLP:CLEAR, TLP:GREEN, TLP:AMBER or TLP:AMBER+STRICT
+        /// (TLP:RED never leaves the hub).
+        #[arg(long, default_value = "TLP:AMBER")]
+        tlp: ward_model::tlp::Tlp,
+        /// The hub's name: its STIX identity and the namespace of its ids (keep it stable).
+        #[arg(long, default_value = "ward hub")]
+        hub_name: String,
+        /// Name the jurisdictions that saw each campaign.
+        #[arg(long)]
+        name_jurisdictions: bool,
+        /// Include campaigns that have not met the publication bar (docs/hub.md "Trust").
+        #[arg(long)]
+        include_unpublished: bool,
+        /// Write the bundle here instead of standard output.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -382,6 +407,20 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        HubCommand::Export { data, tlp, hub_name, name_jurisdictions, include_unpublished, out } => {
+            let policy = crate::share::export::ExportPolicy { hub_name, tlp, name_jurisdictions, include_unpublished, confidence: 70 };
+            let bundle = crate::share::export::export_bundle(open(&data)?.as_ref(), &policy, now_ms())?;
+            let text = serde_json::to_string_pretty(&bundle)?;
+            let count = bundle["objects"].as_array().map_or(0, Vec::len);
+            match out {
+                Some(path) => {
+                    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+                    eprintln!("wrote {count} STIX objects to {}", path.display());
+                }
+                None => println!("{text}"),
+            }
+            Ok(())
+        }
         HubCommand::User(UserCommand::List { data }) => {
             for u in open(&data)?.users(None)? {
                 println!("{}\t{}\t{}\t{}", u.id, u.role.as_str(), u.jurisdiction_id.map(|j| j.to_string()).unwrap_or_default(), u.username);
@@ -449,8 +488,12 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>, database: Option<String
         tracing::info!(store = %shown, "store open");
         let hub = crate::server::start_with_store(store, cfg).await?;
         println!("ward hub listening on {}", hub.url());
+        // Ctrl-C and SIGTERM (systemd's stop) both stop cleanly: in-flight requests finish and
+        // the replica's job leases are released for the others.
+        let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
             r = tokio::signal::ctrl_c() => { r?; hub.shutdown().await; }
+            _ = terminate.recv() => { hub.shutdown().await; }
         }
         Ok(())
     })

@@ -175,3 +175,63 @@ fn mutated_patterns_and_objects_never_panic_and_round_trip() {
         ward_hub::fuzz::stix(&data);
     }
 }
+
+/// The hub's own data as a bundle: a campaign opened by three counties through the store's
+/// real ingest and correlation, exported anonymised and named, checked by the OASIS tools.
+#[test]
+fn a_campaign_exports_as_valid_stix_and_anonymised_exports_name_no_office() {
+    use ward_hub::ingest::{classify, parse_line, HomeNet};
+    use ward_hub::model::*;
+    use ward_hub::share::export::{export_bundle, ExportError, ExportPolicy};
+    use ward_hub::store::{CorrelationPolicy, IngestBatch};
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = ward_hub::store::open::Database::sqlite_dir(dir.path()).open().unwrap();
+    let names = ["Adams County", "Baker County", "Clark County"];
+    let mut seq = 0;
+    for (i, name) in names.iter().enumerate() {
+        let j = store.create_jurisdiction(&NewJurisdiction { name: name.to_string(), kind: JurisdictionKind::County, state: Some("OH".into()), home_net: None }, 0).unwrap().id;
+        let line = r#"{"event_type":"alert","src_ip":"45.77.10.7","dest_ip":"10.0.0.1","alert":{"signature_id":1,"signature":"ET SCAN"}}"#;
+        let mut ev = parse_line(line.as_bytes(), T0).unwrap();
+        classify(&mut ev, &HomeNet::default());
+        seq += 1;
+        let batch = IngestBatch { sensor_id: j, jurisdiction_id: j, seq, events: vec![ev], rejected: vec![], rejected_total: 0 };
+        store.ingest(&[batch], &CorrelationPolicy::default(), T0 + i as i64 * 1000).unwrap();
+    }
+    let campaigns = store.campaigns(false).unwrap();
+    assert_eq!(campaigns.len(), 1);
+    assert!(campaigns[0].published_ms.is_some(), "three jurisdictions meet the publication bar");
+
+    let policy = ExportPolicy { hub_name: "ohio-hub".into(), tlp: Tlp::Amber, name_jurisdictions: false, include_unpublished: false, confidence: 70 };
+    let anonymous = export_bundle(store.as_ref(), &policy, T0 + 10_000).unwrap();
+    let text = anonymous.to_string();
+    for name in names {
+        assert!(!text.contains(name), "an anonymised export names {name}");
+    }
+    assert!(text.contains("a county in OH"));
+    assert!(text.contains("[ipv4-addr:value = '45.77.10.7']") && text.contains("[ipv4-addr:value ISSUBSET '45.77.10.0/24']"), "{text}");
+    let sightings: Vec<&Value> = anonymous["objects"].as_array().unwrap().iter().filter(|o| o["type"] == "sighting").collect();
+    assert_eq!(sightings.len(), 3, "one sighting per county");
+    let warnings = oasis_check(&anonymous);
+    assert!(warnings.iter().all(|w| w.contains("{103}")), "{warnings:#?}");
+
+    let named = export_bundle(store.as_ref(), &ExportPolicy { name_jurisdictions: true, ..policy.clone() }, T0 + 10_000).unwrap();
+    assert!(names.iter().all(|n| named.to_string().contains(n)));
+    oasis_check(&named);
+
+    // The same facts keep their ids; closing the campaign publishes revoked versions.
+    let ids = |b: &Value| b["objects"].as_array().unwrap().iter().filter(|o| o["type"] != "marking-definition").map(|o| o["id"].as_str().unwrap().to_string()).collect::<std::collections::BTreeSet<_>>();
+    let again = export_bundle(store.as_ref(), &policy, T0 + 20_000).unwrap();
+    assert_eq!(ids(&again), ids(&anonymous));
+    store.close_campaign(campaigns[0].id, T0 + 30_000).unwrap();
+    let closed = export_bundle(store.as_ref(), &policy, T0 + 40_000).unwrap();
+    assert_eq!(ids(&closed), ids(&anonymous));
+    for o in closed["objects"].as_array().unwrap().iter().filter(|o| o["type"] == "campaign" || o["type"] == "indicator") {
+        assert_eq!(o["revoked"], true, "{o}");
+        let before = anonymous["objects"].as_array().unwrap().iter().find(|p| p["id"] == o["id"]).unwrap();
+        assert!(o["modified"].as_str() > before["modified"].as_str(), "a new version: {} then {}", before["modified"], o["modified"]);
+    }
+    oasis_check(&closed);
+
+    assert!(matches!(export_bundle(store.as_ref(), &ExportPolicy { tlp: Tlp::Red, ..policy }, T0), Err(ExportError::Red)));
+}
