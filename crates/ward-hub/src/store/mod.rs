@@ -9,6 +9,7 @@
 //! extending campaigns, appending indicators and enqueueing notifications happen in one
 //! transaction, so several hub replicas sharing one database agree on campaigns.
 
+pub mod migrate;
 pub mod open;
 pub mod postgres;
 pub mod secrets;
