@@ -4,9 +4,10 @@
 //!
 //! Layout, in data-flow order:
 //! * [`ingest`]: NDJSON EVE batches → parsed events; which events are sightings, actor keys.
-//! * [`store`]: the [`store::Store`] trait and its SQLite implementation. Ingest, correlation,
-//!   campaigns, indicators and the notification outbox are all transactional store state, so
-//!   several hub replicas can share one database later.
+//! * [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations (and
+//!   [`store::migrate`], `ward hub migrate`, which copies the one into the other). Ingest,
+//!   correlation, campaigns, indicators and the notification outbox are all transactional store
+//!   state, so several hub replicas can share one database.
 //! * [`state`]: group commit of ingest batches on one writer thread; wake-ups; limits.
 //! * [`notify`]: the outbox worker and its channels (signed webhook, SMTP email, syslog CEF).
 //! * [`api`], [`web`]: the JSON API and the server-rendered dashboard; [`auth`] for both.
