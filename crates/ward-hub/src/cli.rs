@@ -87,6 +87,27 @@ pub enum HubCommand {
         #[arg(long, short)]
         out: Option<PathBuf>,
     },
+    /// Copy a SQLite store into a new, empty PostgreSQL database.
+    #[command(long_about = "Copy a SQLite store into a new, empty PostgreSQL database, so a hub that started \
+on the embedded store moves to PostgreSQL (and several replicas) without losing its history: \
+jurisdictions, users (password hashes), sensors (credential hashes), enrollment tokens, sessions, \
+contacts, events, campaigns with their keys, members and log, the indicator log (sequence numbers \
+kept, so sensors' cursors stay valid), the notification outbox and attempts, contact records, \
+retro-hunt state and hits, the trust tables and the scanner's tables. Ids are kept.\n\n\
+Webhook signing secrets, sealed in SQLite with the store's secret key file, are opened with it \
+and stored as the PostgreSQL store keeps them (in the database, not sealed).\n\n\
+The copy is one PostgreSQL transaction: it is refused when the target holds rows, and an \
+interrupted copy leaves the target empty, so it can be run again. The source is read as one \
+snapshot; stop the hub on SQLite before the final copy, then start `ward hub serve --database \
+postgres://…`. See docs/hub.md, \"Moving from SQLite to PostgreSQL\".")]
+    Migrate {
+        /// The SQLite store to copy: sqlite:DIR (the hub's data directory), sqlite:FILE or DIR.
+        #[arg(long, value_name = "SQLITE")]
+        from: String,
+        /// The PostgreSQL database to fill (it must exist and be empty): postgres://USER@HOST/DB.
+        #[arg(long, value_name = "POSTGRES_URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -427,7 +448,24 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        HubCommand::Migrate { from, to } => migrate(&from, &to),
     }
+}
+
+/// `ward hub migrate`: progress per table on stderr, the summary on stdout.
+fn migrate(from: &str, to: &str) -> anyhow::Result<()> {
+    let (from, to) = (Database::parse(from)?, Database::parse(to)?);
+    eprintln!("copying {from} into {to} (one transaction: nothing is kept unless every table is copied)");
+    let started = std::time::Instant::now();
+    let mut progress = |p: &crate::store::migrate::Progress| match p {
+        crate::store::migrate::Progress::Table { table, rows } => eprintln!("  {table}: {rows} rows …"),
+        crate::store::migrate::Progress::Copied { table, rows } => eprintln!("  {table}: {rows} copied"),
+    };
+    let copied = crate::store::migrate::run(&from, &to, &mut progress).with_context(|| format!("cannot migrate {from} into {to}"))?;
+    let total: u64 = copied.iter().map(|t| t.rows).sum();
+    println!("migrated {total} rows in {} tables into {to} in {:.1} s", copied.len(), started.elapsed().as_secs_f64());
+    println!("next: ward hub serve --database {to} (keep the sqlite store and its secret key as a backup)");
+    Ok(())
 }
 
 /// The correlation policy of `--config` (or the defaults), as the running hub would use it.

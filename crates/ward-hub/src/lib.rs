@@ -4,10 +4,11 @@
 //!
 //! Layout, in data-flow order:
 //! * [`ingest`]: NDJSON EVE batches → parsed events; which events are sightings, actor keys.
-//! * [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations.
-//!   Ingest, correlation, campaigns, indicators and the notification outbox are all
-//!   transactional store state, so several hub replicas share one PostgreSQL database (change
-//!   notices, shared security budgets and job leases: docs/hub.md "Replicas").
+//! * [`store`]: the [`store::Store`] trait and its SQLite and PostgreSQL implementations (and
+//!   [`store::migrate`], `ward hub migrate`, which copies the one into the other). Ingest,
+//!   correlation, campaigns, indicators and the notification outbox are all transactional store
+//!   state, so several hub replicas share one PostgreSQL database (change notices, shared
+//!   security budgets and job leases: docs/hub.md "Replicas").
 //! * [`state`]: group commit of ingest batches on one writer thread; wake-ups (local and from
 //!   other replicas); limits; job leases.
 //! * [`notify`]: the outbox worker and its channels (signed webhook, SMTP email, syslog CEF).

@@ -5,10 +5,14 @@
 //! [`crate::state::HubState::store_call`]). Nothing SQLite-specific appears here: ids are `i64`,
 //! times are [`Millis`], and each method is one transaction.
 //!
+//! [`migrate`] copies a SQLite store into an empty PostgreSQL one (`ward hub migrate`), using
+//! both backends' own SQL.
+//!
 //! Correlation is part of [`Store::ingest`]: storing a batch, updating sightings, opening or
 //! extending campaigns, appending indicators and enqueueing notifications happen in one
 //! transaction, so several hub replicas sharing one database agree on campaigns.
 
+pub mod migrate;
 pub mod open;
 pub mod postgres;
 pub mod secrets;

@@ -47,7 +47,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0400_leases.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
-const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
+pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
 /// Reader connections kept open; more readers than cores gains nothing.
 const MAX_IDLE_READERS: usize = 8;
 /// How long a connection waits on a lock held by another process before failing.
@@ -182,7 +182,12 @@ impl SqliteStore {
         Ok(out)
     }
 
-    fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
+    /// The keys that seal webhook secrets in this store (`ward hub migrate` opens them).
+    pub(super) fn secret_keys(&self) -> &super::secrets::SecretKeys {
+        &self.secrets
+    }
+
+    pub(super) fn read<T>(&self, f: impl FnOnce(&Connection) -> StoreResult<T>) -> StoreResult<T> {
         let conn = match self.readers.lock().map_err(|_| db_err("reader lock poisoned"))?.pop() {
             Some(c) => c,
             None => open_conn(&self.path)?,

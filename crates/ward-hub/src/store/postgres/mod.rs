@@ -35,8 +35,15 @@
 //! security budgets (failed logins, enrollments, name probes) live in `limit_records`, so N
 //! replicas allow what one would.
 //!
+//! Contact records ([`retro`]) are partitioned by UTC day (migration 0410). Before a group
+//! with records of a day not seen yet is stored, that day's partition is created in a short
+//! transaction of its own, under an advisory lock (creating a partition locks the parent until
+//! commit, so never inside the ingest transaction); the days known to exist are cached per
+//! store. The retention pass creates [`retro::PARTITIONS_AHEAD`] days ahead and drops whole
+//! expired days (`DROP TABLE`), deleting rows only in the day at the retention boundary.
+//!
 //! Not yet here: TLS to the database (connections are plain; use loopback or a Unix socket
-//! until it is), time-partitioned contact records.
+//! until it is).
 
 mod campaigns;
 mod ingest;
@@ -67,6 +74,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (200, include_str!("../../../migrations/postgres/0200_contacts_retrohunt.sql")),
     (300, include_str!("../../../migrations/postgres/0300_trust.sql")),
     (400, include_str!("../../../migrations/postgres/0400_replicas.sql")),
+    (410, include_str!("../../../migrations/postgres/0410_contacts_partitioned.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -104,6 +112,8 @@ pub struct PgStore {
     config: ::postgres::Config,
     /// This store's id in `pg_notify` payloads, so its listener skips its own notices.
     replica: Arc<str>,
+    /// Days whose contact-record partition is known to exist (see the module note).
+    contact_days: Mutex<std::collections::BTreeSet<i64>>,
 }
 
 /// A `postgres::Client` closes its connection by blocking on its own small runtime, which
@@ -272,6 +282,17 @@ impl Db<'_> {
         self.tx.execute(&st, params)
     }
 
+    /// The types of the columns `sql` returns (the statement is prepared, not run).
+    pub(crate) fn column_types(&mut self, sql: &str) -> Result<Vec<::postgres::types::Type>, ::postgres::Error> {
+        let st = self.statement(sql)?;
+        Ok(st.columns().iter().map(|c| c.type_().clone()).collect())
+    }
+
+    /// Starts a `COPY … FROM STDIN` in this transaction (`ward hub migrate`).
+    pub(crate) fn copy_in(&mut self, sql: &str) -> Result<::postgres::CopyInWriter<'_>, ::postgres::Error> {
+        self.tx.copy_in(sql)
+    }
+
     /// Takes [`INDICATOR_LOG_LOCK`] once per transaction, before the first append to the log,
     /// and notifies the other replicas' listeners (delivered at commit, dropped on rollback).
     pub(crate) fn lock_indicator_log(&mut self) -> Result<(), ::postgres::Error> {
@@ -334,7 +355,7 @@ impl PgStore {
             .connection_timeout(CONNECT_TIMEOUT)
             .build_unchecked(Manager { config: config.clone() });
         let replica: Arc<str> = format!("{}-{:016x}", std::process::id(), rand::random::<u64>()).into();
-        let store = PgStore { pool: Some(pool), allow_cache: Mutex::new(None), config, replica };
+        let store = PgStore { pool: Some(pool), allow_cache: Mutex::new(None), config, replica, contact_days: Mutex::new(Default::default()) };
         store.migrate()?;
         Ok(store)
     }
@@ -378,7 +399,7 @@ impl PgStore {
 
     /// Runs `f` in a read-write transaction and commits; runs it again after a serialisation
     /// failure or a deadlock (see [`MAX_TX_ATTEMPTS`]).
-    fn write<T>(&self, mut f: impl FnMut(&mut Db<'_>) -> TxResult<T>) -> StoreResult<T> {
+    pub(super) fn write<T>(&self, mut f: impl FnMut(&mut Db<'_>) -> TxResult<T>) -> StoreResult<T> {
         let mut conn = self.conn()?;
         let conn = &mut *conn;
         let mut attempt = 1;
@@ -428,6 +449,42 @@ impl PgStore {
         Ok(list)
     }
 
+    /// Creates the contact-record partitions of `days` not known to exist yet (one short
+    /// transaction; nothing when all are cached).
+    fn ensure_contact_days(&self, days: &std::collections::BTreeSet<i64>) -> StoreResult<()> {
+        let missing: std::collections::BTreeSet<i64> = {
+            let known = self.contact_days.lock().map_err(|_| StoreError::Database("partition cache lock poisoned".into()))?;
+            days.difference(&known).copied().collect()
+        };
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let created = self.write(|db| retro::create_partitions(db, &missing))?;
+        if created > 0 {
+            tracing::info!(created, "created contact record partitions");
+        }
+        self.contact_days.lock().map_err(|_| StoreError::Database("partition cache lock poisoned".into()))?.extend(missing);
+        Ok(())
+    }
+
+    fn forget_contact_days(&self) {
+        if let Ok(mut known) = self.contact_days.lock() {
+            known.clear();
+        }
+    }
+
+    /// The plan PostgreSQL chooses for the retro-hunt's network search of `ip/len` over the
+    /// hours `from_hour..=to_hour` (`EXPLAIN` text, the query is not run): shows which
+    /// partitions are read and through which index (tests and `bench-retrohunt`).
+    pub fn explain_contact_search(&self, ip: std::net::IpAddr, len: u8, from_hour: i64, to_hour: i64) -> StoreResult<String> {
+        self.read(|db| retro::explain_net_search(db, ip, len, from_hour, to_hour))
+    }
+
+    /// The days that have a contact-record partition, oldest first (days since the epoch).
+    pub fn contact_partition_days(&self) -> StoreResult<Vec<i64>> {
+        self.read(retro::partition_days)
+    }
+
     /// The versions recorded in `schema_migrations` (for tests and `ward hub` diagnostics).
     pub fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
         self.read(|db| Ok(db.query("SELECT version FROM schema_migrations ORDER BY version", &[])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?))
@@ -436,6 +493,12 @@ impl PgStore {
 
 
 
+
+/// Creates the contact-record partitions of `days` that are missing, in `db`'s transaction
+/// (`ward hub migrate`, which fills a new database in one transaction).
+pub(crate) fn create_contact_partitions(db: &mut Db<'_>, days: &std::collections::BTreeSet<i64>) -> TxResult<usize> {
+    retro::create_partitions(db, days)
+}
 
 /// A contact from six columns starting at `at` (see `CONTACT_COLS`).
 pub(crate) fn row_contact(r: &Row, at: usize) -> Result<Contact, ::postgres::Error> {
@@ -528,10 +591,25 @@ impl Store for PgStore {
     }
 
     fn ingest(&self, batches: &[IngestBatch], policy: &CorrelationPolicy, now: Millis) -> StoreResult<(Vec<IngestReceipt>, IngestEffects)> {
-        self.write(|db| {
-            let stored = self.stored_allow(db)?;
-            ingest::ingest(db, batches, policy, crate::trust::AllowView(&policy.trust.allow, &stored), now)
-        })
+        let days: std::collections::BTreeSet<i64> =
+            batches.iter().flat_map(|b| b.events.iter()).filter_map(|e| e.contact.as_ref()).map(|c| retro::day_of_ms(c.first_ms)).collect();
+        self.ensure_contact_days(&days)?;
+        let run = || {
+            self.write(|db| {
+                let stored = self.stored_allow(db)?;
+                ingest::ingest(db, batches, policy, crate::trust::AllowView(&policy.trust.allow, &stored), now)
+            })
+        };
+        match run() {
+            // Another replica's retention pass dropped a day this store still had cached (records
+            // older than retention arrived late): make it again and store the group once more.
+            Err(StoreError::Conflict(m)) if !days.is_empty() && m.starts_with("no partition of relation") => {
+                self.forget_contact_days();
+                self.ensure_contact_days(&days)?;
+                run()
+            }
+            other => other,
+        }
     }
 
     fn events(&self, jurisdiction_id: Option<i64>, event_type: Option<&str>, limit: usize) -> StoreResult<Vec<StoredEvent>> {
@@ -848,17 +926,32 @@ impl Store for PgStore {
         self.read(|db| retro::hit_for_notification(db, notification_id))
     }
     fn prune_contacts(&self, before_ms: Millis) -> StoreResult<usize> {
-        let hour = before_ms.div_euclid(3_600_000);
+        // Days ahead first, so ingest seldom creates a partition itself.
+        let today = retro::day_of_ms(crate::model::now_ms());
+        self.ensure_contact_days(&(today..=today + retro::PARTITIONS_AHEAD).collect())?;
+        let before_hour = before_ms.div_euclid(3_600_000);
         let mut total = 0;
+        let mut dropped_days = Vec::new();
+        for day in self.read(retro::partition_days)? {
+            match self.write(|db| retro::drop_partition(db, day, before_hour))? {
+                Some(rows) => {
+                    total += rows;
+                    dropped_days.push(day);
+                }
+                None => break,
+            }
+        }
+        if let Ok(mut known) = self.contact_days.lock() {
+            for day in &dropped_days {
+                known.remove(day);
+            }
+        }
+        if !dropped_days.is_empty() {
+            tracing::info!(days = dropped_days.len(), rows = total, "dropped expired contact record partitions");
+        }
         loop {
-            let removed = self.write(|db| {
-                Ok(db.execute(
-                    "DELETE FROM contact_records WHERE (remote, hour, jurisdiction_id, local, port, proto, inbound) IN \
-                     (SELECT remote, hour, jurisdiction_id, local, port, proto, inbound FROM contact_records WHERE hour < $1 LIMIT $2)",
-                    &[&hour, &PRUNE_CHUNK],
-                )?)
-            })?;
-            total += removed as usize;
+            let removed = self.write(|db| retro::delete_expired_chunk(db, before_hour, PRUNE_CHUNK))?;
+            total += removed;
             if (removed as i64) < PRUNE_CHUNK {
                 return Ok(total);
             }

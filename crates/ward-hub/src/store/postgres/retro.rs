@@ -1,8 +1,10 @@
 //! The retro-hunt on PostgreSQL: the counterpart of `crate::retro::sql`, same rules (see the
 //! `crate::retro` module note), same plan-then-commit steps.
 //!
-//! Differences: contact records hold `inet` addresses, and a network is searched as the range
-//! of full-length addresses from its first to its last (the primary key's btree serves it);
+//! Differences: contact records hold `inet` addresses in a table partitioned by UTC day
+//! (migration 0410; partitions are made and dropped at the end of this file), and a network is
+//! searched as the range of full-length addresses from its first to its last (each partition's
+//! primary-key btree serves it; the hunt window prunes partitions);
 //! the domain search reads the stored `dns` events of the window and matches their names here,
 //! in Rust (a JSON body PostgreSQL's `jsonb` would refuse, with a `\u0000`, cannot stop a hunt);
 //! rows are streamed, not collected. Analyst indicators and expiries take the indicator log's
@@ -194,6 +196,13 @@ fn search(db: &mut Db<'_>, window: &HuntWindow, only: Option<i64>, plan: &mut Hu
     }
 }
 
+/// The network search: contact records with a remote address from `$1` to `$2` (a network's
+/// first and last host address), of hours `$3..=$4` (the window: partitions outside it are
+/// pruned), that began before `$5`, optionally of one jurisdiction (`$6`). Each partition's
+/// primary key (remote first) serves the address range.
+const NET_SEARCH: &str = "SELECT jurisdiction_id, remote, local, port, proto, inbound, first_ms, last_ms, pkts, bytes FROM contact_records \
+     WHERE remote BETWEEN $1 AND $2 AND hour >= $3 AND hour <= $4 AND first_ms < $5 AND ($6::bigint IS NULL OR jurisdiction_id = $6)";
+
 /// Contact records with a remote address inside `ip/len` that began before `before_ms`.
 fn search_net(db: &mut Db<'_>, ip: IpAddr, len: u8, before_ms: Millis, window: &HuntWindow, only: Option<i64>, plan: &mut HuntPlan) -> TxResult<()> {
     let (lo, hi) = net_range(ip, len);
@@ -201,8 +210,7 @@ fn search_net(db: &mut Db<'_>, ip: IpAddr, len: u8, before_ms: Millis, window: &
     let mut per: BTreeMap<i64, Agg> = BTreeMap::new();
     let mut scanned = 0;
     db.for_each_row(
-        "SELECT jurisdiction_id, remote, local, port, proto, inbound, first_ms, last_ms, pkts, bytes FROM contact_records \
-         WHERE remote BETWEEN $1 AND $2 AND hour >= $3 AND hour <= $4 AND first_ms < $5 AND ($6::bigint IS NULL OR jurisdiction_id = $6)",
+        NET_SEARCH,
         &[&lo, &hi, &window.contacts_from_ms.div_euclid(HOUR_MS), &before_ms.div_euclid(HOUR_MS), &before_ms, &only],
         |r| {
             scanned += 1;
@@ -458,4 +466,83 @@ pub(super) fn hit_for_notification(db: &mut Db<'_>, notification_id: i64) -> TxR
         &[&notification_id, &EVENT_KIND],
     )?;
     Ok(row.as_ref().map(row_hit).transpose()?)
+}
+
+// ---- contact record partitions (migration 0410): one partition per UTC day ----
+
+/// Hours in one partition (a UTC day).
+pub(super) const PARTITION_HOURS: i64 = 24;
+/// Days of partitions the retention pass creates ahead of today, so ingest rarely has to.
+pub(super) const PARTITIONS_AHEAD: i64 = 3;
+/// Held while partitions are created or dropped (two replicas creating the same day would
+/// collide on its name).
+const PARTITION_LOCK: i64 = 0x7761_7264_0000_0410;
+
+/// The partition day of a contact record that began at `first_ms`.
+pub(super) fn day_of_ms(first_ms: Millis) -> i64 {
+    first_ms.div_euclid(HOUR_MS).div_euclid(PARTITION_HOURS)
+}
+
+/// Creates the partitions of `days` that are missing (run in a transaction of its own: creating
+/// a partition locks the parent table until commit). Returns how many were created.
+pub(super) fn create_partitions(db: &mut Db<'_>, days: &BTreeSet<i64>) -> TxResult<usize> {
+    if days.is_empty() {
+        return Ok(0);
+    }
+    db.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])?;
+    let mut created = 0;
+    for day in days {
+        let made: bool = db.query_one("SELECT ward_contact_partition($1)", &[day])?.try_get(0)?;
+        if made {
+            created += 1;
+        }
+    }
+    Ok(created)
+}
+
+/// The days that have a partition, oldest first.
+pub(super) fn partition_days(db: &mut Db<'_>) -> TxResult<Vec<i64>> {
+    let rows = db.query("SELECT day FROM ward_contact_partition_days() AS day", &[])?;
+    Ok(collect(rows, |r| r.try_get(0))?)
+}
+
+/// Drops the partition of `day` when every hour of it is before `before_hour`; returns the
+/// rows it held (counted first, in the same transaction), `None` when it is not due.
+pub(super) fn drop_partition(db: &mut Db<'_>, day: i64, before_hour: i64) -> TxResult<Option<usize>> {
+    if (day + 1) * PARTITION_HOURS > before_hour {
+        return Ok(None);
+    }
+    db.execute("SELECT pg_advisory_xact_lock($1)", &[&PARTITION_LOCK])?;
+    let (from, to) = (day * PARTITION_HOURS, (day + 1) * PARTITION_HOURS);
+    let rows: i64 = db.query_one("SELECT count(*) FROM contact_records WHERE hour >= $1 AND hour < $2", &[&from, &to])?.try_get(0)?;
+    let dropped: bool = db.query_one("SELECT ward_drop_contact_partition($1)", &[&day])?.try_get(0)?;
+    Ok(Some(if dropped { rows as usize } else { 0 }))
+}
+
+/// Deletes up to `chunk` rows of hours before `before_hour` (the partly expired day at the
+/// retention boundary; whole days are dropped instead).
+pub(super) fn delete_expired_chunk(db: &mut Db<'_>, before_hour: i64, chunk: i64) -> TxResult<usize> {
+    let from = before_hour.div_euclid(PARTITION_HOURS) * PARTITION_HOURS;
+    Ok(db.execute(
+        "DELETE FROM contact_records WHERE (remote, hour, jurisdiction_id, local, port, proto, inbound) IN \
+         (SELECT remote, hour, jurisdiction_id, local, port, proto, inbound FROM contact_records WHERE hour >= $1 AND hour < $2 LIMIT $3)",
+        &[&from, &before_hour, &chunk],
+    )? as usize)
+}
+
+/// The query plan of the network search (`EXPLAIN`, not run) for `ip/len` over the hours
+/// `from_hour..=to_hour`: for checks that the index serves it and partitions are pruned.
+pub(super) fn explain_net_search(db: &mut Db<'_>, ip: IpAddr, len: u8, from_hour: i64, to_hour: i64) -> TxResult<String> {
+    let (lo, hi) = net_range(ip, len);
+    let (Some(lo), Some(hi)) = (ip_from_bytes(&lo), ip_from_bytes(&hi)) else {
+        return Err(StoreError::Invalid(format!("{ip}/{len} is not a network")).into());
+    };
+    let before_ms = (to_hour + 1) * HOUR_MS;
+    let only: Option<i64> = None;
+    let rows = db.query(
+        &format!("EXPLAIN {NET_SEARCH}"),
+        &[&lo, &hi, &from_hour, &to_hour, &before_ms, &only],
+    )?;
+    let lines: Vec<String> = collect(rows, |r| r.try_get(0))?;
+    Ok(lines.join("\n"))
 }
