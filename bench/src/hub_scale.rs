@@ -726,15 +726,28 @@ pub fn agreement(a: &AgreementArgs) -> Result<bool> {
     if redelivered > 0 {
         failures.push(format!("{redelivered} deliveries repeated a notification id"));
     }
-    // The store's view: one campaign per trial.
+    // The store's view: one campaign per trial. Its listing holds the newest 500 campaigns, so
+    // those are checked there (each names exactly one trial's actor, no actor twice), and all
+    // of them through the campaign ids the warnings carry.
     let store = deployment.store()?;
-    let in_store = store.campaigns(false)?.len();
+    let listed = store.campaigns(false)?;
+    let mut listed_actors = HashSet::new();
+    let mut store_ok = listed.len() == a.trials.min(500);
+    for c in &listed {
+        let ours: Vec<&String> = c.keys.iter().filter(|k| k.starts_with("ip:45.")).collect();
+        store_ok &= ours.len() == 1 && listed_actors.insert(ours[0].clone());
+    }
+    let warned_campaigns: HashSet<i64> = got.iter().map(|d| d.campaign).collect();
+    store_ok &= warned_campaigns.len() == a.trials;
     warn_all.sort_by(|a, b| a.total_cmp(b));
     println!(
-        "agreement: {} of {} trials exact (one campaign, one targeted warning per contact, no notification delivered twice); campaigns in the store {in_store} (expected {}); every contact warned p50 {:.0} ms p99 {:.0} ms after the spray",
+        "agreement: {} of {} trials exact (one campaign, one targeted warning per contact, no notification delivered twice); distinct campaigns warned about {} (expected {}); the store's newest {} campaigns each hold one trial's actor: {}; every contact warned p50 {:.0} ms p99 {:.0} ms after the spray",
         a.trials.saturating_sub(failures.len()),
         a.trials,
+        warned_campaigns.len(),
         a.trials,
+        listed.len(),
+        if store_ok { "yes" } else { "NO" },
         quantile(&warn_all, 0.5),
         quantile(&warn_all, 0.99)
     );
@@ -743,7 +756,7 @@ pub fn agreement(a: &AgreementArgs) -> Result<bool> {
     }
     drop(store);
     drop(deployment);
-    Ok(failures.is_empty() && in_store == a.trials)
+    Ok(failures.is_empty() && store_ok)
 }
 
 // ---------------------------------------------------------------------------------------------
