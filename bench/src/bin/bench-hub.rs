@@ -54,7 +54,7 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T> = std::result::Result<T, BoxError>;
 
 #[derive(Debug, Parser)]
-#[command(name = "bench-hub", version, about = "ingest throughput and time to warn of ward hub")]
+#[command(name = "bench-hub", version, about = "ward hub: ingest throughput, time to warn, and national scale on either store with 1-3 replicas")]
 struct Args {
     #[command(subcommand)]
     what: What,
