@@ -172,6 +172,13 @@ pub async fn start_receiver(r: Receiver) -> Result<std::net::SocketAddr> {
 // ---------------------------------------------------------------------------------------------
 // set-up: jurisdictions, contacts, tokens (store), sensors (API)
 
+/// An enrolled sensor: (sensor id, credential, jurisdiction index).
+pub type EnrolledSensor = (i64, String, usize);
+/// A burst sighting: jurisdiction index, when it was sent, its post.
+type BurstSend = (usize, Instant, tokio::task::JoinHandle<std::result::Result<Ack, String>>);
+/// An acknowledged failover campaign: actor, its two jurisdiction indexes, when acknowledged.
+type AckedCampaign = (String, usize, usize, Instant);
+
 pub struct Fleet {
     /// Per sensor: (sensor id, credential, jurisdiction index).
     pub sensors: Vec<(i64, String, usize)>,
@@ -210,7 +217,7 @@ pub fn provision(store: &dyn Store, jurisdictions: usize, sensors: usize, hook: 
 pub async fn enroll(http: &reqwest::Client, url: &str, tokens: Vec<String>, jurisdictions: usize, concurrency: usize) -> Result<Vec<(i64, String, usize)>> {
     let tokens = Arc::new(tokens);
     let next = Arc::new(AtomicU64::new(0));
-    let out: Arc<Mutex<Vec<Option<(i64, String, usize)>>>> = Arc::new(Mutex::new(vec![None; tokens.len()]));
+    let out: Arc<Mutex<Vec<Option<EnrolledSensor>>>> = Arc::new(Mutex::new(vec![None; tokens.len()]));
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
         let (http, url, tokens, next, out) = (http.clone(), format!("{url}/api/v1/sensors/enroll"), tokens.clone(), next.clone(), out.clone());
@@ -534,7 +541,7 @@ async fn national_run(a: &NationalArgs, run: usize, http: &reqwest::Client, url:
     let actor = format!("45.{}.{}.9", 60 + run / 250, run % 250);
     let spacing = Duration::from_secs_f64(a.burst_secs / a.burst as f64);
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let mut sends: Vec<(usize, Instant, tokio::task::JoinHandle<std::result::Result<Ack, String>>)> = Vec::new();
+    let mut sends: Vec<BurstSend> = Vec::new();
     for &j in &burst {
         let (id, cred, _) = fleet.sensors[j].clone();
         let seq = fleet.seqs[j].fetch_add(1, Ordering::Relaxed) + 1;
@@ -824,7 +831,7 @@ pub fn failover(a: &FailoverArgs) -> Result<bool> {
         }));
     }
     // Campaigns: actor t sighted by jurisdictions 2t and 2t+1 (mod n); acknowledged when both are.
-    let campaigns: Arc<Mutex<Vec<(String, usize, usize, Instant)>>> = Arc::default();
+    let campaigns: Arc<Mutex<Vec<AckedCampaign>>> = Arc::default();
     let campaigner = {
         let (http, url, fleet, stop, campaigns) = (http.clone(), events_url.clone(), fleet.clone(), stop.clone(), campaigns.clone());
         rt.spawn(async move {

@@ -9,7 +9,6 @@ use axum::http::{Request, StatusCode};
 use common::*;
 use serde_json::json;
 use ward_hub::model::{Channel, NewContact, Role};
-use ward_hub::store::Store;
 
 struct World {
     h: Hub,
