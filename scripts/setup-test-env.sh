@@ -5,7 +5,9 @@
 #   system packages  iproute2 (network namespaces for live-capture tests), curl, dnsmasq (DNS in
 #                    namespaces), nginx, vsftpd, openssh-server, redis-server, busybox-static
 #                    (telnetd) (scanner lab),
-#                    postgresql (hub store tests), build tools for -sys crates
+#                    postgresql (hub store tests), haproxy (bench-hub's load balancer in front
+#                    of several hub replicas; run by the bench as a child, never as a service),
+#                    build tools for -sys crates
 #   python packages  aiosmtpd (a real SMTP server for notification tests), stix2-validator 3.2.0
 #                    and stix2 (every STIX object the hub writes is checked by OASIS's tools)
 #   services         PostgreSQL on 127.0.0.1:5432 (trust auth, database `test`)
@@ -23,6 +25,7 @@ APT_PACKAGES=(
     iproute2 iputils-ping curl dnsutils dnsmasq-base
     nginx-light vsftpd openssh-server redis-server busybox-static
     postgresql postgresql-client
+    haproxy
 )
 
 missing=()

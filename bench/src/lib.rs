@@ -7,9 +7,14 @@
 //! - [`measure`]: running a child process and measuring its wall time, CPU time and peak RSS
 //!   (`wait4` rusage), and the median/min/max statistics over runs (`bench-sensor` binary).
 //! - [`size`]: human byte sizes (`1GiB`, `500MB`).
+//! - [`hub_deploy`]: a hub deployment of real processes for `bench-hub`: a fresh store (SQLite
+//!   or a new PostgreSQL database), N `ward hub serve` replicas and HAProxy in front.
+//! - [`hub_scale`]: `bench-hub`'s national-load, replica-agreement and failover scenarios.
 
 pub mod mix;
 pub mod pcap;
 pub mod size;
 pub mod measure;
 pub mod sensor_bench;
+pub mod hub_deploy;
+pub mod hub_scale;

@@ -4,7 +4,20 @@
 //! cargo run --release -p ward-bench --bin bench-hub -- ingest [--sensors 32] [--batch 2000] [--seconds 10] [--runs 3] [--gzip]
 //! cargo run --release -p ward-bench --bin bench-hub -- warn [--jurisdictions 50] [--campaigns 30] [--runs 3] [--load 16]
 //! cargo run --release -p ward-bench --bin bench-hub -- all        # both, defaults
+//!
+//! # at scale: real `ward hub serve` processes, either store, 1–3 replicas behind HAProxy
+//! bench-hub national  --database sqlite|postgres://root@127.0.0.1:5432/test [--replicas 1..3]
+//!                     [--jurisdictions 8800] [--sensors 10000] [--seconds 60] [--runs 3] [--burst 300]
+//! bench-hub agreement --database postgres://… [--replicas 3] [--spray 12] [--trials 20]   # --trials 1000 for the figure
+//! bench-hub failover  --database postgres://… [--replicas 3] [--seconds 40] [--kill-at 10]
+//! bench-hub scale     --postgres postgres://… [national options]   # SQLite × 1, PostgreSQL × 1 and × 3 side by side
 //! ```
+//!
+//! The scale scenarios (national load with a 300-jurisdiction burst, replica agreement,
+//! failover) are described in `ward_bench::hub_scale`; the deployment (processes, HAProxy,
+//! fresh databases) in `ward_bench::hub_deploy`. They need the `ward` binary next to this one
+//! (`cargo build -p ward`, same profile) or `--ward PATH`, and `haproxy` on the PATH for more
+//! than one replica.
 //!
 //! Everything is real and on loopback: a `ward hub` (the library's `start`, the same code as
 //! `ward hub serve`) with the SQLite store (WAL, `synchronous=FULL`) in a temporary directory,
@@ -34,13 +47,14 @@ use std::time::{Duration, Instant};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use clap::{Parser, Subcommand};
+use ward_bench::{hub_deploy, hub_scale};
 use ward_hub::model::{now_ms, Channel, JurisdictionKind, NewContact, NewJurisdiction};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 type Result<T> = std::result::Result<T, BoxError>;
 
 #[derive(Debug, Parser)]
-#[command(name = "bench-hub", version, about = "ingest throughput and time to warn of ward hub")]
+#[command(name = "bench-hub", version, about = "ward hub: ingest throughput, time to warn, and national scale on either store with 1-3 replicas")]
 struct Args {
     #[command(subcommand)]
     what: What,
@@ -54,6 +68,189 @@ enum What {
     Warn(WarnArgs),
     /// Both, with their defaults.
     All,
+    /// National load on real `ward hub serve` processes: 8,800 jurisdictions, 10,000 sensors,
+    /// sustained events/s, ack p50/p99, and time to warn for a 300-jurisdiction burst.
+    National(NationalCli),
+    /// Replicas agreeing: sightings of one actor sprayed across replicas at once, per trial
+    /// exactly one campaign and one warning per contact.
+    Agreement(AgreementCli),
+    /// kill -9 of one replica under load: nothing acknowledged lost, no warning lost or doubled.
+    Failover(FailoverCli),
+    /// National load on SQLite × 1, PostgreSQL × 1 and PostgreSQL × 3 in one run, side by side.
+    Scale(ScaleCli),
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct NationalCli {
+    /// `sqlite` (a temporary data directory) or `postgres://USER@HOST[:PORT]/DB`: a server and a
+    /// database to connect to for creating a fresh `ward_bench_*` database (dropped after).
+    #[arg(long, default_value = "sqlite")]
+    database: String,
+    /// `ward hub serve` processes (PostgreSQL only for more than one), behind HAProxy.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
+    #[command(flatten)]
+    load: LoadCli,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct LoadCli {
+    #[arg(long, default_value_t = 8800)]
+    jurisdictions: usize,
+    /// Sensors (sensor s belongs to jurisdiction s mod --jurisdictions); enrolled through the API.
+    #[arg(long, default_value_t = 10_000)]
+    sensors: usize,
+    /// Lines per batch (86 % contact records, 3 % alerts, 7 % anomalies).
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    /// Requests in flight (the multiplexed client: sensors take turns on these).
+    #[arg(long, default_value_t = 48)]
+    connections: usize,
+    /// Seconds of load per run.
+    #[arg(long, default_value_t = 60)]
+    seconds: u64,
+    #[arg(long, default_value_t = 3)]
+    runs: usize,
+    /// Jurisdictions the burst's actor touches.
+    #[arg(long, default_value_t = 300)]
+    burst: usize,
+    /// Seconds the burst is spread over.
+    #[arg(long, default_value_t = 50.0)]
+    burst_secs: f64,
+    /// The `ward` binary (default: next to this one).
+    #[arg(long)]
+    ward: Option<PathBuf>,
+    /// Directory of EVE files the anomaly lines come from.
+    #[arg(long)]
+    eve: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct AgreementCli {
+    #[arg(long)]
+    database: String,
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Jurisdictions sighting the actor at once in each trial.
+    #[arg(long, default_value_t = 12)]
+    spray: usize,
+    #[arg(long, default_value_t = 20)]
+    trials: usize,
+    #[arg(long)]
+    ward: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct FailoverCli {
+    #[arg(long)]
+    database: String,
+    #[arg(long, default_value_t = 3)]
+    replicas: usize,
+    /// Jurisdictions, one sensor each.
+    #[arg(long, default_value_t = 200)]
+    jurisdictions: usize,
+    #[arg(long, default_value_t = 500)]
+    batch: usize,
+    #[arg(long, default_value_t = 16)]
+    connections: usize,
+    /// Seconds of load.
+    #[arg(long, default_value_t = 40)]
+    seconds: u64,
+    /// Second at which replica 0 is killed with SIGKILL.
+    #[arg(long, default_value_t = 10)]
+    kill_at: u64,
+    /// The webhook receiver answers after this long, so deliveries are in flight at the kill.
+    #[arg(long, default_value_t = 200)]
+    hook_delay_ms: u64,
+    #[arg(long)]
+    ward: Option<PathBuf>,
+    #[arg(long)]
+    eve: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, clap::Args)]
+struct ScaleCli {
+    /// The PostgreSQL server (as `national --database`).
+    #[arg(long)]
+    postgres: String,
+    /// Replica counts on PostgreSQL.
+    #[arg(long, value_delimiter = ',', default_value = "1,3")]
+    replicas: Vec<usize>,
+    #[command(flatten)]
+    load: LoadCli,
+}
+
+fn national_args(database: &str, replicas: usize, l: &LoadCli) -> Result<hub_scale::NationalArgs> {
+    Ok(hub_scale::NationalArgs {
+        database: hub_deploy::StoreKind::parse(database)?,
+        replicas,
+        jurisdictions: l.jurisdictions,
+        sensors: l.sensors.max(l.jurisdictions),
+        batch: l.batch,
+        connections: l.connections,
+        seconds: l.seconds,
+        runs: l.runs.max(1),
+        burst: l.burst,
+        burst_secs: l.burst_secs,
+        ward: l.ward.clone().unwrap_or_else(hub_deploy::default_ward),
+        eve: l.eve.clone().unwrap_or_else(hub_scale::default_eve_dir),
+    })
+}
+
+fn national_header(l: &LoadCli) {
+    println!(
+        "national: {} jurisdictions (webhook contact each), {} sensors enrolled through the API, batches of {} lines (86 % contact records, 3 % alerts, 7 % anomalies), {} requests in flight, {} s per run, {} runs; burst: one actor, {} jurisdictions over {} s; {}",
+        l.jurisdictions, l.sensors.max(l.jurisdictions), l.batch, l.connections, l.seconds, l.runs, l.burst, l.burst_secs, hub_scale::machine()
+    );
+}
+
+fn national(c: &NationalCli) -> Result<()> {
+    national_header(&c.load);
+    let a = national_args(&c.database, c.replicas, &c.load)?;
+    let n = hub_scale::national(&a)?;
+    hub_scale::print_national(&n);
+    if !hub_scale::national_ok(&n, a.burst) {
+        return Err("notifications were not exact (see above)".into());
+    }
+    Ok(())
+}
+
+fn scale(c: &ScaleCli) -> Result<()> {
+    national_header(&c.load);
+    let mut all = vec![hub_scale::national(&national_args("sqlite", 1, &c.load)?)?];
+    for &r in &c.replicas {
+        all.push(hub_scale::national(&national_args(&c.postgres, r, &c.load)?)?);
+    }
+    println!("side by side (medians over {} runs; ratios against SQLite × 1):", c.load.runs);
+    println!("| deployment | events/s | ack p50 / p99 ms | time to warn p50 / p99 ms | notifications | set-up: provision / enroll s |");
+    println!("|---|---|---|---|---|---|");
+    let base = hub_scale::median(&all[0].runs.iter().map(|r| r.events_per_sec).collect::<Vec<_>>());
+    let mut exact = true;
+    for n in &all {
+        let m = |g: &dyn Fn(&hub_scale::NationalRun) -> f64| hub_scale::median(&n.runs.iter().map(g).collect::<Vec<_>>());
+        let ok = hub_scale::national_ok(n, c.load.burst);
+        exact &= ok;
+        println!(
+            "| {} | {:.0} ({:.2}×) | {:.0} / {:.0} | {:.0} / {:.0} | {} | {:.0} / {:.0} |",
+            n.label,
+            m(&|r| r.events_per_sec),
+            m(&|r| r.events_per_sec) / base,
+            m(&|r| r.ack_p50),
+            m(&|r| r.ack_p99),
+            m(&|r| r.warn_p50),
+            m(&|r| r.warn_p99),
+            if ok { "exact" } else { "WRONG" },
+            n.provision_secs,
+            n.enroll_secs
+        );
+    }
+    for n in &all {
+        hub_scale::print_national(n);
+    }
+    if !exact {
+        return Err("notifications were not exact (see above)".into());
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -100,6 +297,33 @@ fn main() -> std::process::ExitCode {
         What::All => ingest(&IngestArgs { sensors: 32, batch: 2000, seconds: 10, runs: 3, gzip: false, eve: None })
             .and_then(|()| warn(&WarnArgs { jurisdictions: 50, campaigns: 30, runs: 3, load: 0 }))
             .and_then(|()| warn(&WarnArgs { jurisdictions: 50, campaigns: 30, runs: 3, load: 16 })),
+        What::National(c) => national(&c),
+        What::Scale(c) => scale(&c),
+        What::Agreement(c) => hub_deploy::StoreKind::parse(&c.database).and_then(|database| {
+            let ok = hub_scale::agreement(&hub_scale::AgreementArgs {
+                database,
+                replicas: c.replicas,
+                spray: c.spray,
+                trials: c.trials,
+                ward: c.ward.clone().unwrap_or_else(hub_deploy::default_ward),
+            })?;
+            if ok { Ok(()) } else { Err("replicas did not agree (see above)".into()) }
+        }),
+        What::Failover(c) => hub_deploy::StoreKind::parse(&c.database).and_then(|database| {
+            let ok = hub_scale::failover(&hub_scale::FailoverArgs {
+                database,
+                replicas: c.replicas,
+                jurisdictions: c.jurisdictions,
+                batch: c.batch,
+                connections: c.connections,
+                seconds: c.seconds,
+                kill_at: c.kill_at,
+                hook_delay_ms: c.hook_delay_ms,
+                ward: c.ward.clone().unwrap_or_else(hub_deploy::default_ward),
+                eve: c.eve.clone().unwrap_or_else(hub_scale::default_eve_dir),
+            })?;
+            if ok { Ok(()) } else { Err("failover lost or doubled something (see above)".into()) }
+        }),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

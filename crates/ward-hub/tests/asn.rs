@@ -69,27 +69,29 @@ fn tiny_asn_mmdb(prefix: [u8; 2], asn: u32) -> Vec<u8> {
     out
 }
 
-#[tokio::test]
-async fn one_asn_across_jurisdictions_opens_a_campaign() {
-    let db_dir = tempfile::tempdir().unwrap();
-    let path = db_dir.path().join("asn.mmdb");
-    std::fs::write(&path, tiny_asn_mmdb([45, 33], 64500)).unwrap();
-    let h = hub_with(|c| c.asn_db = Some(path.clone()));
-    assert_eq!(h.state.asn_of("45.33.7.7".parse().unwrap()), Some(64500));
-    assert_eq!(h.state.asn_of("8.8.8.8".parse().unwrap()), None);
-    let a = h.jurisdiction("Ohio", "OH");
-    let b = h.jurisdiction("Iowa", "IA");
-    h.user("ana", Role::Analyst, None);
-    let ana = h.login("ana").await;
-    let sa = h.sensor(a).await;
-    let sb = h.sensor(b).await;
-    // Different addresses, different /24s, one autonomous system.
-    assert_eq!(h.post_events((sa.0, &sa.1), 1, alert_line("45.33.1.1", "10.0.0.1", 1, "x"), false).await.status, StatusCode::OK);
-    assert_eq!(h.post_events((sb.0, &sb.1), 1, alert_line("45.33.200.2", "10.0.0.2", 1, "x"), false).await.status, StatusCode::OK);
-    let list = h.get("/api/v1/campaigns", Some(&ana)).await.json();
-    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
-    assert!(list[0]["keys"].as_array().unwrap().contains(&serde_json::json!("asn:AS64500")), "{list}");
-    assert_eq!(list[0]["jurisdictions"], 2);
+on_each_backend! {
+    #[tokio::test]
+    async fn one_asn_across_jurisdictions_opens_a_campaign() {
+        let db_dir = tempfile::tempdir().unwrap();
+        let path = db_dir.path().join("asn.mmdb");
+        std::fs::write(&path, tiny_asn_mmdb([45, 33], 64500)).unwrap();
+        let h = hub_with(|c| c.asn_db = Some(path.clone()));
+        assert_eq!(h.state.asn_of("45.33.7.7".parse().unwrap()), Some(64500));
+        assert_eq!(h.state.asn_of("8.8.8.8".parse().unwrap()), None);
+        let a = h.jurisdiction("Ohio", "OH");
+        let b = h.jurisdiction("Iowa", "IA");
+        h.user("ana", Role::Analyst, None);
+        let ana = h.login("ana").await;
+        let sa = h.sensor(a).await;
+        let sb = h.sensor(b).await;
+        // Different addresses, different /24s, one autonomous system.
+        assert_eq!(h.post_events((sa.0, &sa.1), 1, alert_line("45.33.1.1", "10.0.0.1", 1, "x"), false).await.status, StatusCode::OK);
+        assert_eq!(h.post_events((sb.0, &sb.1), 1, alert_line("45.33.200.2", "10.0.0.2", 1, "x"), false).await.status, StatusCode::OK);
+        let list = h.get("/api/v1/campaigns", Some(&ana)).await.json();
+        assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+        assert!(list[0]["keys"].as_array().unwrap().contains(&serde_json::json!("asn:AS64500")), "{list}");
+        assert_eq!(list[0]["jurisdictions"], 2);
+    }
 }
 
 #[test]

@@ -106,121 +106,126 @@ async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     panic!("timed out waiting for {what}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_campaign_warns_every_contact_on_every_channel() {
-    let dir = tempfile::tempdir().unwrap();
-    let smtp = start_smtp().await;
-    let receiver = Receiver::default();
-    *receiver.fail_first.lock().unwrap() = ("Ohio".to_string(), 1);
-    let hook_addr = start_receiver(receiver.clone()).await;
-    let syslog = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let syslog_addr = syslog.local_addr().unwrap();
-    let syslog_lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    {
-        let lines = syslog_lines.clone();
-        tokio::spawn(async move {
-            loop {
-                let (sock, _) = syslog.accept().await.unwrap();
-                let lines = lines.clone();
-                tokio::spawn(async move {
-                    let mut rd = tokio::io::BufReader::new(sock).lines();
-                    while let Ok(Some(l)) = rd.next_line().await {
-                        lines.lock().unwrap().push(l);
-                    }
-                });
-            }
-        });
-    }
-
-    let mut config = common::config(dir.path());
-    config.notify.smtp_port = smtp.port;
-    config.notify.phone = "+1 555 0100".into();
-    config.public_url = "https://hub.example.org".into();
-    // The receivers are on loopback, which the egress policy refuses unless listed.
-    config.notify.allow_targets = vec!["127.0.0.1/32".parse().unwrap()];
-    let hub = ward_hub::start(config).await.unwrap();
-    let store = hub.state.store.clone();
-    let now = now_ms();
-    let mut juris = Vec::new();
-    for (name, st) in [("Ohio", "OH"), ("Iowa", "IA"), ("Utah", "UT")] {
-        let j = hub.state.store.create_jurisdiction(&ward_hub::model::NewJurisdiction { name: name.into(), kind: ward_hub::model::JurisdictionKind::State, state: Some(st.into()), home_net: None }, now).unwrap().id;
-        store.create_contact(j, &NewContact { channel: Channel::Webhook, target: format!("http://{hook_addr}/hook/{name}"), secret: Some(SECRET.into()) }, now).unwrap();
-        juris.push(j);
-    }
-    store.create_contact(juris[0], &NewContact { channel: Channel::Email, target: "clerk@ohio.example.gov".into(), secret: None }, now).unwrap();
-    store.create_contact(juris[1], &NewContact { channel: Channel::Syslog, target: syslog_addr.to_string(), secret: None }, now).unwrap();
-    let phc = ward_hub::auth::hash_password(common::PASSWORD).unwrap();
-    store.create_user("ana", &phc, Role::Analyst, None, now).unwrap();
-
-    // Sensors enroll and post over real HTTP.
-    let http = reqwest::Client::new();
-    let base = hub.url();
-    let mut sensors = Vec::new();
-    for &j in &juris {
-        let token = ward_hub::auth::random_token("wet");
-        store.create_enrollment_token(j, &ward_hub::auth::hash_token(&token), now, now + 60_000).unwrap();
-        let v: Value = http.post(format!("{base}/api/v1/sensors/enroll")).json(&json!({"token": token})).send().await.unwrap().json().await.unwrap();
-        sensors.push((v["sensor"]["id"].as_i64().unwrap(), v["credential"].as_str().unwrap().to_string()));
-    }
-    let post = |i: usize, seq: i64, line: String| {
-        let (http, base, s) = (http.clone(), base.clone(), sensors[i].clone());
-        async move {
-            let r = http
-                .post(format!("{base}/api/v1/events"))
-                .bearer_auth(&s.1)
-                .header("idempotency-key", format!("{}:{seq}", s.0))
-                .body(line)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 200);
+on_each_backend! {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_campaign_warns_every_contact_on_every_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let smtp = start_smtp().await;
+        let receiver = Receiver::default();
+        *receiver.fail_first.lock().unwrap() = ("Ohio".to_string(), 1);
+        let hook_addr = start_receiver(receiver.clone()).await;
+        let syslog = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let syslog_addr = syslog.local_addr().unwrap();
+        let syslog_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        {
+            let lines = syslog_lines.clone();
+            tokio::spawn(async move {
+                loop {
+                    let (sock, _) = syslog.accept().await.unwrap();
+                    let lines = lines.clone();
+                    tokio::spawn(async move {
+                        let mut rd = tokio::io::BufReader::new(sock).lines();
+                        while let Ok(Some(l)) = rd.next_line().await {
+                            lines.lock().unwrap().push(l);
+                        }
+                    });
+                }
+            });
         }
-    };
-    post(0, 1, common::alert_line("185.220.101.7", "10.1.0.25", 2403300, "ET CINS Poor Reputation IP")).await;
-    post(1, 1, common::alert_line("185.220.101.7", "10.2.0.9", 2403300, "ET CINS Poor Reputation IP")).await;
 
-    // Ohio and Iowa are warned on every channel; Ohio's webhook first fails once, then succeeds.
-    let got = until("webhooks for Ohio and Iowa", || {
-        let g = receiver.got.lock().unwrap().clone();
-        (g.len() >= 2).then_some(g)
-    })
-    .await;
-    let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
-    assert!(names.contains(&"Ohio") && names.contains(&"Iowa"), "{names:?}");
-    let (_, ohio) = got.iter().find(|(n, _)| n == "Ohio").unwrap();
-    assert_eq!(ohio["type"], "ward.campaign.targeted");
-    assert!(ohio["id"].as_i64().is_some_and(|id| id > 0), "the notification id lets receivers drop a retried duplicate: {ohio}");
-    assert_eq!(ohio["tlp"], "TLP:AMBER");
-    assert_eq!(ohio["other_jurisdictions"], 1);
-    assert_eq!(ohio["seen"]["remote_addresses"][0], "185.220.101.7");
-    assert_eq!(ohio["seen"]["local_hosts"][0], "10.1.0.25");
-    assert_eq!(ohio["actions"]["call"], "+1 555 0100");
-    assert!(!ohio.to_string().contains("Iowa"), "ohio's message names iowa: {ohio}");
-    let mail = until("email to Ohio", || read_maildir(smtp.maildir.path()).into_iter().next()).await;
-    assert!(mail.contains("clerk@ohio.example.gov"), "{mail}");
-    assert!(mail.contains("185.220.101.7") && mail.contains("1 other jurisdiction"), "{mail}");
-    assert!(mail.contains("TLP:AMBER") && mail.contains("Block these addresses"), "{mail}");
-    let line = until("syslog line for Iowa", || syslog_lines.lock().unwrap().first().cloned()).await;
-    assert!(line.contains("CEF:0|ward|ward-hub|") && line.contains("src=185.220.101.7") && line.contains("cnt=1"), "{line}");
+        let mut config = common::config(dir.path());
+        config.notify.smtp_port = smtp.port;
+        config.notify.phone = "+1 555 0100".into();
+        config.public_url = "https://hub.example.org".into();
+        // The receivers are on loopback, which the egress policy refuses unless listed.
+        config.notify.allow_targets = vec!["127.0.0.1/32".parse().unwrap()];
+        let hub = ward_hub::start(config).await.unwrap();
+        let store = hub.state.store.clone();
+        let now = now_ms();
+        let phc = ward_hub::auth::hash_password(common::PASSWORD).unwrap();
+        let juris = common::db(store.as_ref(), |s| {
+            let mut juris = Vec::new();
+            for (name, st) in [("Ohio", "OH"), ("Iowa", "IA"), ("Utah", "UT")] {
+                let j = s.create_jurisdiction(&ward_hub::model::NewJurisdiction { name: name.into(), kind: ward_hub::model::JurisdictionKind::State, state: Some(st.into()), home_net: None }, now).unwrap().id;
+                s.create_contact(j, &NewContact { channel: Channel::Webhook, target: format!("http://{hook_addr}/hook/{name}"), secret: Some(SECRET.into()) }, now).unwrap();
+                juris.push(j);
+            }
+            s.create_contact(juris[0], &NewContact { channel: Channel::Email, target: "clerk@ohio.example.gov".into(), secret: None }, now).unwrap();
+            s.create_contact(juris[1], &NewContact { channel: Channel::Syslog, target: syslog_addr.to_string(), secret: None }, now).unwrap();
+            s.create_user("ana", &phc, Role::Analyst, None, now).unwrap();
+            juris
+        });
 
-    // Utah joins: it is targeted; Ohio and Iowa get one digest each, not one per event.
-    post(2, 1, format!("{}\n{}", common::alert_line("185.220.101.7", "10.3.0.1", 1, "x"), common::alert_line("185.220.101.7", "10.3.0.2", 1, "x"))).await;
-    until("Utah's webhook", || receiver.got.lock().unwrap().iter().any(|(n, _)| n == "Utah").then_some(())).await;
+        // Sensors enroll and post over real HTTP.
+        let http = reqwest::Client::new();
+        let base = hub.url();
+        let mut sensors = Vec::new();
+        for &j in &juris {
+            let token = ward_hub::auth::random_token("wet");
+            common::db(store.as_ref(), |s| s.create_enrollment_token(j, &ward_hub::auth::hash_token(&token), now, now + 60_000)).unwrap();
+            let v: Value = http.post(format!("{base}/api/v1/sensors/enroll")).json(&json!({"token": token})).send().await.unwrap().json().await.unwrap();
+            sensors.push((v["sensor"]["id"].as_i64().unwrap(), v["credential"].as_str().unwrap().to_string()));
+        }
+        let post = |i: usize, seq: i64, line: String| {
+            let (http, base, s) = (http.clone(), base.clone(), sensors[i].clone());
+            async move {
+                let r = http
+                    .post(format!("{base}/api/v1/events"))
+                    .bearer_auth(&s.1)
+                    .header("idempotency-key", format!("{}:{seq}", s.0))
+                    .body(line)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.status(), 200);
+            }
+        };
+        post(0, 1, common::alert_line("185.220.101.7", "10.1.0.25", 2403300, "ET CINS Poor Reputation IP")).await;
+        post(1, 1, common::alert_line("185.220.101.7", "10.2.0.9", 2403300, "ET CINS Poor Reputation IP")).await;
 
-    // The notification log (API, analyst) shows every attempt, including the failed one.
-    let login: Value = http.post(format!("{base}/api/v1/login")).json(&json!({"username": "ana", "password": common::PASSWORD})).send().await.unwrap().json().await.unwrap();
-    let token = login["token"].as_str().unwrap();
-    let list: Value = http.get(format!("{base}/api/v1/notifications")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-    let list = list.as_array().unwrap();
-    let ohio_hook = list.iter().find(|n| n["target"].as_str().unwrap().ends_with("/hook/Ohio") && n["event_kind"] == "targeted").unwrap();
-    let attempts: Value = http.get(format!("{base}/api/v1/notifications/{}/attempts", ohio_hook["id"])).bearer_auth(token).send().await.unwrap().json().await.unwrap();
-    let oks: Vec<bool> = attempts.as_array().unwrap().iter().map(|a| a["ok"].as_bool().unwrap()).collect();
-    assert_eq!(oks, vec![false, true], "{attempts}");
-    let per_contact_campaign_kind = list.iter().filter(|n| n["event_kind"] == "targeted").count();
-    assert_eq!(per_contact_campaign_kind, 5, "one targeted notification per contact: {list:?}");
-    let grew = list.iter().filter(|n| n["event_kind"] == "grew").count();
-    assert!(grew <= 4, "digests, not floods: {grew}");
-    hub.shutdown().await;
+        // Ohio and Iowa are warned on every channel; Ohio's webhook first fails once, then succeeds.
+        let got = until("webhooks for Ohio and Iowa", || {
+            let g = receiver.got.lock().unwrap().clone();
+            (g.len() >= 2).then_some(g)
+        })
+        .await;
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert!(names.contains(&"Ohio") && names.contains(&"Iowa"), "{names:?}");
+        let (_, ohio) = got.iter().find(|(n, _)| n == "Ohio").unwrap();
+        assert_eq!(ohio["type"], "ward.campaign.targeted");
+        assert!(ohio["id"].as_i64().is_some_and(|id| id > 0), "the notification id lets receivers drop a retried duplicate: {ohio}");
+        assert_eq!(ohio["tlp"], "TLP:AMBER");
+        assert_eq!(ohio["other_jurisdictions"], 1);
+        assert_eq!(ohio["seen"]["remote_addresses"][0], "185.220.101.7");
+        assert_eq!(ohio["seen"]["local_hosts"][0], "10.1.0.25");
+        assert_eq!(ohio["actions"]["call"], "+1 555 0100");
+        assert!(!ohio.to_string().contains("Iowa"), "ohio's message names iowa: {ohio}");
+        let mail = until("email to Ohio", || read_maildir(smtp.maildir.path()).into_iter().next()).await;
+        assert!(mail.contains("clerk@ohio.example.gov"), "{mail}");
+        assert!(mail.contains("185.220.101.7") && mail.contains("1 other jurisdiction"), "{mail}");
+        assert!(mail.contains("TLP:AMBER") && mail.contains("Block these addresses"), "{mail}");
+        let line = until("syslog line for Iowa", || syslog_lines.lock().unwrap().first().cloned()).await;
+        assert!(line.contains("CEF:0|ward|ward-hub|") && line.contains("src=185.220.101.7") && line.contains("cnt=1"), "{line}");
+
+        // Utah joins: it is targeted; Ohio and Iowa get one digest each, not one per event.
+        post(2, 1, format!("{}\n{}", common::alert_line("185.220.101.7", "10.3.0.1", 1, "x"), common::alert_line("185.220.101.7", "10.3.0.2", 1, "x"))).await;
+        until("Utah's webhook", || receiver.got.lock().unwrap().iter().any(|(n, _)| n == "Utah").then_some(())).await;
+
+        // The notification log (API, analyst) shows every attempt, including the failed one.
+        let login: Value = http.post(format!("{base}/api/v1/login")).json(&json!({"username": "ana", "password": common::PASSWORD})).send().await.unwrap().json().await.unwrap();
+        let token = login["token"].as_str().unwrap();
+        let list: Value = http.get(format!("{base}/api/v1/notifications")).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        let list = list.as_array().unwrap();
+        let ohio_hook = list.iter().find(|n| n["target"].as_str().unwrap().ends_with("/hook/Ohio") && n["event_kind"] == "targeted").unwrap();
+        let attempts: Value = http.get(format!("{base}/api/v1/notifications/{}/attempts", ohio_hook["id"])).bearer_auth(token).send().await.unwrap().json().await.unwrap();
+        let oks: Vec<bool> = attempts.as_array().unwrap().iter().map(|a| a["ok"].as_bool().unwrap()).collect();
+        assert_eq!(oks, vec![false, true], "{attempts}");
+        let per_contact_campaign_kind = list.iter().filter(|n| n["event_kind"] == "targeted").count();
+        assert_eq!(per_contact_campaign_kind, 5, "one targeted notification per contact: {list:?}");
+        let grew = list.iter().filter(|n| n["event_kind"] == "grew").count();
+        assert!(grew <= 4, "digests, not floods: {grew}");
+        hub.shutdown().await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

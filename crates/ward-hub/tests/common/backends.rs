@@ -5,8 +5,16 @@
 //! Without PostgreSQL a test on it is skipped with a note on stderr, except in CI (the `CI`
 //! environment variable set), where PostgreSQL is always started and its absence fails the test.
 //! Only 127.0.0.1:5432 is ever contacted.
+//!
+//! The hub's HTTP suites run each test once per backend with [`on_each_backend!`]: the test
+//! thread then knows its backend ([`current`]), and `common::config` gives a PostgreSQL test a
+//! fresh database of its own (kept until the test ends) while a SQLite test keeps its store in
+//! the hub's data directory. The synchronous `postgres` client must not run on an async
+//! runtime's thread, so tests reach the store through `common::db`, which runs the call on a
+//! thread of its own.
 #![allow(dead_code)]
 
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 
 use ward_hub::store::postgres::PgStore;
@@ -52,6 +60,104 @@ pub fn postgres() -> Option<TestStore> {
     let db = PgDatabase::create()?;
     let store = Arc::new(PgStore::connect(&db.url()).unwrap_or_else(|e| panic!("cannot open the store on {}: {e}", db.name)));
     Some(TestStore { store, backend: "postgres", keep: Keep::Pg(db) })
+}
+
+/// The store a test's hubs open.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+thread_local! {
+    static CURRENT: Cell<Backend> = const { Cell::new(Backend::Sqlite) };
+    /// The databases made for the running test; dropped when its [`BackendGuard`] is.
+    static DATABASES: RefCell<Vec<PgDatabase>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The backend of the test running on this thread (SQLite outside [`on_each_backend!`]).
+pub fn current() -> Backend {
+    CURRENT.with(Cell::get)
+}
+
+/// While alive, this thread's test runs on one backend; dropping it drops the test's databases.
+pub struct BackendGuard {
+    previous: Backend,
+}
+
+impl Backend {
+    /// Makes this the thread's backend; `None` (the test is skipped, with a note) when it is
+    /// PostgreSQL and PostgreSQL does not answer — a panic instead when `CI` is set.
+    pub fn enter(self) -> Option<BackendGuard> {
+        if self == Backend::Postgres && !postgres_answers() {
+            return None;
+        }
+        let previous = CURRENT.with(|c| c.replace(self));
+        Some(BackendGuard { previous })
+    }
+}
+
+impl Drop for BackendGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(self.previous));
+        let databases = DATABASES.with(|d| std::mem::take(&mut *d.borrow_mut()));
+        drop(databases);
+    }
+}
+
+/// Whether PostgreSQL answers (checked once per test binary); panics in CI when it does not.
+fn postgres_answers() -> bool {
+    static ANSWERS: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    let answers = ANSWERS.get_or_init(|| {
+        std::thread::spawn(|| admin().map(drop).map_err(|e| e.to_string())).join().unwrap_or_else(|_| Err("the probe panicked".into()))
+    });
+    match answers {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("CI").is_some() => {
+            panic!("CI is set but PostgreSQL does not answer on 127.0.0.1:5432: {e} (scripts/setup-test-env.sh starts it)")
+        }
+        Err(e) => {
+            eprintln!("skipped: PostgreSQL does not answer on 127.0.0.1:5432 ({e})");
+            false
+        }
+    }
+}
+
+/// The `database` setting for a hub of the running test: `None` for SQLite (the data
+/// directory), else the URL of a fresh database kept until the test ends. Each call makes a
+/// new database; give two replicas the same URL to share one.
+pub fn database_for_test() -> Option<String> {
+    match current() {
+        Backend::Sqlite => None,
+        Backend::Postgres => {
+            let db = PgDatabase::create().unwrap_or_else(|| panic!("PostgreSQL stopped answering during the test"));
+            let url = db.url();
+            DATABASES.with(|d| d.borrow_mut().push(db));
+            Some(url)
+        }
+    }
+}
+
+/// Runs SQL on the running test's database (the last one [`database_for_test`] made): for
+/// tests that reach below the store on purpose, as an operator or a crash would.
+pub fn postgres_execute(sql: &str) {
+    let url = DATABASES.with(|d| d.borrow().last().map(PgDatabase::url)).expect("no PostgreSQL database in this test");
+    let sql = sql.to_string();
+    std::thread::spawn(move || {
+        let mut client = postgres::Client::connect(&url, postgres::NoTls).unwrap_or_else(|e| panic!("cannot connect to {url}: {e}"));
+        client.batch_execute(&sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    })
+    .join()
+    .unwrap();
+}
+
+/// Every byte of the running test's database as `pg_dump` writes it (data only), for tests
+/// that assert a secret is nowhere in the store.
+pub fn postgres_dump() -> Vec<u8> {
+    let url = DATABASES.with(|d| d.borrow().last().map(PgDatabase::url)).expect("no PostgreSQL database in this test");
+    let out = std::process::Command::new("pg_dump").args(["--data-only", "--dbname", &url]).output().expect("pg_dump runs");
+    assert!(out.status.success(), "pg_dump failed: {}", String::from_utf8_lossy(&out.stderr));
+    out.stdout
 }
 
 /// A database `ward_test_<random>` on [`PG_SERVER`], dropped (even with connections still
@@ -109,6 +215,33 @@ fn admin() -> Result<postgres::Client, postgres::Error> {
     let mut config: postgres::Config = format!("{PG_SERVER}/test").parse()?;
     config.connect_timeout(std::time::Duration::from_secs(3));
     config.connect(postgres::NoTls)
+}
+
+/// Defines each async test once per backend: `async fn name()` becomes `mod name { fn sqlite();
+/// fn postgres(); }` (so `cargo test postgres` runs the PostgreSQL half), each with the test's
+/// own attributes (`#[tokio::test(...)]`). The body finds its backend through [`current`].
+#[macro_export]
+macro_rules! on_each_backend {
+    ($( $(#[$attr:meta])* async fn $name:ident() $body:block )*) => {
+        $(
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                $(#[$attr])*
+                async fn sqlite() {
+                    let _backend = $crate::common::backends::Backend::Sqlite.enter();
+                    $body
+                }
+
+                $(#[$attr])*
+                async fn postgres() {
+                    let Some(_backend) = $crate::common::backends::Backend::Postgres.enter() else { return };
+                    $body
+                }
+            }
+        )*
+    };
 }
 
 /// Runs the generic store tests given by name once per backend: `mod on_sqlite { fn name() }`

@@ -1,5 +1,6 @@
-//! Shared set-up for the integration tests: a hub state on a temporary SQLite store, and
-//! helpers that go through the real router (`oneshot`).
+//! Shared set-up for the integration tests: a hub state on the running test's store (SQLite
+//! in a temporary directory, or a fresh PostgreSQL database under [`on_each_backend!`]; see
+//! [`backends`]), and helpers that go through the real router (`oneshot`).
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -11,7 +12,6 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 use ward_hub::model::{now_ms, JurisdictionKind, NewJurisdiction, Role};
-use ward_hub::store::sqlite::SqliteStore;
 use ward_hub::store::Store;
 use ward_hub::{HubConfig, HubState};
 
@@ -20,21 +20,36 @@ pub const PASSWORD: &str = "correct horse battery staple";
 pub struct Hub {
     pub dir: tempfile::TempDir,
     pub state: HubState,
-    pub store: Arc<SqliteStore>,
+    pub store: Arc<dyn Store>,
 }
 
+/// A hub configuration for the running test's backend: the data directory `dir`, and for
+/// PostgreSQL a fresh database (`database`), kept until the test ends.
 pub fn config(dir: &std::path::Path) -> HubConfig {
     let mut c = HubConfig { data_dir: dir.to_path_buf(), listen: "127.0.0.1:0".parse().unwrap(), ..Default::default() };
+    c.database = backends::database_for_test();
     c.limits.sensor_batches_per_sec = 10_000.0;
     c.limits.user_requests_per_sec = 10_000.0;
     c
 }
 
+/// Opens the store a configuration names, off the async runtime's thread.
+pub fn open_store(config: &HubConfig) -> Arc<dyn Store> {
+    let database = config.store_database().unwrap();
+    std::thread::scope(|s| s.spawn(|| database.open().unwrap()).join().unwrap())
+}
+
+/// Runs `f` with the store on a thread of its own: the PostgreSQL store's synchronous client
+/// cannot run on an async runtime's thread, and tests call the store from async bodies.
+pub fn db<S: ?Sized + Sync, T: Send>(store: &S, f: impl FnOnce(&S) -> T + Send) -> T {
+    std::thread::scope(|s| s.spawn(|| f(store)).join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+}
+
 pub fn hub_with(f: impl FnOnce(&mut HubConfig)) -> Hub {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(SqliteStore::open_dir(dir.path()).unwrap());
     let mut c = config(dir.path());
     f(&mut c);
+    let store = open_store(&c);
     let state = HubState::new(store.clone(), c).unwrap();
     Hub { dir, state, store }
 }
@@ -59,6 +74,17 @@ impl Resp {
 }
 
 impl Hub {
+    /// Runs `f` with this hub's store (see [`db`]).
+    pub fn db<T: Send>(&self, f: impl FnOnce(&dyn Store) -> T + Send) -> T {
+        let store = self.store.as_ref();
+        db(store, f)
+    }
+
+    /// Whether this hub runs on PostgreSQL.
+    pub fn on_postgres(&self) -> bool {
+        self.state.config.database.is_some()
+    }
+
     pub async fn send(&self, req: Request<Body>) -> Resp {
         let resp = ward_hub::app(self.state.clone()).oneshot(req).await.unwrap();
         let status = resp.status();
@@ -85,15 +111,14 @@ impl Hub {
 
     pub fn jurisdiction(&self, name: &str, state: &str) -> i64 {
         let kind = if name.contains("County") { JurisdictionKind::County } else { JurisdictionKind::State };
-        self.store
-            .create_jurisdiction(&NewJurisdiction { name: name.into(), kind, state: Some(state.into()), home_net: None }, now_ms())
+        self.db(|s| s.create_jurisdiction(&NewJurisdiction { name: name.into(), kind, state: Some(state.into()), home_net: None }, now_ms()))
             .unwrap()
             .id
     }
 
     pub fn user(&self, name: &str, role: Role, jurisdiction: Option<i64>) {
         let phc = ward_hub::auth::hash_password(PASSWORD).unwrap();
-        self.store.create_user(name, &phc, role, jurisdiction, now_ms()).unwrap();
+        self.db(|s| s.create_user(name, &phc, role, jurisdiction, now_ms())).unwrap();
     }
 
     /// Logs in through the API and returns the bearer token.
@@ -107,7 +132,7 @@ impl Hub {
     pub async fn sensor(&self, jurisdiction: i64) -> (i64, String) {
         let token = ward_hub::auth::random_token("wet");
         let now = now_ms();
-        self.store.create_enrollment_token(jurisdiction, &ward_hub::auth::hash_token(&token), now, now + 60_000).unwrap();
+        self.db(|s| s.create_enrollment_token(jurisdiction, &ward_hub::auth::hash_token(&token), now, now + 60_000)).unwrap();
         let r = self.post_json("/api/v1/sensors/enroll", None, json!({"token": token, "name": "s1"})).await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
         let v = r.json();

@@ -42,41 +42,43 @@ async fn served(h: &Hub, method: &str, path: &str) -> bool {
     !(r.status == StatusCode::METHOD_NOT_ALLOWED || (r.status == StatusCode::NOT_FOUND && r.body.is_empty()))
 }
 
-#[tokio::test]
-async fn the_document_and_the_router_agree() {
-    let h = hub();
-    let doc = h.get("/api/v1/openapi.json", None).await.json();
-    let documented: BTreeMap<String, BTreeSet<String>> = doc["paths"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(p, item)| (p.clone(), item.as_object().unwrap().keys().filter(|k| METHODS.contains(&k.as_str())).cloned().collect()))
-        .collect();
+crate::on_each_backend! {
+    #[tokio::test]
+    async fn the_document_and_the_router_agree() {
+        let h = hub();
+        let doc = h.get("/api/v1/openapi.json", None).await.json();
+        let documented: BTreeMap<String, BTreeSet<String>> = doc["paths"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(p, item)| (p.clone(), item.as_object().unwrap().keys().filter(|k| METHODS.contains(&k.as_str())).cloned().collect()))
+            .collect();
 
-    let mut problems = Vec::new();
-    for (path, methods) in &documented {
-        for m in METHODS {
-            match (methods.contains(m), served(&h, m, path).await) {
-                (true, false) => problems.push(format!("documented but not served: {} {path}", m.to_uppercase())),
-                (false, true) => problems.push(format!("served but not documented: {} {path}", m.to_uppercase())),
+        let mut problems = Vec::new();
+        for (path, methods) in &documented {
+            for m in METHODS {
+                match (methods.contains(m), served(&h, m, path).await) {
+                    (true, false) => problems.push(format!("documented but not served: {} {path}", m.to_uppercase())),
+                    (false, true) => problems.push(format!("served but not documented: {} {path}", m.to_uppercase())),
+                    _ => {}
+                }
+            }
+        }
+        let source = routes_in_source();
+        assert!(source.len() > 30, "route scan found only {source:?}");
+        for path in &source {
+            let page = ward_hub::openapi::DASHBOARD_PAGES.contains(&path.as_str());
+            match (documented.contains_key(path), page) {
+                (false, false) => problems.push(format!("route not in the OpenAPI document (nor a dashboard page): {path}")),
+                (true, true) => problems.push(format!("{path} is both documented and listed as a dashboard page")),
                 _ => {}
             }
         }
-    }
-    let source = routes_in_source();
-    assert!(source.len() > 30, "route scan found only {source:?}");
-    for path in &source {
-        let page = ward_hub::openapi::DASHBOARD_PAGES.contains(&path.as_str());
-        match (documented.contains_key(path), page) {
-            (false, false) => problems.push(format!("route not in the OpenAPI document (nor a dashboard page): {path}")),
-            (true, true) => problems.push(format!("{path} is both documented and listed as a dashboard page")),
-            _ => {}
+        for page in ward_hub::openapi::DASHBOARD_PAGES {
+            if !source.contains(*page) {
+                problems.push(format!("dashboard page {page} is no route any more"));
+            }
         }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
     }
-    for page in ward_hub::openapi::DASHBOARD_PAGES {
-        if !source.contains(*page) {
-            problems.push(format!("dashboard page {page} is no route any more"));
-        }
-    }
-    assert!(problems.is_empty(), "{}", problems.join("\n"));
 }

@@ -197,6 +197,7 @@ pub(super) fn rename(db: &mut Db<'_>, id: i64, name: &str, now: Millis) -> TxRes
     if name.is_empty() || name.len() > 200 {
         return Err(StoreError::Invalid("campaign name must be 1 to 200 characters".into()).into());
     }
+    check_text("campaign name", name, false).map_err(StoreError::Invalid)?;
     if db.execute("UPDATE campaigns SET name = $1 WHERE id = $2", &[&pg_text(name), &id])? == 0 {
         return Err(StoreError::NotFound(format!("campaign {id}")).into());
     }
@@ -207,6 +208,7 @@ pub(super) fn annotate(db: &mut Db<'_>, id: i64, note: &str, now: Millis) -> TxR
     if note.len() > 10_000 {
         return Err(StoreError::Invalid("annotation longer than 10000 bytes".into()).into());
     }
+    check_text("campaign note", note, true).map_err(StoreError::Invalid)?;
     if db.execute("UPDATE campaigns SET annotation = $1 WHERE id = $2", &[&pg_text(note), &id])? == 0 {
         return Err(StoreError::NotFound(format!("campaign {id}")).into());
     }

@@ -61,6 +61,7 @@ pub(super) fn create_jurisdiction(store: &PgStore, new: &NewJurisdiction, now: M
     if name.is_empty() || name.len() > 200 {
         return Err(StoreError::Invalid("jurisdiction name must be 1 to 200 characters".into()));
     }
+    check_text("jurisdiction name", name, false).map_err(StoreError::Invalid)?;
     let state = new.state.as_ref().map(|s| s.trim().to_ascii_uppercase());
     if let Some(s) = &state {
         if s.len() != 2 || !s.chars().all(|c| c.is_ascii_alphabetic()) {
@@ -140,6 +141,7 @@ pub(super) fn create_enrollment_token(store: &PgStore, jurisdiction_id: i64, tok
 }
 
 pub(super) fn enroll_sensor(store: &PgStore, token_hash: &str, name: &str, credential_hash: &str, now: Millis) -> StoreResult<Sensor> {
+    check_text("sensor name", name, false).map_err(StoreError::Invalid)?;
     store.write(|db| {
         // FOR UPDATE: two replicas enrolling with one token at once; the second waits, sees
         // the token used, and fails.
@@ -196,6 +198,7 @@ pub(super) fn sensors(store: &PgStore, jurisdiction_id: Option<i64>) -> StoreRes
 }
 
 pub(super) fn create_contact(store: &PgStore, jurisdiction_id: i64, new: &NewContact, now: Millis) -> StoreResult<Contact> {
+    check_text("contact target", &new.target, false).map_err(StoreError::Invalid)?;
     crate::notify::validate_contact(new).map_err(StoreError::Invalid)?;
     store.write(|db| {
         jurisdiction_exists(db, jurisdiction_id)?;
@@ -226,6 +229,7 @@ pub(super) fn create_user(store: &PgStore, username: &str, password_hash: &str, 
     if username.is_empty() || username.len() > 100 || username.chars().any(|c| c.is_control() || c.is_whitespace()) {
         return Err(StoreError::Invalid("username must be 1 to 100 characters without spaces".into()));
     }
+    check_text("username", username, false).map_err(StoreError::Invalid)?;
     if (role == Role::Analyst) != jurisdiction_id.is_none() {
         return Err(StoreError::Invalid("an analyst has no jurisdiction; an admin or viewer needs exactly one".into()));
     }
