@@ -12,7 +12,7 @@
 //!   and sensor credentials keep working, and links between rows hold.
 //! * **A table this list does not know** (a newer schema) stops the migration before anything is
 //!   written: nothing is left behind silently. SQLite's own bookkeeping (`store_meta`,
-//!   `sqlite_sequence`, `sqlite_stat*`) is not copied.
+//!   `sqlite_sequence`, `sqlite_stat*`) and the old process's `job_leases` are not copied.
 //! * **Webhook secrets**: sealed in SQLite with the key file (`store::secrets`); the PostgreSQL
 //!   store keeps them as it does today, in plaintext, so they are opened with the source's key
 //!   file on the way. A secret that cannot be opened (the key file lost) stops the migration.
@@ -87,8 +87,10 @@ pub const TABLES: &[Table] = &[
     Table { name: "trust_state", order_by: None, identity: None, singleton: true },
 ];
 
-/// SQLite tables that are the SQLite store's own bookkeeping, never copied.
-const SQLITE_ONLY: &[&str] = &["store_meta", "sqlite_sequence"];
+/// SQLite tables that are the SQLite store's own bookkeeping, never copied. `job_leases` holds
+/// the old process's leases on background jobs: they end with it (the hub on SQLite must be
+/// stopped for the final copy), and the replicas on PostgreSQL take their own.
+const SQLITE_ONLY: &[&str] = &["store_meta", "sqlite_sequence", "job_leases"];
 
 /// What happened to one table.
 #[derive(Debug, Clone, PartialEq, Eq)]
