@@ -167,9 +167,10 @@ impl Channel {
 }
 
 /// How a contact's target is shown anywhere but in the delivery itself (API, dashboard, CLI,
-/// logs): a webhook URL keeps scheme, host, port and path, and loses user information, every
-/// query value and the fragment (receivers put tokens there); a query parameter without a value,
-/// or with a name that does not look like one, is hidden whole. Email and syslog targets are
+/// logs): a webhook URL keeps scheme, host, port and path, and loses user information, path
+/// segments that look like tokens, every query value and the fragment (receivers put tokens
+/// there); a query parameter without a value, or with a name that does not look like one, is
+/// hidden whole. Email and syslog targets are
 /// shown as they are.
 pub fn redacted_target(target: &str) -> String {
     /// Longest query parameter name shown; longer ones may be tokens themselves.
@@ -186,7 +187,22 @@ pub fn redacted_target(target: &str) -> String {
     if let Some(port) = url.port() {
         out.push_str(&format!(":{port}"));
     }
-    out.push_str(url.path());
+    // Path segments that look like tokens (Slack, Discord and Teams put the secret in the
+    // path): 16 characters or more with both letters and digits, or 32 or more of anything.
+    let segments: Vec<&str> = url.path().split('/').collect();
+    let shown: Vec<&str> = segments
+        .iter()
+        .map(|seg| {
+            let len = seg.chars().count();
+            let mixed = seg.chars().any(|c| c.is_ascii_digit()) && seg.chars().any(|c| c.is_alphabetic());
+            if len >= 32 || (len >= 16 && mixed) {
+                "…"
+            } else {
+                seg
+            }
+        })
+        .collect();
+    out.push_str(&shown.join("/"));
     if url.query().is_some_and(|q| !q.is_empty()) {
         let params: Vec<String> = url
             .query_pairs()
@@ -527,6 +543,15 @@ mod tests {
         assert_eq!(redacted_target("https://soc.example/h?s3cretT0kenAsTheWholeQuery"), "https://soc.example/h?…");
         assert_eq!(redacted_target("https://soc.example/h?a%20b=1"), "https://soc.example/h?…");
         assert_eq!(redacted_target("https://soc.example/h"), "https://soc.example/h");
+        assert_eq!(
+            redacted_target("https://hooks.slack.example/services/T0123ABC/B0456DEF/abcdEFGH1234ijklMNOP5678"),
+            "https://hooks.slack.example/services/T0123ABC/B0456DEF/…"
+        );
+        assert_eq!(
+            redacted_target("https://chat.example/api/webhooks/123456789012345678/Ab3dEf-gH1jKlMnOpQrStUvWxYz0123456789abcdefGHIJ"),
+            "https://chat.example/api/webhooks/123456789012345678/…"
+        );
+        assert_eq!(redacted_target("https://soc.example/internal-admin/hooks"), "https://soc.example/internal-admin/hooks");
         assert_eq!(redacted_target("it@county.example.gov"), "it@county.example.gov");
         assert_eq!(redacted_target("siem.example:6514"), "siem.example:6514");
         assert_eq!(redacted_target("127.0.0.1:514"), "127.0.0.1:514");

@@ -200,6 +200,9 @@ fn retention_prunes_per_event_type(s: &dyn Store) {
     assert_eq!(s.prune_events(None, &["alert".to_string()], 2000).unwrap(), 1, "dns goes, alert is kept");
     let left: Vec<String> = s.events(None, None, 10).unwrap().into_iter().map(|e| e.event_type).collect();
     assert_eq!(left, vec!["alert"]);
+    // With no type listed, every old event goes (SQLite used to keep them all: `NOT IN (NULL)`).
+    assert_eq!(s.prune_events(None, &[], 2000).unwrap(), 1, "the alert goes too");
+    assert!(s.events(None, None, 10).unwrap().is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -745,7 +745,8 @@ impl Store for SqliteStore {
                     );
                     let mut args: Vec<rusqlite::types::Value> = vec![before.into()];
                     if except.is_empty() {
-                        args.push(rusqlite::types::Value::Null);
+                        // `NOT IN (NULL)` is never true; no event has an empty type.
+                        args.push(rusqlite::types::Value::Text(String::new()));
                     }
                     args.extend(except.iter().map(|s| rusqlite::types::Value::Text(s.clone())));
                     args.push((PRUNE_CHUNK as i64).into());
