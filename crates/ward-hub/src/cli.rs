@@ -62,9 +62,10 @@ pub enum HubCommand {
     /// The never-block allow-list: addresses that are never sightings and never blocked.
     #[command(subcommand)]
     Allow(AllowCommand),
-    /// Write what the hub knows as one STIX 2.1 bundle (campaigns, their keys as indicators,
-    /// sightings, a report per campaign), every object TLP-marked, for MISP, OpenCTI or a SIEM
-    /// to import. Jurisdictions are anonymised ("a county in OH") unless --name-jurisdictions.
+    /// Write the hub's campaigns as one STIX 2.1 bundle (TLP-marked) for MISP, OpenCTI or a SIEM.
+    ///
+    /// Campaigns, their keys as indicators, sightings and a report per campaign, every object
+    /// TLP-marked. Jurisdictions are anonymised ("a county in OH") unless --name-jurisdictions.
     /// Ids are deterministic: importing a later export updates objects instead of duplicating
     /// them; closed and merged campaigns come out revoked.
     Export {

@@ -234,4 +234,26 @@ fn a_campaign_exports_as_valid_stix_and_anonymised_exports_name_no_office() {
     oasis_check(&closed);
 
     assert!(matches!(export_bundle(store.as_ref(), &ExportPolicy { tlp: Tlp::Red, ..policy }, T0), Err(ExportError::Red)));
+
+    // The command line: `ward hub export` writes the file; RED and unknown levels are refused.
+    #[derive(clap::Parser)]
+    struct Ward {
+        #[command(subcommand)]
+        hub: ward_hub::cli::HubCommand,
+    }
+    let cli = |args: &[&str]| -> anyhow::Result<()> {
+        use clap::Parser;
+        let mut argv = vec!["ward"];
+        argv.extend_from_slice(args);
+        ward_hub::cli::run(Ward::try_parse_from(argv)?.hub)
+    };
+    let out = dir.path().join("export.json");
+    let data = dir.path().to_str().unwrap();
+    cli(&["export", "--data", data, "--tlp", "tlp:green", "--hub-name", "ohio-hub", "-o", out.to_str().unwrap()]).unwrap();
+    let written: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(ids(&written), ids(&anonymous), "the same hub name gives the same ids");
+    assert!(written["objects"].as_array().unwrap().iter().any(|o| o["id"] == Tlp::Green.stix_id()));
+    let err = cli(&["export", "--data", data, "--tlp", "TLP:RED"]).unwrap_err();
+    assert!(format!("{err:#}").contains("TLP:RED never leaves the hub"), "{err:#}");
+    assert!(cli(&["export", "--data", data, "--tlp", "TLP:PURPLE"]).is_err());
 }
