@@ -281,6 +281,8 @@ allow_targets = ["127.0.0.1/32"]
 [limits]
 sensor_batches_per_sec = 1000000.0
 user_requests_per_sec = 1000000.0
+# HAProxy on loopback forwards the client's address (option forwardfor).
+trusted_proxies = ["127.0.0.1"]
 "#,
         data = data.display().to_string(),
         k = s.min_jurisdictions,
@@ -304,6 +306,8 @@ defaults
     # A request that cannot connect goes to another replica.
     retries 2
     option redispatch
+    # The client's address for the hub's login throttle ([limits] trusted_proxies).
+    option forwardfor
 
 frontend ward_hub
     bind 127.0.0.1:{port}

@@ -198,17 +198,50 @@ impl RateLimiter {
     }
 }
 
-/// Where a login comes from: the TCP peer's address (an IPv6 address counts as its /64, which
-/// one host usually holds whole). `None` when the server was not given peer addresses (tests
-/// through the router alone): all such attempts share one source.
+/// Where a login comes from: the TCP peer's address, or behind a trusted load balancer
+/// (`[limits] trusted_proxies`) the client address it forwarded ([`forwarded_client`]). An IPv6
+/// address counts as its /64, which one host usually holds whole. `None` when the server was not
+/// given peer addresses (tests through the router alone): all such attempts share one source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientAddr(pub Option<IpAddr>);
 
-impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+impl FromRequestParts<HubState> for ClientAddr {
     type Rejection = std::convert::Infallible;
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientAddr(parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip())))
+    async fn from_request_parts(parts: &mut Parts, state: &HubState) -> Result<Self, Self::Rejection> {
+        let peer = parts.extensions.get::<axum::extract::ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        let trusted = &state.config.limits.trusted_proxies;
+        Ok(ClientAddr(peer.map(|p| forwarded_client(p, &parts.headers, trusted))))
     }
+}
+
+/// Most `X-Forwarded-For` entries read (a longer chain is cut at the trusted end).
+const MAX_FORWARDED_HOPS: usize = 16;
+
+/// The client a request stands for: the TCP peer, unless the peer is a trusted proxy; then the
+/// `X-Forwarded-For` chain is walked from its right end (the entry the nearest proxy added)
+/// past every trusted proxy, and the first other address is the client. An entry that is not
+/// an address ends the walk at the last trusted hop, so garbage never chooses a new source.
+pub fn forwarded_client(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[crate::config::TrustedProxy]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|t| t.0.contains(&ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let entries: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap_or("?").split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for entry in entries.iter().rev().take(MAX_FORWARDED_HOPS) {
+        let Ok(ip) = entry.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>() else { return client };
+        let ip = ip.to_canonical();
+        if !is_trusted(ip) {
+            return ip;
+        }
+        client = ip;
+    }
+    client
 }
 
 impl ClientAddr {
@@ -545,6 +578,31 @@ pub fn clear_session_cookie() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let trusted: Vec<crate::config::TrustedProxy> = vec!["127.0.0.1".parse().unwrap(), "10.9.0.0/16".parse().unwrap()];
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        let xff = |values: &[&str]| {
+            let mut h = axum::http::HeaderMap::new();
+            for v in values {
+                h.append("x-forwarded-for", v.parse().unwrap());
+            }
+            h
+        };
+        // An untrusted peer is the client whatever it claims.
+        assert_eq!(forwarded_client(ip("198.51.100.66"), &xff(&["192.0.2.10"]), &trusted), ip("198.51.100.66"));
+        // Behind the balancer: the nearest untrusted entry, past trusted hops, across header lines.
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &xff(&["192.0.2.10"]), &trusted), ip("192.0.2.10"));
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &xff(&["203.0.113.5, 192.0.2.10", "10.9.1.1"]), &trusted), ip("192.0.2.10"), "the client's own claim (203.0.113.5) is not believed");
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &xff(&["::ffff:192.0.2.10"]), &trusted), ip("192.0.2.10"));
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &xff(&["[2001:db8::1]"]), &trusted), ip("2001:db8::1"));
+        // Garbage or no header: the last trusted hop, never an address of the client's choosing.
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &xff(&["192.0.2.10, nonsense", "10.9.1.1"]), &trusted), ip("10.9.1.1"));
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &xff(&[]), &trusted), ip("127.0.0.1"));
+        // With no trusted proxies the header is ignored.
+        assert_eq!(forwarded_client(ip("127.0.0.1"), &xff(&["192.0.2.10"]), &[]), ip("127.0.0.1"));
+    }
 
     #[test]
     fn passwords_round_trip() {

@@ -38,6 +38,7 @@
 //! [limits]
 //! sensor_batches_per_sec = 50
 //! user_requests_per_sec = 20
+//! trusted_proxies = ["127.0.0.1"]   # the load balancer in front of replicas (X-Forwarded-For)
 //! body_timeout_secs = 20          # a request body must arrive within this …
 //! body_min_bytes_per_sec = 8192   # … plus one second per this many bytes received
 //! [metrics]
@@ -311,11 +312,46 @@ pub struct LimitsConfig {
     /// Each this many bytes of a body received add one second to its deadline; a client slower
     /// than this on average is cut with 408 (see [`crate::body`]).
     pub body_min_bytes_per_sec: u64,
+    /// Load balancers (addresses or CIDR networks) whose `X-Forwarded-For` is believed: a
+    /// request whose TCP peer is one of them is attributed to the nearest address in that
+    /// header that is not a trusted proxy (the login throttle keys on it). Empty (the default):
+    /// the header is ignored, so a client cannot choose its own source address.
+    pub trusted_proxies: Vec<TrustedProxy>,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        LimitsConfig { sensor_batches_per_sec: 50.0, user_requests_per_sec: 20.0, body_timeout_secs: 20, body_min_bytes_per_sec: 8192 }
+        LimitsConfig {
+            sensor_batches_per_sec: 50.0,
+            user_requests_per_sec: 20.0,
+            body_timeout_secs: 20,
+            body_min_bytes_per_sec: 8192,
+            trusted_proxies: Vec::new(),
+        }
+    }
+}
+
+/// One entry of `[limits] trusted_proxies`: a CIDR network, or one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedProxy(pub ipnet::IpNet);
+
+impl std::str::FromStr for TrustedProxy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if let Ok(net) = s.parse::<ipnet::IpNet>() {
+            return Ok(TrustedProxy(net.trunc()));
+        }
+        s.parse::<std::net::IpAddr>()
+            .map(|ip| TrustedProxy(ipnet::IpNet::from(ip)))
+            .map_err(|_| format!("bad trusted_proxies entry {s:?}: give the load balancer's address or a CIDR network"))
+    }
+}
+
+impl<'de> Deserialize<'de> for TrustedProxy {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
     }
 }
 

@@ -316,7 +316,7 @@ fn copy_table(
         let refs: Vec<&(dyn ToSql + Sync)> = values.iter().map(Value::as_sql).collect();
         writer.write(&refs)?;
         copied += 1;
-        if copied % PROGRESS_EVERY == 0 && copied < total as u64 {
+        if copied.is_multiple_of(PROGRESS_EVERY) && copied < total as u64 {
             progress(&Progress::Copied { table: t.name, rows: copied });
         }
     }

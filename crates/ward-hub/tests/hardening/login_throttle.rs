@@ -38,6 +38,17 @@ async fn form_login(h: &Hub, source: &str, name: &str, password: &str) -> Resp {
     h.send(from(req, source)).await
 }
 
+/// A login through a load balancer on 127.0.0.1 that forwarded `forwarded` as the client.
+async fn forwarded_login(h: &Hub, forwarded: &str, password: &str) -> Resp {
+    let body = json!({"username": "analyst", "password": password}).to_string();
+    let req = Request::post("/api/v1/login")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", forwarded)
+        .body(Body::from(body))
+        .unwrap();
+    h.send(from(req, "127.0.0.1")).await
+}
+
 fn retry_after(r: &Resp) -> u64 {
     r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("no Retry-After: {:?}", r.headers))
 }
@@ -101,6 +112,41 @@ crate::on_each_backend! {
         assert!(first <= ward_hub::auth::LOGIN_FREE_FAILURES_PER_SOURCE as usize + 1, "throttled only after {first} names");
         // Another address is not affected.
         assert_eq!(api_login(&h, REAL_USER, "clerk", PASSWORD).await.status, StatusCode::OK);
+    }
+
+    /// Behind a load balancer every login arrives from its address: with `trusted_proxies` the
+    /// hub keys on the client it forwarded, so one failing client does not lock out everyone;
+    /// without it, `X-Forwarded-For` is ignored, so an attacker cannot pick a fresh source.
+    #[tokio::test]
+    async fn behind_a_trusted_load_balancer_the_forwarded_client_is_the_source() {
+        use super::forwarded_login as login;
+        let h = common::hub_with(|c| c.limits.trusted_proxies = vec!["127.0.0.1".parse().unwrap()]);
+        h.user("analyst", Role::Analyst, None);
+        let mut throttled = false;
+        for i in 0..40 {
+            // The attacker's own claim (the left entry) is not believed: the balancer's entry is.
+            let r = login(&h, &format!("203.0.113.{i}, {ATTACKER}"), &format!("guess {i}")).await;
+            if r.status == StatusCode::TOO_MANY_REQUESTS {
+                throttled = true;
+                break;
+            }
+            assert_eq!(r.status, StatusCode::FORBIDDEN);
+        }
+        assert!(throttled, "the forwarded attacker was never slowed");
+        assert_eq!(login(&h, REAL_USER, PASSWORD).await.status, StatusCode::OK, "another client behind the same balancer logs in");
+
+        // Not trusted: the header is ignored and the attacker cannot escape by rotating it.
+        let h = common::hub();
+        h.user("analyst", Role::Analyst, None);
+        let mut throttled = false;
+        for i in 0..40 {
+            let r = login(&h, &format!("192.0.2.{i}"), &format!("guess {i}")).await;
+            if r.status == StatusCode::TOO_MANY_REQUESTS {
+                throttled = true;
+                break;
+            }
+        }
+        assert!(throttled, "a rotating X-Forwarded-For escaped the throttle");
     }
 
     /// The same over real TCP: the hub keys on the peer address of the connection.
