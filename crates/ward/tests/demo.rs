@@ -27,10 +27,17 @@ fn demo_once_warns_every_targeted_office() {
         "indicator push: State of Franklin  has 198.18.23.66",
         "retro-hunt: Dover County had contact with the actor",
         "Baker County looked up voter-roll-update.example: alert raised",
+        "STIX 2.1 export (TLP:AMBER, offices anonymised): 1 campaign(s)",
         "demo: every expected warning arrived",
     ] {
         assert!(stdout.contains(expected), "missing {expected:?} in the demo output:\n{stdout}");
     }
+    // The STIX export holds the actor's indicator and names no office.
+    let stix = std::fs::read_to_string(demo_dir.join("campaigns.stix.json")).unwrap();
+    let bundle: serde_json::Value = serde_json::from_str(&stix).unwrap();
+    assert_eq!(bundle["type"], "bundle");
+    assert!(stix.contains("[ipv4-addr:value = '198.18.23.66']"), "{stix}");
+    assert!(!stix.contains("Adams County") && stix.contains("a county in "), "{stix}");
     // Each sensor wrote its own EVE file, and the Adams sensor saw the SQL injection.
     let adams = std::fs::read_to_string(demo_dir.join("adams/eve.json")).unwrap();
     assert!(adams.contains("\"signature_id\":9000001"), "no SQL injection alert in adams/eve.json");

@@ -7,7 +7,8 @@
 //! hub's indicators and the scan detector. Every sensor relays through its own on-disk spool and
 //! the HTTPS path, exactly as in production. Then it shows what each office would have seen and
 //! measures how fast: the campaign, the warnings with their latencies, the indicator reaching
-//! the offices the actor has not touched yet, and the retro-hunt finding the early contact.
+//! the offices the actor has not touched yet, the retro-hunt finding the early contact, and the
+//! campaign exported as STIX 2.1 for sharing.
 //!
 //! `--once` prints the summary and exits 0 only if every expected warning arrived.
 
@@ -414,6 +415,32 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         report,
         "hub indicator hit: Baker County looked up {BAD_DOMAIN}: {}",
         if baker_alert { "alert raised by the sensor and reported to the hub" } else { "NOT reported" }
+    );
+
+    // 5. Sharing: what the hub knows as STIX 2.1 (TLP:AMBER, offices anonymised), for an ISAC,
+    // MISP or OpenCTI; the same export as `ward hub export`.
+    let export_store = store.clone();
+    let policy = ward_hub::share::export::ExportPolicy {
+        hub_name: "ward demo hub".into(),
+        tlp: ward_model::tlp::Tlp::Amber,
+        name_jurisdictions: false,
+        include_unpublished: false,
+        confidence: 70,
+    };
+    let bundle = tokio::task::spawn_blocking(move || ward_hub::share::export::export_bundle(export_store.as_ref(), &policy, ward_hub::model::now_ms())).await??;
+    let objects = bundle["objects"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let count = |t: &str| objects.iter().filter(|o| o["type"] == t).count();
+    let stix_file = dir.join("campaigns.stix.json");
+    fs::write(&stix_file, serde_json::to_vec_pretty(&bundle)?)?;
+    let shared = count("campaign") > 0 && count("indicator") > 0;
+    all_ok &= shared;
+    let _ = writeln!(
+        report,
+        "STIX 2.1 export (TLP:AMBER, offices anonymised): {} campaign(s), {} indicators, {} sightings -> {}",
+        count("campaign"),
+        count("indicator"),
+        count("sighting"),
+        stix_file.display()
     );
 
     let _ = writeln!(report, "\n{} packets inspected, {} alerts and anomalies relayed, {:.1} s in all", sensor_totals.0, sensor_totals.1, started.elapsed().as_secs_f64());
