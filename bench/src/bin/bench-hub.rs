@@ -402,54 +402,8 @@ async fn enroll(hub_url: &str, store: &Arc<dyn ward_hub::store::Store>, http: &r
     Ok(sensors)
 }
 
-/// The value at quantile `q` of sorted samples (nearest rank).
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((sorted.len() as f64 * q).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
-}
-
-/// "median [min – max]" of per-run figures.
-fn spread(mut values: Vec<f64>, digits: usize) -> String {
-    values.sort_by(|a, b| a.total_cmp(b));
-    let median = if values.len() % 2 == 1 { values[values.len() / 2] } else { (values[values.len() / 2 - 1] + values[values.len() / 2]) / 2.0 };
-    format!("{median:.digits$} [{:.digits$} – {:.digits$}]", values[0], values[values.len() - 1])
-}
-
-fn machine() -> String {
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split_once(':')).map(|(_, m)| m.trim().to_string()))
-        .unwrap_or_else(|| "unknown cpu".into());
-    format!("{cores} cores, {model}")
-}
-
 // ---------------------------------------------------------------------------------------------
 // ingest
-
-fn eve_lines(dir: &std::path::Path) -> Result<Vec<String>> {
-    let mut lines = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        let entries = std::fs::read_dir(&d).map_err(|e| format!("cannot read EVE directory {}: {e}", d.display()))?;
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if p.to_string_lossy().ends_with(".eve.json") {
-                let text = std::fs::read_to_string(&p).unwrap_or_default();
-                lines.extend(text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned));
-            }
-        }
-    }
-    if lines.is_empty() {
-        return Err(format!("no *.eve.json lines under {}", dir.display()).into());
-    }
-    Ok(lines)
-}
 
 struct IngestRun {
     events_per_sec: f64,
@@ -464,8 +418,8 @@ struct IngestRun {
 type Bodies = Vec<Arc<Vec<u8>>>;
 
 fn bulk_bodies(eve: Option<&std::path::Path>, batch: usize, gzip: bool) -> Result<(Vec<String>, Bodies)> {
-    let dir = eve.map(PathBuf::from).unwrap_or_else(default_eve_dir);
-    let lines = eve_lines(&dir)?;
+    let dir = eve.map(PathBuf::from).unwrap_or_else(hub_scale::default_eve_dir);
+    let lines = hub_scale::eve_lines(&dir)?;
     let bodies = (0..8)
         .map(|k| {
             let mut body = Vec::new();
@@ -485,12 +439,8 @@ fn bulk_bodies(eve: Option<&std::path::Path>, batch: usize, gzip: bool) -> Resul
     Ok((lines, bodies))
 }
 
-fn default_eve_dir() -> PathBuf {
-    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/data/oracle/zeek"))
-}
-
 fn ingest(args: &IngestArgs) -> Result<()> {
-    let dir = args.eve.clone().unwrap_or_else(default_eve_dir);
+    let dir = args.eve.clone().unwrap_or_else(hub_scale::default_eve_dir);
     let (lines, bodies) = bulk_bodies(Some(&dir), args.batch, args.gzip)?;
     let alerts = lines.iter().filter(|l| l.contains("\"event_type\":\"alert\"")).count();
     println!(
@@ -502,7 +452,7 @@ fn ingest(args: &IngestArgs) -> Result<()> {
         dir.display(),
         args.seconds,
         args.runs,
-        machine()
+        hub_scale::machine()
     );
     let mut runs = Vec::new();
     for run in 1..=args.runs {
@@ -513,9 +463,9 @@ fn ingest(args: &IngestArgs) -> Result<()> {
         );
         runs.push(r);
     }
-    println!("ingest_events_per_sec median {}", spread(runs.iter().map(|r| r.events_per_sec).collect(), 0));
-    println!("ingest_ack_p50_ms median {}", spread(runs.iter().map(|r| r.ack_p50_ms).collect(), 1));
-    println!("ingest_ack_p99_ms median {}", spread(runs.iter().map(|r| r.ack_p99_ms).collect(), 1));
+    println!("ingest_events_per_sec median {}", hub_scale::spread(&runs.iter().map(|r| r.events_per_sec).collect::<Vec<_>>(), 0));
+    println!("ingest_ack_p50_ms median {}", hub_scale::spread(&runs.iter().map(|r| r.ack_p50_ms).collect::<Vec<_>>(), 1));
+    println!("ingest_ack_p99_ms median {}", hub_scale::spread(&runs.iter().map(|r| r.ack_p99_ms).collect::<Vec<_>>(), 1));
     Ok(())
 }
 
@@ -570,8 +520,8 @@ fn ingest_run(args: &IngestArgs, bodies: &[Arc<Vec<u8>>]) -> Result<IngestRun> {
         Ok::<_, BoxError>(IngestRun {
             events_per_sec: events as f64 / elapsed,
             batches: latencies.len(),
-            ack_p50_ms: quantile(&latencies, 0.50),
-            ack_p99_ms: quantile(&latencies, 0.99),
+            ack_p50_ms: hub_scale::quantile(&latencies, 0.50),
+            ack_p99_ms: hub_scale::quantile(&latencies, 0.99),
         })
     })?;
     drop(rt);
@@ -635,7 +585,7 @@ fn warn(args: &WarnArgs) -> Result<()> {
         args.campaigns,
         args.runs,
         if args.load > 0 { format!("{} background sensors posting 2000-line batches", args.load) } else { "idle hub".to_string() },
-        machine()
+        hub_scale::machine()
     );
     let mut runs = Vec::new();
     for run in 1..=args.runs {
@@ -653,10 +603,10 @@ fn warn(args: &WarnArgs) -> Result<()> {
         );
         runs.push(r);
     }
-    println!("warn_each_p50_ms median {}", spread(runs.iter().map(|r| r.each_p50).collect(), 1));
-    println!("warn_each_p99_ms median {}", spread(runs.iter().map(|r| r.each_p99).collect(), 1));
-    println!("warn_all_p50_ms median {}", spread(runs.iter().map(|r| r.all_p50).collect(), 1));
-    println!("warn_all_p99_ms median {}", spread(runs.iter().map(|r| r.all_p99).collect(), 1));
+    println!("warn_each_p50_ms median {}", hub_scale::spread(&runs.iter().map(|r| r.each_p50).collect::<Vec<_>>(), 1));
+    println!("warn_each_p99_ms median {}", hub_scale::spread(&runs.iter().map(|r| r.each_p99).collect::<Vec<_>>(), 1));
+    println!("warn_all_p50_ms median {}", hub_scale::spread(&runs.iter().map(|r| r.all_p50).collect::<Vec<_>>(), 1));
+    println!("warn_all_p99_ms median {}", hub_scale::spread(&runs.iter().map(|r| r.all_p99).collect::<Vec<_>>(), 1));
     Ok(())
 }
 
@@ -761,12 +711,12 @@ fn warn_run(args: &WarnArgs) -> Result<WarnRun> {
         all.sort_by(|a, b| a.total_cmp(b));
         acks.sort_by(|a, b| a.total_cmp(b));
         Ok::<_, BoxError>(WarnRun {
-            each_p50: quantile(&each, 0.50),
-            each_p99: quantile(&each, 0.99),
-            all_p50: quantile(&all, 0.50),
-            all_p99: quantile(&all, 0.99),
+            each_p50: hub_scale::quantile(&each, 0.50),
+            each_p99: hub_scale::quantile(&each, 0.99),
+            all_p50: hub_scale::quantile(&all, 0.50),
+            all_p99: hub_scale::quantile(&all, 0.99),
             all_max: all.last().copied().unwrap_or(f64::NAN),
-            ack_p50: quantile(&acks, 0.50),
+            ack_p50: hub_scale::quantile(&acks, 0.50),
             load_events_per_sec: load_rate,
         })
     });
