@@ -326,6 +326,10 @@ pub async fn list_sensors(State(state): State<HubState>, who: UserAuth, Path(id)
 
 pub async fn list_contacts(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>) -> AppResult<Json<Vec<Contact>>> {
     readable_jurisdiction(&state, &who, id).await?;
+    // A state reads its counties' campaigns and alerts, not where their warnings go.
+    if !who.is_analyst() && who.user.jurisdiction_id != Some(id) {
+        return Err(AppError::Forbidden("a county's contacts are for the county and the hub's analysts".into()));
+    }
     Ok(Json(state.store_call(move |s| s.contacts(Some(id))).await?))
 }
 
@@ -404,6 +408,11 @@ pub async fn list_campaigns(State(state): State<HubState>, who: UserAuth) -> App
         return Ok(Json(state.store_call(|s| s.campaigns(false)).await?).into_response());
     }
     let j = who.user.jurisdiction_id.ok_or(AppError::NotFound)?;
+    if who.reads_children() {
+        // A state: its own campaigns and its counties', each with the counties it hit.
+        let list = state.store_call(move |s| crate::rollup::state_campaigns(s, j, &s.jurisdiction_children(j)?)).await?;
+        return Ok(Json(list).into_response());
+    }
     Ok(Json(state.store_call(move |s| s.jurisdiction_campaigns(j)).await?).into_response())
 }
 
@@ -413,6 +422,10 @@ pub async fn get_campaign(State(state): State<HubState>, who: UserAuth, Path(id)
         return Ok(Json(c).into_response());
     }
     let j = who.user.jurisdiction_id.ok_or(AppError::NotFound)?;
+    if who.reads_children() {
+        let v = state.store_call(move |s| crate::rollup::state_campaign(s, id, j, &s.jurisdiction_children(j)?)).await?.ok_or(AppError::NotFound)?;
+        return Ok(Json(v).into_response());
+    }
     let v = state.store_call(move |s| s.jurisdiction_campaign(id, j)).await?.ok_or(AppError::NotFound)?;
     Ok(Json(v).into_response())
 }
@@ -490,15 +503,26 @@ pub struct ListQuery {
     pub before: Option<i64>,
 }
 
-/// A jurisdiction user is always scoped to their own jurisdiction, whatever they ask for.
-fn scope(who: &UserAuth, asked: Option<i64>) -> AppResult<Option<i64>> {
+/// Which jurisdictions a listing covers: one (`include_children` false), or one and its
+/// counties (a state user who asked for no particular jurisdiction).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Scope {
+    pub jurisdiction_id: Option<i64>,
+    pub include_children: bool,
+}
+
+/// A jurisdiction user is always scoped to what they may read, whatever they ask for: their
+/// own jurisdiction, or for a state user one of its counties or (by default) all of them.
+pub fn scope(who: &UserAuth, asked: Option<i64>) -> AppResult<Scope> {
     if who.is_analyst() {
-        return Ok(asked);
+        return Ok(Scope { jurisdiction_id: asked, include_children: false });
     }
     let own = who.user.jurisdiction_id.ok_or(AppError::NotFound)?;
     match asked {
-        Some(j) if j != own => Err(AppError::NotFound),
-        _ => Ok(Some(own)),
+        Some(j) if j == own => Ok(Scope { jurisdiction_id: Some(own), include_children: false }),
+        Some(j) if who.can_read(j) => Ok(Scope { jurisdiction_id: Some(j), include_children: false }),
+        Some(_) => Err(AppError::NotFound),
+        None => Ok(Scope { jurisdiction_id: Some(own), include_children: who.reads_children() }),
     }
 }
 
@@ -562,7 +586,7 @@ fn query_value(v: &str) -> String {
 pub async fn list_events(State(state): State<HubState>, who: UserAuth, Query(q): Query<ListQuery>) -> AppResult<Response> {
     let j = scope(&who, q.jurisdiction_id)?;
     let limit = q.limit.unwrap_or(100).clamp(1, MAX_EVENTS_LISTED);
-    let filter = EventFilter { jurisdiction_id: j, event_type: q.event_type.clone(), before: q.before, limit };
+    let filter = EventFilter { jurisdiction_id: j.jurisdiction_id, include_children: j.include_children, event_type: q.event_type.clone(), before: q.before, limit };
     let page = state.store_call(move |s| event_page(s, &filter, limit, MAX_EVENT_PAGE_BYTES)).await?;
     let mut resp = ([(header::CONTENT_TYPE, "application/json")], page.json).into_response();
     if let Some(next) = page.next_before {
@@ -583,7 +607,7 @@ pub async fn list_events(State(state): State<HubState>, who: UserAuth, Query(q):
 
 pub async fn list_notifications(State(state): State<HubState>, who: UserAuth, Query(q): Query<ListQuery>) -> AppResult<Json<Vec<NotificationRecord>>> {
     let j = scope(&who, q.jurisdiction_id)?;
-    let filter = NotificationFilter { jurisdiction_id: j, campaign_id: q.campaign_id, limit: q.limit.unwrap_or(200).min(1000) };
+    let filter = NotificationFilter { jurisdiction_id: j.jurisdiction_id, include_children: j.include_children, campaign_id: q.campaign_id, limit: q.limit.unwrap_or(200).min(1000) };
     Ok(Json(state.store_call(move |s| s.notifications(&filter)).await?))
 }
 

@@ -491,6 +491,9 @@ pub struct UserAuth {
     pub csrf: String,
     pub via_cookie: bool,
     pub session_hash: String,
+    /// The jurisdictions this user reads besides its own: a state user's counties and cities
+    /// ([`crate::rollup`]); empty for everyone else.
+    pub children: Vec<i64>,
 }
 
 impl UserAuth {
@@ -500,7 +503,12 @@ impl UserAuth {
 
     /// Whether this user may read data of `jurisdiction_id`.
     pub fn can_read(&self, jurisdiction_id: i64) -> bool {
-        self.is_analyst() || self.user.jurisdiction_id == Some(jurisdiction_id)
+        self.is_analyst() || self.user.jurisdiction_id == Some(jurisdiction_id) || self.children.contains(&jurisdiction_id)
+    }
+
+    /// Whether this user reads a state's counties too (a state user with counties).
+    pub fn reads_children(&self) -> bool {
+        !self.is_analyst() && !self.children.is_empty()
     }
 
     /// Whether this user may change `jurisdiction_id` (contacts, tokens, users).
@@ -534,13 +542,25 @@ async fn resolve_user(parts: &Parts, state: &HubState) -> Result<Option<UserAuth
     };
     let hash = hash_token(&token);
     let h2 = hash.clone();
-    let found = state.store_call(move |s| s.session(&h2, now_ms())).await?;
-    let Some((user, csrf)) = found else { return Ok(None) };
+    // A state user reads its counties: found with the session, in the same store call.
+    let found = state
+        .store_call(move |s| match s.session(&h2, now_ms())? {
+            Some((user, csrf)) => {
+                let children = match (user.role, user.jurisdiction_id) {
+                    (Role::Analyst, _) | (_, None) => Vec::new(),
+                    (_, Some(j)) => s.jurisdiction_children(j)?.into_iter().map(|c| c.id).collect(),
+                };
+                Ok(Some((user, csrf, children)))
+            }
+            None => Ok(None),
+        })
+        .await?;
+    let Some((user, csrf, children)) = found else { return Ok(None) };
     if !state.user_limiter.allow(&format!("user:{}", user.id)) {
         state.metrics.rate_limited.inc();
         return Err(AppError::RateLimited);
     }
-    Ok(Some(UserAuth { user, csrf, via_cookie, session_hash: hash }))
+    Ok(Some(UserAuth { user, csrf, via_cookie, session_hash: hash, children }))
 }
 
 impl FromRequestParts<HubState> for UserAuth {

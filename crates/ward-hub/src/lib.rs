@@ -18,6 +18,8 @@
 //! * [`cli`]: `ward hub …` subcommands; the binary calls [`cli::run`].
 //! * [`trust`]: what one sensor may contribute (budget, holds), the publication bar of the
 //!   indicator feed and the never-block allow-list; the store applies it during ingest.
+//! * [`rollup`]: a state's view of its counties, and the one roll-up warning per campaign
+//!   event that tells a state its counties were hit.
 //! * [`share`]: STIX 2.1 objects with TLP 2.0 markings, deterministic ids and patterns, for
 //!   TAXII, feeds and federation.
 //!
@@ -44,6 +46,8 @@ pub mod notify;
 pub mod openapi;
 // retro-hunt: contact records, analyst indicators, hunts (crate::retro)
 pub mod retro;
+// a state sees its counties: roll-up warnings and views (crate::rollup)
+pub mod rollup;
 pub mod server;
 pub mod share;
 pub mod state;

@@ -1268,16 +1268,18 @@ pub struct HitQuery {
     pub limit: Option<usize>,
 }
 
-/// `GET /api/v1/retrohunts`: a jurisdiction user sees its own hits, an analyst every hit.
+/// `GET /api/v1/retrohunts`: a jurisdiction user sees its own hits (a state user also one
+/// county's, with `jurisdiction`), an analyst every hit.
 pub async fn list_hits(State(state): State<HubState>, who: UserAuth, Query(q): Query<HitQuery>) -> AppResult<Json<Vec<RetroHit>>> {
     let scope = if who.is_analyst() {
         q.jurisdiction
     } else {
         let own = who.user.jurisdiction_id.ok_or(AppError::NotFound)?;
-        if q.jurisdiction.is_some_and(|j| j != own) {
+        // A state user may ask for one of its counties (crate::rollup).
+        if q.jurisdiction.is_some_and(|j| !who.can_read(j)) {
             return Err(AppError::NotFound);
         }
-        Some(own)
+        Some(q.jurisdiction.unwrap_or(own))
     };
     let limit = q.limit.unwrap_or(200).clamp(1, MAX_HITS_LISTED);
     Ok(Json(state.store_call(move |s| s.retro_hits(scope, limit)).await?))

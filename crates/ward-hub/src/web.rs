@@ -249,6 +249,11 @@ fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool) -> M
 async fn campaign_page(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>) -> AppResult<Response> {
     let Some(who) = who else { return Ok(to_login()) };
     let tlp = state.config.notify.tlp.clone();
+    if who.reads_children() {
+        let j = who.user.jurisdiction_id.ok_or(AppError::NotFound)?;
+        let v = state.store_call(move |s| crate::rollup::state_campaign(s, id, j, &s.jurisdiction_children(j)?)).await?.ok_or(AppError::NotFound)?;
+        return Ok(page(&v.name, Some(&who), true, state_campaign_body(&tlp, &v)).into_response());
+    }
     if !who.is_analyst() {
         let j = who.user.jurisdiction_id.ok_or(AppError::NotFound)?;
         let v = state.store_call(move |s| s.jurisdiction_campaign(id, j)).await?.ok_or(AppError::NotFound)?;
@@ -308,6 +313,31 @@ async fn campaign_page(State(state): State<HubState>, MaybeUser(who): MaybeUser,
         (notification_table(&d.notifications, true))
     };
     Ok(page(&c.name, Some(&who), true, body).into_response())
+}
+
+/// A state user's page of one campaign: every county of the state it hit, what hit each, and
+/// a count of jurisdictions outside the state.
+fn state_campaign_body(tlp: &str, v: &crate::rollup::StateCampaignView) -> Markup {
+    html! {
+        p.tlp { (tlp) }
+        p {
+            "Status: " (v.status.as_str()) ". Seen in your state from " (fmt_ms(v.first_ms)) " to " (fmt_ms(v.last_ms)) ": "
+            strong { (v.counties.len()) } " of your counties and cities"
+            @if v.own.is_some() { ", and your state's own networks" } "."
+        }
+        p { "The same actor was seen at " strong { (v.other_jurisdictions) } " jurisdictions outside your state." }
+        h2 { "Block" }
+        ul { @for b in &v.block { li { code { (b) } } } }
+        @if let Some(own) = &v.own {
+            h2 { "What hit your state's own networks" }
+            (sighting_table(&own.sightings))
+        }
+        @for c in &v.counties {
+            h2 { a href={ "/jurisdictions/" (c.jurisdiction_id) } { (c.name) } }
+            p { (c.events) " events from " (fmt_ms(c.first_ms)) " to " (fmt_ms(c.last_ms)) "." }
+            (sighting_table(&c.sightings))
+        }
+    }
 }
 
 fn sighting_table(list: &[LocalSighting]) -> Markup {
@@ -384,8 +414,8 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
     if !who.can_read(id) {
         return Err(AppError::NotFound);
     }
-    let filter = EventFilter { jurisdiction_id: Some(id), event_type: Some("alert".into()), before: q.before, limit: ALERTS_PER_PAGE + 1 };
-    let (j, sensors, contacts, campaigns, alerts, older) = state
+    let filter = EventFilter { jurisdiction_id: Some(id), event_type: Some("alert".into()), before: q.before, limit: ALERTS_PER_PAGE + 1, include_children: false };
+    let (j, sensors, contacts, campaigns, alerts, older, children, state_view) = state
         .store_call(move |s| {
             let mut alerts = Vec::new();
             let mut older = None;
@@ -397,7 +427,10 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
                 alerts.push(AlertRow { id: e.id, ts_ms: e.ts_ms, signature: short_signature(e.signature.as_deref()), remote_ip: e.remote_ip.unwrap_or_default() });
                 true
             })?;
-            Ok((s.jurisdiction(id)?, s.sensors(Some(id))?, s.contacts(Some(id))?, s.jurisdiction_campaigns(id)?, alerts, older))
+            // A state's page lists its counties and the campaigns that hit any of them.
+            let children = s.jurisdiction_children(id)?;
+            let state_view = if children.is_empty() { Vec::new() } else { crate::rollup::state_campaigns(s, id, &children)? };
+            Ok((s.jurisdiction(id)?, s.sensors(Some(id))?, s.contacts(Some(id))?, s.jurisdiction_campaigns(id)?, alerts, older, children, state_view))
         })
         .await?;
     let j = j.ok_or(AppError::NotFound)?;
@@ -405,6 +438,28 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
     let name_of = move |_: i64| own_name.clone();
     let body = html! {
         p { (j.kind.as_str()) @if let Some(s) = &j.state { ", " (s) } }
+        @if !children.is_empty() {
+            h2 { "Campaigns that hit your counties and cities" }
+            table {
+                tr { th { "campaign" } th { "status" } th { "hit" } th { "first" } th { "last" } th { "outside your state" } }
+                @for c in &state_view {
+                    tr {
+                        td { a href={ "/campaigns/" (c.campaign_id) } { (c.name) } }
+                        td { (c.status.as_str()) }
+                        td {
+                            @for (i, county) in c.counties.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                a href={ "/jurisdictions/" (county.jurisdiction_id) } { (county.name) }
+                            }
+                            @if c.own.is_some() { @if !c.counties.is_empty() { ", " } "the state's own networks" }
+                        }
+                        td { (fmt_ms(c.first_ms)) } td { (fmt_ms(c.last_ms)) } td { (c.other_jurisdictions) }
+                    }
+                }
+            }
+            h2 { "Counties and cities (" (children.len()) ")" }
+            ul { @for c in &children { li { a href={ "/jurisdictions/" (c.id) } { (c.name) } " (" (c.kind.as_str()) ")" } } }
+        }
         h2 { "Campaigns that touched you" }
         table {
             tr { th { "campaign" } th { "status" } th { "first" } th { "last" } th { "other jurisdictions" } }
@@ -442,9 +497,10 @@ struct AlertRow {
 
 async fn notifications_page(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> AppResult<Response> {
     let Some(who) = who else { return Ok(to_login()) };
-    let scope = if who.is_analyst() { None } else { Some(who.user.jurisdiction_id.ok_or(AppError::NotFound)?) };
-    let list = state.store_call(move |s| s.notifications(&NotificationFilter { jurisdiction_id: scope, campaign_id: None, limit: 500 })).await?;
-    let body = notification_table(&list, who.is_analyst());
+    let scope = api::scope(&who, None)?;
+    let filter = NotificationFilter { jurisdiction_id: scope.jurisdiction_id, include_children: scope.include_children, campaign_id: None, limit: 500 };
+    let list = state.store_call(move |s| s.notifications(&filter)).await?;
+    let body = notification_table(&list, who.is_analyst() || who.reads_children());
     Ok(page("Notification log", Some(&who), true, body).into_response())
 }
 

@@ -45,7 +45,7 @@ async fn world() -> World {
     assert_eq!(r.status, StatusCode::OK);
     let campaigns = h.db(|s| s.campaigns(false)).unwrap();
     assert_eq!(campaigns.len(), 1);
-    let oh_notification = h.db(|s| s.notifications(&ward_hub::store::NotificationFilter { jurisdiction_id: Some(oh), campaign_id: None, limit: 10 })).unwrap()[0].id;
+    let oh_notification = h.db(|s| s.notifications(&ward_hub::store::NotificationFilter { jurisdiction_id: Some(oh), campaign_id: None, limit: 10, include_children: false })).unwrap()[0].id;
     World {
         ana: h.login("ana").await,
         oh_admin: h.login("oh-admin").await,
@@ -329,7 +329,7 @@ on_each_backend! {
             assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
             assert_clean(&path, &r.text());
         }
-        let pa_notification = h.db(|s| s.notifications(&ward_hub::store::NotificationFilter { jurisdiction_id: Some(w.pa), campaign_id: None, limit: 10 })).unwrap()[0].id;
+        let pa_notification = h.db(|s| s.notifications(&ward_hub::store::NotificationFilter { jurisdiction_id: Some(w.pa), campaign_id: None, limit: 10, include_children: false })).unwrap()[0].id;
         for path in ["/".to_string(), "/notifications".into(), format!("/campaigns/{c}"), format!("/jurisdictions/{}", w.pa), format!("/notifications/{pa_notification}"), "/login".into()] {
             let r = get(path.clone(), pa_session.clone()).await;
             assert!(r.status == StatusCode::OK || r.status == StatusCode::SEE_OTHER, "{path}: {}", r.status);

@@ -25,6 +25,8 @@ fn demo_once_warns_every_targeted_office() {
         "Clark County       webhook",
         "signatures valid: true",
         "indicator push: State of Franklin  has 198.18.23.66",
+        "state roll-up: State of Franklin told once",
+        "of its counties were hit: ",
         "retro-hunt: Dover County had contact with the actor",
         "Baker County looked up voter-roll-update.example: alert raised",
         "STIX 2.1 export (TLP:AMBER, offices anonymised): 1 campaign(s)",

@@ -98,6 +98,8 @@ pub struct IngestEffects {
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
     pub jurisdiction_id: Option<i64>,
+    /// With `jurisdiction_id`: also the jurisdictions whose parent it is (a state's counties).
+    pub include_children: bool,
     pub event_type: Option<String>,
     /// Only events with a smaller id (the page cursor).
     pub before: Option<i64>,
@@ -107,6 +109,8 @@ pub struct EventFilter {
 #[derive(Debug, Clone, Default)]
 pub struct NotificationFilter {
     pub jurisdiction_id: Option<i64>,
+    /// With `jurisdiction_id`: also the jurisdictions whose parent it is (a state's counties).
+    pub include_children: bool,
     pub campaign_id: Option<i64>,
     pub limit: usize,
 }
@@ -305,6 +309,11 @@ pub trait Store: Send + Sync + 'static {
         Ok(None)
     }
     // ---- end replicas ----
+
+    // ---- state roll-up (crate::rollup; docs/hub.md "States and their counties") ----
+    /// The jurisdictions whose parent is `parent_id` (a state's counties and cities), by name.
+    fn jurisdiction_children(&self, parent_id: i64) -> StoreResult<Vec<Jurisdiction>>;
+    // ---- end state roll-up ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

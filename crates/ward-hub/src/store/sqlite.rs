@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0300_trust.sql"),
     include_str!("../../migrations/0310_secrets.sql"),
     include_str!("../../migrations/0400_leases.sql"),
+    include_str!("../../migrations/0520_rollup.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
@@ -485,6 +486,14 @@ impl Store for SqliteStore {
         })
     }
 
+    fn jurisdiction_children(&self, parent_id: i64) -> StoreResult<Vec<Jurisdiction>> {
+        self.read(|c| {
+            let mut st = c.prepare_cached(&format!("SELECT {JURISDICTION_COLS} FROM jurisdictions WHERE parent_id = ?1 AND id != ?1 ORDER BY name"))?;
+            let rows = st.query_map([parent_id], row_jurisdiction)?.collect::<Result<_, _>>()?;
+            Ok(rows)
+        })
+    }
+
     fn jurisdiction_by_name(&self, name: &str) -> StoreResult<Option<Jurisdiction>> {
         self.read(|c| {
             Ok(c.query_row(&format!("SELECT {JURISDICTION_COLS} FROM jurisdictions WHERE name = ?1"), [name], row_jurisdiction)
@@ -676,7 +685,7 @@ impl Store for SqliteStore {
     }
 
     fn events(&self, jurisdiction_id: Option<i64>, event_type: Option<&str>, limit: usize) -> StoreResult<Vec<StoredEvent>> {
-        let filter = EventFilter { jurisdiction_id, event_type: event_type.map(str::to_owned), before: None, limit };
+        let filter = EventFilter { jurisdiction_id, event_type: event_type.map(str::to_owned), before: None, limit, include_children: false };
         let mut out = Vec::new();
         self.scan_events(&filter, &mut |e| {
             out.push(e);
@@ -689,11 +698,12 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut st = c.prepare_cached(
                 "SELECT id, jurisdiction_id, sensor_id, event_type, ts_ms, remote_ip, signature, body FROM events \
-                 WHERE (?1 IS NULL OR jurisdiction_id = ?1) AND (?2 IS NULL OR event_type = ?2) AND (?3 IS NULL OR id < ?3) \
+                 WHERE (?1 IS NULL OR jurisdiction_id = ?1 OR (?5 AND jurisdiction_id IN (SELECT id FROM jurisdictions WHERE parent_id = ?1))) \
+                 AND (?2 IS NULL OR event_type = ?2) AND (?3 IS NULL OR id < ?3) \
                  ORDER BY id DESC LIMIT ?4",
             )?;
             let limit = i64::try_from(filter.limit).unwrap_or(i64::MAX);
-            let mut rows = st.query(params![filter.jurisdiction_id, filter.event_type, filter.before, limit])?;
+            let mut rows = st.query(params![filter.jurisdiction_id, filter.event_type, filter.before, limit, filter.include_children])?;
             while let Some(r) = rows.next()? {
                 let body: String = r.get(7)?;
                 // Lines are vetted at ingest, so every stored body parses; null only for rows
@@ -817,7 +827,7 @@ impl Store for SqliteStore {
                     Ok(TimelineEntry { ts_ms: r.get(0)?, kind: r.get(1)?, jurisdiction_id: r.get(2)?, detail: r.get(3)? })
                 })?
                 .collect::<Result<_, _>>()?;
-            let notifications = query_notifications(c, &NotificationFilter { campaign_id: Some(id), jurisdiction_id: None, limit: 1000 })?;
+            let notifications = query_notifications(c, &NotificationFilter { campaign_id: Some(id), limit: 1000, ..Default::default() })?;
             Ok(Some(CampaignDetail { campaign, affected, timeline, notifications }))
         })
     }
@@ -1109,10 +1119,11 @@ impl Store for SqliteStore {
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {
     let mut st = c.prepare_cached(&format!(
         "SELECT {NOTIFICATION_COLS} FROM notifications n JOIN contacts c ON c.id = n.contact_id \
-         WHERE (?1 IS NULL OR n.jurisdiction_id = ?1) AND (?2 IS NULL OR n.campaign_id = ?2) ORDER BY n.id DESC LIMIT ?3"
+         WHERE (?1 IS NULL OR n.jurisdiction_id = ?1 OR (?4 AND n.jurisdiction_id IN (SELECT id FROM jurisdictions WHERE parent_id = ?1))) \
+         AND (?2 IS NULL OR n.campaign_id = ?2) ORDER BY n.id DESC LIMIT ?3"
     ))?;
     let limit = if f.limit == 0 { 500 } else { f.limit } as i64;
-    let rows = st.query_map(params![f.jurisdiction_id, f.campaign_id, limit], row_notification)?.collect::<Result<_, _>>()?;
+    let rows = st.query_map(params![f.jurisdiction_id, f.campaign_id, limit, f.include_children], row_notification)?.collect::<Result<_, _>>()?;
     Ok(rows)
 }
 
@@ -1525,7 +1536,7 @@ fn correlate(
         )?
         .execute(params![campaign_id, j, first, last, count])?;
         log(tx, campaign_id, now, "jurisdiction_added", Some(j), "")?;
-        fx.notifications_enqueued += enqueue(tx, campaign_id, j, "targeted", "targeted", now, 0)?;
+        fx.notifications_enqueued += enqueue(tx, campaign_id, j, "targeted", "targeted", now, policy.digest_interval_ms)?;
     }
     // A campaign that opens large starts at its level without a second message: the
     // "targeted" warning already carries the count of other jurisdictions.
@@ -1552,7 +1563,7 @@ fn extend(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, count: i
     )?
     .execute(params![campaign_id, jurisdiction_id, now, count])?;
     log(tx, campaign_id, now, "jurisdiction_added", Some(jurisdiction_id), "")?;
-    fx.notifications_enqueued += enqueue(tx, campaign_id, jurisdiction_id, "targeted", "targeted", now, 0)?;
+    fx.notifications_enqueued += enqueue(tx, campaign_id, jurisdiction_id, "targeted", "targeted", now, policy.digest_interval_ms)?;
     // Everyone already in the campaign hears that it grew, as a digest.
     let others: Vec<i64> = {
         let mut st = tx.prepare_cached("SELECT jurisdiction_id FROM campaign_jurisdictions WHERE campaign_id = ?1 AND jurisdiction_id != ?2")?;
@@ -1592,7 +1603,7 @@ fn escalate(tx: &Transaction<'_>, campaign_id: i64, policy: &CorrelationPolicy, 
     };
     for j in all {
         let key = format!("escalated:{new_level}");
-        fx.notifications_enqueued += enqueue(tx, campaign_id, j, "escalated", &key, now, 0)?;
+        fx.notifications_enqueued += enqueue(tx, campaign_id, j, "escalated", &key, now, policy.digest_interval_ms)?;
     }
     Ok(true)
 }
@@ -1637,6 +1648,58 @@ fn enqueue(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, kind: &
                  VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
             )?
             .execute(params![campaign_id, jurisdiction_id, contact, kind, key, due, now])?;
+    }
+    Ok(n + enqueue_rollup(tx, campaign_id, jurisdiction_id, kind, event_key, now, digest_interval_ms)?)
+}
+
+/// The state roll-up ([`crate::rollup`]): when a county or city is targeted, or a campaign it
+/// is in escalates, the contacts of the state it belongs to hear it once per campaign event —
+/// one message however many of its counties were hit in the same moment (the key is unique per
+/// contact and campaign, and the message is rendered with the latest state when sent). A
+/// county that joins after the state was told makes a digest (`state-update:N`), at most one
+/// per `digest_interval_ms`, and none while an earlier roll-up to that contact is still pending.
+fn enqueue_rollup(tx: &Transaction<'_>, campaign_id: i64, member: i64, kind: &str, event_key: &str, now: Millis, digest_interval_ms: Millis) -> StoreResult<usize> {
+    let Some(plan) = crate::rollup::RollupPlan::for_member_event(kind, event_key) else { return Ok(0) };
+    let parent: Option<i64> = tx
+        .prepare_cached("SELECT parent_id FROM jurisdictions WHERE id = ?1")?
+        .query_row([member], |r| r.get::<_, Option<i64>>(0))
+        .optional()?
+        .flatten();
+    let Some(state) = parent.filter(|&p| p != member) else { return Ok(0) };
+    let contacts: Vec<i64> = {
+        let mut st = tx.prepare_cached("SELECT id FROM contacts WHERE jurisdiction_id = ?1")?;
+        let rows = st.query_map([state], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows
+    };
+    let mut n = 0;
+    for contact in contacts {
+        let insert = |kind: &str, key: &str, due: Millis| -> StoreResult<usize> {
+            Ok(tx
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'pending', ?6, ?7)",
+                )?
+                .execute(params![campaign_id, state, contact, kind, key, due, now])?)
+        };
+        let added = insert(plan.kind, &plan.key, now)?;
+        n += added;
+        if added > 0 || !plan.digest_after_first {
+            continue;
+        }
+        // The state already heard of this campaign: a digest of the counties that joined since.
+        let pending: i64 = tx
+            .prepare_cached("SELECT count(*) FROM notifications WHERE contact_id = ?1 AND campaign_id = ?2 AND status = 'pending' AND event_key LIKE 'state%'")?
+            .query_row(params![contact, campaign_id], |r| r.get(0))?;
+        if pending > 0 {
+            continue;
+        }
+        let (count, last): (i64, Option<Millis>) = tx
+            .prepare_cached(
+                "SELECT count(*), max(coalesce(delivered_ms, next_attempt_ms)) FROM notifications WHERE contact_id = ?1 AND campaign_id = ?2 AND event_key LIKE 'state%'",
+            )?
+            .query_row(params![contact, campaign_id], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let due = last.map_or(now, |l| l.saturating_add(digest_interval_ms).max(now));
+        n += insert(crate::rollup::KIND_GREW, &format!("{}:{}", crate::rollup::DIGEST_KEY, count + 1), due)?;
     }
     Ok(n)
 }

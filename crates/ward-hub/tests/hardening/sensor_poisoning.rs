@@ -98,7 +98,7 @@ impl World {
     }
 
     fn notifications(&self, i: usize) -> Vec<ward_hub::model::NotificationRecord> {
-        self.h.db(|s| s.notifications(&NotificationFilter { jurisdiction_id: Some(self.js[i]), campaign_id: None, limit: 10_000 })).unwrap()
+        self.h.db(|s| s.notifications(&NotificationFilter { jurisdiction_id: Some(self.js[i]), campaign_id: None, limit: 10_000, include_children: false })).unwrap()
     }
 
     async fn contributions(&self, i: usize) -> Value {

@@ -72,7 +72,7 @@ pub async fn warn_contacts(h: &Hub, contacts: &[(Channel, String)]) -> i64 {
 /// Waits until each of the jurisdiction's `n` notifications has at least one recorded attempt.
 pub async fn first_attempts(h: &Hub, jurisdiction: i64, n: usize) -> Vec<(NotificationRecord, Vec<DeliveryAttempt>)> {
     for _ in 0..300 {
-        let list = h.db(|s| s.notifications(&NotificationFilter { jurisdiction_id: Some(jurisdiction), campaign_id: None, limit: 100 })).unwrap();
+        let list = h.db(|s| s.notifications(&NotificationFilter { jurisdiction_id: Some(jurisdiction), campaign_id: None, limit: 100, include_children: false })).unwrap();
         if list.len() == n && list.iter().all(|n| n.attempts >= 1) {
             return list
                 .into_iter()

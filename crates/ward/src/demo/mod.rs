@@ -137,6 +137,17 @@ fn offices() -> Vec<Office> {
     ]
 }
 
+/// The state's first roll-up webhook (when it arrived, the counties it names), if it came.
+fn received_rollup(received: &[receivers::Received], state_slug: &str) -> Option<(SystemTime, Vec<String>)> {
+    received.iter().filter(|m| m.channel == "webhook" && m.to == state_slug).find_map(|m| {
+        let v: serde_json::Value = serde_json::from_str(&m.body).ok()?;
+        (v["type"] == "ward.campaign.state_targeted").then(|| {
+            let names = v["counties"].as_array().map(|a| a.iter().filter_map(|c| c["name"].as_str().map(String::from)).collect()).unwrap_or_default();
+            (m.at, names)
+        })
+    })
+}
+
 fn say(line: impl AsRef<str>) {
     println!("{}", line.as_ref());
     let _ = std::io::stdout().flush();
@@ -358,6 +369,34 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     if let Some(m) = received.iter().find(|m| m.channel == "email") {
         let subject = m.body.lines().find(|l| l.starts_with("Subject:")).unwrap_or("Subject: ?");
         let _ = writeln!(report, "  e.g. to {}: {}", m.to, subject);
+    }
+
+    // 2b. The state: one roll-up naming its counties that were hit, not one message per county.
+    if let Some(st) = offices.iter().find(|o| o.kind == JurisdictionKind::State) {
+        let rollup = loop {
+            let found = received_rollup(&inbox.messages(), st.slug);
+            if found.is_some() || Instant::now() > deadline {
+                break found;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        match rollup {
+            Some((at, counties)) => {
+                let at_ms = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+                let _ = writeln!(
+                    report,
+                    "state roll-up: {} told once, {} ms after the campaign opened, that {} of its counties were hit: {}",
+                    st.site.name,
+                    at_ms - campaign.opened_ms,
+                    counties.len(),
+                    counties.join(", ")
+                );
+            }
+            None => {
+                let _ = writeln!(report, "state roll-up: FAILED: {} was not told that its counties were hit", st.site.name);
+                all_ok = false;
+            }
+        }
     }
 
     // 3. The actor's indicator reaches every sensor, above all those it has not touched yet.

@@ -100,7 +100,7 @@ pub(super) fn detail(db: &mut Db<'_>, id: i64) -> TxResult<Option<CampaignDetail
     let timeline = collect(rows, |r| {
         Ok(TimelineEntry { ts_ms: r.try_get(0)?, kind: r.try_get(1)?, jurisdiction_id: r.try_get(2)?, detail: r.try_get(3)? })
     })?;
-    let filter = NotificationFilter { campaign_id: Some(id), jurisdiction_id: None, limit: MAX_CAMPAIGN_NOTIFICATIONS };
+    let filter = NotificationFilter { campaign_id: Some(id), limit: MAX_CAMPAIGN_NOTIFICATIONS, ..Default::default() };
     let notifications = super::outbox::notifications(db, &filter)?;
     Ok(Some(CampaignDetail { campaign, affected, timeline, notifications }))
 }

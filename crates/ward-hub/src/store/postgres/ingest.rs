@@ -458,7 +458,7 @@ fn correlate(
             &[&campaign_id, &j, &first, &last, &count],
         )?;
         log(db, campaign_id, now, "jurisdiction_added", Some(j), "")?;
-        fx.notifications_enqueued += enqueue(db, campaign_id, j, "targeted", "targeted", now, 0)?;
+        fx.notifications_enqueued += enqueue(db, campaign_id, j, "targeted", "targeted", now, policy.digest_interval_ms)?;
     }
     // A campaign that opens large starts at its level without a second message: the
     // "targeted" warning already carries the count of other jurisdictions.
@@ -484,7 +484,7 @@ fn extend(db: &mut Db<'_>, campaign_id: i64, jurisdiction_id: i64, count: i64, p
         &[&campaign_id, &jurisdiction_id, &now, &count],
     )?;
     log(db, campaign_id, now, "jurisdiction_added", Some(jurisdiction_id), "")?;
-    fx.notifications_enqueued += enqueue(db, campaign_id, jurisdiction_id, "targeted", "targeted", now, 0)?;
+    fx.notifications_enqueued += enqueue(db, campaign_id, jurisdiction_id, "targeted", "targeted", now, policy.digest_interval_ms)?;
     // Everyone already in the campaign hears that it grew, as a digest.
     let others: Vec<i64> = db
         .query("SELECT jurisdiction_id FROM campaign_jurisdictions WHERE campaign_id = $1 AND jurisdiction_id <> $2", &[&campaign_id, &jurisdiction_id])?
@@ -524,7 +524,7 @@ fn escalate(db: &mut Db<'_>, campaign_id: i64, policy: &CorrelationPolicy, now: 
         .collect::<Result<_, _>>()?;
     let key = format!("escalated:{new_level}");
     for j in all {
-        fx.notifications_enqueued += enqueue(db, campaign_id, j, "escalated", &key, now, 0)?;
+        fx.notifications_enqueued += enqueue(db, campaign_id, j, "escalated", &key, now, policy.digest_interval_ms)?;
     }
     Ok(true)
 }
@@ -569,9 +569,51 @@ fn enqueue(db: &mut Db<'_>, campaign_id: i64, jurisdiction_id: i64, kind: &str, 
             &[&campaign_id, &jurisdiction_id, &contact, &kind, &key, &due, &now],
         )? as usize;
     }
+    n += enqueue_rollup(db, campaign_id, jurisdiction_id, kind, event_key, now, digest_interval_ms)?;
     if n > 0 {
         // Other replicas' delivery workers wake at commit (see `listen`).
         db.notify_outbox()?;
+    }
+    Ok(n)
+}
+
+/// The state roll-up ([`crate::rollup`]; the SQLite store's `enqueue_rollup` says how): a
+/// county's or city's targeting or escalation tells its state's contacts once per campaign
+/// event, later counties as digests.
+fn enqueue_rollup(db: &mut Db<'_>, campaign_id: i64, member: i64, kind: &str, event_key: &str, now: Millis, digest_interval_ms: Millis) -> TxResult<usize> {
+    let Some(plan) = crate::rollup::RollupPlan::for_member_event(kind, event_key) else { return Ok(0) };
+    let parent: Option<i64> = match db.query_opt("SELECT parent_id FROM jurisdictions WHERE id = $1", &[&member])? {
+        Some(r) => r.try_get(0)?,
+        None => None,
+    };
+    let Some(state) = parent.filter(|&p| p != member) else { return Ok(0) };
+    let contacts: Vec<i64> = db.query("SELECT id FROM contacts WHERE jurisdiction_id = $1", &[&state])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    const INSERT: &str = "INSERT INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) ON CONFLICT (contact_id, campaign_id, event_key) DO NOTHING";
+    let mut n = 0;
+    for contact in contacts {
+        let added = db.execute(INSERT, &[&campaign_id, &state, &contact, &plan.kind, &plan.key, &now, &now])? as usize;
+        n += added;
+        if added > 0 || !plan.digest_after_first {
+            continue;
+        }
+        let pending: i64 = db
+            .query_one(
+                "SELECT count(*) FROM notifications WHERE contact_id = $1 AND campaign_id = $2 AND status = 'pending' AND event_key LIKE 'state%'",
+                &[&contact, &campaign_id],
+            )?
+            .try_get(0)?;
+        if pending > 0 {
+            continue;
+        }
+        let row = db.query_one(
+            "SELECT count(*), max(coalesce(delivered_ms, next_attempt_ms)) FROM notifications WHERE contact_id = $1 AND campaign_id = $2 AND event_key LIKE 'state%'",
+            &[&contact, &campaign_id],
+        )?;
+        let (count, last): (i64, Option<Millis>) = (row.try_get(0)?, row.try_get(1)?);
+        let due = last.map_or(now, |l| l.saturating_add(digest_interval_ms).max(now));
+        let key = format!("{}:{}", crate::rollup::DIGEST_KEY, count + 1);
+        n += db.execute(INSERT, &[&campaign_id, &state, &contact, &crate::rollup::KIND_GREW, &key, &due, &now])? as usize;
     }
     Ok(n)
 }

@@ -75,6 +75,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (300, include_str!("../../../migrations/postgres/0300_trust.sql")),
     (400, include_str!("../../../migrations/postgres/0400_replicas.sql")),
     (410, include_str!("../../../migrations/postgres/0410_contacts_partitioned.sql")),
+    (520, include_str!("../../../migrations/postgres/0520_rollup.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -489,8 +490,12 @@ impl PgStore {
     pub fn applied_migrations(&self) -> StoreResult<Vec<i64>> {
         self.read(|db| Ok(db.query("SELECT version FROM schema_migrations ORDER BY version", &[])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?))
     }
-}
 
+    /// The schema versions this build knows, in order (what a new database ends up with).
+    pub fn known_migrations() -> Vec<i64> {
+        MIGRATIONS.iter().map(|&(v, _)| v).collect()
+    }
+}
 
 
 
@@ -540,6 +545,10 @@ impl Store for PgStore {
 
     fn jurisdiction_by_name(&self, name: &str) -> StoreResult<Option<Jurisdiction>> {
         registry::jurisdiction_by_name(self, name)
+    }
+
+    fn jurisdiction_children(&self, parent_id: i64) -> StoreResult<Vec<Jurisdiction>> {
+        registry::jurisdiction_children(self, parent_id)
     }
 
     fn create_enrollment_token(&self, jurisdiction_id: i64, token_hash: &str, now: Millis, expires_ms: Millis) -> StoreResult<()> {
@@ -613,7 +622,7 @@ impl Store for PgStore {
     }
 
     fn events(&self, jurisdiction_id: Option<i64>, event_type: Option<&str>, limit: usize) -> StoreResult<Vec<StoredEvent>> {
-        let filter = EventFilter { jurisdiction_id, event_type: event_type.map(str::to_owned), before: None, limit };
+        let filter = EventFilter { jurisdiction_id, event_type: event_type.map(str::to_owned), before: None, limit, include_children: false };
         let mut out = Vec::new();
         self.scan_events(&filter, &mut |e| {
             out.push(e);
@@ -630,10 +639,11 @@ impl Store for PgStore {
             let event_type = filter.event_type.as_deref().map(pg_text);
             let st = db.statement(
                 "SELECT id, jurisdiction_id, sensor_id, event_type, ts_ms, remote_ip, signature, body FROM events \
-                 WHERE ($1::bigint IS NULL OR jurisdiction_id = $1) AND ($2::text IS NULL OR event_type = $2) AND ($3::bigint IS NULL OR id < $3) \
+                 WHERE ($1::bigint IS NULL OR jurisdiction_id = $1 OR ($5 AND jurisdiction_id IN (SELECT id FROM jurisdictions WHERE parent_id = $1))) \
+                 AND ($2::text IS NULL OR event_type = $2) AND ($3::bigint IS NULL OR id < $3) \
                  ORDER BY id DESC LIMIT $4",
             )?;
-            let portal = db.tx.bind(&st, &[&filter.jurisdiction_id, &event_type, &filter.before, &limit])?;
+            let portal = db.tx.bind(&st, &[&filter.jurisdiction_id, &event_type, &filter.before, &limit, &filter.include_children])?;
             loop {
                 let rows = db.tx.query_portal(&portal, SCAN_CHUNK)?;
                 let done = (rows.len() as i32) < SCAN_CHUNK;

@@ -89,9 +89,10 @@ pub(super) fn notifications(db: &mut Db<'_>, f: &NotificationFilter) -> TxResult
     let rows = db.query(
         &format!(
             "SELECT {NOTIFICATION_COLS} FROM notifications n JOIN contacts c ON c.id = n.contact_id \
-             WHERE ($1::bigint IS NULL OR n.jurisdiction_id = $1) AND ($2::bigint IS NULL OR n.campaign_id = $2) ORDER BY n.id DESC LIMIT $3"
+             WHERE ($1::bigint IS NULL OR n.jurisdiction_id = $1 OR ($4 AND n.jurisdiction_id IN (SELECT id FROM jurisdictions WHERE parent_id = $1))) \
+             AND ($2::bigint IS NULL OR n.campaign_id = $2) ORDER BY n.id DESC LIMIT $3"
         ),
-        &[&f.jurisdiction_id, &f.campaign_id, &limit],
+        &[&f.jurisdiction_id, &f.campaign_id, &limit, &f.include_children],
     )?;
     Ok(collect(rows, row_notification)?)
 }

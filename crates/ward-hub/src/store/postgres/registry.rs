@@ -119,6 +119,16 @@ pub(super) fn jurisdiction(store: &PgStore, id: i64) -> StoreResult<Option<Juris
     store.read(|db| Ok(db.query_opt(JURISDICTION_BY_ID, &[&id])?.as_ref().map(row_jurisdiction).transpose()?))
 }
 
+pub(super) fn jurisdiction_children(store: &PgStore, parent_id: i64) -> StoreResult<Vec<Jurisdiction>> {
+    store.read(|db| {
+        let rows = db.query(
+            "SELECT id, name, kind, state, parent_id, home_net, created_ms FROM jurisdictions WHERE parent_id = $1 AND id <> $1 ORDER BY name",
+            &[&parent_id],
+        )?;
+        Ok(collect(rows, row_jurisdiction)?)
+    })
+}
+
 pub(super) fn jurisdiction_by_name(store: &PgStore, name: &str) -> StoreResult<Option<Jurisdiction>> {
     store.read(|db| {
         let row = db.query_opt(
