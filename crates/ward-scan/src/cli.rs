@@ -26,14 +26,60 @@ pub const EXIT_FINDINGS: i32 = 1;
 /// How often the progress line is redrawn.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(200);
 
-/// `ward scan TARGET...`
+/// `ward scan TARGET...`, or one of its subcommands (`ward scan update-kev`).
+#[derive(Debug, Clone, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ScanCli {
+    #[command(subcommand)]
+    pub command: Option<ScanSubcommand>,
+    #[command(flatten)]
+    pub args: ScanArgs,
+}
+
+/// Subcommands of `ward scan`.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ScanSubcommand {
+    /// Refresh the local copy of CISA's Known Exploited Vulnerabilities catalog (every scan uses
+    /// the newer of it and the copy built into ward; reports name the version used)
+    #[command(after_help = "Examples:\n  \
+        ward scan update-kev                      # from CISA's feed\n  \
+        ward scan update-kev --file known_exploited_vulnerabilities.json\n  \
+        ward scan update-kev --url https://mirror.example.gov/kev.json")]
+    UpdateKev(UpdateKevArgs),
+}
+
+/// `ward scan update-kev`
+#[derive(Debug, Clone, clap::Args)]
+pub struct UpdateKevArgs {
+    /// Download the catalog from this URL (CISA's JSON feed format)
+    #[arg(long, value_name = "URL", default_value = CISA_KEV_URL, conflicts_with = "file")]
+    pub url: String,
+    /// Read the catalog from a file instead of downloading it
+    #[arg(long, value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// Directory of the findings history, where the local copy is kept
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Replace the local copy even when the new catalog is older than it
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// CISA's KEV feed.
+pub const CISA_KEV_URL: &str = "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json";
+/// How long a KEV download may take.
+const KEV_DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `ward scan TARGET...` options.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ScanArgs {
     /// IPv4 or IPv6 addresses, CIDR networks (192.0.2.0/24) or hostnames
     #[arg(value_name = "TARGET")]
     pub targets: Vec<String>,
-    /// Ports: top1000 (nmap's list), all, or a list such as 22,80,443,8000-8100
-    #[arg(long, default_value = "top1000")]
+    /// Ports: default (nmap's top 1000 plus every port a ward check exists for: Redis, MongoDB,
+    /// memcached, WinRM, Docker, appliance admin ports…), top1000, checks, all, a list such as
+    /// 22,80,443,8000-8100, or a mix: top1000,6379,27017
+    #[arg(long, default_value = "default")]
     pub ports: String,
     /// Write the full scan result (hosts, services, findings) as JSON to FILE
     #[arg(long, value_name = "FILE")]
@@ -71,7 +117,8 @@ pub struct ScanArgs {
     /// Vulnerability list (ward's JSON format) instead of the built-in one
     #[arg(long, value_name = "FILE")]
     pub vulns: Option<PathBuf>,
-    /// CISA KEV catalog JSON (known_exploited_vulnerabilities.json)
+    /// CISA KEV catalog JSON (known_exploited_vulnerabilities.json) to use instead of the newer
+    /// of the built-in copy and the local one `ward scan update-kev` keeps
     #[arg(long, value_name = "FILE", env = "WARD_KEV")]
     pub kev: Option<PathBuf>,
     /// Connects in flight across all hosts
@@ -163,13 +210,12 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Build scan options from the command line.
 pub fn options_from_args(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
     let ports = crate::ports::parse_ports(&args.ports)?;
-    let mut vulns = match &args.vulns {
+    let list = match &args.vulns {
         Some(path) => VulnDb::load_list(path)?,
-        None => VulnDb::builtin(),
+        None => VulnDb::builtin_list(),
     };
-    if let Some(kev) = &args.kev {
-        vulns = vulns.load_kev(kev)?;
-    }
+    let state = args.state.clone().unwrap_or_else(Store::default_dir);
+    let vulns = list.with_best_kev(args.kev.as_deref(), Some(&state))?;
     let extra_roots = match &args.ca_file {
         Some(path) => {
             let pem = std::fs::read(path).with_context(|| format!("cannot read --ca-file {}", path.display()))?;
@@ -283,6 +329,71 @@ fn print_result(result: &ScanResult, quiet: bool) -> usize {
 fn write_json(path: &std::path::Path, result: &ScanResult) -> anyhow::Result<()> {
     let text = serde_json::to_string_pretty(result)?;
     std::fs::write(path, text).with_context(|| format!("cannot write --json {}", path.display()))
+}
+
+/// `ward scan …`: a subcommand, or a scan.
+pub fn run(cli: ScanCli) -> anyhow::Result<i32> {
+    match cli.command {
+        Some(ScanSubcommand::UpdateKev(args)) => update_kev(&args),
+        None => run_scan(cli.args),
+    }
+}
+
+/// `ward scan update-kev`: fetches or reads a catalog, checks it, and keeps it as the local
+/// copy (written to a temporary file and renamed, so a failed update leaves the old copy).
+pub fn update_kev(args: &UpdateKevArgs) -> anyhow::Result<i32> {
+    use crate::vulns::{kev_info_of, read_kev_text, KevCatalogInfo, BUILTIN_KEV, LOCAL_KEV_FILE, MAX_KEV_BYTES};
+    let (text, source) = match &args.file {
+        Some(path) => (read_kev_text(path)?, path.display().to_string()),
+        None => {
+            eprintln!("update-kev: downloading {}", args.url);
+            (runtime()?.block_on(download_kev(&args.url, MAX_KEV_BYTES))?, args.url.clone())
+        }
+    };
+    let new = kev_info_of(&text, &source)?;
+    let dir = args.state.clone().unwrap_or_else(Store::default_dir);
+    let local = dir.join(LOCAL_KEV_FILE);
+    let current: Option<KevCatalogInfo> = std::fs::read_to_string(&local).ok().and_then(|t| kev_info_of(&t, "local copy").ok());
+    let builtin = kev_info_of(BUILTIN_KEV, "built-in")?;
+    if let Some(cur) = &current {
+        if !args.force && cur.newer_than(&new) {
+            anyhow::bail!(
+                "the catalog from {source} ({}, released {}) is older than the local copy ({}, released {}); nothing changed (--force replaces it anyway)",
+                new.version, new.released, cur.version, cur.released
+            );
+        }
+    }
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let tmp = local.with_extension("json.tmp");
+    std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &local).with_context(|| format!("cannot replace {}", local.display()))?;
+    let was = current.map_or_else(|| "no local copy".to_string(), |c| format!("was {} ({} entries)", c.version, c.entries));
+    println!("KEV catalog {} (released {}, {} entries) saved to {}; {was}", new.version, new.released, new.entries, local.display());
+    if !new.newer_than(&builtin) {
+        println!("note: the copy built into ward ({}) is as new or newer; scans keep using it", builtin.version);
+    }
+    Ok(0)
+}
+
+/// Downloads a KEV catalog: http(s) only, at most `max` bytes, within [`KEV_DOWNLOAD_TIMEOUT`].
+async fn download_kev(url: &str, max: usize) -> anyhow::Result<String> {
+    let parsed = reqwest::Url::parse(url).with_context(|| format!("--url {url:?} is not a URL"))?;
+    anyhow::ensure!(matches!(parsed.scheme(), "https" | "http"), "--url {url}: only http(s) URLs are fetched");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let client = reqwest::Client::builder()
+        .timeout(KEV_DOWNLOAD_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::limited(5))
+        .user_agent(concat!("ward-scan/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .context("cannot build the HTTP client")?;
+    let mut resp = client.get(parsed).send().await.with_context(|| format!("cannot fetch {url}"))?;
+    anyhow::ensure!(resp.status().is_success(), "{url} answered {}", resp.status());
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.with_context(|| format!("reading {url} failed"))? {
+        anyhow::ensure!(body.len() + chunk.len() <= max, "{url} sent more than {max} bytes: not a KEV catalog");
+        body.extend_from_slice(&chunk);
+    }
+    String::from_utf8(body).with_context(|| format!("{url} did not send UTF-8 text"))
 }
 
 /// `ward scan`: returns 1 when a finding of high severity or worse is open, else 0.

@@ -65,7 +65,7 @@ impl Default for ScanOptions {
     fn default() -> Self {
         ScanOptions {
             targets: Vec::new(),
-            ports: crate::ports::parse_ports("top1000").unwrap_or_default(),
+            ports: crate::ports::parse_ports("default").unwrap_or_default(),
             limits: ScanLimits::default(),
             timeouts: ProbeTimeouts::default(),
             dns: None,
@@ -244,5 +244,6 @@ pub async fn run(options: &ScanOptions, on_phase: &(dyn Fn(Phase) + Sync)) -> Re
         ports_per_host: options.ports.len(),
         hosts: hosts.into_values().collect(),
         findings,
+        kev_catalog: options.vulns.kev_info().cloned(),
     })
 }

@@ -171,6 +171,10 @@ pub struct ScanResult {
     pub ports_per_host: usize,
     pub hosts: Vec<HostResult>,
     pub findings: Vec<Finding>,
+    /// The KEV catalog the findings were joined with; `None`: known-exploited status was not
+    /// checked (a result from before ward shipped a catalog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kev_catalog: Option<crate::vulns::KevCatalogInfo>,
 }
 
 /// Version of the [`ScanResult`] JSON document.

@@ -115,6 +115,9 @@ pub struct ScanSummary {
     pub known_exploited: usize,
     /// File of the full result under scans/.
     pub file: String,
+    /// The KEV catalog this scan used (`None`: not checked).
+    #[serde(default)]
+    pub kev_catalog: Option<crate::vulns::KevCatalogInfo>,
 }
 
 /// What one scan changed.
@@ -219,6 +222,7 @@ impl History {
             by_severity,
             known_exploited: kev,
             file: file.to_string(),
+            kev_catalog: result.kev_catalog.clone(),
         });
         delta
     }
@@ -351,6 +355,7 @@ mod tests {
             ports_per_host: 1000,
             hosts: vec![HostResult { ip: "192.0.2.1".parse().unwrap(), hostname: None, open_ports: vec![22], services: vec![] }],
             findings,
+            kev_catalog: None,
         }
     }
 

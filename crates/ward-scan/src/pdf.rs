@@ -150,7 +150,7 @@ pub fn render(report: &WeeklyReport) -> Result<Vec<u8>, String> {
     w.heading("Report card");
     for c in &report.card {
         let before = c.last_week.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-        w.text(&format!("{}: {} (week before {}; {})", c.label, c.this_week, before, c.change), 10.0, false, 0.0);
+        w.text(&format!("{}: {} (week before {}; {})", c.label, c.this_week_text, before, c.change), 10.0, false, 0.0);
     }
     w.text(&format!("{} findings open, {} overdue.", report.open_total, report.overdue.len()), 10.0, true, 0.0);
     w.heading("Open findings by severity");
@@ -167,7 +167,12 @@ pub fn render(report: &WeeklyReport) -> Result<Vec<u8>, String> {
         w.bar(severity, *n, max, rgb);
     }
     w.heading("1. Known-exploited vulnerabilities (fix first)");
-    w.rows(&report.known_exploited);
+    if report.kev_checked {
+        w.text(&format!("Checked against the {}.", report.kev_catalog), 9.0, false, 0.0);
+        w.rows(&report.known_exploited);
+    } else {
+        w.text("Not checked: the latest scan had no copy of CISA's KEV catalog. Refresh it with `ward scan update-kev` and scan again.", 10.0, true, 0.0);
+    }
     w.heading("2. Risky services open to the internet");
     w.rows(&report.risky_services);
     w.heading("3. All findings by severity");
@@ -191,7 +196,8 @@ pub fn render(report: &WeeklyReport) -> Result<Vec<u8>, String> {
     w.heading("Appendix D. Re-detected within 90 days");
     w.rows(&report.redetected);
     w.heading("Methodology");
-    w.text("TCP connect scan of nmap's top 1,000 ports (or all), IPv4 and IPv6, SNMP over UDP; service identification from banners and protocol answers; TLS, HTTP, mail-domain and default-password checks (at most 4 attempts per service); product versions compared with a vulnerability list joined to CISA's Known Exploited Vulnerabilities catalog. A version match is never certain: check your vendor's changelog for back-ported fixes. Trend charts are in report.html; all findings are in findings.csv.", 9.0, false, 0.0);
+    w.text("TCP connect scan of nmap's top 1,000 ports plus ward's check ports (or all), IPv4 and IPv6, SNMP over UDP; service identification from banners and protocol answers; TLS, HTTP, mail-domain and default-password checks (at most 4 attempts per service); product versions compared with a vulnerability list joined to CISA's Known Exploited Vulnerabilities catalog. A version match is never certain: check your vendor's changelog for back-ported fixes. Trend charts are in report.html; all findings are in findings.csv.", 9.0, false, 0.0);
+    w.text(&format!("Known-exploited status: {}.", report.kev_catalog), 9.0, false, 0.0);
     let mut bytes = Vec::new();
     {
         let mut out = BufWriter::new(&mut bytes);

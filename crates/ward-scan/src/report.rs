@@ -69,6 +69,8 @@ pub struct Row {
 pub struct CardLine {
     pub label: String,
     pub this_week: usize,
+    /// What the report prints for this week ("3", or "not checked").
+    pub this_week_text: String,
     pub last_week: Option<usize>,
     pub last_week_text: String,
     pub change: String,
@@ -100,6 +102,9 @@ pub struct WeeklyReport {
     pub redetected: Vec<Row>,
     pub false_positives_hidden: usize,
     pub open_total: usize,
+    /// Whether the latest scan joined a KEV catalog, and which ("CISA KEV catalog 2025.08.25 (…)").
+    pub kev_checked: bool,
+    pub kev_catalog: String,
     pub schedule: Vec<(String, String)>,
     #[serde(skip)]
     pub chart_findings: String,
@@ -188,15 +193,21 @@ pub fn build_weekly(history: &History, jurisdiction: Option<&str>, now: DateTime
     let fixed = rows(&mut tracks.iter().filter(|t| t.status == TrackStatus::Fixed && t.fixed_at.is_some_and(|f| f >= period_start)));
     let sev = ["critical", "high", "medium", "low"];
     let mut card = vec![
-        CardLine { label: "Hosts with open ports".into(), this_week: latest.hosts, last_week: previous.map(|p| p.hosts), last_week_text: String::new(), change: String::new() },
-        CardLine { label: "Services found".into(), this_week: latest.services, last_week: previous.map(|p| p.services), last_week_text: String::new(), change: String::new() },
-        CardLine { label: "Vulnerable hosts".into(), this_week: latest.vulnerable_hosts, last_week: previous.map(|p| p.vulnerable_hosts), last_week_text: String::new(), change: String::new() },
-        CardLine { label: "Known-exploited vulnerabilities".into(), this_week: latest.known_exploited, last_week: previous.map(|p| p.known_exploited), last_week_text: String::new(), change: String::new() },
+        CardLine { label: "Hosts with open ports".into(), this_week: latest.hosts, last_week: previous.map(|p| p.hosts), last_week_text: String::new(), change: String::new(), this_week_text: String::new() },
+        CardLine { label: "Services found".into(), this_week: latest.services, last_week: previous.map(|p| p.services), last_week_text: String::new(), change: String::new(), this_week_text: String::new() },
+        CardLine { label: "Vulnerable hosts".into(), this_week: latest.vulnerable_hosts, last_week: previous.map(|p| p.vulnerable_hosts), last_week_text: String::new(), change: String::new(), this_week_text: String::new() },
+        CardLine { label: "Known-exploited vulnerabilities".into(), this_week: latest.known_exploited, last_week: previous.map(|p| p.known_exploited), last_week_text: String::new(), change: String::new(), this_week_text: String::new() },
     ];
     for (i, name) in sev.iter().enumerate() {
-        card.push(CardLine { label: format!("Findings: {name}"), this_week: latest.by_severity[i], last_week: previous.map(|p| p.by_severity[i]), last_week_text: String::new(), change: String::new() });
+        card.push(CardLine { label: format!("Findings: {name}"), this_week: latest.by_severity[i], last_week: previous.map(|p| p.by_severity[i]), last_week_text: String::new(), change: String::new(), this_week_text: String::new() });
     }
+    let kev_checked = latest.kev_catalog.is_some();
     for line in &mut card {
+        line.this_week_text = line.this_week.to_string();
+        if line.label.starts_with("Known-exploited") && !kev_checked {
+            // Zero known-exploited findings from a scan that had no catalog means nothing.
+            line.this_week_text = "not checked".into();
+        }
         line.change = change(line.this_week, line.last_week);
         line.last_week_text = line.last_week.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
     }
@@ -234,6 +245,8 @@ pub fn build_weekly(history: &History, jurisdiction: Option<&str>, now: DateTime
         redetected,
         false_positives_hidden: hidden,
         open_total: open.len(),
+        kev_checked,
+        kev_catalog: latest.kev_catalog.as_ref().map_or_else(|| "not checked".to_string(), |k| k.label()),
         schedule,
         chart_findings,
         chart_hosts,
@@ -384,6 +397,7 @@ mod tests {
             format: 1, jurisdiction: Some("Test County".into()), started: at, finished: at, targets: vec!["192.0.2.1".into()], domains: vec![], ports_per_host: 1000,
             hosts: vec![HostResult { ip: "192.0.2.1".parse().unwrap(), hostname: None, open_ports: vec![3389], services: vec![] }],
             findings,
+            kev_catalog: Some(crate::vulns::VulnDb::builtin().kev_info().unwrap().clone()),
         }
     }
 
@@ -419,5 +433,25 @@ mod tests {
         let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&written.json).unwrap()).unwrap();
         assert_eq!(json["known_exploited"][0]["cve"], "CVE-2021-41773");
         assert!(matches!(build_weekly(&history, Some("Elsewhere"), now, Path::new("/s")), Err(ReportError::NoScans { .. })));
+        assert!(report.kev_checked && html.contains("CISA KEV catalog 2025.08.25 (1404 entries, built-in)"), "the report names the catalog it used");
+    }
+
+    #[test]
+    fn a_scan_without_a_kev_catalog_says_not_checked_never_none() {
+        let now = "2026-03-01T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let mut history = History::default();
+        let mut old = scan(now - Duration::days(1), vec![finding("exposed.rdp", Severity::High, false)]);
+        old.kev_catalog = None;
+        history.apply(&old, "a");
+        let report = build_weekly(&history, Some("Test County"), now, Path::new("/state")).unwrap();
+        assert!(!report.kev_checked);
+        let kev_line = report.card.iter().find(|c| c.label.starts_with("Known-exploited")).unwrap();
+        assert_eq!(kev_line.this_week_text, "not checked");
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_weekly(&report, dir.path()).unwrap();
+        let html = std::fs::read_to_string(&written.html).unwrap();
+        assert!(html.contains("<strong>Not checked.</strong>") && html.contains("ward scan update-kev"), "{html}");
+        let section = &html[html.find("1. Known-exploited").unwrap()..html.find("2. Risky services").unwrap()];
+        assert!(!section.contains("None"), "{section}");
     }
 }

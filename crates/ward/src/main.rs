@@ -50,7 +50,7 @@ enum Command {
     Hub(ward_hub::cli::HubCommand),
     /// Scan internet-facing systems: open ports, services, TLS/HTTP/email hygiene, default
     /// passwords and known-exploited vulnerabilities.
-    Scan(ward_scan::cli::ScanArgs),
+    Scan(ward_scan::cli::ScanCli),
     /// Reports from the scanner's findings history (weekly HTML/PDF report, false positives).
     #[command(subcommand)]
     Report(ward_scan::cli::ReportCommand),
@@ -273,7 +273,7 @@ fn main() -> ExitCode {
         },
         Command::Rules(cmd) => rules_cmd::run(cmd),
         Command::Hub(cmd) => ward_hub::cli::run(cmd).map(|()| ExitCode::SUCCESS),
-        Command::Scan(args) => ward_scan::cli::run_scan(args).map(exit_code),
+        Command::Scan(cli) => ward_scan::cli::run(cli).map(exit_code),
         Command::Report(cmd) => ward_scan::cli::run_report(cmd).map(exit_code),
         Command::Demo(args) => demo::run(args),
     };
