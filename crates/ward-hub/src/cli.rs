@@ -500,8 +500,10 @@ fn random_password() -> String {
 }
 
 fn serve(config: Option<PathBuf>, data: Option<PathBuf>, database: Option<String>, listen: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    // Colour codes only for a terminal: a journal or a log file gets plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .try_init();
     let mut cfg = match &config {
         Some(path) => HubConfig::load(path)?,

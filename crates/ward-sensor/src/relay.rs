@@ -414,6 +414,9 @@ pub struct RelayStats {
     pub splits: u64,
     /// Compressed bytes acknowledged.
     pub bytes_acked: u64,
+    /// The hub's last answer refused the sensor's credential (401 or 403), and nothing was
+    /// acknowledged since: the status.
+    pub credential_refused: Option<u16>,
     pub spool: SpoolStats,
 }
 
@@ -430,6 +433,8 @@ struct Counters {
     malformed_records: AtomicU64,
     splits: AtomicU64,
     bytes_acked: AtomicU64,
+    /// 401/403 while the hub's last answer was a credential refusal; 0 once a batch is acked.
+    credential_refused: AtomicU64,
 }
 
 fn bump(c: &AtomicU64, n: u64) {
@@ -460,6 +465,7 @@ impl RelayHandle {
             malformed_records: get(&c.malformed_records),
             splits: get(&c.splits),
             bytes_acked: get(&c.bytes_acked),
+            credential_refused: u16::try_from(get(&c.credential_refused)).ok().filter(|&s| s != 0),
             spool: self.spool.stats(),
         }
     }
@@ -739,6 +745,9 @@ impl Relay {
                 Reply::Retry { status, message, after } => {
                     bump(&c.retries, 1);
                     let delay = self.backoff.next_delay().max(after.unwrap_or_default());
+                    if let Some(s @ (401 | 403)) = status {
+                        c.credential_refused.store(u64::from(s), Ordering::Relaxed);
+                    }
                     match status {
                         Some(401 | 403) => tracing::error!(
                             key, status, error = %message, retry_in_ms = delay.as_millis() as u64,
@@ -754,6 +763,7 @@ impl Relay {
 
     fn acknowledge(&mut self, last: u64, lines: usize, body_bytes: usize, receipt: &Receipt, key: &str) -> Sent {
         let c = self.counters.clone();
+        c.credential_refused.store(0, Ordering::Relaxed);
         if receipt.rejected_total > 0 {
             bump(&c.rejected_lines, receipt.rejected_total);
             for r in receipt.rejected.iter().take(10) {

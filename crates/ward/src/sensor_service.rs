@@ -273,6 +273,14 @@ impl HubLink {
         eprintln!("hub: {} hub indicators in force (cursor {}, {} sync errors)", s.indicators, s.cursor, s.errors);
         self.relay.shutdown();
         self.sync.shutdown();
+        // Nothing is lost (the spool keeps it), but a run whose events could not be delivered
+        // because the hub refuses this sensor must not look like a success.
+        if let (false, Some(status)) = (drained, r.credential_refused) {
+            anyhow::bail!(
+                "the hub refused this sensor's credential (HTTP {status}: revoked, or from another hub): {} records are kept in the spool and are sent by the next run once the sensor is enrolled again (`ward sensor enroll --hub URL --token TOKEN`)",
+                r.spool.pending_records
+            );
+        }
         Ok(())
     }
 }

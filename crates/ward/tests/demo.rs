@@ -56,4 +56,17 @@ fn demo_once_warns_every_targeted_office() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not from an earlier demo"));
     assert!(foreign.join("precious.txt").exists());
+
+    // A demo directory in use (its lock held, as a serving `ward demo` holds it) is left alone.
+    let lock = std::fs::File::open(demo_dir.join(".ward-demo.lock")).unwrap();
+    lock.try_lock().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["demo", "--once", "--listen", "127.0.0.1:0", "--dir"])
+        .arg(&demo_dir)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("another `ward demo` is running"), "{stderr}");
+    assert!(stderr.lines().count() <= 3, "one clear error, not a cascade:\n{stderr}");
+    assert!(demo_dir.join("campaigns.stix.json").exists(), "the running demo's directory was wiped");
 }

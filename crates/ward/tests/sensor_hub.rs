@@ -138,3 +138,39 @@ fn sensor_relays_through_its_spool_across_a_hub_outage_exactly_once() {
     assert_eq!(alerts.len(), 2 * local_alerts, "the hub must hold both runs' alerts exactly once");
     drop(hub);
 }
+
+/// A sensor whose credential the hub refuses (revoked, or from another hub) keeps its events
+/// in the spool, and says so: the run fails with the reason and what to do, instead of logging
+/// errors for the drain time and exiting 0.
+#[test]
+fn a_refused_credential_fails_the_run_and_keeps_the_events() {
+    let pcap = shared("pcaps/zeek/nmap-vsn.pcap");
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let data_s = data.to_str().unwrap();
+    ward(&["hub", "init", "--data", data_s]);
+    ward(&["hub", "jurisdiction", "add", "Adams County", "--kind", "county", "--state", "FR", "--data", data_s]);
+    let token = String::from_utf8(ward(&["hub", "sensor", "token", "Adams County", "--data", data_s]).stdout).unwrap().trim().to_string();
+    let port = free_port();
+    let _hub = serve(&data, port);
+    let cred = tmp.path().join("credential.json");
+    ward(&["sensor", "enroll", "--hub", &format!("http://127.0.0.1:{port}"), "--token", &token, "--credential", cred.to_str().unwrap()]);
+    // The credential no longer matches (as after a revocation, or a copy from another hub).
+    let text = std::fs::read_to_string(&cred).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert!(v["credential"].is_string(), "{text}");
+    v["credential"] = serde_json::Value::String("wsc_not-a-credential-this-hub-ever-issued-000000000000".into());
+    std::fs::write(&cred, v.to_string()).unwrap();
+    let out = Command::new(WARD)
+        .args(["sensor", "--quiet", "--workers", "1", "--pcap"])
+        .arg(&pcap)
+        .arg("--hub-credential")
+        .arg(&cred)
+        .arg("--eve")
+        .arg(tmp.path().join("eve.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a run whose events the hub refused must fail:\n{stderr}");
+    assert!(stderr.contains("refused this sensor's credential") && stderr.contains("kept in the spool") && stderr.contains("ward sensor enroll"), "{stderr}");
+}

@@ -92,13 +92,25 @@ pub fn run(args: DemoArgs) -> anyhow::Result<ExitCode> {
     if !args.listen.ip().is_loopback() {
         bail!("the demo listens on loopback only; give --listen 127.0.0.1:PORT");
     }
-    prepare_dir(&args.dir)?;
+    // Held until the demo ends: a second `ward demo` on the same directory is refused instead
+    // of wiping the running one's store under its hub.
+    let _lock = prepare_dir(&args.dir)?;
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     let ok = rt.block_on(demo(args))?;
     Ok(if ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 
-fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+/// The lock file inside the demo directory; the running demo holds an exclusive lock on it.
+const LOCK: &str = ".ward-demo.lock";
+
+/// Wipes an earlier demo's directory (never a foreign one, never a running demo's) and takes
+/// the lock that says a demo runs in it.
+fn prepare_dir(dir: &Path) -> anyhow::Result<fs::File> {
+    if let Ok(f) = fs::File::open(dir.join(LOCK)) {
+        if let Err(fs::TryLockError::WouldBlock) = f.try_lock() {
+            bail!("another `ward demo` is running in {}: stop it (Ctrl-C) first, or give this one another --dir", dir.display());
+        }
+    }
     if dir.exists() {
         let empty = fs::read_dir(dir).with_context(|| format!("cannot read {}", dir.display()))?.next().is_none();
         if !empty {
@@ -110,7 +122,12 @@ fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
     }
     fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     fs::write(dir.join(MARKER), "ward demo directory: `ward demo` wipes and rewrites it\n")?;
-    Ok(())
+    let lock = fs::File::create(dir.join(LOCK)).with_context(|| format!("cannot create {}", dir.join(LOCK).display()))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(lock),
+        Err(fs::TryLockError::WouldBlock) => bail!("another `ward demo` started in {} at the same moment; stop it first", dir.display()),
+        Err(fs::TryLockError::Error(e)) => Err(e).with_context(|| format!("cannot lock {}", dir.join(LOCK).display())),
+    }
 }
 
 fn offices() -> Vec<Office> {
