@@ -768,7 +768,7 @@ mod tests {
         let red = json!({"type": "note", "spec_version": "2.1", "id": "note--6f1c2b0e-8d4a-4f7e-9b3c-5e2a7d10c4e9", "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z", "content": "x", "object_refs": [], "object_marking_refs": [Tlp::Red.stix_id()]});
         let body = json!({"objects": [good, red, {"type": "indicator"}, 7]}).to_string();
         let v = read_envelope(body.as_bytes(), Some(3)).unwrap();
-        assert!(matches!(&v[0], Verdict::Accepted(o) if o.tlp == Tlp::Green && o.jurisdiction_id == Some(3) && o.version_us > 0));
+        assert!(matches!(&v[0], Verdict::Accepted(o) if o.tlp == Tlp::Clear && o.jurisdiction_id == Some(3) && o.version_us > 0), "a marking definition is public: {:?}", v[0]);
         assert!(matches!(&v[1], Verdict::Refused { message, .. } if message.contains("TLP:RED")));
         assert!(matches!(&v[2], Verdict::Refused { .. }) && matches!(&v[3], Verdict::Refused { .. }));
         assert!(read_envelope(b"[]", None).is_err() && read_envelope(b"{\"objects\": 1}", None).is_err() && read_envelope(b"nope", None).is_err());
