@@ -29,7 +29,7 @@ pub(super) fn add(db: &mut Db<'_>, collection: &str, added_by: &str, objects: &[
         specs.push(pg_text(&o.spec_version));
         versions.push(pg_text(&o.version));
         version_us.push(o.version_us);
-        tlps.push(tlp_rank(o.tlp) as i16);
+        tlps.push(tlp_rank(o.tlp) as i32);
         juris.push(o.jurisdiction_id);
         hashes.push(o.content_hash.as_str());
         bodies.push(pg_text(&o.body));
@@ -39,7 +39,7 @@ pub(super) fn add(db: &mut Db<'_>, collection: &str, added_by: &str, objects: &[
         "INSERT INTO taxii_objects (collection, date_added_us, object_id, object_type, spec_version, version, version_us, tlp, \
          jurisdiction_id, added_by, content_hash, body) \
          SELECT $1, d, i, t, s, v, vu, tl, j, $2, h, b \
-         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::smallint[], $10::bigint[], $11::text[], $12::text[]) \
+         FROM unnest($3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::integer[], $10::bigint[], $11::text[], $12::text[]) \
               AS x(d, i, t, s, v, vu, tl, j, h, b) \
          ON CONFLICT (collection, object_id, version_us) DO NOTHING RETURNING date_added_us",
         &[&collection, &added_by, &date_added, &ids, &types, &specs, &versions, &version_us, &tlps, &juris, &hashes, &bodies],
@@ -97,7 +97,7 @@ pub(super) fn query(db: &mut Db<'_>, q: &ObjectQuery) -> TxResult<Vec<StoredObje
         _ => return Err(StoreError::Invalid("a query reads one or two collections".into()).into()),
     };
     let sql = query_sql(c1 != c2);
-    let max = tlp_rank(scope.max_tlp).min(3) as i16;
+    let max = tlp_rank(scope.max_tlp).min(3) as i32;
     let own_only = scope.own_only.as_deref().unwrap_or("");
     let limit = q.limit.min(100_000) as i64;
     let ids: Vec<std::borrow::Cow<'_, str>> = q.ids.iter().map(|s| pg_text(s)).collect();
@@ -171,7 +171,7 @@ fn row_key(r: &::postgres::Row) -> TxResult<ApiKey> {
         key_id: r.try_get(1)?,
         name: r.try_get(2)?,
         scopes: scopes.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect(),
-        max_tlp: tlp_of_rank(i64::from(r.try_get::<_, i16>(4)?)),
+        max_tlp: tlp_of_rank(i64::from(r.try_get::<_, i32>(4)?)),
         jurisdiction_id: r.try_get(5)?,
         name_jurisdictions: r.try_get(6)?,
         created_ms: r.try_get(7)?,
@@ -192,7 +192,7 @@ pub(super) fn create_key(db: &mut Db<'_>, k: &NewApiKey, now: Millis) -> TxResul
             "INSERT INTO api_keys (key_id, name, secret_hash, scopes, max_tlp, jurisdiction_id, name_jurisdictions, created_ms, created_by) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (name) DO NOTHING RETURNING {KEY_COLS}"
         ),
-        &[&k.key_id, &pg_text(&k.name), &k.secret_hash, &k.scopes.join(","), &(tlp_rank(k.max_tlp) as i16), &k.jurisdiction_id, &k.name_jurisdictions, &now, &pg_text(&k.created_by)],
+        &[&k.key_id, &pg_text(&k.name), &k.secret_hash, &k.scopes.join(","), &(tlp_rank(k.max_tlp) as i32), &k.jurisdiction_id, &k.name_jurisdictions, &now, &pg_text(&k.created_by)],
     )?;
     match row {
         Some(r) => row_key(&r),
