@@ -25,7 +25,7 @@
 
 use std::fmt::Write as _;
 
-use axum::body::{Body, Bytes};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -627,13 +627,21 @@ fn verdict(raw: Value, jurisdiction: Option<i64>) -> Verdict {
     })
 }
 
-async fn post_objects(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>, body: Bytes) -> TaxiiResult<Response> {
+/// The body is read only after the account is known to be allowed to write here, so nobody
+/// makes the hub buffer `max_post_bytes` without credentials.
+async fn post_objects(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>, body: Body) -> TaxiiResult<Response> {
     let a = account(&state, &headers, source).await?;
     let c = Collection::from_id(&id).filter(|c| c.visible(&a)).ok_or_else(TaxiiError::not_found)?;
     if !c.can_write(&a) {
         return Err(TaxiiError::new(StatusCode::FORBIDDEN, "forbidden", "this account may not write to this collection"));
     }
     check_content_type(&headers)?;
+    let max = state.config.taxii.max_post_bytes.max(1024);
+    let body = crate::body::read_to_limit(body, max).await.map_err(|e| match e {
+        crate::body::BodyReadError::TooLarge(_) => TaxiiError::new(StatusCode::PAYLOAD_TOO_LARGE, "request body too large", format!("at most {max} bytes per POST: send smaller envelopes")),
+        // The deadline middleware answers 408 for a timed-out body.
+        other => TaxiiError::bad(other.to_string()),
+    })?;
     let jurisdiction = a.jurisdiction;
     let verdicts = tokio::task::spawn_blocking(move || read_envelope(&body, jurisdiction)).await.map_err(AppError::from)?;
     let verdicts = verdicts.map_err(|e| {
