@@ -44,7 +44,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 # module=pip requirement. stix2-validator 3.2.0 is the last release that ships its schemas.
-PIP_PACKAGES=(aiosmtpd=aiosmtpd stix2validator=stix2-validator==3.2.0 stix2=stix2)
+# taxii2-client reads the hub's TAXII server in tests/taxii.rs; medallion is bench-taxii's peer.
+PIP_PACKAGES=(aiosmtpd=aiosmtpd stix2validator=stix2-validator==3.2.0 stix2=stix2 taxii2client=taxii2-client==2.3.0 medallion=medallion==3.0.0)
 for entry in "${PIP_PACKAGES[@]}"; do
     module=${entry%%=*}
     requirement=${entry#*=}

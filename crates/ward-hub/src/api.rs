@@ -213,9 +213,10 @@ pub struct LoginRequest {
     pub password: String,
 }
 
-/// Checks a password and opens a session; shared by the API and the login form. Throttled per
-/// source and per (account, source) by [`auth::LoginThrottle`] before any password is checked.
-pub async fn open_session(state: &HubState, source: auth::ClientAddr, username: &str, password: &str) -> Result<(String, String, User), auth::LoginError> {
+/// Checks a user name and password through the login throttle (a refused attempt is counted
+/// and answered the same for unknown names and wrong passwords). Used by the login and by HTTP
+/// Basic on the TAXII server.
+pub async fn check_password(state: &HubState, source: auth::ClientAddr, username: &str, password: &str) -> Result<User, auth::LoginError> {
     if let Err(wait) = state.login_throttle.admit(source, username).await? {
         state.metrics.rate_limited.inc();
         tracing::info!(source = ?source.0, retry_after_secs = auth::LoginError::retry_after_secs(wait), "login throttled");
@@ -242,6 +243,13 @@ pub async fn open_session(state: &HubState, source: auth::ClientAddr, username: 
         _ => return Err(auth::LoginError::Wrong),
     };
     state.login_throttle.succeeded(source, username).await;
+    Ok(user)
+}
+
+/// Checks a password and opens a session; shared by the API and the login form. Throttled per
+/// source and per (account, source) by [`auth::LoginThrottle`] before any password is checked.
+pub async fn open_session(state: &HubState, source: auth::ClientAddr, username: &str, password: &str) -> Result<(String, String, User), auth::LoginError> {
+    let user = check_password(state, source, username, password).await?;
     let token = auth::random_token("wss");
     let csrf = auth::random_token("csrf");
     let (hash, c2, uid) = (auth::hash_token(&token), csrf.clone(), user.id);
@@ -779,3 +787,59 @@ pub async fn remove_allow_entry(State(state): State<HubState>, who: UserAuth, Pa
     }
     Ok(Json(state.store_call(move |s| s.remove_allow_entry(id, now_ms())).await?))
 }
+
+// ---- api keys (crate::share::accounts; docs/sharing.md "Collections and permissions") ----
+
+/// `POST /api/v1/api-keys` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeyRequest {
+    pub name: String,
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub max_tlp: Option<ward_model::tlp::Tlp>,
+    #[serde(default)]
+    pub jurisdiction_id: Option<i64>,
+    #[serde(default)]
+    pub name_jurisdictions: bool,
+}
+
+impl ApiKeyRequest {
+    /// The key to store and the secret to show once.
+    pub fn into_new(self, created_by: &str) -> (crate::share::objects::NewApiKey, String) {
+        let (key_id, secret, secret_hash) = crate::share::accounts::new_key();
+        let new = crate::share::objects::NewApiKey {
+            key_id,
+            name: self.name,
+            secret_hash,
+            scopes: self.scopes,
+            max_tlp: self.max_tlp.unwrap_or(ward_model::tlp::Tlp::Amber),
+            jurisdiction_id: self.jurisdiction_id,
+            name_jurisdictions: self.name_jurisdictions,
+            created_by: created_by.to_string(),
+        };
+        (new, secret)
+    }
+}
+
+/// `GET /api/v1/api-keys` (analysts): every key, never a secret.
+pub async fn list_api_keys(State(state): State<HubState>, who: UserAuth) -> AppResult<Json<Vec<crate::share::objects::ApiKey>>> {
+    who.require_analyst()?;
+    Ok(Json(state.store_call(|s| s.api_keys()).await?))
+}
+
+/// `POST /api/v1/api-keys` (analysts): the key is in the reply once and never again.
+pub async fn create_api_key(State(state): State<HubState>, who: UserAuth, body: Bytes) -> AppResult<impl IntoResponse> {
+    who.require_analyst()?;
+    let req: ApiKeyRequest = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("bad api key JSON: {e}")))?;
+    let (new, secret) = req.into_new(&format!("user:{}", who.user.username));
+    let key = state.store_call(move |s| s.create_api_key(&new, now_ms())).await?;
+    Ok((StatusCode::CREATED, Json(json!({ "api_key": key, "key": secret }))))
+}
+
+/// `POST /api/v1/api-keys/{id}/revoke` (analysts): the key stops working at once.
+pub async fn revoke_api_key(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>) -> AppResult<Json<crate::share::objects::ApiKey>> {
+    who.require_analyst()?;
+    Ok(Json(state.store_call(move |s| s.revoke_api_key(id, now_ms())).await?))
+}
+// ---- end api keys ----

@@ -62,6 +62,9 @@ pub enum HubCommand {
     /// The never-block allow-list: addresses that are never sightings and never blocked.
     #[command(subcommand)]
     Allow(AllowCommand),
+    /// API keys for the TAXII server: partners, peer hubs, SIEMs and jurisdictions.
+    #[command(subcommand, name = "api-key")]
+    ApiKey(ApiKeyCommand),
     /// Write the hub's campaigns as one STIX 2.1 bundle (TLP-marked) for MISP, OpenCTI or a SIEM.
     ///
     /// Campaigns, their keys as indicators, sightings and a report per campaign, every object
@@ -261,6 +264,47 @@ pub enum ContactCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key; it is printed once (only its hash is stored).
+    #[command(long_about = "Create an API key for the TAXII server (docs/sharing.md \"Collections and permissions\"). \
+The key is printed once; the store keeps only its SHA-256. Clients send it as `Authorization: Bearer KEY` \
+or as HTTP Basic with the key id as the user name and the key as the password.\n\n\
+A key with --jurisdiction reads the community collection and its jurisdiction's view, never another \
+jurisdiction's objects. A key with --name-jurisdictions (a peer hub) also reads the named hub collection. \
+Every key reads up to --max-tlp; TLP:RED is never served, AMBER+STRICT only to the jurisdiction it concerns.")]
+    Create {
+        /// A name for the key (who holds it), unique.
+        #[arg(long)]
+        name: String,
+        /// What the key may do: taxii-read, taxii-write (comma-separated or repeated).
+        #[arg(long = "scope", value_delimiter = ',', required = true)]
+        scopes: Vec<String>,
+        /// The narrowest TLP the key reads: TLP:CLEAR, TLP:GREEN, TLP:AMBER or TLP:AMBER+STRICT.
+        #[arg(long, default_value = "TLP:AMBER")]
+        max_tlp: ward_model::tlp::Tlp,
+        /// The jurisdiction (name or id) the key belongs to.
+        #[arg(long)]
+        jurisdiction: Option<String>,
+        /// Let the key read the hub collection, where jurisdictions are named (peer hubs).
+        #[arg(long)]
+        name_jurisdictions: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List keys (never their secrets).
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Revoke a key by its number (from `list`); it stops working at once on every replica.
+    Revoke {
+        id: i64,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum UserCommand {
     /// Add a user; a random password is printed unless --password is given.
     Add {
@@ -427,6 +471,30 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             if shown {
                 println!("password {password}");
             }
+            Ok(())
+        }
+        HubCommand::ApiKey(ApiKeyCommand::Create { name, scopes, max_tlp, jurisdiction, name_jurisdictions, data }) => {
+            let store = open(&data)?;
+            let jurisdiction_id = jurisdiction.map(|j| find_jurisdiction(store.as_ref(), &j)).transpose()?;
+            let req = crate::api::ApiKeyRequest { name, scopes, max_tlp: Some(max_tlp), jurisdiction_id, name_jurisdictions };
+            let (new, secret) = req.into_new("cli");
+            let key = store.create_api_key(&new, now_ms())?;
+            println!("api key {} {} {:?} scopes {} max {}", key.id, key.key_id, key.name, key.scopes.join(","), key.max_tlp);
+            println!("{secret}");
+            eprintln!("shown once: send it as `Authorization: Bearer KEY`, or HTTP Basic {}:KEY", key.key_id);
+            Ok(())
+        }
+        HubCommand::ApiKey(ApiKeyCommand::List { data }) => {
+            for k in open(&data)?.api_keys()? {
+                let status = if k.revoked_ms.is_some() { "revoked" } else { "active" };
+                let j = k.jurisdiction_id.map(|j| j.to_string()).unwrap_or_default();
+                println!("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}", k.id, k.key_id, status, k.scopes.join(","), k.max_tlp, j, if k.name_jurisdictions { "named" } else { "" }, k.name);
+            }
+            Ok(())
+        }
+        HubCommand::ApiKey(ApiKeyCommand::Revoke { id, data }) => {
+            let k = open(&data)?.revoke_api_key(id, now_ms())?;
+            println!("api key {} {} {:?} revoked", k.id, k.key_id, k.name);
             Ok(())
         }
         HubCommand::Export { data, tlp, hub_name, name_jurisdictions, include_unpublished, out } => {

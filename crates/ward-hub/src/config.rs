@@ -41,6 +41,11 @@
 //! trusted_proxies = ["127.0.0.1"]   # the load balancer in front of replicas (X-Forwarded-For)
 //! body_timeout_secs = 20          # a request body must arrive within this …
 //! body_min_bytes_per_sec = 8192   # … plus one second per this many bytes received
+//! [taxii]                 # the TAXII 2.1 server (docs/sharing.md "TAXII 2.1 server")
+//! hub_name = "ohio-hub"   # STIX identity and id namespace: keep it stable
+//! tlp = "TLP:AMBER"       # marking of what the hub publishes (never TLP:RED)
+//! publish_interval_secs = 30
+//! max_post_bytes = 16777216
 //! [metrics]
 //! # SHA-256 (hex) of a bearer token a Prometheus scraper sends to GET /metrics; analysts'
 //! # sessions work too. Make one: `t=$(openssl rand -hex 32); printf %s "$t" | sha256sum`
@@ -74,6 +79,7 @@ pub struct HubConfig {
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
+    pub taxii: TaxiiConfig,
 }
 
 impl Default for HubConfig {
@@ -91,6 +97,7 @@ impl Default for HubConfig {
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
+            taxii: TaxiiConfig::default(),
         }
     }
 }
@@ -352,6 +359,27 @@ impl<'de> Deserialize<'de> for TrustedProxy {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The TAXII 2.1 server and what the hub publishes into it (docs/sharing.md "TAXII 2.1 server").
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TaxiiConfig {
+    /// The hub's name: its STIX identity and the namespace of its object ids. Keep it stable
+    /// (and the same as `ward hub export --hub-name`), or every object gets a new id.
+    pub hub_name: String,
+    /// The marking of everything the hub publishes (TLP:RED is refused: it never leaves the hub).
+    pub tlp: ward_model::tlp::Tlp,
+    /// Seconds between publisher runs when nothing wakes it sooner (a new indicator does).
+    pub publish_interval_secs: u64,
+    /// Largest TAXII POST body in bytes (413 beyond).
+    pub max_post_bytes: usize,
+}
+
+impl Default for TaxiiConfig {
+    fn default() -> Self {
+        TaxiiConfig { hub_name: "ward hub".into(), tlp: ward_model::tlp::Tlp::Amber, publish_interval_secs: 30, max_post_bytes: 16 * 1024 * 1024 }
     }
 }
 

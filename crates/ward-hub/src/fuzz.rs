@@ -1,4 +1,4 @@
-//! Entry points for the cargo-fuzz targets in `fuzz/` (`hub_ingest`, `hub_api_json`, `stix`): bytes
+//! Entry points for the cargo-fuzz targets in `fuzz/` (`hub_ingest`, `hub_api_json`, `stix`, `taxii`): bytes
 //! from the network, through the same functions the handlers call, with the invariants the
 //! rest of the hub relies on checked (a broken one panics, which the fuzzer reports).
 
@@ -102,6 +102,37 @@ pub fn stix(data: &[u8]) {
             let _ = o.observables();
             let _ = o.tlp();
             let _ = o.is_withdrawn(NOW);
+        }
+    }
+}
+
+/// The TAXII server's parsers of untrusted input: the same bytes as a query string (filters and
+/// the `next` cursor), as a cursor alone, and as a POST envelope. Filters stay within their
+/// bounds, cursors round-trip, and every accepted object is a valid id, never TLP:RED, stored
+/// as a JSON object.
+pub fn taxii(data: &[u8]) {
+    use crate::share::taxii::{decode_cursor, encode_cursor, parse_query, read_envelope, Verdict, MAX_FILTER_VALUES, MAX_PAGE};
+    let text = String::from_utf8_lossy(data);
+    if let Ok(f) = parse_query(&text) {
+        assert!(f.ids.len() <= MAX_FILTER_VALUES && f.types.len() <= MAX_FILTER_VALUES && f.spec_versions.len() <= MAX_FILTER_VALUES);
+        assert!(f.versions.as_ref().is_none_or(|v| v.at.len() <= MAX_FILTER_VALUES));
+        assert!((1..=MAX_PAGE).contains(&f.page_size()));
+        if let Some((d, s)) = f.next {
+            assert_eq!(decode_cursor(&encode_cursor(d, s)), Some((d, s)));
+        }
+        let _ = f.after();
+    }
+    if let Some((d, s)) = decode_cursor(&text) {
+        assert!(d >= 0 && s >= 0);
+        assert_eq!(decode_cursor(&encode_cursor(d, s)), Some((d, s)));
+    }
+    if let Ok(verdicts) = read_envelope(data, Some(1)) {
+        for v in verdicts {
+            if let Verdict::Accepted(o) = v {
+                assert!(o.tlp != ward_model::tlp::Tlp::Red, "a TLP:RED object was accepted");
+                assert!(crate::share::stix::valid_id(&o.object_id), "accepted a bad id");
+                assert!(serde_json::from_str::<serde_json::Value>(&o.body).is_ok_and(|b| b.is_object()), "stored body is not an object");
+            }
         }
     }
 }

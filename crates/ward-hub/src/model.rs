@@ -15,6 +15,11 @@ pub fn now_ms() -> Millis {
     chrono::Utc::now().timestamp_millis()
 }
 
+/// Microseconds since the epoch (TAXII's `date_added`).
+pub fn now_us() -> i64 {
+    chrono::Utc::now().timestamp_micros()
+}
+
 /// Formats [`Millis`] as RFC 3339 UTC for people and JSON.
 pub fn fmt_ms(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)

@@ -29,12 +29,51 @@ fn op(summary: &str, auth: &str) -> Value {
         "sensor" => json!([{ "sensorCredential": [] }]),
         "sensor-or-user" => json!([{ "sensorCredential": [] }, { "session": [] }, { "sessionCookie": [] }]),
         "metrics" => json!([{ "metricsToken": [] }, { "session": [] }, { "sessionCookie": [] }]),
+        "taxii" => json!([{ "taxiiBasic": [] }, { "apiKey": [] }, { "session": [] }]),
         _ => json!([{ "session": [] }, { "sessionCookie": [] }]),
     };
     json!({ "summary": summary, "security": security, "responses": { "200": { "description": "success" }, "4XX": { "description": "client error; body {\"error\": message}" } } })
 }
 
 pub fn document() -> Value {
+    let mut doc = core_document();
+    if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), sharing_paths()) {
+        paths.extend(more);
+    }
+    doc
+}
+
+/// API keys and the TAXII 2.1 server (a separate literal: one `json!` this size overflows the
+/// macro recursion limit).
+fn sharing_paths() -> Value {
+    json!({
+            // API keys (crate::share::accounts)
+            "/api/v1/api-keys": { "get": op("every API key, never a secret (analyst)", "user"), "post": op("create an API key {name, scopes:[taxii-read|taxii-write], max_tlp?, jurisdiction_id?, name_jurisdictions?} (analyst); the key is in the reply once", "user") },
+            "/api/v1/api-keys/{id}/revoke": { "post": op("revoke an API key; it stops working at once (analyst)", "user") },
+            // TAXII 2.1 (crate::share::taxii; docs/sharing.md): every answer is application/taxii+json;version=2.1
+            "/taxii2/": { "get": op("TAXII 2.1 discovery", "taxii") },
+            "/taxii2": { "get": op("TAXII: 404 (the discovery URL ends in /)", "taxii") },
+            "/taxii2/api/": { "get": op("TAXII 2.1 API root", "taxii") },
+            "/taxii2/api/collections/": { "get": op("TAXII collections this account may read or write", "taxii") },
+            "/taxii2/api/collections/{collection}/": { "get": op("one TAXII collection", "taxii") },
+            "/taxii2/api/collections/{collection}/objects/": {
+                "get": op("TAXII objects: added_after, limit (≤ 1000), next, match[id|type|version|spec_version]; headers X-TAXII-Date-Added-First/Last", "taxii"),
+                "post": op("TAXII add objects (an envelope); 202 with a complete status resource", "taxii")
+            },
+            "/taxii2/api/collections/{collection}/objects/{object}/": { "get": op("TAXII one object (match[version] default last)", "taxii") },
+            "/taxii2/api/collections/{collection}/objects/{object}/versions/": { "get": op("TAXII versions of one object", "taxii") },
+            "/taxii2/api/collections/{collection}/manifest/": { "get": op("TAXII manifest: id, date_added, version, media_type per object", "taxii") },
+            "/taxii2/api/status/{status}/": { "get": op("TAXII status resource of a POST (its poster, or analysts)", "taxii") },
+            "/taxii2/{*rest}": {
+                "get": op("any other path under /taxii2/: a TAXII error 404", "taxii"),
+                "post": op("any other path under /taxii2/: a TAXII error 404", "taxii"),
+                "put": op("any other path under /taxii2/: a TAXII error 404", "taxii"),
+                "delete": op("any other path under /taxii2/: a TAXII error 404", "taxii")
+            }
+    })
+}
+
+fn core_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": { "title": "ward hub API", "version": env!("CARGO_PKG_VERSION"),
@@ -43,7 +82,9 @@ pub fn document() -> Value {
             "sensorCredential": { "type": "http", "scheme": "bearer", "description": "credential returned by /api/v1/sensors/enroll" },
             "session": { "type": "http", "scheme": "bearer", "description": "token returned by /api/v1/login" },
             "sessionCookie": { "type": "apiKey", "in": "cookie", "name": "ward_session", "description": "mutating requests also need the x-csrf-token header" },
-            "metricsToken": { "type": "http", "scheme": "bearer", "description": "the scraper token whose SHA-256 is [metrics] token_sha256 in the hub's config" }
+            "metricsToken": { "type": "http", "scheme": "bearer", "description": "the scraper token whose SHA-256 is [metrics] token_sha256 in the hub's config" },
+            "taxiiBasic": { "type": "http", "scheme": "basic", "description": "TAXII: a hub user's name and password, or an API key's key_id and key" },
+            "apiKey": { "type": "http", "scheme": "bearer", "description": "TAXII: an API key (ward hub api-key create, or POST /api/v1/api-keys)" }
         }},
         "paths": {
             "/api/v1/sensors/enroll": { "post": op("exchange a one-time enrollment token for a sensor credential", "none") },

@@ -54,6 +54,8 @@ pub fn app(state: HubState) -> Router {
         .route("/api/v1/trust-anomalies", get(api::list_trust_anomalies))
         .route("/api/v1/allowlist", get(api::list_allow_entries).post(api::add_allow_entry))
         .route("/api/v1/allowlist/{id}/remove", post(api::remove_allow_entry))
+        .route("/api/v1/api-keys", get(api::list_api_keys).post(api::create_api_key))
+        .route("/api/v1/api-keys/{id}/revoke", post(api::revoke_api_key))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::health))
@@ -63,6 +65,7 @@ pub fn app(state: HubState) -> Router {
         .merge(rest)
         .merge(crate::assets::routes())
         .merge(crate::retro::routes())
+        .merge(crate::share::taxii::routes(&state))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::body::enforce_body_deadline))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -112,7 +115,7 @@ impl RunningHub {
         let _ = self.shutdown.send(true);
         self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         let _ = self.server.await;
-        for job in [crate::state::JOB_RETENTION, crate::state::JOB_RETRO_HUNT] {
+        for job in [crate::state::JOB_RETENTION, crate::state::JOB_RETRO_HUNT, crate::share::publish::JOB_TAXII_PUBLISH] {
             self.state.release_job(job).await;
         }
     }
@@ -147,6 +150,7 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     let (shutdown, shutdown_rx) = watch::channel(false);
     tokio::spawn(crate::notify::run_worker(state.clone(), shutdown_rx.clone()));
     tokio::spawn(crate::retro::run_worker(state.clone(), shutdown_rx.clone())); // retro-hunt
+    tokio::spawn(crate::share::publish::run_worker(state.clone(), shutdown_rx.clone())); // TAXII objects
     tokio::spawn(run_retention(state.clone(), shutdown_rx));
     let std_listener = std::net::TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     std_listener.set_nonblocking(true)?;

@@ -287,6 +287,10 @@ on_each_backend! {
                                 .unwrap();
                             h.send(req).await
                         }
+                        "delete" => {
+                            let req = Request::delete(&path).header("authorization", format!("Bearer {}", w.pa_admin)).body(Body::empty()).unwrap();
+                            h.send(req).await
+                        }
                         other => panic!("unexpected method {other} in the OpenAPI document"),
                     };
                     checked += 1;

@@ -57,13 +57,16 @@ pub fn export_bundle(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> R
     if policy.tlp == Tlp::Red {
         return Err(ExportError::Red);
     }
-    let objects = export_objects(store, policy, now)?;
+    let objects: Vec<Value> = export_objects(store, policy, now)?.into_iter().map(|(o, _)| o).collect();
     let mut all = stix::markings_for(&objects);
     all.extend(objects);
     Ok(stix::bundle(all))
 }
 
-fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> StoreResult<Vec<Value>> {
+/// Every object of an export with the jurisdiction it concerns (a sighting, a named
+/// jurisdiction's identity; `None` for everything else), as the TAXII publisher stores them.
+/// The policy's TLP is not checked here: the caller refuses RED.
+pub fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> StoreResult<Vec<(Value, Option<i64>)>> {
     let ids = IdSpace::for_hub(&policy.hub_name);
     let hub_id = ids.id("identity", "hub");
     let jurisdictions: std::collections::HashMap<i64, Jurisdiction> = store.jurisdictions()?.into_iter().map(|j| (j.id, j)).collect();
@@ -75,12 +78,15 @@ fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> Stor
         revoked,
         confidence: None,
     };
-    let mut out = vec![stix::identity(
-        &hub_id,
-        &policy.hub_name,
-        "organization",
-        Some("A ward hub: election infrastructure information sharing"),
-        &Common { created_by_ref: None, ..base(0, 0, false) },
+    let mut out = vec![(
+        stix::identity(
+            &hub_id,
+            &policy.hub_name,
+            "organization",
+            Some("A ward hub: election infrastructure information sharing"),
+            &Common { created_by_ref: None, ..base(0, 0, false) },
+        ),
+        None,
     )];
     let mut identities_done = std::collections::HashSet::new();
     let ever_published = campaigns_in_indicator_log(store)?;
@@ -97,7 +103,7 @@ fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> Stor
         let c = base(campaign.opened_ms, modified, withdrawn);
         let campaign_id = ids.id("campaign", &campaign.id.to_string());
         let description = format!("Seen by {} jurisdictions, {} sightings. {}", campaign.jurisdictions, campaign.sightings, campaign.annotation).trim().to_string();
-        out.push(stix::campaign(&campaign_id, &campaign.name, &description, campaign.opened_ms, campaign.last_ms, &c));
+        out.push((stix::campaign(&campaign_id, &campaign.name, &description, campaign.opened_ms, campaign.last_ms, &c), None));
         let mut refs = vec![campaign_id.clone()];
         for key in &campaign.keys {
             let Some((kind, value)) = key.split_once(':') else { continue };
@@ -107,8 +113,8 @@ fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> Stor
             let valid_from = campaign.published_ms.or(campaign.confirmed_ms).unwrap_or(campaign.opened_ms);
             let ci = Common { confidence: Some(policy.confidence), ..base(valid_from, modified, withdrawn) };
             let description = format!("Key of campaign \"{}\": one actor seen by several election offices", campaign.name);
-            out.push(stix::indicator(&ind, &ob, &description, valid_from, None, &["ward-campaign-key"], &ci));
-            out.push(stix::relationship(&ids.id("relationship", &format!("indicates|{ind}|{campaign_id}")), "indicates", &ind, &campaign_id, &c));
+            out.push((stix::indicator(&ind, &ob, &description, valid_from, None, &["ward-campaign-key"], &ci), None));
+            out.push((stix::relationship(&ids.id("relationship", &format!("indicates|{ind}|{campaign_id}")), "indicates", &ind, &campaign_id, &c), None));
             refs.push(ind);
         }
         let mut ordinals = std::collections::HashMap::new();
@@ -119,7 +125,8 @@ fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> Stor
             let (identity_id, name) = jurisdiction_identity(&ids, j, policy.name_jurisdictions);
             if identities_done.insert(identity_id.clone()) {
                 let description = if policy.name_jurisdictions { "An election office" } else { "An election office whose name is not shared" };
-                out.push(stix::identity(&identity_id, &name, "organization", Some(description), &base(0, 0, false)));
+                let concerns = policy.name_jurisdictions.then_some(j.id);
+                out.push((stix::identity(&identity_id, &name, "organization", Some(description), &base(0, 0, false)), concerns));
             }
             // One sighting per affected jurisdiction. Its id must not encode which jurisdiction
             // (the hub's id space is public): for an anonymous place it counts the places of
@@ -128,10 +135,10 @@ fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> Stor
             *ordinal += 1;
             let sighting_id = ids.id("sighting", &format!("{campaign_id}|{identity_id}|{ordinal}"));
             let sc = base(affected.first_ms, modified.max(affected.last_ms), withdrawn);
-            out.push(stix::sighting(&sighting_id, &campaign_id, &[identity_id], affected.sightings, affected.first_ms, affected.last_ms, &sc));
+            out.push((stix::sighting(&sighting_id, &campaign_id, &[identity_id], affected.sightings, affected.first_ms, affected.last_ms, &sc), Some(j.id)));
             refs.push(sighting_id);
         }
-        out.push(stix::report(&ids.id("report", &format!("campaign|{}", campaign.id)), &format!("ward campaign {}: {}", campaign.id, campaign.name), modified, &refs, &c));
+        out.push((stix::report(&ids.id("report", &format!("campaign|{}", campaign.id)), &format!("ward campaign {}: {}", campaign.id, campaign.name), modified, &refs, &c), None));
     }
     Ok(out)
 }

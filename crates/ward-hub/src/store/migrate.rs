@@ -6,7 +6,8 @@
 //!   hashes, enrollment tokens, sessions, contacts, idempotency records, events, sightings,
 //!   campaigns with keys, members and log, the indicator log, the notification outbox and its
 //!   attempts, contact records, analyst indicators, the retro-hunt cursor and hits, the trust
-//!   tables, scan assets, blackouts, results, reports and leases). Ids are kept and each
+//!   tables, scan assets, blackouts, results, reports and leases, the TAXII object store, its
+//!   status resources and API keys). Ids are kept and each
 //!   identity sequence is set past the largest id copied (and past SQLite's AUTOINCREMENT
 //!   high-water mark), so sensors' `since=` cursors into the indicator log stay valid, logins
 //!   and sensor credentials keep working, and links between rows hold.
@@ -85,6 +86,12 @@ pub const TABLES: &[Table] = &[
     table("trust_anomalies", None, Some("id")),
     table("allow_entries", None, Some("id")),
     Table { name: "trust_state", order_by: None, identity: None, singleton: true },
+    // TAXII (share::objects): object versions keep their seq and date_added, so clients'
+    // cursors and added_after stay valid on the new store.
+    table("taxii_objects", Some("seq"), Some("seq")),
+    Table { name: "taxii_clock", order_by: None, identity: None, singleton: true },
+    table("taxii_status", None, None),
+    table("api_keys", Some("id"), Some("id")),
 ];
 
 /// SQLite tables that are the SQLite store's own bookkeeping, never copied. `job_leases` holds

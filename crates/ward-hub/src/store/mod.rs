@@ -314,6 +314,27 @@ pub trait Store: Send + Sync + 'static {
     /// The jurisdictions whose parent is `parent_id` (a state's counties and cities), by name.
     fn jurisdiction_children(&self, parent_id: i64) -> StoreResult<Vec<Jurisdiction>>;
     // ---- end state roll-up ----
+    // ---- taxii (crate::share::taxii, crate::share::accounts, crate::share::publish; docs/sharing.md "TAXII 2.1 server") ----
+    /// Stores object versions in `collection` in one transaction, with strictly increasing
+    /// `date_added` from `max(now_us, last + 1)` in commit order (see [`crate::share::objects`]).
+    /// Returns each object's `date_added`, or `None` when that version was already there.
+    fn taxii_add(&self, collection: &str, added_by: &str, objects: &[crate::share::objects::NewObject], now_us: i64) -> StoreResult<Vec<Option<i64>>>;
+    /// One page of object versions under the query's scope, in (date_added, seq) order.
+    fn taxii_objects(&self, query: &crate::share::objects::ObjectQuery) -> StoreResult<Vec<crate::share::objects::StoredObject>>;
+    /// The newest stored version of each of `ids` in `collection`: (id, version_us, content_hash).
+    fn taxii_latest(&self, collection: &str, ids: &[String]) -> StoreResult<Vec<(String, i64, String)>>;
+    /// Stores (or replaces) a POST's status resource; deletes those older than `keep_after_ms`.
+    fn put_taxii_status(&self, id: &str, account: &str, body: &str, now: Millis, keep_after_ms: Millis) -> StoreResult<()>;
+    /// A status resource: (the account that made it, its JSON).
+    fn taxii_status(&self, id: &str) -> StoreResult<Option<(String, String)>>;
+    fn create_api_key(&self, new: &crate::share::objects::NewApiKey, now: Millis) -> StoreResult<crate::share::objects::ApiKey>;
+    /// Every key, revoked ones included, oldest first.
+    fn api_keys(&self) -> StoreResult<Vec<crate::share::objects::ApiKey>>;
+    /// The key whose secret hashes to `secret_hash`, unless revoked.
+    fn api_key_by_secret(&self, secret_hash: &str) -> StoreResult<Option<crate::share::objects::ApiKey>>;
+    /// Revokes a key (at once, on every replica); `NotFound` for an unknown id.
+    fn revoke_api_key(&self, id: i64, now: Millis) -> StoreResult<crate::share::objects::ApiKey>;
+    // ---- end taxii ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

@@ -34,6 +34,7 @@ use crate::ingest::prefix_of;
 use crate::trust::{AllowList, AllowView};
 
 mod leases;
+mod taxii;
 mod trust;
 
 /// The schema, one file per version; never edit a released file, add a new one.
@@ -45,6 +46,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0300_trust.sql"),
     include_str!("../../migrations/0310_secrets.sql"),
     include_str!("../../migrations/0400_leases.sql"),
+    include_str!("../../migrations/0500_taxii.sql"),
     include_str!("../../migrations/0520_rollup.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
@@ -1114,6 +1116,36 @@ impl Store for SqliteStore {
     fn release_job(&self, name: &str, holder: &str) -> StoreResult<()> {
         self.write(|tx| leases::release_job(tx, name, holder))
     }
+
+    // ---- taxii (the SQL lives in sqlite/taxii.rs) ----
+    fn taxii_add(&self, collection: &str, added_by: &str, objects: &[crate::share::objects::NewObject], now_us: i64) -> StoreResult<Vec<Option<i64>>> {
+        self.write(|tx| taxii::add(tx, collection, added_by, objects, now_us))
+    }
+    fn taxii_objects(&self, query: &crate::share::objects::ObjectQuery) -> StoreResult<Vec<crate::share::objects::StoredObject>> {
+        self.read(|c| taxii::query(c, query))
+    }
+    fn taxii_latest(&self, collection: &str, ids: &[String]) -> StoreResult<Vec<(String, i64, String)>> {
+        self.read(|c| taxii::latest(c, collection, ids))
+    }
+    fn put_taxii_status(&self, id: &str, account: &str, body: &str, now: Millis, keep_after_ms: Millis) -> StoreResult<()> {
+        self.write(|tx| taxii::put_status(tx, id, account, body, now, keep_after_ms))
+    }
+    fn taxii_status(&self, id: &str) -> StoreResult<Option<(String, String)>> {
+        self.read(|c| taxii::status(c, id))
+    }
+    fn create_api_key(&self, new: &crate::share::objects::NewApiKey, now: Millis) -> StoreResult<crate::share::objects::ApiKey> {
+        self.write(|tx| taxii::create_key(tx, new, now))
+    }
+    fn api_keys(&self) -> StoreResult<Vec<crate::share::objects::ApiKey>> {
+        self.read(taxii::keys)
+    }
+    fn api_key_by_secret(&self, secret_hash: &str) -> StoreResult<Option<crate::share::objects::ApiKey>> {
+        self.read(|c| taxii::key_by_secret(c, secret_hash))
+    }
+    fn revoke_api_key(&self, id: i64, now: Millis) -> StoreResult<crate::share::objects::ApiKey> {
+        self.write(|tx| taxii::revoke_key(tx, id, now))
+    }
+    // ---- end taxii ----
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {

@@ -53,6 +53,7 @@ mod outbox;
 mod registry;
 mod retro;
 mod scan;
+mod taxii;
 mod trust;
 
 use std::collections::HashMap;
@@ -75,6 +76,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (300, include_str!("../../../migrations/postgres/0300_trust.sql")),
     (400, include_str!("../../../migrations/postgres/0400_replicas.sql")),
     (410, include_str!("../../../migrations/postgres/0410_contacts_partitioned.sql")),
+    (500, include_str!("../../../migrations/postgres/0500_taxii.sql")),
     (520, include_str!("../../../migrations/postgres/0520_rollup.sql")),
 ];
 
@@ -967,4 +969,34 @@ impl Store for PgStore {
             }
         }
     }
+
+    // ---- taxii (the SQL lives in taxii.rs) ----
+    fn taxii_add(&self, collection: &str, added_by: &str, objects: &[crate::share::objects::NewObject], now_us: i64) -> StoreResult<Vec<Option<i64>>> {
+        self.write(|db| taxii::add(db, collection, added_by, objects, now_us))
+    }
+    fn taxii_objects(&self, query: &crate::share::objects::ObjectQuery) -> StoreResult<Vec<crate::share::objects::StoredObject>> {
+        self.read(|db| taxii::query(db, query))
+    }
+    fn taxii_latest(&self, collection: &str, ids: &[String]) -> StoreResult<Vec<(String, i64, String)>> {
+        self.read(|db| taxii::latest(db, collection, ids))
+    }
+    fn put_taxii_status(&self, id: &str, account: &str, body: &str, now: Millis, keep_after_ms: Millis) -> StoreResult<()> {
+        self.write(|db| taxii::put_status(db, id, account, body, now, keep_after_ms))
+    }
+    fn taxii_status(&self, id: &str) -> StoreResult<Option<(String, String)>> {
+        self.read(|db| taxii::status(db, id))
+    }
+    fn create_api_key(&self, new: &crate::share::objects::NewApiKey, now: Millis) -> StoreResult<crate::share::objects::ApiKey> {
+        self.write(|db| taxii::create_key(db, new, now))
+    }
+    fn api_keys(&self) -> StoreResult<Vec<crate::share::objects::ApiKey>> {
+        self.read(taxii::keys)
+    }
+    fn api_key_by_secret(&self, secret_hash: &str) -> StoreResult<Option<crate::share::objects::ApiKey>> {
+        self.read(|db| taxii::key_by_secret(db, secret_hash))
+    }
+    fn revoke_api_key(&self, id: i64, now: Millis) -> StoreResult<crate::share::objects::ApiKey> {
+        self.write(|db| taxii::revoke_key(db, id, now))
+    }
+    // ---- end taxii ----
 }
