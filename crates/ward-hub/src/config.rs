@@ -41,6 +41,11 @@
 //! trusted_proxies = ["127.0.0.1"]   # the load balancer in front of replicas (X-Forwarded-For)
 //! body_timeout_secs = 20          # a request body must arrive within this …
 //! body_min_bytes_per_sec = 8192   # … plus one second per this many bytes received
+//! [feeds]                 # feeds the hub polls (docs/sharing.md "Feeds")
+//! poll = true             # the background poller (on one replica at a time)
+//! allow_targets = ["10.30.0.5"]      # on-premises TAXII or MISP servers on internal addresses
+//! timeout_secs = 60       # one request, body included
+//! max_response_mib = 64   # one response
 //! [metrics]
 //! # SHA-256 (hex) of a bearer token a Prometheus scraper sends to GET /metrics; analysts'
 //! # sessions work too. Make one: `t=$(openssl rand -hex 32); printf %s "$t" | sha256sum`
@@ -74,6 +79,7 @@ pub struct HubConfig {
     pub retention: RetentionConfig,
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
+    pub feeds: FeedsConfig,
 }
 
 impl Default for HubConfig {
@@ -91,6 +97,7 @@ impl Default for HubConfig {
             retention: RetentionConfig::default(),
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
+            feeds: FeedsConfig::default(),
         }
     }
 }
@@ -356,6 +363,35 @@ impl<'de> Deserialize<'de> for TrustedProxy {
 }
 
 /// Who may read `GET /metrics`: an analyst's session, or a scraper with this token.
+/// `[feeds]`: how the hub fetches the feeds analysts configure ([`crate::share::feeds`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Run the background poller (it runs on one replica at a time).
+    pub poll: bool,
+    /// Internal addresses feeds may be fetched from (the egress rules refuse them otherwise).
+    pub allow_targets: Vec<crate::notify::egress::AllowedNet>,
+    /// The total time of one request.
+    pub timeout_secs: u64,
+    /// The largest response read.
+    pub max_response_mib: u64,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        FeedsConfig { poll: true, allow_targets: Vec::new(), timeout_secs: 60, max_response_mib: 64 }
+    }
+}
+
+impl FeedsConfig {
+    /// The HTTP client these settings describe.
+    pub fn client(&self) -> Result<crate::share::feeds::fetch::FeedHttp, String> {
+        let egress = std::sync::Arc::new(crate::notify::egress::EgressPolicy::new(&self.allow_targets));
+        let max = (self.max_response_mib.clamp(1, 4096) as usize) * 1024 * 1024;
+        crate::share::feeds::fetch::FeedHttp::new(egress, std::time::Duration::from_secs(self.timeout_secs.clamp(1, 3600)), max)
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {

@@ -35,6 +35,20 @@ fn op(summary: &str, auth: &str) -> Value {
 }
 
 pub fn document() -> Value {
+    let mut doc = base_document();
+    // Feeds (crate::share::feeds): added here, the one json! above is at the macro's depth limit.
+    let paths = &mut doc["paths"];
+    paths["/api/v1/feeds"] = json!({
+        "get": op("feeds the hub polls, with their state, counts and last error (analysts)", "user"),
+        "post": op("add a feed {name, kind: taxii|misp|csv, url, collection?, column?, username?/password? or token?, types?, min_confidence?, default_confidence?, max_indicators?, tlp?, expire_days?, interval_secs?, enabled?} (analysts)", "user")
+    });
+    paths["/api/v1/feeds/{id}"] = json!({ "get": op("one feed and the indicators it holds (analysts)", "user") });
+    paths["/api/v1/feeds/{id}/poll"] = json!({ "post": op("poll the feed now; the report says what changed (analysts)", "user") });
+    paths["/api/v1/feeds/{id}/remove"] = json!({ "post": op("remove the feed and withdraw its indicators (analysts)", "user") });
+    doc
+}
+
+fn base_document() -> Value {
     json!({
         "openapi": "3.1.0",
         "info": { "title": "ward hub API", "version": env!("CARGO_PKG_VERSION"),
