@@ -65,6 +65,10 @@ pub enum HubCommand {
     /// API keys for the TAXII server: partners, peer hubs, SIEMs and jurisdictions.
     #[command(subcommand, name = "api-key")]
     ApiKey(ApiKeyCommand),
+    /// Feeds the hub polls: TAXII 2.1 collections, MISP feeds and CSV/text lists, whose
+    /// indicators go to every sensor (docs/sharing.md "Feeds").
+    #[command(subcommand)]
+    Feed(FeedCommand),
     /// Write the hub's campaigns as one STIX 2.1 bundle (TLP-marked) for MISP, OpenCTI or a SIEM.
     ///
     /// Campaigns, their keys as indicators, sightings and a report per campaign, every object
@@ -230,6 +234,92 @@ pub enum AllowCommand {
     /// Remove an entry by id; keys it covered are not restored.
     Remove {
         id: i64,
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FeedCommand {
+    /// Add a feed; the running hub polls it within seconds, then every --interval-secs.
+    #[command(long_about = "Add a feed; the running hub polls it within seconds, then every --interval-secs.\n\n\
+Kinds: taxii (--url is the API root, --collection the collection id; polled with added_after and \
+every page), misp (--url is the directory holding manifest.json; only events whose timestamp \
+changed are fetched; attributes ip-dst, ip-src, domain, hostname, url with to_ids), csv (one \
+indicator a line, # comments; --column N reads field N of a CSV record).\n\n\
+What a feed adds: addresses, networks (no wider than /16, IPv6 /32) and domains that are public; \
+never an allow-listed address; at most --max-indicators at once (past the cap it adds nothing \
+more and says so in `feed list`). TLP:CLEAR, GREEN and AMBER indicators go to the sensors; \
+AMBER+STRICT and RED ones stay on the hub. Fetches follow the egress rules: a server on an \
+internal address must be listed in the hub config's [feeds] allow_targets.")]
+    Add {
+        name: String,
+        /// taxii, misp or csv.
+        #[arg(long)]
+        kind: String,
+        /// TAXII: the API root; MISP: the feed directory; CSV: the list.
+        #[arg(long)]
+        url: String,
+        /// TAXII: the collection id.
+        #[arg(long)]
+        collection: Option<String>,
+        /// CSV: the 0-based column holding the indicator (default: the first field of a line).
+        #[arg(long)]
+        column: Option<i64>,
+        /// HTTP Basic user name (with --password or WARD_FEED_PASSWORD).
+        #[arg(long)]
+        username: Option<String>,
+        #[arg(long, env = "WARD_FEED_PASSWORD", hide_env_values = true, requires = "username")]
+        password: Option<String>,
+        /// A bearer token instead of Basic credentials (or WARD_FEED_TOKEN).
+        #[arg(long, env = "WARD_FEED_TOKEN", hide_env_values = true, conflicts_with = "username")]
+        token: Option<String>,
+        /// Allowed indicator types, comma-separated: ip, net, domain, url (url: a URL's host;
+        /// default ip,net,domain).
+        #[arg(long, value_delimiter = ',')]
+        types: Option<Vec<String>>,
+        /// Skip indicators below this confidence (0-100; default 0).
+        #[arg(long)]
+        min_confidence: Option<i64>,
+        /// The confidence of indicators that carry none (MISP, CSV; default 50).
+        #[arg(long)]
+        default_confidence: Option<i64>,
+        /// The cap on indicators the feed holds at once (default 50000).
+        #[arg(long)]
+        max_indicators: Option<i64>,
+        /// The TLP of indicators that carry none (default TLP:AMBER).
+        #[arg(long)]
+        tlp: Option<String>,
+        /// Indicators that carry no expiry expire this many days after they were added.
+        #[arg(long)]
+        expire_days: Option<i64>,
+        /// Seconds between polls (default 3600, at least 60).
+        #[arg(long)]
+        interval_secs: Option<i64>,
+        /// Add it without polling it.
+        #[arg(long)]
+        disabled: bool,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// List feeds: kind, status, indicators held, last poll and last error.
+    List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Remove a feed: its indicators leave the sensors (unless another source holds them).
+    Remove {
+        id: i64,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Poll a feed now and print what changed (progress on stderr).
+    Poll {
+        id: i64,
+        /// The hub's configuration, for [feeds] (allow_targets, timeouts) and [trust]
+        /// never_block; the built-in defaults when left out.
+        #[arg(long)]
+        config: Option<PathBuf>,
         #[command(flatten)]
         data: DataArg,
     },
@@ -518,6 +608,114 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             Ok(())
         }
         HubCommand::Migrate { from, to } => migrate(&from, &to),
+        HubCommand::Feed(cmd) => feed(cmd),
+    }
+}
+
+/// `ward hub feed …`.
+fn feed(cmd: FeedCommand) -> anyhow::Result<()> {
+    use crate::share::feeds::{self, FeedRequest};
+    match cmd {
+        FeedCommand::Add {
+            name,
+            kind,
+            url,
+            collection,
+            column,
+            username,
+            password,
+            token,
+            types,
+            min_confidence,
+            default_confidence,
+            max_indicators,
+            tlp,
+            expire_days,
+            interval_secs,
+            disabled,
+            data,
+        } => {
+            let req = FeedRequest {
+                name,
+                kind,
+                url,
+                collection,
+                column,
+                username,
+                password,
+                token,
+                types,
+                min_confidence,
+                default_confidence,
+                max_indicators,
+                tlp,
+                expire_days,
+                interval_secs,
+                enabled: Some(!disabled),
+            };
+            let new = feeds::validate(&req, "cli").map_err(|e| anyhow::anyhow!(e))?;
+            let f = open(&data)?.add_feed(&new, now_ms())?;
+            println!(
+                "feed {} {:?} ({} {}{}): types {}, confidence floor {}, cap {}, default {}, every {} s{}",
+                f.id,
+                f.name,
+                f.kind.as_str(),
+                redacted_target(&f.url),
+                f.collection.as_deref().map(|c| format!(" collection {c}")).unwrap_or_default(),
+                f.types.join(","),
+                f.min_confidence,
+                f.max_indicators,
+                f.default_tlp,
+                f.interval_secs,
+                if f.enabled { "" } else { " (disabled)" }
+            );
+            Ok(())
+        }
+        FeedCommand::List { data } => {
+            for f in open(&data)?.feeds()? {
+                println!(
+                    "{}\t{}\t{}\t{}\t{} on sensors, {} on the hub (cap {})\tlast poll {}\t{}",
+                    f.id,
+                    f.kind.as_str(),
+                    f.name,
+                    feeds::api::status(&f),
+                    f.on_sensors,
+                    f.held_on_hub,
+                    f.max_indicators,
+                    f.last_poll_ms.map(crate::model::fmt_ms).unwrap_or_else(|| "never".into()),
+                    f.last_error.as_deref().map(|e| format!("error: {e}")).unwrap_or_else(|| redacted_target(&f.url))
+                );
+            }
+            Ok(())
+        }
+        FeedCommand::Remove { id, data } => {
+            let out = open(&data)?.remove_feed(id, now_ms()).with_context(|| format!("cannot remove feed {id} (list them with `ward hub feed list`)"))?;
+            println!("feed {id} removed: {} indicators withdrawn, {} removed from the sensors' list (the rest another source holds)", out.removed, out.log_removes);
+            Ok(())
+        }
+        FeedCommand::Poll { id, config, data } => {
+            let cfg = match &config {
+                Some(path) => HubConfig::load(path)?,
+                None => HubConfig::default(),
+            };
+            let policy = cfg.correlation_policy(|_| None).map_err(|e| anyhow::anyhow!("invalid [trust] configuration: {e}"))?;
+            let http = cfg.feeds.client().map_err(|e| anyhow::anyhow!(e))?;
+            let store = open(&data)?;
+            let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+            let report = rt.block_on(async move {
+                let poller = feeds::poll::Poller { store, http, allow: policy.trust.allow.clone() };
+                feeds::poll_feed(&poller, id, &|line| eprintln!("{line}")).await
+            })?;
+            println!("{}", report.summary());
+            if !report.skipped.0.is_empty() {
+                let reasons: Vec<String> = report.skipped.0.iter().map(|(k, v)| format!("{} {v}", serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())).collect();
+                println!("skipped: {}", reasons.join(", "));
+            }
+            match report.error {
+                Some(e) => anyhow::bail!("feed {id} poll failed: {e}"),
+                None => Ok(()),
+            }
+        }
     }
 }
 

@@ -46,6 +46,11 @@
 //! tlp = "TLP:AMBER"       # marking of what the hub publishes (never TLP:RED)
 //! publish_interval_secs = 30
 //! max_post_bytes = 16777216
+//! [feeds]                 # feeds the hub polls (docs/sharing.md "Feeds")
+//! poll = true             # the background poller (on one replica at a time)
+//! allow_targets = ["10.30.0.5"]      # on-premises TAXII or MISP servers on internal addresses
+//! timeout_secs = 60       # one request, body included
+//! max_response_mib = 64   # one response
 //! [metrics]
 //! # SHA-256 (hex) of a bearer token a Prometheus scraper sends to GET /metrics; analysts'
 //! # sessions work too. Make one: `t=$(openssl rand -hex 32); printf %s "$t" | sha256sum`
@@ -80,6 +85,7 @@ pub struct HubConfig {
     pub limits: LimitsConfig,
     pub metrics: MetricsConfig,
     pub taxii: TaxiiConfig,
+    pub feeds: FeedsConfig,
 }
 
 impl Default for HubConfig {
@@ -98,6 +104,7 @@ impl Default for HubConfig {
             limits: LimitsConfig::default(),
             metrics: MetricsConfig::default(),
             taxii: TaxiiConfig::default(),
+            feeds: FeedsConfig::default(),
         }
     }
 }
@@ -384,6 +391,35 @@ impl Default for TaxiiConfig {
 }
 
 /// Who may read `GET /metrics`: an analyst's session, or a scraper with this token.
+/// `[feeds]`: how the hub fetches the feeds analysts configure ([`crate::share::feeds`]).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedsConfig {
+    /// Run the background poller (it runs on one replica at a time).
+    pub poll: bool,
+    /// Internal addresses feeds may be fetched from (the egress rules refuse them otherwise).
+    pub allow_targets: Vec<crate::notify::egress::AllowedNet>,
+    /// The total time of one request.
+    pub timeout_secs: u64,
+    /// The largest response read.
+    pub max_response_mib: u64,
+}
+
+impl Default for FeedsConfig {
+    fn default() -> Self {
+        FeedsConfig { poll: true, allow_targets: Vec::new(), timeout_secs: 60, max_response_mib: 64 }
+    }
+}
+
+impl FeedsConfig {
+    /// The HTTP client these settings describe.
+    pub fn client(&self) -> Result<crate::share::feeds::fetch::FeedHttp, String> {
+        let egress = std::sync::Arc::new(crate::notify::egress::EgressPolicy::new(&self.allow_targets));
+        let max = (self.max_response_mib.clamp(1, 4096) as usize) * 1024 * 1024;
+        crate::share::feeds::fetch::FeedHttp::new(egress, std::time::Duration::from_secs(self.timeout_secs.clamp(1, 3600)), max)
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MetricsConfig {

@@ -136,3 +136,47 @@ pub fn taxii(data: &[u8]) {
         }
     }
 }
+
+/// What a feed serves (`fuzz/fuzz_targets/feeds.rs`): the first byte picks the parser — a
+/// CSV/text list (plain, or column 1), a MISP manifest, a MISP event, a TAXII envelope and its
+/// indicator objects — and the rest is the response body. Invariants: no panic; every item is
+/// an `ip`, `net` or `domain` that normalises to itself (what is stored is what the sensors
+/// get), and no parse yields more than its input held.
+pub fn feeds(data: &[u8]) {
+    use crate::share::feeds::{csv, misp, normalize, taxii, FeedItem, ItemRules, TYPES};
+    let Some((&which, body)) = data.split_first() else { return };
+    let rules = ItemRules::permissive(NOW);
+    let all: Vec<String> = TYPES.iter().map(|s| s.to_string()).collect();
+    let check = |items: &[FeedItem]| {
+        for i in items {
+            assert!(matches!(i.kind, "ip" | "net" | "domain"), "{i:?}");
+            assert_eq!(normalize(&i.value, Some(i.kind), &all), Ok((i.kind, i.value.clone())), "{i:?} does not normalise to itself");
+        }
+    };
+    match which % 5 {
+        0 | 1 => {
+            let parsed = csv::parse(body, (which % 5 == 1).then_some(1), &rules);
+            assert!(parsed.items.len() <= parsed.entries);
+            check(&parsed.items);
+        }
+        2 => {
+            if let Ok(m) = misp::parse_manifest(body) {
+                assert!(m.keys().all(|u| misp::valid_uuid(u)));
+            }
+        }
+        3 => {
+            if let Ok((group, _)) = misp::parse_event("5f3c1a2b-0000-4000-8000-0000000000e1", body, &rules) {
+                check(&group.items);
+            }
+        }
+        _ => {
+            if let Ok(env) = taxii::parse_envelope(body) {
+                let page = taxii::page_items(env.objects, &rules);
+                assert!(page.groups.len() <= page.indicators);
+                for g in &page.groups {
+                    check(&g.items);
+                }
+            }
+        }
+    }
+}

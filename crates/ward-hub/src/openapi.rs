@@ -40,8 +40,20 @@ pub fn document() -> Value {
     if let (Some(paths), Value::Object(more)) = (doc["paths"].as_object_mut(), sharing_paths()) {
         paths.extend(more);
     }
+    // Feeds (crate::share::feeds): added here, the one json! below is at the macro's depth limit.
+    let paths = &mut doc["paths"];
+    paths["/api/v1/feeds"] = json!({
+        "get": op("feeds the hub polls, with their state, counts and last error (analysts)", "user"),
+        "post": op(FEED_POST, "user")
+    });
+    paths["/api/v1/feeds/{id}"] = json!({ "get": op("one feed and the indicators it holds (analysts)", "user") });
+    paths["/api/v1/feeds/{id}/poll"] = json!({ "post": op("poll the feed now; the report says what changed (analysts)", "user") });
+    paths["/api/v1/feeds/{id}/remove"] = json!({ "post": op("remove the feed and withdraw its indicators (analysts)", "user") });
     doc
 }
+
+/// `POST /api/v1/feeds`'s summary.
+const FEED_POST: &str = "add a feed {name, kind: taxii|misp|csv, url, collection?, column?, username?/password? or token?, types?, min_confidence?, default_confidence?, max_indicators?, tlp?, expire_days?, interval_secs?, enabled?} (analysts)";
 
 /// API keys and the TAXII 2.1 server (a separate literal: one `json!` this size overflows the
 /// macro recursion limit).

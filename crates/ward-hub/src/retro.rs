@@ -673,7 +673,8 @@ pub mod sql {
         })
     }
 
-    /// Logs a `remove` for every analyst indicator past its expiry; returns how many.
+    /// Marks every analyst indicator past its expiry removed (a `remove` is logged unless
+    /// another source still holds the value); returns how many expired.
     pub fn expire_indicators(tx: &Transaction<'_>, now: Millis) -> StoreResult<usize> {
         let due: Vec<(i64, String, String)> = {
             let mut st = tx.prepare_cached(
@@ -683,9 +684,9 @@ pub mod sql {
             rows
         };
         for (id, kind, value) in &due {
-            tx.prepare_cached("INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) VALUES ('remove', ?1, ?2, 0, ?3)")?
-                .execute(params![kind, value, now])?;
             tx.prepare_cached("UPDATE analyst_indicators SET removed_ms = ?1 WHERE id = ?2")?.execute(params![now, id])?;
+            // Another source (a campaign, a feed) may still hold the value: then it stays.
+            crate::store::sqlite::feeds::log_remove(tx, kind, value, 0, crate::store::sqlite::feeds::Holder::Analyst(*id), now)?;
         }
         Ok(due.len())
     }

@@ -7,14 +7,14 @@
 //!   campaigns with keys, members and log, the indicator log, the notification outbox and its
 //!   attempts, contact records, analyst indicators, the retro-hunt cursor and hits, the trust
 //!   tables, scan assets, blackouts, results, reports and leases, the TAXII object store, its
-//!   status resources and API keys). Ids are kept and each
+//!   status resources and API keys, feeds and their indicators). Ids are kept and each
 //!   identity sequence is set past the largest id copied (and past SQLite's AUTOINCREMENT
 //!   high-water mark), so sensors' `since=` cursors into the indicator log stay valid, logins
 //!   and sensor credentials keep working, and links between rows hold.
 //! * **A table this list does not know** (a newer schema) stops the migration before anything is
 //!   written: nothing is left behind silently. SQLite's own bookkeeping (`store_meta`,
 //!   `sqlite_sequence`, `sqlite_stat*`) and the old process's `job_leases` are not copied.
-//! * **Webhook secrets**: sealed in SQLite with the key file (`store::secrets`); the PostgreSQL
+//! * **Webhook secrets** (and feed credentials, `feeds.credential`): sealed in SQLite with the key file (`store::secrets`); the PostgreSQL
 //!   store keeps them as it does today, in plaintext, so they are opened with the source's key
 //!   file on the way. A secret that cannot be opened (the key file lost) stops the migration.
 //! * **One transaction**: the target's tables must be empty (its singleton rows — the retro-hunt
@@ -92,6 +92,8 @@ pub const TABLES: &[Table] = &[
     Table { name: "taxii_clock", order_by: None, identity: None, singleton: true },
     table("taxii_status", None, None),
     table("api_keys", Some("id"), Some("id")),
+    table("feeds", None, Some("id")),
+    table("feed_indicators", None, Some("id")),
 ];
 
 /// SQLite tables that are the SQLite store's own bookkeeping, never copied. `job_leases` holds
@@ -292,7 +294,12 @@ fn copy_table(
         let days: BTreeSet<i64> = st.query_map([], |r| r.get(0)).map_err(sqlite_err)?.collect::<Result<_, _>>().map_err(sqlite_err)?;
         super::postgres::create_contact_partitions(db, &days)?;
     }
-    let secret_at = if name == "contacts" { columns.iter().position(|c| c == "secret") } else { None };
+    // Sealed columns: opened with the source's key file (see the module note).
+    let (secret_at, sealed_column) = match name {
+        "contacts" => (columns.iter().position(|c| c == "secret"), super::sqlite::CONTACT_SECRET_COLUMN),
+        "feeds" => (columns.iter().position(|c| c == "credential"), super::sqlite::FEED_CREDENTIAL_COLUMN),
+        _ => (None, ""),
+    };
     let order = t.order_by.map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
     let mut st = src.prepare(&format!("SELECT {list} FROM {name}{order}")).map_err(sqlite_err)?;
     let mut rows = st.query([]).map_err(sqlite_err)?;
@@ -307,9 +314,9 @@ fn copy_table(
             let value = if Some(i) == secret_at {
                 match raw {
                     rusqlite::types::ValueRef::Text(sealed) => {
-                        let sealed = std::str::from_utf8(sealed).map_err(|_| StoreError::Invalid("contacts.secret is not text".into()))?;
-                        let plain = keys.open(super::sqlite::CONTACT_SECRET_COLUMN, sealed).map_err(|e| {
-                            StoreError::Invalid(format!("cannot open the webhook secret of a contact: {e} (key file {})", keys.path().display()))
+                        let sealed = std::str::from_utf8(sealed).map_err(|_| StoreError::Invalid(format!("{sealed_column} is not text")))?;
+                        let plain = keys.open(sealed_column, sealed).map_err(|e| {
+                            StoreError::Invalid(format!("cannot open {sealed_column} of a row: {e} (key file {})", keys.path().display()))
                         })?;
                         Value::Text(Some(plain))
                     }

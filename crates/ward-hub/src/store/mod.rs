@@ -335,6 +335,27 @@ pub trait Store: Send + Sync + 'static {
     /// Revokes a key (at once, on every replica); `NotFound` for an unknown id.
     fn revoke_api_key(&self, id: i64, now: Millis) -> StoreResult<crate::share::objects::ApiKey>;
     // ---- end taxii ----
+    // ---- feeds (crate::share::feeds; docs/sharing.md "Feeds"): keep this block together ----
+    fn add_feed(&self, new: &crate::share::feeds::NewFeed, now: Millis) -> StoreResult<crate::share::feeds::Feed>;
+    fn feeds(&self) -> StoreResult<Vec<crate::share::feeds::Feed>>;
+    fn feed(&self, id: i64) -> StoreResult<Option<crate::share::feeds::Feed>>;
+    /// The feed's password or token, opened; `None` when it has none.
+    fn feed_credential(&self, id: i64) -> StoreResult<Option<String>>;
+    /// Withdraws everything the feed holds (a `remove` only for values no other source holds)
+    /// and deletes it, in one transaction.
+    fn remove_feed(&self, id: i64, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied>;
+    /// Replaces the feed's groups in `update` and keeps its poll state, in one transaction with
+    /// the indicator log: allow-listed values (`allow`, plus the registered entries) are not
+    /// taken, nothing is added past the feed's cap, values already live are not logged again and
+    /// values another source holds are not removed.
+    fn apply_feed_update(&self, feed_id: i64, update: &crate::share::feeds::FeedUpdate, allow: &crate::trust::AllowList, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied>;
+    /// Records a poll's outcome (the error and backoff, the cap, the counts).
+    fn record_feed_poll(&self, feed_id: i64, record: &crate::share::feeds::PollRecord, now: Millis) -> StoreResult<()>;
+    /// Withdraws feed indicators past their `valid_until` (at most a bounded number per call).
+    fn expire_feed_indicators(&self, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied>;
+    /// The indicators a feed holds now, oldest first.
+    fn feed_indicators(&self, feed_id: i64, limit: usize) -> StoreResult<Vec<crate::share::feeds::FeedIndicator>>;
+    // ---- end feeds ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

@@ -33,6 +33,7 @@ use super::*;
 use crate::ingest::prefix_of;
 use crate::trust::{AllowList, AllowView};
 
+pub(crate) mod feeds;
 mod leases;
 mod taxii;
 mod trust;
@@ -47,10 +48,15 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0310_secrets.sql"),
     include_str!("../../migrations/0400_leases.sql"),
     include_str!("../../migrations/0500_taxii.sql"),
+    include_str!("../../migrations/0510_feeds.sql"),
     include_str!("../../migrations/0520_rollup.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
+/// Associated data of a sealed feed credential (password or token).
+pub(super) const FEED_CREDENTIAL_COLUMN: &str = "feeds.credential";
+/// The sealed columns: (table, column, associated data).
+const SEALED_COLUMNS: &[(&str, &str, &str)] = &[("contacts", "secret", CONTACT_SECRET_COLUMN), ("feeds", "credential", FEED_CREDENTIAL_COLUMN)];
 /// Reader connections kept open; more readers than cores gains nothing.
 const MAX_IDLE_READERS: usize = 8;
 /// How long a connection waits on a lock held by another process before failing.
@@ -275,8 +281,16 @@ fn tighten(path: &Path, mode: u32) -> StoreResult<()> {
 /// sealed with an older key (after a rotation), in one transaction. The replaced values are
 /// overwritten (`secure_delete`) and the WAL is checkpointed, so the old values leave the files.
 fn reseal_secrets(conn: &mut Connection, keys: &super::secrets::SecretKeys) -> StoreResult<()> {
+    for (table, column, sealed_as) in SEALED_COLUMNS {
+        reseal_column(conn, keys, table, column, sealed_as)?;
+    }
+    Ok(())
+}
+
+/// [`reseal_secrets`] for one column (names from [`SEALED_COLUMNS`], never from input).
+fn reseal_column(conn: &mut Connection, keys: &super::secrets::SecretKeys, table: &str, column: &str, sealed_as: &str) -> StoreResult<()> {
     let stale: Vec<(i64, String)> = {
-        let mut st = conn.prepare("SELECT id, secret FROM contacts WHERE secret IS NOT NULL")?;
+        let mut st = conn.prepare(&format!("SELECT id, {column} FROM {table} WHERE {column} IS NOT NULL"))?;
         let rows: Vec<(i64, String)> = st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?.collect::<Result<_, _>>()?;
         rows.into_iter().filter(|(_, value)| !keys.is_current(value)).collect()
     };
@@ -287,12 +301,12 @@ fn reseal_secrets(conn: &mut Connection, keys: &super::secrets::SecretKeys) -> S
     let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut sealed = 0;
     for (id, value) in stale {
-        match keys.open(CONTACT_SECRET_COLUMN, &value) {
+        match keys.open(sealed_as, &value) {
             Ok(plain) => {
-                tx.execute("UPDATE contacts SET secret = ?1 WHERE id = ?2", params![keys.seal(CONTACT_SECRET_COLUMN, &plain), id])?;
+                tx.execute(&format!("UPDATE {table} SET {column} = ?1 WHERE id = ?2"), params![keys.seal(sealed_as, &plain), id])?;
                 sealed += 1;
             }
-            Err(e) => tracing::error!(contact = id, key_file = %keys.path().display(), error = %e, "cannot re-seal a webhook secret"),
+            Err(e) => tracing::error!(table, id, key_file = %keys.path().display(), error = %e, "cannot re-seal a secret"),
         }
     }
     tx.commit()?;
@@ -302,7 +316,7 @@ fn reseal_secrets(conn: &mut Connection, keys: &super::secrets::SecretKeys) -> S
     }
     conn.pragma_update(None, "secure_delete", "OFF")?;
     if sealed > 0 {
-        tracing::info!(contacts = sealed, "sealed webhook secrets with the current key");
+        tracing::info!(table, rows = sealed, "sealed secrets with the current key");
     }
     Ok(())
 }
@@ -1146,6 +1160,38 @@ impl Store for SqliteStore {
         self.write(|tx| taxii::revoke_key(tx, id, now))
     }
     // ---- end taxii ----
+    // ---- feeds (crate::share::feeds; SQL in sqlite/feeds.rs) ----
+    fn add_feed(&self, new: &crate::share::feeds::NewFeed, now: Millis) -> StoreResult<crate::share::feeds::Feed> {
+        self.write(|tx| feeds::add_feed(tx, &self.secrets, new, now))
+    }
+    fn feeds(&self) -> StoreResult<Vec<crate::share::feeds::Feed>> {
+        self.read(feeds::feeds)
+    }
+    fn feed(&self, id: i64) -> StoreResult<Option<crate::share::feeds::Feed>> {
+        self.read(|c| feeds::feed(c, id))
+    }
+    fn feed_credential(&self, id: i64) -> StoreResult<Option<String>> {
+        self.read(|c| feeds::credential(c, &self.secrets, id))
+    }
+    fn remove_feed(&self, id: i64, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied> {
+        self.write(|tx| feeds::remove_feed(tx, id, now))
+    }
+    fn apply_feed_update(&self, feed_id: i64, update: &crate::share::feeds::FeedUpdate, allow: &AllowList, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied> {
+        self.write(|tx| {
+            let stored = self.stored_allow(tx)?;
+            feeds::apply(tx, feed_id, update, AllowView(allow, &stored), now)
+        })
+    }
+    fn record_feed_poll(&self, feed_id: i64, record: &crate::share::feeds::PollRecord, now: Millis) -> StoreResult<()> {
+        self.write(|tx| feeds::record_poll(tx, feed_id, record, now))
+    }
+    fn expire_feed_indicators(&self, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied> {
+        self.write(|tx| feeds::expire(tx, now))
+    }
+    fn feed_indicators(&self, feed_id: i64, limit: usize) -> StoreResult<Vec<crate::share::feeds::FeedIndicator>> {
+        self.read(|c| feeds::indicators(c, feed_id, limit))
+    }
+    // ---- end feeds ----
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {
@@ -1382,17 +1428,22 @@ fn add_key(tx: &Transaction<'_>, campaign_id: i64, key: &str, now: Millis) -> St
     Ok(true)
 }
 
-/// Withdraws a published campaign's keys from the feed (`remove` deltas); returns how many.
+/// Withdraws a published campaign's keys from the feed (`remove` deltas, only for values no
+/// other source still holds); returns how many.
 fn withdraw_indicators(tx: &Transaction<'_>, campaign_id: i64, now: Millis) -> StoreResult<usize> {
     if !trust::published(tx, campaign_id)? {
         return Ok(0);
     }
-    let n = tx.execute(
-        "INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) \
-         SELECT 'remove', substr(actor_key, 1, instr(actor_key, ':') - 1), substr(actor_key, instr(actor_key, ':') + 1), campaign_id, ?1 \
-         FROM campaign_keys WHERE campaign_id = ?2",
-        params![now, campaign_id],
-    )?;
+    let keys: Vec<String> = {
+        let mut st = tx.prepare_cached("SELECT actor_key FROM campaign_keys WHERE campaign_id = ?1 ORDER BY actor_key")?;
+        let rows = st.query_map([campaign_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+        rows
+    };
+    let mut n = 0;
+    for key in &keys {
+        let (kind, value) = key_kind_value(key);
+        n += feeds::log_remove(tx, kind, value, campaign_id, feeds::Holder::Campaign(campaign_id), now)? as usize;
+    }
     tx.execute("UPDATE campaigns SET published_ms = NULL WHERE id = ?1", [campaign_id])?;
     Ok(n)
 }

@@ -355,20 +355,24 @@ pub(super) fn add_key(db: &mut Db<'_>, campaign_id: i64, key: &str, now: Millis)
     Ok(true)
 }
 
-/// Withdraws a published campaign's keys from the feed (`remove` deltas); returns how many.
+/// Withdraws a published campaign's keys from the feed (`remove` deltas, only for values no
+/// other source still holds); returns how many.
 pub(super) fn withdraw_indicators(db: &mut Db<'_>, campaign_id: i64, now: Millis) -> TxResult<usize> {
     if !trust::published(db, campaign_id)? {
         return Ok(0);
     }
-    db.lock_indicator_log()?;
-    let n = db.execute(
-        "INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) \
-         SELECT 'remove', split_part(actor_key, ':', 1), substr(actor_key, strpos(actor_key, ':') + 1), campaign_id, $1 \
-         FROM campaign_keys WHERE campaign_id = $2 ORDER BY actor_key",
-        &[&now, &campaign_id],
-    )?;
+    let keys: Vec<String> = db
+        .query("SELECT actor_key FROM campaign_keys WHERE campaign_id = $1 ORDER BY actor_key", &[&campaign_id])?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let mut n = 0;
+    for key in &keys {
+        let (kind, value) = key_kind_value(key);
+        n += super::feeds::log_remove(db, kind, value, campaign_id, super::feeds::Holder::Campaign(campaign_id), now)? as usize;
+    }
     db.execute("UPDATE campaigns SET published_ms = NULL WHERE id = $1", &[&campaign_id])?;
-    Ok(n as usize)
+    Ok(n)
 }
 
 /// Records one remote address seen by one sensor and opens or extends a campaign.

@@ -46,6 +46,7 @@
 //! until it is).
 
 mod campaigns;
+mod feeds;
 mod ingest;
 mod leases;
 mod listen;
@@ -77,6 +78,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (400, include_str!("../../../migrations/postgres/0400_replicas.sql")),
     (410, include_str!("../../../migrations/postgres/0410_contacts_partitioned.sql")),
     (500, include_str!("../../../migrations/postgres/0500_taxii.sql")),
+    (510, include_str!("../../../migrations/postgres/0510_feeds.sql")),
     (520, include_str!("../../../migrations/postgres/0520_rollup.sql")),
 ];
 
@@ -999,4 +1001,36 @@ impl Store for PgStore {
         self.write(|db| taxii::revoke_key(db, id, now))
     }
     // ---- end taxii ----
+    // ---- feeds (crate::share::feeds; SQL in postgres/feeds.rs) ----
+    fn add_feed(&self, new: &crate::share::feeds::NewFeed, now: Millis) -> StoreResult<crate::share::feeds::Feed> {
+        self.write(|db| feeds::add_feed(db, new, now))
+    }
+    fn feeds(&self) -> StoreResult<Vec<crate::share::feeds::Feed>> {
+        self.read(feeds::feeds)
+    }
+    fn feed(&self, id: i64) -> StoreResult<Option<crate::share::feeds::Feed>> {
+        self.read(|db| feeds::feed(db, id))
+    }
+    fn feed_credential(&self, id: i64) -> StoreResult<Option<String>> {
+        self.read(|db| feeds::credential(db, id))
+    }
+    fn remove_feed(&self, id: i64, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied> {
+        self.write(|db| feeds::remove_feed(db, id, now))
+    }
+    fn apply_feed_update(&self, feed_id: i64, update: &crate::share::feeds::FeedUpdate, allow: &crate::trust::AllowList, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied> {
+        self.write(|db| {
+            let stored = self.stored_allow(db)?;
+            feeds::apply(db, feed_id, update, crate::trust::AllowView(allow, &stored), now)
+        })
+    }
+    fn record_feed_poll(&self, feed_id: i64, record: &crate::share::feeds::PollRecord, now: Millis) -> StoreResult<()> {
+        self.write(|db| feeds::record_poll(db, feed_id, record, now))
+    }
+    fn expire_feed_indicators(&self, now: Millis) -> StoreResult<crate::share::feeds::FeedApplied> {
+        self.write(|db| feeds::expire(db, now))
+    }
+    fn feed_indicators(&self, feed_id: i64, limit: usize) -> StoreResult<Vec<crate::share::feeds::FeedIndicator>> {
+        self.read(|db| feeds::indicators(db, feed_id, limit))
+    }
+    // ---- end feeds ----
 }

@@ -134,7 +134,8 @@ pub(super) fn add_indicator(db: &mut Db<'_>, new: &NewIndicator, user_id: i64, n
     })
 }
 
-/// Logs a `remove` for every analyst indicator past its expiry; returns how many.
+/// Marks every analyst indicator past its expiry removed (a `remove` is logged unless another
+/// source still holds the value); returns how many expired.
 pub(super) fn expire_indicators(db: &mut Db<'_>, now: Millis) -> TxResult<usize> {
     let due = db.query(
         "SELECT id, kind, value FROM analyst_indicators WHERE removed_ms IS NULL AND expires_ms IS NOT NULL AND expires_ms <= $1 ORDER BY id LIMIT $2",
@@ -151,7 +152,8 @@ pub(super) fn expire_indicators(db: &mut Db<'_>, now: Millis) -> TxResult<usize>
         if db.execute("UPDATE analyst_indicators SET removed_ms = $1 WHERE id = $2 AND removed_ms IS NULL", &[&now, &id])? == 0 {
             continue;
         }
-        db.execute("INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) VALUES ('remove', $1, $2, 0, $3)", &[&kind, &value, &now])?;
+        // Another source (a campaign, a feed) may still hold the value: then it stays.
+        super::feeds::log_remove(db, &kind, &value, 0, super::feeds::Holder::Analyst(id), now)?;
         expired += 1;
     }
     Ok(expired)

@@ -239,12 +239,7 @@ fn remove_key(db: &mut Db<'_>, campaign_id: i64, key: &str, now: Millis, why: &s
         return Ok(0);
     }
     let (kind, value) = key.split_once(':').unwrap_or(("ip", key));
-    db.lock_indicator_log()?;
-    db.execute(
-        "INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) VALUES ('remove', $1, $2, $3, $4)",
-        &[&kind, &value, &campaign_id, &now],
-    )?;
-    Ok(1)
+    Ok(super::feeds::log_remove(db, kind, value, campaign_id, super::feeds::Holder::Campaign(campaign_id), now)? as usize)
 }
 
 /// (members, keys) of a campaign.
@@ -576,6 +571,8 @@ pub(super) fn add_entry(db: &mut Db<'_>, new: &NewAllowEntry, now: Millis) -> Tx
             outcome.campaigns_closed += 1;
         }
     }
+    // Feed indicators it covers leave the feeds too (docs/sharing.md "Feeds").
+    outcome.indicators_withdrawn += super::feeds::withdraw_allowed(db, &this, &why, now)?;
     tracing::info!(network = %new.network, jurisdiction_id = ?new.jurisdiction_id, by = %new.created_by, keys_removed = outcome.keys_removed, "allow-list entry added");
     Ok(outcome)
 }

@@ -210,9 +210,7 @@ fn remove_key(tx: &Transaction<'_>, campaign_id: i64, key: &str, now: Millis, wh
         return Ok(0);
     }
     let (kind, value) = key.split_once(':').unwrap_or(("ip", key));
-    tx.prepare_cached("INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) VALUES ('remove', ?1, ?2, ?3, ?4)")?
-        .execute(params![kind, value, campaign_id, now])?;
-    Ok(1)
+    Ok(super::feeds::log_remove(tx, kind, value, campaign_id, super::feeds::Holder::Campaign(campaign_id), now)? as usize)
 }
 
 /// Closes an open campaign (withdrawing what it published); returns the `remove` deltas.
@@ -548,6 +546,8 @@ pub(super) fn add_entry(tx: &Transaction<'_>, new: &NewAllowEntry, now: Millis) 
             outcome.campaigns_closed += 1;
         }
     }
+    // Feed indicators it covers leave the feeds too (docs/sharing.md "Feeds").
+    outcome.indicators_withdrawn += super::feeds::withdraw_allowed(tx, &this, &why, now)?;
     tracing::info!(network = %new.network, jurisdiction_id = ?new.jurisdiction_id, by = %new.created_by, keys_removed = outcome.keys_removed, "allow-list entry added");
     Ok(outcome)
 }
