@@ -655,17 +655,14 @@ fn one_group_correlates_as_its_batches_one_by_one(s: &dyn Store) {
     assert_eq!(a.len(), 2, "{a:?}");
     assert_eq!(a, b);
     // Budgets and sightings: each sensor's contributions alike.
-    for i in 0..4 {
-        let ca = s.sensor_contributions(worlds[0][i].id, now).unwrap().unwrap();
-        let cb = s.sensor_contributions(worlds[1][i].id, now).unwrap().unwrap();
+    for (i, (wa, wb)) in worlds[0].iter().zip(&worlds[1]).enumerate() {
+        let ca = s.sensor_contributions(wa.id, now).unwrap().unwrap();
+        let cb = s.sensor_contributions(wb.id, now).unwrap().unwrap();
         assert_eq!((ca.keys_total, ca.trust.on_hold), (cb.keys_total, cb.trust.on_hold), "sensor {i}");
-    }
-    // Every event stored, the sensors' counters alike.
-    for i in 0..4 {
-        let (ja, jb) = (worlds[0][i].jurisdiction_id, worlds[1][i].jurisdiction_id);
-        assert_eq!(s.events(Some(ja), None, 100).unwrap().len(), s.events(Some(jb), None, 100).unwrap().len());
-        let (sa, sb) = (s.sensor(worlds[0][i].id).unwrap().unwrap(), s.sensor(worlds[1][i].id).unwrap().unwrap());
-        assert_eq!((sa.events_total, sa.last_seen_ms), (sb.events_total, sb.last_seen_ms));
+        // Every event stored, the sensors' counters alike.
+        assert_eq!(s.events(Some(wa.jurisdiction_id), None, 100).unwrap().len(), s.events(Some(wb.jurisdiction_id), None, 100).unwrap().len());
+        let (sa, sb) = (s.sensor(wa.id).unwrap().unwrap(), s.sensor(wb.id).unwrap().unwrap());
+        assert_eq!((sa.events_total, sa.last_seen_ms), (sb.events_total, sb.last_seen_ms), "sensor {i}");
     }
 }
 

@@ -350,7 +350,7 @@ fn correlate_group(
         return Ok(());
     }
     // Keys per address, and which of the group's jurisdictions sight each key.
-    let work: Vec<(usize, Vec<(IpAddr, RemoteAgg, Vec<String>)>)> = work
+    let work: Vec<(usize, Vec<Remote>)> = work
         .into_iter()
         .map(|(i, remotes)| (i, remotes.into_iter().map(|(ip, agg)| { let keys = crate::trust::actor_keys(ip, agg.asn, allow); (ip, agg, keys) }).collect()))
         .collect();
@@ -435,6 +435,9 @@ fn correlate_group(
     budgets.flush(db)?;
     Ok(())
 }
+
+/// One remote address of a batch: its aggregate and its actor keys.
+type Remote = (IpAddr, RemoteAgg, Vec<String>);
 
 /// Sightings of addresses that cannot change a campaign, summed per (key, jurisdiction,
 /// sensor) until they are written in one statement.
