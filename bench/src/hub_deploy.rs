@@ -133,6 +133,21 @@ impl Deployment {
         Ok(ward_hub::store::open::open(&self.database)?)
     }
 
+    /// The store for provisioning (thousands of one-row transactions before anything is
+    /// measured): on PostgreSQL its sessions run with `synchronous_commit = off`, so each
+    /// commit does not wait for its own WAL flush (a crash could lose the last moments of the
+    /// set-up, never anything the benchmark measures; the replicas use [`Deployment::store`]'s
+    /// URL, fully durable). The same store on SQLite.
+    pub fn setup_store(&self) -> Result<Arc<dyn Store>> {
+        match self.kind {
+            StoreKind::Sqlite => self.store(),
+            StoreKind::Postgres(_) => {
+                let sep = if self.database.contains('?') { '&' } else { '?' };
+                Ok(ward_hub::store::open::open(&format!("{}{sep}options=-c%20synchronous_commit%3Doff", self.database))?)
+            }
+        }
+    }
+
     /// Starts `replicas` `ward hub serve` processes (the binary `ward`) and, with PostgreSQL,
     /// HAProxy in front of them; returns when every replica answers `/healthz`.
     pub fn serve(&mut self, ward: &std::path::Path, replicas: usize, settings: &HubSettings) -> Result<()> {
@@ -195,6 +210,18 @@ impl Deployment {
         let at = Instant::now();
         child.wait()?;
         Ok(at)
+    }
+
+    /// CPU seconds used so far by the running replicas (together) and by the load balancer.
+    pub fn process_cpu(&self) -> (f64, f64) {
+        let hubs = self.replicas.iter().filter_map(|r| r.pid()).filter_map(crate::cpu::process_cpu_secs).sum();
+        let lb = self.haproxy.as_ref().and_then(|h| crate::cpu::process_cpu_secs(h.id())).unwrap_or(0.0);
+        (hubs, lb)
+    }
+
+    /// The PostgreSQL database this deployment made (`None` on SQLite).
+    pub fn pg_database(&self) -> Option<&str> {
+        self.pg.as_ref().map(|(_, name)| name.as_str())
     }
 
     /// The replicas' log files, for a failure report.

@@ -448,6 +448,23 @@ pub struct NationalRun {
     pub missing: usize,
     pub strays: usize,
     pub retries: u64,
+    /// Events acknowledged in the run.
+    pub events: u64,
+    /// CPU seconds over the run (load and the burst's wait): the replicas together, PostgreSQL
+    /// (this database's backends and the server's writers, see `crate::cpu`), the load
+    /// balancer, and this client.
+    pub cpu_hub: f64,
+    pub cpu_db: f64,
+    pub cpu_lb: f64,
+    pub cpu_client: f64,
+}
+
+impl NationalRun {
+    /// Events per CPU-second of the deployment itself (replicas and database, not the client
+    /// or the load balancer): what the code costs, whatever else shares the machine.
+    pub fn events_per_cpu_sec(&self) -> f64 {
+        self.events as f64 / (self.cpu_hub + self.cpu_db).max(1e-9)
+    }
 }
 
 /// What `national` measured: set-up times and the runs.
@@ -469,7 +486,7 @@ pub fn national(a: &NationalArgs) -> Result<National> {
     let mut deployment = Deployment::create(&a.database)?;
     let t = Instant::now();
     let (ids, tokens) = {
-        let store = deployment.store()?;
+        let store = deployment.setup_store()?;
         provision(store.as_ref(), a.jurisdictions, a.sensors, hook)?
     };
     let provision_secs = t.elapsed().as_secs_f64();
@@ -488,11 +505,28 @@ pub fn national(a: &NationalArgs) -> Result<National> {
     let fleet = Arc::new(Fleet { seqs: (0..sensors.len()).map(|_| AtomicI64::new(0)).collect(), sensors, jurisdictions: ids, analyst: String::new() });
     let mut runs = Vec::new();
     for run in 1..=a.runs {
+        let (hub0, lb0) = deployment.process_cpu();
+        let db0 = deployment.pg_database().map(crate::cpu::PgCpu::snapshot);
+        let client0 = crate::cpu::process_cpu_secs(std::process::id()).unwrap_or(0.0);
         let r = rt.block_on(national_run(a, run, &http, &url, fleet.clone(), mix.clone(), &receiver));
-        let r = match r {
+        let mut r = match r {
             Ok(r) => r,
             Err(e) => return Err(format!("{e}\n{}", deployment.logs()).into()),
         };
+        let (hub1, lb1) = deployment.process_cpu();
+        r.cpu_hub = hub1 - hub0;
+        r.cpu_lb = lb1 - lb0;
+        r.cpu_client = crate::cpu::process_cpu_secs(std::process::id()).unwrap_or(0.0) - client0;
+        r.cpu_db = deployment.pg_database().zip(db0).map_or(0.0, |(db, before)| crate::cpu::PgCpu::snapshot(db).since(&before).total());
+        println!(
+            "  [{label}] run {run} cpu: replicas {:.1} s, postgresql {:.1} s, load balancer {:.1} s, client {:.1} s; {:.0} events per cpu-second of replicas + database; {}",
+            r.cpu_hub,
+            r.cpu_db,
+            r.cpu_lb,
+            r.cpu_client,
+            r.events_per_cpu_sec(),
+            machine()
+        );
         println!(
             "  [{label}] run {run}: {:.0} events/s ({} batches, {} retried), ack p50 {:.0} ms p99 {:.0} ms; burst: {} of {} warned, time to warn p50 {:.0} ms p99 {:.0} ms max {:.0} ms; campaigns {}, duplicates {}, missing {}, other jurisdictions warned {}",
             r.events_per_sec, r.batches, r.retries, r.ack_p50, r.ack_p99, r.warned, a.burst, r.warn_p50, r.warn_p99, r.warn_max, r.campaigns, r.duplicates, r.missing, r.strays
@@ -611,6 +645,7 @@ async fn national_run(a: &NationalArgs, run: usize, http: &reqwest::Client, url:
     lat.sort_by(|a, b| a.total_cmp(b));
     let dup_targeted: usize = per_j.values().filter(|v| v.len() > 1).map(|v| v.len() - 1).sum();
     Ok(NationalRun {
+        events,
         events_per_sec: events as f64 / elapsed,
         batches: lat.len(),
         ack_p50: quantile(&lat, 0.5),
@@ -624,12 +659,14 @@ async fn national_run(a: &NationalArgs, run: usize, http: &reqwest::Client, url:
         missing,
         strays,
         retries: retries.load(Ordering::Relaxed),
+        ..Default::default()
     })
 }
 
 pub fn print_national(n: &National) {
     let f = |g: &dyn Fn(&NationalRun) -> f64| n.runs.iter().map(g).collect::<Vec<_>>();
     println!("  [{}] events_per_sec median {}", n.label, spread(&f(&|r| r.events_per_sec), 0));
+    println!("  [{}] events_per_cpu_sec (replicas + database) median {}", n.label, spread(&f(&|r| r.events_per_cpu_sec()), 0));
     println!("  [{}] ack_p50_ms median {}  ack_p99_ms median {}", n.label, spread(&f(&|r| r.ack_p50), 0), spread(&f(&|r| r.ack_p99), 0));
     println!("  [{}] time_to_warn_p50_ms median {}  p99 median {}", n.label, spread(&f(&|r| r.warn_p50), 0), spread(&f(&|r| r.warn_p99), 0));
     let bad: usize = n.runs.iter().map(|r| r.duplicates + r.missing + r.strays + r.campaigns.saturating_sub(1)).sum();
@@ -658,7 +695,7 @@ pub fn agreement(a: &AgreementArgs) -> Result<bool> {
     let hook = rt.block_on(start_receiver(receiver.clone()))?;
     let mut deployment = Deployment::create(&a.database)?;
     let tokens = {
-        let store = deployment.store()?;
+        let store = deployment.setup_store()?;
         provision(store.as_ref(), a.spray, a.spray, hook)?.1
     };
     deployment.serve(&a.ward, a.replicas, &HubSettings::default())?;
@@ -793,7 +830,7 @@ pub fn failover(a: &FailoverArgs) -> Result<bool> {
     let hook = rt.block_on(start_receiver(receiver.clone()))?;
     let mut deployment = Deployment::create(&a.database)?;
     let tokens = {
-        let store = deployment.store()?;
+        let store = deployment.setup_store()?;
         provision(store.as_ref(), a.jurisdictions, a.jurisdictions, hook)?.1
     };
     deployment.serve(&a.ward, a.replicas, &HubSettings::default())?;

@@ -10,6 +10,8 @@
 //! - [`hub_deploy`]: a hub deployment of real processes for `bench-hub`: a fresh store (SQLite
 //!   or a new PostgreSQL database), N `ward hub serve` replicas and HAProxy in front.
 //! - [`hub_scale`]: `bench-hub`'s national-load, replica-agreement and failover scenarios.
+//! - [`cpu`]: CPU seconds of processes and threads, and of one PostgreSQL database's backends,
+//!   for throughput per CPU-second on a shared machine.
 
 pub mod mix;
 pub mod pcap;
@@ -18,3 +20,4 @@ pub mod measure;
 pub mod sensor_bench;
 pub mod hub_deploy;
 pub mod hub_scale;
+pub mod cpu;

@@ -222,8 +222,8 @@ fn scale(c: &ScaleCli) -> Result<()> {
         all.push(hub_scale::national(&national_args(&c.postgres, r, &c.load)?)?);
     }
     println!("side by side (medians over {} runs; ratios against SQLite × 1):", c.load.runs);
-    println!("| deployment | events/s | ack p50 / p99 ms | time to warn p50 / p99 ms | notifications | set-up: provision / enroll s |");
-    println!("|---|---|---|---|---|---|");
+    println!("| deployment | events/s | events per cpu-s (replicas + db) | ack p50 / p99 ms | time to warn p50 / p99 ms | notifications | set-up: provision / enroll s |");
+    println!("|---|---|---|---|---|---|---|");
     let base = hub_scale::median(&all[0].runs.iter().map(|r| r.events_per_sec).collect::<Vec<_>>());
     let mut exact = true;
     for n in &all {
@@ -231,10 +231,11 @@ fn scale(c: &ScaleCli) -> Result<()> {
         let ok = hub_scale::national_ok(n, c.load.burst);
         exact &= ok;
         println!(
-            "| {} | {:.0} ({:.2}×) | {:.0} / {:.0} | {:.0} / {:.0} | {} | {:.0} / {:.0} |",
+            "| {} | {:.0} ({:.2}×) | {:.0} | {:.0} / {:.0} | {:.0} / {:.0} | {} | {:.0} / {:.0} |",
             n.label,
             m(&|r| r.events_per_sec),
             m(&|r| r.events_per_sec) / base,
+            m(&|r| r.events_per_cpu_sec()),
             m(&|r| r.ack_p50),
             m(&|r| r.ack_p99),
             m(&|r| r.warn_p50),
@@ -244,6 +245,7 @@ fn scale(c: &ScaleCli) -> Result<()> {
             n.enroll_secs
         );
     }
+    println!("machine: {}", hub_scale::machine());
     for n in &all {
         hub_scale::print_national(n);
     }

@@ -233,14 +233,26 @@ fn generate(args: &Args, now: Millis, tx: std::sync::mpsc::SyncSender<Vec<Batch>
     Ok(())
 }
 
-/// Fills `store`; returns (seconds inside ingest, seconds end to end, records).
-fn fill(store: &dyn Store, args: &Args, jurisdiction_ids: &[i64], now: Millis) -> Result<(f64, f64, u64)> {
+/// What a fill measured.
+struct Filled {
+    /// Wall-clock seconds inside `Store::ingest`.
+    in_store: f64,
+    /// Wall-clock seconds end to end (with generation).
+    wall: f64,
+    records: u64,
+    /// CPU seconds of the thread calling `ingest` while inside it (the store's client side).
+    client_cpu: f64,
+}
+
+/// Fills `store`.
+fn fill(store: &dyn Store, args: &Args, jurisdiction_ids: &[i64], now: Millis) -> Result<Filled> {
     let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Batch>>(4);
     let started = Instant::now();
     let gen_args = Args { database: None, dir: None, ..clone_args(args) };
     let generator = std::thread::spawn(move || generate(&gen_args, now, tx));
     let policy = CorrelationPolicy::default();
     let mut in_store = 0.0;
+    let mut client_cpu = 0.0;
     let mut done = 0u64;
     let mut seqs = vec![0i64; jurisdiction_ids.len()];
     let mut last_report = Instant::now();
@@ -253,9 +265,10 @@ fn fill(store: &dyn Store, args: &Args, jurisdiction_ids: &[i64], now: Millis) -
             })
             .collect();
         let n: usize = batches.iter().map(|b| b.events.len()).sum();
-        let t = Instant::now();
+        let (t, cpu) = (Instant::now(), ward_bench::cpu::thread_cpu_secs());
         store.ingest(&batches, &policy, now)?;
         in_store += t.elapsed().as_secs_f64();
+        client_cpu += ward_bench::cpu::thread_cpu_secs() - cpu;
         done += n as u64;
         if last_report.elapsed().as_secs() >= 30 {
             last_report = Instant::now();
@@ -263,7 +276,7 @@ fn fill(store: &dyn Store, args: &Args, jurisdiction_ids: &[i64], now: Millis) -
         }
     }
     generator.join().map_err(|_| "the generator thread panicked")??;
-    Ok((in_store, started.elapsed().as_secs_f64(), done))
+    Ok(Filled { in_store, wall: started.elapsed().as_secs_f64(), records: done, client_cpu })
 }
 
 fn clone_args(a: &Args) -> Args {
@@ -308,6 +321,7 @@ fn peak_rss_mb() -> f64 {
 struct Figures {
     name: String,
     insert_rate: f64,
+    insert_per_cpu_s: f64,
     end_to_end_rate: f64,
     fill_s: f64,
     bytes_per_record: f64,
@@ -398,17 +412,36 @@ fn setup_jurisdictions(store: &dyn Store, n: u32, now: Millis) -> Result<Vec<i64
     Ok(ids)
 }
 
-fn fill_and_report(store: &dyn Store, args: &Args, now: Millis, figures: &mut Figures) -> Result<()> {
+/// Fills the store and reports the insert rate. `pg_database`: the PostgreSQL database, whose
+/// backends' CPU time is read too (see `ward_bench::cpu`).
+fn fill_and_report(store: &dyn Store, args: &Args, now: Millis, figures: &mut Figures, pg_database: Option<&str>) -> Result<()> {
     let ids = setup_jurisdictions(store, args.jurisdictions, now)?;
     eprintln!("{}: filling {} contact records across {} jurisdictions and {} days …", figures.name, args.records, args.jurisdictions, args.days);
-    let (in_store, wall, n) = fill(store, args, &ids, now)?;
+    let pg_before = pg_database.map(ward_bench::cpu::PgCpu::snapshot);
+    let f = fill(store, args, &ids, now)?;
+    let pg_used = pg_database.zip(pg_before).map(|(db, before)| ward_bench::cpu::PgCpu::snapshot(db).since(&before));
+    let (n, in_store, wall) = (f.records, f.in_store, f.wall);
     figures.insert_rate = n as f64 / in_store;
     figures.end_to_end_rate = n as f64 / wall;
     figures.fill_s = wall;
     println!(
-        "  insert: {n} records, {:.0} records/s in the store ({in_store:.1} s inside ingest; {} records per batch, {} batches per transaction); {:.0} records/s end to end with generation and parsing ({wall:.1} s)",
-        figures.insert_rate, args.batch, args.group, figures.end_to_end_rate
+        "  insert: {n} records, {:.0} records/s in the store ({in_store:.1} s inside ingest; {} records per batch, {} batches per transaction); {:.0} records/s end to end with generation and parsing ({wall:.1} s); machine: {}",
+        figures.insert_rate, args.batch, args.group, figures.end_to_end_rate, ward_bench::hub_scale::machine()
     );
+    // Per CPU-second: what the store costs, whatever else shares the machine.
+    let cpu = f.client_cpu + pg_used.map_or(0.0, |u| u.total());
+    figures.insert_per_cpu_s = n as f64 / cpu.max(1e-9);
+    match pg_used {
+        Some(u) => println!(
+            "  cpu: store client {:.1} s + postgresql {:.1} s (backends {:.1} s, wal writer/checkpointer/bgwriter {:.1} s) = {:.0} records per cpu-second",
+            f.client_cpu,
+            u.total(),
+            u.backends,
+            u.background,
+            figures.insert_per_cpu_s
+        ),
+        None => println!("  cpu: {:.1} s in the ingest thread (SQLite runs in it) = {:.0} records per cpu-second", f.client_cpu, figures.insert_per_cpu_s),
+    }
     Ok(())
 }
 
@@ -427,7 +460,7 @@ fn run_sqlite(args: &Args, now: Millis) -> Result<Figures> {
     let store = Arc::new(SqliteStore::open_dir(&dir)?);
     println!("sqlite store {}", db.display());
     if !reuse {
-        fill_and_report(store.as_ref(), args, now, &mut figures)?;
+        fill_and_report(store.as_ref(), args, now, &mut figures, None)?;
     }
     let conn = rusqlite::Connection::open(&db)?;
     conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
@@ -502,7 +535,7 @@ fn run_postgres(args: &Args, now: Millis) -> Result<Figures> {
     println!("postgresql {version} store (shared_buffers {shared_buffers}), database {}", url.rsplit('/').next().unwrap_or(""));
     let rows: i64 = client.query_one("SELECT count(*) FROM contact_records", &[])?.get(0);
     if !(args.reuse && rows > 0) {
-        fill_and_report(&store, args, now, &mut figures)?;
+        fill_and_report(&store, args, now, &mut figures, url.rsplit('/').next())?;
     }
     client.batch_execute("ANALYZE contact_records")?;
     let rows: i64 = client.query_one("SELECT count(*) FROM contact_records", &[])?.get(0);
@@ -606,13 +639,17 @@ fn main() -> Result<()> {
         all.push(run_postgres(&args, now)?);
     }
     println!("\nsummary ({} records, {} jurisdictions, {} days; hunts over all of them):", args.records, args.jurisdictions, args.days);
-    println!("  {:<11} {:>12} {:>10} {:>12} {:>12} {:>12} {:>12} {:>10}", "store", "insert rec/s", "bytes/rec", "ip p50 ms", "ip p99 ms", "/24 p50 ms", "/24 p99 ms", "actor /24");
+    println!(
+        "  {:<11} {:>12} {:>13} {:>10} {:>12} {:>12} {:>12} {:>12} {:>10}",
+        "store", "insert rec/s", "rec/cpu-s", "bytes/rec", "ip p50 ms", "ip p99 ms", "/24 p50 ms", "/24 p99 ms", "actor /24"
+    );
     for f in &all {
         println!(
-            "  {:<11} {:>12.0} {:>10.1} {:>12.1} {:>12.1} {:>12.1} {:>12.1} {:>7.1} ms",
-            f.name, f.insert_rate, f.bytes_per_record, f.ip_p50, f.ip_p99, f.net_p50, f.net_p99, f.actor_net_ms
+            "  {:<11} {:>12.0} {:>13.0} {:>10.1} {:>12.1} {:>12.1} {:>12.1} {:>12.1} {:>7.1} ms",
+            f.name, f.insert_rate, f.insert_per_cpu_s, f.bytes_per_record, f.ip_p50, f.ip_p99, f.net_p50, f.net_p99, f.actor_net_ms
         );
     }
+    println!("  machine: {}", ward_bench::hub_scale::machine());
     if let [s, p] = all.as_slice() {
         println!(
             "  postgresql / sqlite: insert {:.2}×, ip p50 {:.2}×, /24 p50 {:.2}× (above 1: postgresql takes longer / inserts faster)",

@@ -560,6 +560,7 @@ on_both_backends!(
     an_allow_listed_address_is_never_a_key,
     revoking_a_sensor_withdraws_what_it_caused,
     scanning_events_pages_newest_first,
+    one_group_correlates_as_its_batches_one_by_one,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -578,6 +579,91 @@ fn sensors(s: &dyn Store, n: usize) -> Vec<Sensor> {
 
 fn feed(s: &dyn Store) -> Vec<(String, String)> {
     s.indicators_since(0, 10_000).unwrap().into_iter().map(|i| (i.action, i.value)).collect()
+}
+
+/// One group commit of many batches correlates exactly as the same batches committed one by
+/// one (the PostgreSQL store reads what a group needs once and writes cold sightings together:
+/// docs/hub.md "Ingest on PostgreSQL"). Two worlds in one store, the same story in each with
+/// its own addresses: world A's batches in one group, world B's one at a time.
+fn one_group_correlates_as_its_batches_one_by_one(s: &dyn Store) {
+    let policy = CorrelationPolicy { escalate_at: vec![3], ..Default::default() };
+    let now = 1_700_000_000_000;
+    // Per world: 4 sensors (4 jurisdictions); the story, as (sensor, remote addresses).
+    let story: [(usize, &[&str]); 7] = [
+        (0, &["1.1.1", "9.9.9", "7.7.1"]), // 9.9.9 and 7.7.1: seen here only (cold)
+        (1, &["1.1.1"]),                   // a second jurisdiction: opens a campaign
+        (2, &["1.1.2", "8.8.8"]),          // another address of the /24: extends it (escalates at 3)
+        (3, &["5.5.5", "1.1.1"]),
+        (0, &["5.5.5", "7.7.2"]),          // 5.5.5 by two: a second campaign; 7.7.2: same /24 as 7.7.1, one jurisdiction
+        (3, &["1.1.1"]),                   // a member again
+        (1, &["6.6.6"]),
+    ];
+    let worlds: Vec<Vec<Sensor>> = (0..2).map(|w| (0..4).map(|i| sensor(s, jurisdiction(s, 4 * w + i)).0).collect()).collect();
+    let addr = |world: usize, a: &str| format!("{}.{a}", 45 + world);
+    let batches = |world: usize| -> Vec<IngestBatch> {
+        let mut seqs = [0i64; 4];
+        story
+            .iter()
+            .map(|(i, remotes)| {
+                seqs[*i] += 1;
+                let remotes: Vec<String> = remotes.iter().map(|a| addr(world, a)).collect();
+                let refs: Vec<&str> = remotes.iter().map(String::as_str).collect();
+                let mut b = sensor_batch(&worlds[world][*i], seqs[*i], &refs);
+                // contact records ride along (two for one key: summed)
+                b.events.push(event_at(&contact_line(&addr(world, "200.1.1"), "10.1.0.5", now - 7_200_000), now));
+                b.events.push(event_at(&contact_line(&addr(world, "200.1.1"), "10.1.0.5", now - 7_100_000), now));
+                b
+            })
+            .collect()
+    };
+    let (receipts, fx_a) = s.ingest(&batches(0), &policy, now).unwrap();
+    assert_eq!(receipts.len(), story.len());
+    assert!(receipts.iter().all(|r| !r.duplicate));
+    let mut fx_b = IngestEffects::default();
+    for b in batches(1) {
+        let (_, fx) = s.ingest(&[b], &policy, now).unwrap();
+        fx_b.campaigns_opened += fx.campaigns_opened;
+        fx_b.notifications_enqueued += fx.notifications_enqueued;
+        fx_b.indicators_added += fx.indicators_added;
+        fx_b.batches_held += fx.batches_held;
+    }
+    assert_eq!((fx_a.campaigns_opened, fx_a.notifications_enqueued, fx_a.indicators_added, fx_a.batches_held), (fx_b.campaigns_opened, fx_b.notifications_enqueued, fx_b.indicators_added, fx_b.batches_held));
+    assert_eq!(fx_a.campaigns_opened, 2);
+    // Each world's campaigns: keys (world prefix removed), members (by sensor index), and
+    // every notification (member index, kind).
+    let index = |world: usize, j: i64| worlds[world].iter().position(|x| x.jurisdiction_id == j).unwrap();
+    let shape = |world: usize| {
+        let prefix = format!("{}.", 45 + world);
+        let mut out = Vec::new();
+        for c in s.campaigns(false).unwrap() {
+            if !c.keys.iter().any(|k| k.contains(&prefix)) {
+                continue;
+            }
+            let d = s.campaign(c.id).unwrap().unwrap();
+            let mut keys: Vec<String> = c.keys.iter().map(|k| k.replace(&prefix, "")).collect();
+            keys.sort();
+            let mut members: Vec<usize> = d.affected.iter().map(|a| index(world, a.jurisdiction_id)).collect();
+            members.sort();
+            let mut notes: Vec<(usize, String)> = all_notifications(s).iter().filter(|n| n.campaign_id == c.id).map(|n| (index(world, n.jurisdiction_id), n.event_kind.clone())).collect();
+            notes.sort();
+            out.push((keys, members, c.sightings, c.status, notes));
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    };
+    let (a, b) = (shape(0), shape(1));
+    assert_eq!(a.len(), 2, "{a:?}");
+    assert_eq!(a, b);
+    // Budgets and sightings: each sensor's contributions alike.
+    for (i, (wa, wb)) in worlds[0].iter().zip(&worlds[1]).enumerate() {
+        let ca = s.sensor_contributions(wa.id, now).unwrap().unwrap();
+        let cb = s.sensor_contributions(wb.id, now).unwrap().unwrap();
+        assert_eq!((ca.keys_total, ca.trust.on_hold), (cb.keys_total, cb.trust.on_hold), "sensor {i}");
+        // Every event stored, the sensors' counters alike.
+        assert_eq!(s.events(Some(wa.jurisdiction_id), None, 100).unwrap().len(), s.events(Some(wb.jurisdiction_id), None, 100).unwrap().len());
+        let (sa, sb) = (s.sensor(wa.id).unwrap().unwrap(), s.sensor(wb.id).unwrap().unwrap());
+        assert_eq!((sa.events_total, sa.last_seen_ms), (sb.events_total, sb.last_seen_ms), "sensor {i}");
+    }
 }
 
 fn a_budget_breach_holds_the_sensor_and_correlates_nothing(s: &dyn Store) {

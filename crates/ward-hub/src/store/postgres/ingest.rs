@@ -11,12 +11,20 @@
 //!    [`super::trust`] is decided under them), each batch's idempotency row, sightings, campaign
 //!    rows (`FOR UPDATE`), and the indicator log lock when a key is published.
 //!
+//! Statements per group, not per batch (docs/hub.md "Ingest on PostgreSQL"): idempotency rows
+//! are claimed in one statement ([`claim_batches`]), events and contact records are written
+//! with binary `COPY` (contact records fall back to an upsert when a key is already stored),
+//! sensors' counters and late-hunt marks with one statement each. [`correlate_group`] reads
+//! what correlation needs once per group and writes the sightings of addresses that cannot
+//! change a campaign together, while addresses that can take the full path of [`correlate`]
+//! in group order, so the outcome is that of correlating the batches one by one.
+//!
 //! Trust (see [`super::trust`]): allow-listed addresses are dropped before correlation, a batch
 //! correlates only when its sensor is within its budget, sightings carry the sensor's id, and a
 //! campaign's keys reach the indicator feed only past the publication bar. Revoke, release and
 //! allow-list changes take the correlation lock exclusively.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
 
 use postgres::binary_copy::BinaryCopyInWriter;
@@ -24,7 +32,8 @@ use postgres::types::Type;
 use sha2::Digest;
 
 use super::trust;
-use super::{json_err, pg_text, Db, TxResult};
+use super::{json_err, pg_text, Db, TxError, TxResult};
+use crate::error::StoreError;
 use crate::ingest::actor_keys;
 use crate::model::Millis;
 use crate::trust::AllowView;
@@ -99,6 +108,20 @@ struct EventRows {
 }
 
 impl EventRows {
+    fn push(&mut self, b: &IngestBatch, ev: &crate::ingest::ParsedEvent) {
+        self.jurisdiction_id.push(b.jurisdiction_id);
+        self.sensor_id.push(b.sensor_id);
+        self.event_type.push(pg_text(&ev.event_type).into_owned());
+        self.ts_ms.push(ev.ts_ms);
+        self.remote_ip.push(ev.remote.map(|ip| ip.to_string()));
+        self.remote_prefix.push(ev.remote.map(crate::ingest::prefix_of));
+        self.remote_asn.push(ev.remote_asn.map(i64::from));
+        self.local_ip.push(ev.local.map(|ip| ip.to_string()));
+        self.signature_id.push(ev.signature_id);
+        self.signature.push(ev.signature.as_deref().map(|s| pg_text(s).into_owned()));
+        self.body.push(pg_text(&ev.raw).into_owned());
+    }
+
     fn copy_into(&self, db: &mut Db<'_>, received_ms: Millis) -> TxResult<()> {
         if self.body.is_empty() {
             return Ok(());
@@ -146,118 +169,333 @@ impl EventRows {
 pub(super) fn ingest(db: &mut Db<'_>, batches: &[IngestBatch], policy: &CorrelationPolicy, allow: AllowView<'_>, now: Millis) -> TxResult<(Vec<IngestReceipt>, IngestEffects)> {
     lock_actor_keys(db, batches)?;
     trust::lock_sensors(db, batches)?;
-    let mut receipts = Vec::with_capacity(batches.len());
     let mut effects = IngestEffects::default();
+    let (receipts, fresh) = claim_batches(db, batches, now)?;
     let mut rows = EventRows::default();
-    for batch in batches {
-        receipts.push(ingest_one(db, batch, policy, allow, now, &mut effects, &mut rows)?);
+    let mut contacts = ContactRows::default();
+    let mut late: BTreeMap<i64, Millis> = BTreeMap::new();
+    let mut seen: BTreeMap<i64, SensorSeen> = BTreeMap::new();
+    let mut sightings: Vec<(usize, BTreeMap<IpAddr, RemoteAgg>)> = Vec::new();
+    for &i in &fresh {
+        let b = &batches[i];
+        let mut remotes: BTreeMap<IpAddr, RemoteAgg> = BTreeMap::new();
+        let mut newest: Option<Millis> = None;
+        let mut first_contact: Option<Millis> = None;
+        for ev in &b.events {
+            newest = Some(newest.map_or(ev.ts_ms, |n| n.max(ev.ts_ms)));
+            // ---- retro-hunt: contact records go to their compact table ----
+            if let Some(c) = &ev.contact {
+                contacts.add(c, b);
+                first_contact = Some(first_contact.map_or(c.first_ms, |f| f.min(c.first_ms)));
+                continue;
+            }
+            rows.push(b, ev);
+            if let Some(ip) = ev.remote {
+                let agg = remotes.entry(ip).or_insert(RemoteAgg { count: 0, asn: ev.remote_asn });
+                agg.count += 1;
+            }
+        }
+        if let Some(since) = first_contact {
+            let l = late.entry(b.jurisdiction_id).or_insert(since);
+            *l = (*l).min(since);
+        }
+        let s = seen.entry(b.sensor_id).or_default();
+        s.newest = match (s.newest, newest) {
+            (Some(a), Some(n)) => Some(a.max(n)),
+            (a, n) => a.or(n),
+        };
+        s.events += b.events.len() as i64;
+        // trust: an allow-listed address is never a sighting (every event above is stored
+        // either way).
+        remotes.retain(|ip, _| !allow.contains(*ip));
+        if !remotes.is_empty() {
+            sightings.push((i, remotes));
+        }
     }
+    correlate_group(db, batches, sightings, policy, allow, now, &mut effects)?;
+    contacts.insert(db, now)?;
+    mark_late(db, &late, now)?;
+    touch_sensors(db, &seen, now)?;
     rows.copy_into(db, now)?;
     Ok((receipts, effects))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn ingest_one(
-    db: &mut Db<'_>,
-    b: &IngestBatch,
-    policy: &CorrelationPolicy,
-    allow: AllowView<'_>,
-    now: Millis,
-    fx: &mut IngestEffects,
-    rows: &mut EventRows,
-) -> TxResult<IngestReceipt> {
-    // The idempotency row first: a replica given the same batch at the same moment waits here
-    // for this transaction, then finds the row and answers with the stored reply.
-    let claimed = db.execute(
-        "INSERT INTO batches (sensor_id, seq, received_ms, reply) VALUES ($1, $2, $3, '') ON CONFLICT (sensor_id, seq) DO NOTHING",
-        &[&b.sensor_id, &b.seq, &now],
-    )?;
-    if claimed == 0 {
-        let reply: String = db.query_one("SELECT reply FROM batches WHERE sensor_id = $1 AND seq = $2", &[&b.sensor_id, &b.seq])?.try_get(0)?;
-        let mut receipt: IngestReceipt = serde_json::from_str(&reply).map_err(json_err)?;
-        receipt.duplicate = true;
-        return Ok(receipt);
-    }
-    let mut remotes: BTreeMap<IpAddr, RemoteAgg> = BTreeMap::new();
-    let mut newest: Option<Millis> = None;
-    let mut contacts = ContactRows::default();
-    for ev in &b.events {
-        newest = Some(newest.map_or(ev.ts_ms, |n| n.max(ev.ts_ms)));
-        // ---- retro-hunt: contact records go to their compact table ----
-        if let Some(c) = &ev.contact {
-            contacts.add(c);
-            continue;
-        }
-        rows.jurisdiction_id.push(b.jurisdiction_id);
-        rows.sensor_id.push(b.sensor_id);
-        rows.event_type.push(pg_text(&ev.event_type).into_owned());
-        rows.ts_ms.push(ev.ts_ms);
-        rows.remote_ip.push(ev.remote.map(|ip| ip.to_string()));
-        rows.remote_prefix.push(ev.remote.map(crate::ingest::prefix_of));
-        rows.remote_asn.push(ev.remote_asn.map(i64::from));
-        rows.local_ip.push(ev.local.map(|ip| ip.to_string()));
-        rows.signature_id.push(ev.signature_id);
-        rows.signature.push(ev.signature.as_deref().map(|s| pg_text(s).into_owned()));
-        rows.body.push(pg_text(&ev.raw).into_owned());
-        if let Some(ip) = ev.remote {
-            let agg = remotes.entry(ip).or_insert(RemoteAgg { count: 0, asn: ev.remote_asn });
-            agg.count += 1;
-        }
-    }
-    contacts.insert(db, b, now)?;
-    mark_late(db, b, now)?;
-    // trust: an allow-listed address is never a sighting; the rest correlate only within the
-    // sensor's budget (every event above is stored either way).
-    remotes.retain(|ip, _| !allow.contains(*ip));
-    if !remotes.is_empty() {
-        let ips: Vec<IpAddr> = remotes.keys().copied().collect();
-        if trust::admit(db, b, &ips, policy, now, fx)? {
-            for (ip, agg) in &remotes {
-                correlate(db, b.sensor_id, b.jurisdiction_id, *ip, agg, policy, allow, now, fx)?;
-            }
-        }
-    }
-    db.execute(
-        "UPDATE sensors SET last_seen_ms = $1, last_event_ms = GREATEST(last_event_ms, $2), events_total = events_total + $3 WHERE id = $4",
-        &[&now, &newest, &(b.events.len() as i64), &b.sensor_id],
-    )?;
-    let receipt = IngestReceipt {
+/// The receipt a stored batch is answered with (and, stored with its key, every repeat).
+fn receipt_of(b: &IngestBatch) -> IngestReceipt {
+    IngestReceipt {
         sensor_id: b.sensor_id,
         seq: b.seq,
         accepted: b.events.len(),
         rejected_total: b.rejected_total,
         rejected: b.rejected.iter().map(|r| RejectionOut { line: r.line, reason: r.reason.clone() }).collect(),
         duplicate: false,
-    };
-    let reply = serde_json::to_string(&receipt).map_err(json_err)?;
-    db.execute("UPDATE batches SET reply = $1 WHERE sensor_id = $2 AND seq = $3", &[&pg_text(&reply), &b.sensor_id, &b.seq])?;
-    Ok(receipt)
+    }
+}
+
+/// Claims the idempotency rows of a group in one statement, each with the reply it will be
+/// answered with (the reply depends on the batch alone). A replica given the same batch at the
+/// same moment waits on the row for this transaction, then finds it and answers with the stored
+/// reply. Returns every batch's receipt and the indexes of the batches to store (the rest are
+/// repeats: of an earlier acknowledged batch, or of one earlier in this group).
+fn claim_batches(db: &mut Db<'_>, batches: &[IngestBatch], now: Millis) -> TxResult<(Vec<IngestReceipt>, Vec<usize>)> {
+    let mut receipts: Vec<Option<IngestReceipt>> = vec![None; batches.len()];
+    // The first batch with each key, in key order (so concurrent claims lock rows in one order).
+    let mut first: BTreeMap<(i64, i64), usize> = BTreeMap::new();
+    for (i, b) in batches.iter().enumerate() {
+        first.entry((b.sensor_id, b.seq)).or_insert(i);
+    }
+    let (mut sensors, mut seqs, mut replies) = (Vec::with_capacity(first.len()), Vec::with_capacity(first.len()), Vec::with_capacity(first.len()));
+    for (&(sensor, seq), &i) in &first {
+        let receipt = receipt_of(&batches[i]);
+        sensors.push(sensor);
+        seqs.push(seq);
+        replies.push(pg_text(&serde_json::to_string(&receipt).map_err(json_err)?).into_owned());
+        receipts[i] = Some(receipt);
+    }
+    let claimed: HashSet<(i64, i64)> = db
+        .query(
+            "INSERT INTO batches (sensor_id, seq, received_ms, reply) SELECT s, q, $4, r FROM unnest($1::bigint[], $2::bigint[], $3::text[]) AS t(s, q, r) \
+             ON CONFLICT (sensor_id, seq) DO NOTHING RETURNING sensor_id, seq",
+            &[&sensors, &seqs, &replies, &now],
+        )?
+        .iter()
+        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+        .collect::<Result<_, postgres::Error>>()?;
+    let mut fresh = Vec::with_capacity(claimed.len());
+    if claimed.len() < first.len() {
+        let (mut ds, mut dq) = (Vec::new(), Vec::new());
+        for &(sensor, seq) in first.keys().filter(|k| !claimed.contains(k)) {
+            ds.push(sensor);
+            dq.push(seq);
+        }
+        let rows = db.query(
+            "SELECT b.sensor_id, b.seq, b.reply FROM batches b JOIN unnest($1::bigint[], $2::bigint[]) AS t(s, q) ON b.sensor_id = t.s AND b.seq = t.q",
+            &[&ds, &dq],
+        )?;
+        for r in rows {
+            let key: (i64, i64) = (r.try_get(0)?, r.try_get(1)?);
+            let reply: String = r.try_get(2)?;
+            let mut receipt: IngestReceipt = serde_json::from_str(&reply).map_err(json_err)?;
+            receipt.duplicate = true;
+            if let Some(&i) = first.get(&key) {
+                receipts[i] = Some(receipt);
+            }
+        }
+    }
+    for (i, b) in batches.iter().enumerate() {
+        let key = (b.sensor_id, b.seq);
+        let first_i = first[&key];
+        if first_i == i && claimed.contains(&key) {
+            fresh.push(i);
+        } else if first_i != i {
+            let mut r = receipts[first_i].clone().ok_or_else(|| StoreError::Database(format!("batch {}:{} has no reply", key.0, key.1)))?;
+            r.duplicate = true;
+            receipts[i] = Some(r);
+        }
+    }
+    let receipts = receipts
+        .into_iter()
+        .zip(batches)
+        .map(|(r, b)| r.ok_or_else(|| TxError::from(StoreError::Database(format!("batch {}:{} has no stored reply", b.sensor_id, b.seq)))))
+        .collect::<TxResult<Vec<_>>>()?;
+    Ok((receipts, fresh))
+}
+
+/// What a group changes on one sensor's row.
+#[derive(Default)]
+struct SensorSeen {
+    newest: Option<Millis>,
+    events: i64,
+}
+
+/// Updates the group's sensors (last seen, newest event, event count) in one statement.
+fn touch_sensors(db: &mut Db<'_>, seen: &BTreeMap<i64, SensorSeen>, now: Millis) -> TxResult<()> {
+    if seen.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = seen.keys().copied().collect();
+    let newest: Vec<Option<Millis>> = seen.values().map(|s| s.newest).collect();
+    let events: Vec<i64> = seen.values().map(|s| s.events).collect();
+    db.execute(
+        "UPDATE sensors SET last_seen_ms = $1, last_event_ms = GREATEST(sensors.last_event_ms, t.newest), events_total = sensors.events_total + t.events \
+         FROM unnest($2::bigint[], $3::bigint[], $4::bigint[]) AS t(id, newest, events) WHERE sensors.id = t.id",
+        &[&now, &ids, &newest, &events],
+    )?;
+    Ok(())
+}
+
+/// Correlates a group's sightings, batch after batch in group order, with the same outcome as
+/// correlating each remote address on its own (as the SQLite store does) but far fewer
+/// statements. What is read once for the whole group, under the actor-key locks (so nobody
+/// else changes it meanwhile):
+/// * which keys belong to an open campaign, and how many jurisdictions sighted each key within
+///   the window. A key is *hot* when it is in an open campaign or could reach K jurisdictions
+///   with this group's sightings (stored count + the group's jurisdictions, an upper bound).
+///   An address none of whose keys is hot can neither open nor extend a campaign: its
+///   sightings are only counted, and they are written together (one statement per run of
+///   such addresses). An address with a hot key takes the full path ([`correlate`]) after the
+///   sightings before it are written, so it reads exactly what it would have read alone.
+/// * the sensors' budget states and which addresses each jurisdiction already sighted (the
+///   trust budget counts new ones); both are then kept in memory for the rest of the group.
+fn correlate_group(
+    db: &mut Db<'_>,
+    batches: &[IngestBatch],
+    work: Vec<(usize, BTreeMap<IpAddr, RemoteAgg>)>,
+    policy: &CorrelationPolicy,
+    allow: AllowView<'_>,
+    now: Millis,
+    fx: &mut IngestEffects,
+) -> TxResult<()> {
+    if work.is_empty() {
+        return Ok(());
+    }
+    // Keys per address, and which of the group's jurisdictions sight each key.
+    let work: Vec<(usize, Vec<Remote>)> = work
+        .into_iter()
+        .map(|(i, remotes)| (i, remotes.into_iter().map(|(ip, agg)| { let keys = crate::trust::actor_keys(ip, agg.asn, allow); (ip, agg, keys) }).collect()))
+        .collect();
+    let mut group_js: HashMap<&str, HashSet<i64>> = HashMap::new();
+    let mut ip_pairs: (Vec<String>, Vec<i64>) = (Vec::new(), Vec::new());
+    for (i, list) in &work {
+        let j = batches[*i].jurisdiction_id;
+        for (ip, _, keys) in list {
+            for k in keys {
+                group_js.entry(k.as_str()).or_default().insert(j);
+            }
+            ip_pairs.0.push(format!("ip:{ip}"));
+            ip_pairs.1.push(j);
+        }
+    }
+    let all_keys: Vec<&str> = group_js.keys().copied().collect();
+    let open: HashSet<String> = db
+        .query(
+            "SELECT DISTINCT k.actor_key FROM campaign_keys k JOIN campaigns c ON c.id = k.campaign_id WHERE k.actor_key = ANY($1) AND c.status = 'open'",
+            &[&all_keys],
+        )?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let window_start = now.saturating_sub(policy.window_ms);
+    let mut counts: HashMap<String, i64> = HashMap::new();
+    for r in db.query(
+        "SELECT actor_key, count(DISTINCT jurisdiction_id) FROM sightings WHERE actor_key = ANY($1) AND last_ms >= $2 GROUP BY actor_key",
+        &[&all_keys, &window_start],
+    )? {
+        counts.insert(r.try_get(0)?, r.try_get(1)?);
+    }
+    let hot = |k: &str| open.contains(k) || counts.get(k).copied().unwrap_or(0) + group_js.get(k).map_or(0, |s| s.len() as i64) >= policy.min_jurisdictions;
+    let hot: HashSet<String> = all_keys.iter().filter(|k| hot(k)).map(|k| k.to_string()).collect();
+    // (address key, jurisdiction) pairs sighted within the window: stored, then this group's.
+    let mut sighted: HashSet<(String, i64)> = HashSet::new();
+    for r in db.query(
+        "SELECT DISTINCT s.actor_key, s.jurisdiction_id FROM sightings s JOIN unnest($1::text[], $2::bigint[]) AS t(k, j) \
+         ON s.actor_key = t.k AND s.jurisdiction_id = t.j WHERE s.last_ms >= $3",
+        &[&ip_pairs.0, &ip_pairs.1, &window_start],
+    )? {
+        sighted.insert((r.try_get(0)?, r.try_get(1)?));
+    }
+    let mut sensor_ids: Vec<i64> = work.iter().map(|(i, _)| batches[*i].sensor_id).collect();
+    sensor_ids.sort_unstable();
+    sensor_ids.dedup();
+    let mut budgets = trust::Budgets::load(db, &sensor_ids)?;
+    let mut pending = PendingSightings::default();
+    for (i, list) in work {
+        let b = &batches[i];
+        let ips: Vec<IpAddr> = list.iter().map(|(ip, _, _)| *ip).collect();
+        let count_new = || ips.iter().filter(|ip| !sighted.contains(&(format!("ip:{ip}"), b.jurisdiction_id))).count() as i64;
+        match budgets.decide(b, ips.len(), count_new, policy, now, fx) {
+            trust::Decision::Correlate => {}
+            trust::Decision::Held => continue,
+            trust::Decision::Breach(kind, new_remotes) => {
+                pending.flush(db, now)?;
+                budgets.flush(db)?;
+                trust::breach(db, b, kind, ips.len(), new_remotes, policy, now, fx)?;
+                budgets.reload(db, b.sensor_id)?;
+                continue;
+            }
+        }
+        for (ip, agg, keys) in list {
+            if keys.is_empty() {
+                continue;
+            }
+            for k in &keys {
+                sighted.insert((k.clone(), b.jurisdiction_id));
+            }
+            if keys.iter().any(|k| hot.contains(k)) {
+                pending.flush(db, now)?;
+                correlate(db, b.sensor_id, b.jurisdiction_id, ip, &agg, policy, allow, now, fx)?;
+            } else {
+                for k in keys {
+                    *pending.rows.entry((k, b.jurisdiction_id, b.sensor_id)).or_default() += agg.count;
+                }
+            }
+        }
+    }
+    pending.flush(db, now)?;
+    budgets.flush(db)?;
+    Ok(())
+}
+
+/// One remote address of a batch: its aggregate and its actor keys.
+type Remote = (IpAddr, RemoteAgg, Vec<String>);
+
+/// Sightings of addresses that cannot change a campaign, summed per (key, jurisdiction,
+/// sensor) until they are written in one statement.
+#[derive(Default)]
+struct PendingSightings {
+    rows: BTreeMap<(String, i64, i64), i64>,
+}
+
+impl PendingSightings {
+    fn flush(&mut self, db: &mut Db<'_>, now: Millis) -> TxResult<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let n = self.rows.len();
+        let (mut keys, mut js, mut ss, mut counts) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        for ((k, j, s), c) in std::mem::take(&mut self.rows) {
+            keys.push(k);
+            js.push(j);
+            ss.push(s);
+            counts.push(c);
+        }
+        db.execute(
+            "INSERT INTO sightings (actor_key, jurisdiction_id, sensor_id, first_ms, last_ms, count) \
+             SELECT k, j, s, $4, $4, c FROM unnest($1::text[], $2::bigint[], $3::bigint[], $5::bigint[]) AS t(k, j, s, c) \
+             ON CONFLICT (actor_key, jurisdiction_id, sensor_id) DO UPDATE SET last_ms = excluded.last_ms, count = sightings.count + excluded.count",
+            &[&keys, &js, &ss, &now, &counts],
+        )?;
+        Ok(())
+    }
 }
 
 /// Key of a contact record (the table's primary key).
-type ContactKey = (IpAddr, i64, IpAddr, i32, i32, bool);
+type ContactKey = (IpAddr, i64, i64, IpAddr, i32, i32, bool);
 
 /// The key columns of [`ContactRows::insert`], one array each.
 #[derive(Default)]
 struct ContactColumns {
     remote: Vec<IpAddr>,
     hour: Vec<i64>,
+    jurisdiction: Vec<i64>,
     local: Vec<IpAddr>,
     port: Vec<i32>,
     proto: Vec<i32>,
     inbound: Vec<bool>,
+    sensor: Vec<i64>,
 }
 
-/// One batch's contact records, summed per key (one statement may not update a row twice).
+/// A group's contact records, summed per key (one statement may not update a row twice); a
+/// record's sensor is the first that sent its key in the group.
 #[derive(Default)]
 struct ContactRows {
-    rows: BTreeMap<ContactKey, [i64; 5]>,
+    rows: BTreeMap<ContactKey, ([i64; 5], i64)>,
 }
 
 impl ContactRows {
-    fn add(&mut self, c: &crate::retro::ContactRecord) {
-        let key = (c.remote.to_canonical(), c.first_ms.div_euclid(3_600_000), c.local.to_canonical(), i32::from(c.port), i32::from(c.proto), c.inbound);
-        let v = self.rows.entry(key).or_insert([c.first_ms, c.last_ms, 0, 0, 0]);
+    fn add(&mut self, c: &crate::retro::ContactRecord, b: &IngestBatch) {
+        let key = (c.remote.to_canonical(), c.first_ms.div_euclid(3_600_000), b.jurisdiction_id, c.local.to_canonical(), i32::from(c.port), i32::from(c.proto), c.inbound);
+        let (v, _) = self.rows.entry(key).or_insert(([c.first_ms, c.last_ms, 0, 0, 0], b.sensor_id));
         v[0] = v[0].min(c.first_ms);
         v[1] = v[1].max(c.last_ms);
         v[2] = v[2].saturating_add(c.flows);
@@ -265,28 +503,73 @@ impl ContactRows {
         v[4] = v[4].saturating_add(c.bytes);
     }
 
-    fn insert(&self, db: &mut Db<'_>, b: &IngestBatch, now: Millis) -> TxResult<()> {
+    /// Stores the group's records. Almost always no key is stored yet (a sensor sends each
+    /// hour's record once), so they are first written with one binary `COPY` in a savepoint;
+    /// when a key is already there (a record re-sent, or two sensors of one jurisdiction) the
+    /// `COPY` fails on the primary key, the savepoint is rolled back and the group is merged
+    /// with an upsert instead.
+    fn insert(&self, db: &mut Db<'_>, now: Millis) -> TxResult<()> {
         if self.rows.is_empty() {
             return Ok(());
         }
+        match self.copy(db, now) {
+            Err(TxError::Pg(e)) if e.code() == Some(&postgres::error::SqlState::UNIQUE_VIOLATION) => self.upsert(db, now),
+            other => other,
+        }
+    }
+
+    fn copy(&self, db: &mut Db<'_>, now: Millis) -> TxResult<()> {
+        let mut sp = db.tx.savepoint("contact_copy")?;
+        let sink = sp.copy_in(
+            "COPY contact_records (remote, hour, jurisdiction_id, local, port, proto, inbound, first_ms, last_ms, flows, pkts, bytes, sensor_id, received_ms) \
+             FROM STDIN (FORMAT binary)",
+        )?;
+        let types = [
+            Type::INET,
+            Type::INT8,
+            Type::INT8,
+            Type::INET,
+            Type::INT4,
+            Type::INT4,
+            Type::BOOL,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+            Type::INT8,
+        ];
+        let mut writer = BinaryCopyInWriter::new(sink, &types);
+        for ((remote, hour, jurisdiction, local, port, proto, inbound), (v, sensor)) in &self.rows {
+            writer.write(&[remote, hour, jurisdiction, local, port, proto, inbound, &v[0], &v[1], &v[2], &v[3], &v[4], sensor, &now])?;
+        }
+        writer.finish()?;
+        sp.commit()?;
+        Ok(())
+    }
+
+    fn upsert(&self, db: &mut Db<'_>, now: Millis) -> TxResult<()> {
         let mut cols = ContactColumns::default();
         let mut sums: [Vec<i64>; 5] = Default::default();
-        for (&(remote, hour, local, port, proto, inbound), v) in &self.rows {
+        for (&(remote, hour, jurisdiction, local, port, proto, inbound), (v, sensor)) in &self.rows {
             cols.remote.push(remote);
             cols.hour.push(hour);
+            cols.jurisdiction.push(jurisdiction);
             cols.local.push(local);
             cols.port.push(port);
             cols.proto.push(proto);
             cols.inbound.push(inbound);
+            cols.sensor.push(*sensor);
             for (col, value) in sums.iter_mut().zip(v) {
                 col.push(*value);
             }
         }
         db.execute(
             "INSERT INTO contact_records (remote, hour, jurisdiction_id, local, port, proto, inbound, first_ms, last_ms, flows, pkts, bytes, sensor_id, received_ms) \
-             SELECT r, h, $3, l, p, pr, i, f, la, fl, pk, by, $4, $5 \
-             FROM unnest($1::inet[], $2::bigint[], $6::inet[], $7::int[], $8::int[], $9::bool[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[]) \
-               AS t(r, h, l, p, pr, i, f, la, fl, pk, by) \
+             SELECT r, h, j, l, p, pr, i, f, la, fl, pk, by, s, $14 \
+             FROM unnest($1::inet[], $2::bigint[], $3::bigint[], $4::inet[], $5::int[], $6::int[], $7::bool[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::bigint[], $13::bigint[]) \
+               AS t(r, h, j, l, p, pr, i, f, la, fl, pk, by, s) \
              ON CONFLICT (remote, hour, jurisdiction_id, local, port, proto, inbound) DO UPDATE SET \
              first_ms = LEAST(contact_records.first_ms, excluded.first_ms), last_ms = GREATEST(contact_records.last_ms, excluded.last_ms), \
              flows = contact_records.flows + excluded.flows, pkts = contact_records.pkts + excluded.pkts, \
@@ -294,9 +577,7 @@ impl ContactRows {
             &[
                 &cols.remote,
                 &cols.hour,
-                &b.jurisdiction_id,
-                &b.sensor_id,
-                &now,
+                &cols.jurisdiction,
                 &cols.local,
                 &cols.port,
                 &cols.proto,
@@ -306,20 +587,27 @@ impl ContactRows {
                 &sums[2],
                 &sums[3],
                 &sums[4],
+                &cols.sensor,
+                &now,
             ],
         )?;
         Ok(())
     }
 }
 
-/// Notes that a batch brought contact records (see `retro_late` in the migration).
-fn mark_late(db: &mut Db<'_>, b: &IngestBatch, now: Millis) -> TxResult<()> {
-    let Some(since) = b.events.iter().filter_map(|e| e.contact.as_ref()).map(|c| c.first_ms).min() else { return Ok(()) };
+/// Notes that batches brought contact records (see `retro_late` in the migration): per
+/// jurisdiction, the earliest record's start.
+fn mark_late(db: &mut Db<'_>, late: &BTreeMap<i64, Millis>, now: Millis) -> TxResult<()> {
+    if late.is_empty() {
+        return Ok(());
+    }
+    let js: Vec<i64> = late.keys().copied().collect();
+    let since: Vec<Millis> = late.values().copied().collect();
     db.execute(
-        "INSERT INTO retro_late (jurisdiction_id, since_ms, version, updated_ms) VALUES ($1, $2, 1, $3) \
+        "INSERT INTO retro_late (jurisdiction_id, since_ms, version, updated_ms) SELECT j, s, 1, $3 FROM unnest($1::bigint[], $2::bigint[]) AS t(j, s) \
          ON CONFLICT (jurisdiction_id) DO UPDATE SET since_ms = LEAST(retro_late.since_ms, excluded.since_ms), \
          version = retro_late.version + 1, updated_ms = excluded.updated_ms",
-        &[&b.jurisdiction_id, &since, &now],
+        &[&js, &since, &now],
     )?;
     Ok(())
 }

@@ -299,11 +299,9 @@ pub(super) fn commit_plan(db: &mut Db<'_>, plan: &HuntPlan, now: Millis) -> TxRe
         out.raced = true;
         return Ok(out);
     }
-    for hit in &plan.hits {
-        let (h, n) = record_hit(db, ind, hit, now)?;
-        out.hits += h;
-        out.notifications += n;
-    }
+    let (h, n) = record_hits(db, ind, &plan.hits, now)?;
+    out.hits += h;
+    out.notifications += n;
     db.execute("UPDATE retro_cursor SET seq = $1 WHERE id = 1", &[&ind.seq])?;
     Ok(out)
 }
@@ -351,68 +349,87 @@ pub(super) fn commit_late(db: &mut Db<'_>, late: &LatePlan, now: Millis) -> TxRe
         raced: false,
     };
     for plan in &late.plans {
-        for hit in &plan.hits {
-            let (h, n) = record_hit(db, &plan.indicator, hit, now)?;
-            out.hits += h;
-            out.notifications += n;
-        }
+        let (h, n) = record_hits(db, &plan.indicator, &plan.hits, now)?;
+        out.hits += h;
+        out.notifications += n;
     }
     db.execute("DELETE FROM retro_late WHERE jurisdiction_id = $1 AND version = $2", &[&late.jurisdiction_id, &late.version])?;
     Ok(out)
 }
 
-/// Stores one hit (unless the jurisdiction is in the indicator's campaign or already has a hit
-/// for this value) and enqueues its notifications; returns (hits, notifications) added.
-fn record_hit(db: &mut Db<'_>, ind: &Indicator, hit: &HitDraft, now: Millis) -> TxResult<(usize, usize)> {
-    if ind.campaign_id > 0
-        && db
-            .query_opt("SELECT 1 FROM campaign_jurisdictions WHERE campaign_id = $1 AND jurisdiction_id = $2", &[&ind.campaign_id, &hit.jurisdiction_id])?
-            .is_some()
-    {
+/// Stores the hits of one indicator (each for a different jurisdiction; none for a
+/// jurisdiction in the indicator's campaign or one that already has a hit for this value) and
+/// enqueues their notifications; returns (hits, notifications) added. A handful of statements
+/// whatever the number of hits: an address every office talked to makes thousands.
+fn record_hits(db: &mut Db<'_>, ind: &Indicator, hits: &[HitDraft], now: Millis) -> TxResult<(usize, usize)> {
+    if hits.is_empty() {
         return Ok((0, 0));
     }
-    let detail = serde_json::to_string(&hit.detail).map_err(json_err)?;
-    let inserted = db.query_opt(
+    let mut members: BTreeSet<i64> = BTreeSet::new();
+    if ind.campaign_id > 0 {
+        let js: Vec<i64> = hits.iter().map(|h| h.jurisdiction_id).collect();
+        for r in db.query("SELECT jurisdiction_id FROM campaign_jurisdictions WHERE campaign_id = $1 AND jurisdiction_id = ANY($2)", &[&ind.campaign_id, &js])? {
+            members.insert(r.try_get(0)?);
+        }
+    }
+    let hits: Vec<&HitDraft> = hits.iter().filter(|h| !members.contains(&h.jurisdiction_id)).collect();
+    if hits.is_empty() {
+        return Ok((0, 0));
+    }
+    let n = hits.len();
+    let (mut js, mut firsts, mut lasts, mut records, mut pkts, mut bytes, mut details) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for h in &hits {
+        js.push(h.jurisdiction_id);
+        firsts.push(h.first_ms);
+        lasts.push(h.last_ms);
+        records.push(h.records);
+        pkts.push(h.pkts);
+        bytes.push(h.bytes);
+        details.push(pg_text(&serde_json::to_string(&h.detail).map_err(json_err)?).into_owned());
+    }
+    // WITH ORDINALITY keeps the hits' order, so ids follow it as they did one by one.
+    let inserted = db.query(
         "INSERT INTO retro_hits (indicator_seq, kind, value, campaign_id, indicator_ms, jurisdiction_id, first_ms, last_ms, records, pkts, bytes, detail, found_ms) \
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13 WHERE EXISTS (SELECT 1 FROM jurisdictions WHERE id = $6) \
-         ON CONFLICT (kind, value, jurisdiction_id) DO NOTHING RETURNING id",
-        &[
-            &ind.seq,
-            &ind.kind,
-            &ind.value,
-            &ind.campaign_id,
-            &ind.ts_ms,
-            &hit.jurisdiction_id,
-            &hit.first_ms,
-            &hit.last_ms,
-            &hit.records,
-            &hit.pkts,
-            &hit.bytes,
-            &pg_text(&detail),
-            &now,
-        ],
+         SELECT $1, $2, $3, $4, $5, t.j, t.f, t.l, t.r, t.p, t.b, t.d, $13 \
+         FROM unnest($6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[]) WITH ORDINALITY AS t(j, f, l, r, p, b, d, n) \
+         WHERE EXISTS (SELECT 1 FROM jurisdictions WHERE id = t.j) ORDER BY t.n \
+         ON CONFLICT (kind, value, jurisdiction_id) DO NOTHING RETURNING id, jurisdiction_id",
+        &[&ind.seq, &ind.kind, &ind.value, &ind.campaign_id, &ind.ts_ms, &js, &firsts, &lasts, &records, &pkts, &bytes, &details, &now],
     )?;
-    let Some(row) = inserted else { return Ok((0, 0)) };
-    let hit_id: i64 = row.try_get(0)?;
+    let mut added: Vec<(i64, i64)> = inserted.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_, postgres::Error>>()?;
+    added.sort_unstable();
+    let hit_count = added.len();
+    if added.is_empty() {
+        return Ok((0, 0));
+    }
     // A campaign publishes several keys of one actor (its address and its /24): the
     // jurisdiction hears about the campaign once; the other hits are recorded silently.
-    if ind.campaign_id > 0
-        && db
-            .query_opt(
-                "SELECT id FROM retro_hits WHERE jurisdiction_id = $1 AND campaign_id = $2 AND id <> $3 LIMIT 1",
-                &[&hit.jurisdiction_id, &ind.campaign_id, &hit_id],
-            )?
-            .is_some()
-    {
-        return Ok((1, 0));
+    if ind.campaign_id > 0 {
+        let ids: Vec<i64> = added.iter().map(|a| a.0).collect();
+        let js: Vec<i64> = added.iter().map(|a| a.1).collect();
+        let mut heard: BTreeSet<i64> = BTreeSet::new();
+        for r in db.query(
+            "SELECT DISTINCT jurisdiction_id FROM retro_hits WHERE campaign_id = $1 AND jurisdiction_id = ANY($2) AND id <> ALL($3)",
+            &[&ind.campaign_id, &js, &ids],
+        )? {
+            heard.insert(r.try_get(0)?);
+        }
+        added.retain(|(_, j)| !heard.contains(j));
     }
+    if added.is_empty() {
+        return Ok((hit_count, 0));
+    }
+    let ids: Vec<i64> = added.iter().map(|a| a.0).collect();
+    let js: Vec<i64> = added.iter().map(|a| a.1).collect();
     let notified = db.execute(
         "INSERT INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
-         SELECT 0, $1, id, $2, $3, 'pending', $4, $4 FROM contacts WHERE jurisdiction_id = $1 \
+         SELECT 0, t.j, c.id, $3, 'retrohunt:' || t.h, 'pending', $4, $4 FROM unnest($1::bigint[], $2::bigint[]) AS t(h, j) \
+         JOIN contacts c ON c.jurisdiction_id = t.j ORDER BY t.h, c.id \
          ON CONFLICT (contact_id, campaign_id, event_key) DO NOTHING",
-        &[&hit.jurisdiction_id, &EVENT_KIND, &format!("retrohunt:{hit_id}"), &now],
+        &[&ids, &js, &EVENT_KIND, &now],
     )?;
-    Ok((1, notified as usize))
+    Ok((hit_count, notified as usize))
 }
 
 const HIT_COLS: &str = "h.id, h.jurisdiction_id, h.indicator_seq, h.kind, h.value, h.campaign_id, h.indicator_ms, \

@@ -10,8 +10,7 @@
 //! campaigns across many keys: they take the correlation lock exclusively
 //! ([`lock_correlation`]), so no ingest correlates while they run.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use postgres::Row;
 
@@ -45,83 +44,146 @@ pub(super) fn lock_sensors(db: &mut Db<'_>, batches: &[IngestBatch]) -> TxResult
 // Budget and holds
 // ------------------------------------------------------------------------------------------
 
-fn budget_state(db: &mut Db<'_>, sensor_id: i64) -> TxResult<BudgetState> {
-    let row = db.query_opt("SELECT window_start_ms, window_new_keys, hold_until_ms FROM sensor_trust WHERE sensor_id = $1", &[&sensor_id])?;
-    Ok(match row {
-        Some(r) => BudgetState { window_start_ms: r.try_get(0)?, window_new_keys: r.try_get(1)?, hold_until_ms: r.try_get(2)? },
-        None => BudgetState::default(),
-    })
+/// The budget states of one group's sensors, read once after their rows are locked
+/// ([`lock_sensors`]) and kept in memory while the group's batches are judged one after the
+/// other; changed windows are written back by [`Budgets::flush`] (one statement).
+#[derive(Default)]
+pub(super) struct Budgets {
+    states: HashMap<i64, BudgetState>,
+    dirty: BTreeSet<i64>,
 }
 
-/// Decides whether a batch may correlate (see [`crate::trust`]): `remotes` are its distinct,
-/// not allow-listed remote addresses. On a breach the sensor is put on hold, one anomaly is
-/// written, and campaigns its jurisdiction is in are checked against the publication bar.
-pub(super) fn admit(db: &mut Db<'_>, b: &IngestBatch, remotes: &[IpAddr], policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> TxResult<bool> {
-    let state = budget_state(db, b.sensor_id)?;
-    let t = &policy.trust;
-    let (admission, new_remotes) = match trust::precheck(&state, remotes.len(), t, now) {
-        Some(a) => (a, None),
-        None => {
-            // New: the jurisdiction has no sighting of the address within the correlation
-            // window. A re-sighting inside it changes nothing in correlation, so it costs nothing.
-            let since = now.saturating_sub(policy.window_ms);
-            let keys: Vec<String> = remotes.iter().map(|ip| format!("ip:{ip}")).collect();
-            let seen: i64 = db
-                .query_one(
-                    "SELECT count(DISTINCT actor_key) FROM sightings WHERE actor_key = ANY($1) AND jurisdiction_id = $2 AND last_ms >= $3",
-                    &[&keys, &b.jurisdiction_id, &since],
-                )?
-                .try_get(0)?;
-            let new = keys.len() as i64 - seen;
-            (trust::judge_new(&state, new, t, now), Some(new))
+/// What [`Budgets::decide`] made of a batch.
+pub(super) enum Decision {
+    Correlate,
+    Held,
+    /// A breach: the caller writes it with [`breach`] (the new addresses, when counted).
+    Breach(trust::AnomalyKind, Option<i64>),
+}
+
+impl Budgets {
+    pub(super) fn load(db: &mut Db<'_>, sensor_ids: &[i64]) -> TxResult<Self> {
+        let mut out = Budgets::default();
+        if sensor_ids.is_empty() {
+            return Ok(out);
         }
-    };
-    match admission {
-        Admission::Correlate { window_start_ms, window_new_keys } => {
-            if (window_start_ms, window_new_keys) != (state.window_start_ms, state.window_new_keys) {
-                db.execute(
-                    "INSERT INTO sensor_trust (sensor_id, window_start_ms, window_new_keys) VALUES ($1, $2, $3) \
-                     ON CONFLICT (sensor_id) DO UPDATE SET window_start_ms = excluded.window_start_ms, window_new_keys = excluded.window_new_keys",
-                    &[&b.sensor_id, &window_start_ms, &window_new_keys],
-                )?;
+        let rows = db.query("SELECT sensor_id, window_start_ms, window_new_keys, hold_until_ms FROM sensor_trust WHERE sensor_id = ANY($1)", &[&sensor_ids])?;
+        for r in rows {
+            out.states.insert(r.try_get(0)?, BudgetState { window_start_ms: r.try_get(1)?, window_new_keys: r.try_get(2)?, hold_until_ms: r.try_get(3)? });
+        }
+        Ok(out)
+    }
+
+    /// Reads one sensor's state again (after [`breach`] wrote its hold).
+    pub(super) fn reload(&mut self, db: &mut Db<'_>, sensor_id: i64) -> TxResult<()> {
+        self.dirty.remove(&sensor_id);
+        let row = db.query_opt("SELECT window_start_ms, window_new_keys, hold_until_ms FROM sensor_trust WHERE sensor_id = $1", &[&sensor_id])?;
+        match row {
+            Some(r) => {
+                self.states.insert(sensor_id, BudgetState { window_start_ms: r.try_get(0)?, window_new_keys: r.try_get(1)?, hold_until_ms: r.try_get(2)? });
             }
-            Ok(true)
-        }
-        Admission::Held => {
-            fx.batches_held += 1;
-            Ok(false)
-        }
-        Admission::Breach(kind) => {
-            let limit = match kind {
-                trust::AnomalyKind::BatchSpray => t.max_remotes_per_batch as i64,
-                trust::AnomalyKind::WindowBudget => t.max_new_keys_per_sensor,
-            };
-            let until = now.saturating_add(t.hold_ms);
-            hold(db, b.sensor_id, kind.as_str(), until, now)?;
-            db.execute(
-                "INSERT INTO trust_anomalies (sensor_id, jurisdiction_id, ts_ms, kind, batch_seq, events, remotes, new_remotes, limit_value) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                &[&b.sensor_id, &b.jurisdiction_id, &now, &kind.as_str(), &b.seq, &(b.events.len() as i64), &(remotes.len() as i64), &new_remotes, &limit],
-            )?;
-            fx.batches_held += 1;
-            fx.trust_anomalies += 1;
-            tracing::warn!(
-                sensor_id = b.sensor_id,
-                jurisdiction_id = b.jurisdiction_id,
-                kind = kind.as_str(),
-                remotes = remotes.len(),
-                new_remotes = ?new_remotes,
-                limit,
-                hold_until = %crate::model::fmt_ms(until),
-                "sensor put on hold: its batch is stored but not correlated"
-            );
-            // Its jurisdiction may no longer count as in good standing.
-            for campaign_id in member_campaigns(db, b.jurisdiction_id, true)? {
-                refresh_publication(db, campaign_id, policy, now, true, fx)?;
+            None => {
+                self.states.remove(&sensor_id);
             }
-            Ok(false)
+        }
+        Ok(())
+    }
+
+    /// Decides whether a batch with `remotes` distinct, not allow-listed remote addresses may
+    /// correlate (see [`crate::trust`]); `count_new` counts those new to the jurisdiction (no
+    /// sighting within the correlation window), asked only when the budget needs it.
+    pub(super) fn decide(&mut self, b: &IngestBatch, remotes: usize, count_new: impl FnOnce() -> i64, policy: &CorrelationPolicy, now: Millis, fx: &mut IngestEffects) -> Decision {
+        let state = self.states.get(&b.sensor_id).copied().unwrap_or_default();
+        let t = &policy.trust;
+        let (admission, new_remotes) = match trust::precheck(&state, remotes, t, now) {
+            Some(a) => (a, None),
+            None => {
+                // A re-sighting inside the window changes nothing in correlation, so it costs nothing.
+                let new = count_new();
+                (trust::judge_new(&state, new, t, now), Some(new))
+            }
+        };
+        match admission {
+            Admission::Correlate { window_start_ms, window_new_keys } => {
+                if (window_start_ms, window_new_keys) != (state.window_start_ms, state.window_new_keys) {
+                    self.states.insert(b.sensor_id, BudgetState { window_start_ms, window_new_keys, hold_until_ms: state.hold_until_ms });
+                    self.dirty.insert(b.sensor_id);
+                }
+                Decision::Correlate
+            }
+            Admission::Held => {
+                fx.batches_held += 1;
+                Decision::Held
+            }
+            Admission::Breach(kind) => Decision::Breach(kind, new_remotes),
         }
     }
+
+    /// Writes the changed budget windows (one statement; holds are written by [`breach`]).
+    pub(super) fn flush(&mut self, db: &mut Db<'_>) -> TxResult<()> {
+        if self.dirty.is_empty() {
+            return Ok(());
+        }
+        let mut ids = Vec::with_capacity(self.dirty.len());
+        let (mut starts, mut used) = (Vec::with_capacity(self.dirty.len()), Vec::with_capacity(self.dirty.len()));
+        for id in std::mem::take(&mut self.dirty) {
+            let s = self.states.get(&id).copied().unwrap_or_default();
+            ids.push(id);
+            starts.push(s.window_start_ms);
+            used.push(s.window_new_keys);
+        }
+        db.execute(
+            "INSERT INTO sensor_trust (sensor_id, window_start_ms, window_new_keys) SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) \
+             ON CONFLICT (sensor_id) DO UPDATE SET window_start_ms = excluded.window_start_ms, window_new_keys = excluded.window_new_keys",
+            &[&ids, &starts, &used],
+        )?;
+        Ok(())
+    }
+}
+
+/// A batch breached its sensor's budget: the sensor is put on hold, one anomaly is written, and
+/// campaigns its jurisdiction is in are checked against the publication bar. The caller has
+/// written every sighting and budget window of the group so far (the checks read them).
+#[allow(clippy::too_many_arguments)]
+pub(super) fn breach(
+    db: &mut Db<'_>,
+    b: &IngestBatch,
+    kind: trust::AnomalyKind,
+    remotes: usize,
+    new_remotes: Option<i64>,
+    policy: &CorrelationPolicy,
+    now: Millis,
+    fx: &mut IngestEffects,
+) -> TxResult<()> {
+    let t = &policy.trust;
+    let limit = match kind {
+        trust::AnomalyKind::BatchSpray => t.max_remotes_per_batch as i64,
+        trust::AnomalyKind::WindowBudget => t.max_new_keys_per_sensor,
+    };
+    let until = now.saturating_add(t.hold_ms);
+    hold(db, b.sensor_id, kind.as_str(), until, now)?;
+    db.execute(
+        "INSERT INTO trust_anomalies (sensor_id, jurisdiction_id, ts_ms, kind, batch_seq, events, remotes, new_remotes, limit_value) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        &[&b.sensor_id, &b.jurisdiction_id, &now, &kind.as_str(), &b.seq, &(b.events.len() as i64), &(remotes as i64), &new_remotes, &limit],
+    )?;
+    fx.batches_held += 1;
+    fx.trust_anomalies += 1;
+    tracing::warn!(
+        sensor_id = b.sensor_id,
+        jurisdiction_id = b.jurisdiction_id,
+        kind = kind.as_str(),
+        remotes,
+        new_remotes = ?new_remotes,
+        limit,
+        hold_until = %crate::model::fmt_ms(until),
+        "sensor put on hold: its batch is stored but not correlated"
+    );
+    // Its jurisdiction may no longer count as in good standing.
+    for campaign_id in member_campaigns(db, b.jurisdiction_id, true)? {
+        refresh_publication(db, campaign_id, policy, now, true, fx)?;
+    }
+    Ok(())
 }
 
 fn hold(db: &mut Db<'_>, sensor_id: i64, reason: &str, until: Millis, now: Millis) -> TxResult<()> {
