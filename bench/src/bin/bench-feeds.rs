@@ -210,10 +210,7 @@ async fn medallion(objects: usize, page: usize) -> Result<Medallion> {
 }
 
 fn poller(store: Arc<dyn Store>) -> Result<Poller> {
-    let mut cfg = ward_hub::config::FeedsConfig::default();
-    cfg.allow_targets = vec!["127.0.0.1".parse()?];
-    cfg.max_response_mib = 256;
-    cfg.timeout_secs = 600;
+    let cfg = ward_hub::config::FeedsConfig { allow_targets: vec!["127.0.0.1".parse()?], max_response_mib: 256, timeout_secs: 600, ..Default::default() };
     Ok(Poller { store, http: cfg.client()?, allow: Arc::new(ward_hub::trust::AllowList::builtin()) })
 }
 
@@ -320,9 +317,9 @@ fn feed_to_sensor(rt: &tokio::runtime::Runtime, kind: StoreKind, args: &Args) ->
             };
             tokio::time::sleep(Duration::from_millis(50)).await;
             let started = Instant::now();
-            let polled = client.post(format!("{base}/api/v1/feeds/{id}/poll")).bearer_auth(&token).send();
+            let polled = tokio::spawn(client.post(format!("{base}/api/v1/feeds/{id}/poll")).bearer_auth(&token).send());
             let (answer, at) = waiter.await??;
-            polled.await?;
+            polled.await??;
             let got = answer["indicators"].as_array().is_some_and(|l| l.iter().any(|i| i["value"] == value.as_str()));
             if !got {
                 return Err(format!("trial {t}: the sensor's answer lacks {value}: {answer}").into());
