@@ -21,7 +21,8 @@
 //! * [`rollup`]: a state's view of its counties, and the one roll-up warning per campaign
 //!   event that tells a state its counties were hit.
 //! * [`share`]: STIX 2.1 objects with TLP 2.0 markings, deterministic ids and patterns, for
-//!   TAXII, feeds and federation.
+//!   TAXII, feeds and federation; [`share::feeds`]: TAXII, MISP and CSV feeds the hub polls into
+//!   the indicator log (a `remove` only when no other source holds the value).
 //!
 //! Trust boundary: a jurisdiction never sees another jurisdiction's events or identity; what it
 //! learns about a campaign is what hit it, when, from where, a count of other jurisdictions,

@@ -683,3 +683,43 @@ fn mutated_feed_responses_never_panic_and_items_normalise_to_themselves() {
         ward_hub::fuzz::feeds(&data);
     }
 }
+
+/// `ward hub migrate` carries feeds over: settings, poll state, the indicators held, and the
+/// credential (opened with the SQLite store's key file on the way).
+#[test]
+fn feeds_move_from_sqlite_to_postgresql() {
+    use ward_hub::share::feeds::{validate, FeedItem, FeedUpdate, GroupUpdate};
+    use ward_hub::store::open::Database;
+    use ward_hub::store::Store;
+    let Some(pg) = common::backends::PgDatabase::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let sqlite = ward_hub::store::sqlite::SqliteStore::open_dir(dir.path()).unwrap();
+        let req = ward_hub::share::feeds::FeedRequest { name: "isac".into(), kind: "taxii".into(), url: "https://taxii.example/api1/".into(), collection: Some("c1".into()), username: Some("u".into()), password: Some("moving-secret".into()), ..Default::default() };
+        let f = sqlite.add_feed(&validate(&req, "cli").unwrap(), now_ms()).unwrap();
+        let item = |v: &str, tlp| FeedItem { source_ref: "indicator--00000000-0000-4000-8000-000000000001".into(), kind: "ip", value: v.into(), confidence: 80, tlp, valid_until_ms: None };
+        let mut update = FeedUpdate { groups: vec![GroupUpdate { group: "g".into(), items: vec![item("185.220.150.1", Tlp::Green), item("185.220.150.2", Tlp::Red)] }], state: Some(Default::default()) };
+        update.state.as_mut().unwrap().added_after = Some("2026-01-01T00:00:00.000000Z".into());
+        let applied = sqlite.apply_feed_update(f.id, &update, &ward_hub::trust::AllowList::builtin(), now_ms()).unwrap();
+        assert_eq!((applied.added, applied.held_on_hub, applied.log_adds), (2, 1, 1));
+    }
+    let url = pg.url();
+    let to = Database::parse(&url).unwrap();
+    let from = Database::sqlite_dir(dir.path());
+    std::thread::spawn(move || ward_hub::store::migrate::run(&from, &to, &mut |_| {}).unwrap()).join().unwrap();
+    let store = std::thread::spawn(move || ward_hub::store::postgres::PgStore::connect(&url).unwrap()).join().unwrap();
+    let (feeds, credential, held) = db(&store, |s| {
+        let feeds = s.feeds().unwrap();
+        let id = feeds[0].id;
+        (feeds, s.feed_credential(id).unwrap(), s.feed_indicators(id, 10).unwrap())
+    });
+    assert_eq!((feeds.len(), feeds[0].on_sensors, feeds[0].held_on_hub), (1, 1, 1));
+    assert_eq!(feeds[0].state.added_after.as_deref(), Some("2026-01-01T00:00:00.000000Z"));
+    assert_eq!(credential.as_deref(), Some("moving-secret"));
+    assert_eq!(held.iter().filter(|i| i.on_sensors).count(), 1);
+    // The next feed added on PostgreSQL gets a fresh id (the identity moved past the copied ones).
+    let req = ward_hub::share::feeds::FeedRequest { name: "next".into(), kind: "csv".into(), url: "https://lists.example/x.txt".into(), ..Default::default() };
+    let next = db(&store, |s| s.add_feed(&ward_hub::share::feeds::validate(&req, "cli").unwrap(), now_ms())).unwrap();
+    assert!(next.id > feeds[0].id);
+    std::thread::spawn(move || drop(store)).join().unwrap();
+}

@@ -85,7 +85,6 @@ fn field(line: &str, col: usize) -> Option<&str> {
     loop {
         // One field starts at i.
         let start = i;
-        let end;
         if bytes.get(i) == Some(&b'"') {
             i += 1;
             loop {
@@ -99,16 +98,11 @@ fn field(line: &str, col: usize) -> Option<&str> {
                     Some(_) => i += 1,
                 }
             }
-            while i < bytes.len() && bytes[i] != b',' {
-                i += 1;
-            }
-            end = i;
-        } else {
-            while i < bytes.len() && bytes[i] != b',' {
-                i += 1;
-            }
-            end = i;
         }
+        while i < bytes.len() && bytes[i] != b',' {
+            i += 1;
+        }
+        let end = i;
         if index == col {
             // Quotes at the ends are trimmed by the caller; a doubled quote inside never makes
             // a valid indicator anyway.

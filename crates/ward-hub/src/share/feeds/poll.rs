@@ -61,6 +61,8 @@ pub struct PollReport {
     pub skipped: Skipped,
     pub error: Option<String>,
     pub duration_ms: f64,
+    /// Of which waiting on the feed's server (requests and bodies).
+    pub fetch_ms: f64,
     pub next_poll: String,
 }
 
@@ -168,7 +170,10 @@ async fn poll_taxii(p: &Poller, feed: &Feed, creds: &Credentials, report: &mut P
     for page in 0..taxii::MAX_PAGES_PER_POLL {
         let url = taxii::page_url(&objects, since.as_deref(), next.as_deref());
         let rules = ItemRules::for_feed(feed, now_ms());
-        let fetched = p.http.get(&url, creds, taxii::MEDIA_TYPE, (None, None)).await.map_err(|e| format!("page {}: {e}", page + 1))?;
+        let t = Instant::now();
+        let fetched = p.http.get(&url, creds, taxii::MEDIA_TYPE, (None, None)).await;
+        report.fetch_ms += t.elapsed().as_secs_f64() * 1000.0;
+        let fetched = fetched.map_err(|e| format!("page {}: {e}", page + 1))?;
         report.requests += 1;
         if !content_type_is(fetched.content_type.as_deref(), &["application/taxii+json", "application/json"]) {
             return Err(format!(
@@ -199,11 +204,10 @@ async fn poll_taxii(p: &Poller, feed: &Feed, creds: &Credentials, report: &mut P
 async fn poll_csv(p: &Poller, feed: &Feed, creds: &Credentials, report: &mut PollReport) -> Result<(), String> {
     let url = reqwest::Url::parse(&feed.url).map_err(|e| format!("bad url: {e}"))?;
     let mut state = feed.state.clone();
-    let fetched = p
-        .http
-        .get(&url, creds, "text/plain, text/csv;q=0.9, */*;q=0.5", (state.etag.as_deref(), state.last_modified.as_deref()))
-        .await
-        .map_err(|e| e.to_string())?;
+    let t = Instant::now();
+    let fetched = p.http.get(&url, creds, "text/plain, text/csv;q=0.9, */*;q=0.5", (state.etag.as_deref(), state.last_modified.as_deref())).await;
+    report.fetch_ms += t.elapsed().as_secs_f64() * 1000.0;
+    let fetched = fetched.map_err(|e| e.to_string())?;
     report.requests += 1;
     if fetched.status == 304 {
         report.not_modified = true;
@@ -227,7 +231,10 @@ async fn poll_csv(p: &Poller, feed: &Feed, creds: &Credentials, report: &mut Pol
 
 async fn poll_misp(p: &Poller, feed: &Feed, creds: &Credentials, report: &mut PollReport, progress: Progress<'_>) -> Result<(), String> {
     let manifest_url = misp::file_url(&feed.url, "manifest.json")?;
-    let fetched = p.http.get(&manifest_url, creds, "application/json", (None, None)).await.map_err(|e| format!("manifest.json: {e}"))?;
+    let t = Instant::now();
+    let fetched = p.http.get(&manifest_url, creds, "application/json", (None, None)).await;
+    report.fetch_ms += t.elapsed().as_secs_f64() * 1000.0;
+    let fetched = fetched.map_err(|e| format!("manifest.json: {e}"))?;
     report.requests += 1;
     if content_type_is(fetched.content_type.as_deref(), &["text/html", "application/xhtml+xml"]) {
         return Err("manifest.json: the server answered a web page (text/html), not a MISP manifest".into());
@@ -243,7 +250,10 @@ async fn poll_misp(p: &Poller, feed: &Feed, creds: &Credentials, report: &mut Po
         let mut groups = Vec::new();
         for (uuid, ts) in chunk {
             let url = misp::file_url(&feed.url, &format!("{uuid}.json"))?;
-            let parsed = match p.http.get(&url, creds, "application/json", (None, None)).await {
+            let t = Instant::now();
+            let got = p.http.get(&url, creds, "application/json", (None, None)).await;
+            report.fetch_ms += t.elapsed().as_secs_f64() * 1000.0;
+            let parsed = match got {
                 Ok(f) if content_type_is(f.content_type.as_deref(), &["text/html"]) => Err(format!("event {uuid}: the server answered a web page")),
                 Ok(f) => misp::parse_event(uuid, &f.body, &rules),
                 Err(e) => Err(format!("event {uuid}: {e}")),

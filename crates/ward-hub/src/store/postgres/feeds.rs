@@ -196,6 +196,7 @@ struct ActiveRow {
     on_sensors: bool,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn remove_row(db: &mut Db<'_>, id: i64, kind: &str, value: &str, on_sensors: bool, why: &str, now: Millis, out: &mut FeedApplied) -> TxResult<()> {
     db.execute("UPDATE feed_indicators SET removed_ms = $1, removed_why = $2 WHERE id = $3", &[&now, &why, &id])?;
     out.removed += 1;

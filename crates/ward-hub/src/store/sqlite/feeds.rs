@@ -199,6 +199,7 @@ struct Row {
 }
 
 /// Marks a row removed and logs a `remove` when nothing else holds its value.
+#[allow(clippy::too_many_arguments)]
 fn remove_row(tx: &Transaction<'_>, id: i64, kind: &str, value: &str, on_sensors: bool, why: &str, now: Millis, out: &mut FeedApplied) -> StoreResult<()> {
     tx.prepare_cached("UPDATE feed_indicators SET removed_ms = ?1, removed_why = ?2 WHERE id = ?3")?.execute(params![now, why, id])?;
     out.removed += 1;
