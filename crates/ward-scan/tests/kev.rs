@@ -25,7 +25,7 @@ impl Drop for HttpServer {
 
 fn serve(dir: &Path) -> HttpServer {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let child = Command::new("python3")
+    let mut child = Command::new("python3")
         .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string(), "--directory"])
         .arg(dir)
         .stdout(Stdio::null())
@@ -38,6 +38,8 @@ fn serve(dir: &Path) -> HttpServer {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("http.server did not start");
 }
 
