@@ -654,34 +654,11 @@ on_each_backend! {
 /// seeds, so a regression shows in the ordinary test run and not only under cargo-fuzz.
 #[test]
 fn mutated_feed_responses_never_panic_and_items_normalise_to_themselves() {
-    use rand::{Rng, SeedableRng};
     let seeds_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/feeds");
     let seeds: Vec<Vec<u8>> = std::fs::read_dir(&seeds_dir).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
     assert!(seeds.len() >= 5);
     let alphabet: &[&[u8]] = &[b"\n", b",", b"\"", b"#", b"/", b"/24", b".", b":", b"::", b"185.220.", b"{", b"}", b"[", b"]", b"\"to_ids\":true", b"\"Attribute\":[", b" OR ", b"'", b"\xff", b"http://", b"|"];
-    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
-    for _ in 0..30_000 {
-        let mut data = seeds[rng.gen_range(0..seeds.len())].clone();
-        for _ in 0..rng.gen_range(1..5) {
-            let at = rng.gen_range(1..=data.len().max(1));
-            match rng.gen_range(0..3) {
-                0 if data.len() > 1 => {
-                    let end = (at + rng.gen_range(1..8)).min(data.len());
-                    data.drain(at.min(end)..end);
-                }
-                1 => {
-                    let piece = alphabet[rng.gen_range(0..alphabet.len())];
-                    data.splice(at.min(data.len())..at.min(data.len()), piece.iter().copied());
-                }
-                _ => {
-                    if at < data.len() {
-                        data[at] = rng.gen();
-                    }
-                }
-            }
-        }
-        ward_hub::fuzz::feeds(&data);
-    }
+    mutate_each(&seeds, alphabet, 12, 1, 30_000, ward_hub::fuzz::feeds);
 }
 
 /// `ward hub migrate` carries feeds over: settings, poll state, the indicators held, and the

@@ -2,7 +2,11 @@
 //! `stix2-validator` 3.2.0 (the last release that ships its JSON schemas) and the `stix2`
 //! library's parser. Both are installed by `scripts/setup-test-env.sh`.
 
+mod common;
+
 use std::process::Command;
+
+use common::mutate_each;
 
 use serde_json::{json, Value};
 use ward_hub::share::stix::{self, Common, IdSpace, Observable, StixObject};
@@ -146,34 +150,11 @@ fn the_standard_tlp_marking_definitions_are_what_oasis_published() {
 /// seeds, so a regression shows in the ordinary test run and not only under cargo-fuzz.
 #[test]
 fn mutated_patterns_and_objects_never_panic_and_round_trip() {
-    use rand::{Rng, SeedableRng};
     let seeds_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/seeds/stix");
     let mut seeds: Vec<Vec<u8>> = std::fs::read_dir(&seeds_dir).unwrap().map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
     seeds.push(b"[ipv6-addr:value ISSUBSET '2001:db8::/32'] OR [autonomous-system:number = 64500]".to_vec());
     let alphabet: &[&[u8]] = &[b"[", b"]", b"(", b")", b"'", b"\\", b" OR ", b" AND ", b" = ", b" ISSUBSET ", b"ipv4-addr:value", b"/", b"0", b".", b"\"", b"{", b"}", b":", b"\xff", b"\n"];
-    let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-    for _ in 0..30_000 {
-        let mut data = seeds[rng.gen_range(0..seeds.len())].clone();
-        for _ in 0..rng.gen_range(1..5) {
-            let at = rng.gen_range(0..=data.len());
-            match rng.gen_range(0..3) {
-                0 if !data.is_empty() => {
-                    let end = (at + rng.gen_range(1..8)).min(data.len());
-                    data.drain(at.min(end)..end);
-                }
-                1 => {
-                    let piece = alphabet[rng.gen_range(0..alphabet.len())];
-                    data.splice(at..at, piece.iter().copied());
-                }
-                _ => {
-                    if at < data.len() {
-                        data[at] = rng.gen();
-                    }
-                }
-            }
-        }
-        ward_hub::fuzz::stix(&data);
-    }
+    mutate_each(&seeds, alphabet, 7, 0, 30_000, ward_hub::fuzz::stix);
 }
 
 /// The hub's own data as a bundle: a campaign opened by three counties through the store's

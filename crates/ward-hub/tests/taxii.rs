@@ -728,34 +728,11 @@ fn api_keys_from_the_command_line() {
 /// cursors and POST envelopes, so a regression shows in the ordinary test run.
 #[test]
 fn mutated_queries_cursors_and_envelopes_never_panic() {
-    use rand::{Rng, SeedableRng};
     let seeds: Vec<Vec<u8>> = vec![
         b"added_after=2026-11-03T13:00:00.000001Z&limit=5&match[id]=indicator--6f1c2b0e-8d4a-4f7e-9b3c-5e2a7d10c4e9&match[version]=all,first".to_vec(),
         b"next=MTc5MzcxMDgwMDAwMDAwMC40Mg&match[type]=indicator,campaign&match[spec_version]=2.1".to_vec(),
         json!({"objects": [indicator("seed", Tlp::Green, T0), Tlp::Green.marking_definition()]}).to_string().into_bytes(),
     ];
     let alphabet: &[&[u8]] = &[b"&", b"=", b"%5B", b"[", b"]", b",", b"%", b"+", b"{", b"}", b"\"", b":", b"\xff", b"0", b"next=", b"match[version]="];
-    let mut rng = rand::rngs::StdRng::seed_from_u64(12);
-    for _ in 0..30_000 {
-        let mut data = seeds[rng.gen_range(0..seeds.len())].clone();
-        for _ in 0..rng.gen_range(1..5) {
-            let at = rng.gen_range(0..=data.len());
-            match rng.gen_range(0..3) {
-                0 if !data.is_empty() => {
-                    let end = (at + rng.gen_range(1..8)).min(data.len());
-                    data.drain(at.min(end)..end);
-                }
-                1 => {
-                    let piece = alphabet[rng.gen_range(0..alphabet.len())];
-                    data.splice(at..at, piece.iter().copied());
-                }
-                _ => {
-                    if at < data.len() {
-                        data[at] = rng.gen();
-                    }
-                }
-            }
-        }
-        ward_hub::fuzz::taxii(&data);
-    }
+    mutate_each(&seeds, alphabet, 12, 0, 30_000, ward_hub::fuzz::taxii);
 }

@@ -171,3 +171,35 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 }
 pub mod backends;
 pub mod hubproc;
+
+/// Mutation fuzzing inside the ordinary test run (the cargo-fuzz targets in `fuzz/` run the same
+/// entry points for longer): `rounds` inputs, each a random seed with one to four edits — a cut,
+/// a piece of `alphabet` spliced in, a random byte — at or after `keep` (the bytes before it stay,
+/// e.g. a parser selector), each handed to `check`. Deterministic for one `rng_seed`.
+pub fn mutate_each(seeds: &[Vec<u8>], alphabet: &[&[u8]], rng_seed: u64, keep: usize, rounds: usize, mut check: impl FnMut(&[u8])) {
+    use rand::{Rng, SeedableRng};
+    assert!(!seeds.is_empty() && !alphabet.is_empty());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(rng_seed);
+    for _ in 0..rounds {
+        let mut data = seeds[rng.gen_range(0..seeds.len())].clone();
+        for _ in 0..rng.gen_range(1..5) {
+            let at = rng.gen_range(keep.min(data.len())..=data.len());
+            match rng.gen_range(0..3) {
+                0 if data.len() > keep => {
+                    let end = (at + rng.gen_range(1..8)).min(data.len());
+                    data.drain(at.min(end)..end);
+                }
+                1 => {
+                    let piece = alphabet[rng.gen_range(0..alphabet.len())];
+                    data.splice(at..at, piece.iter().copied());
+                }
+                _ => {
+                    if at < data.len() {
+                        data[at] = rng.gen();
+                    }
+                }
+            }
+        }
+        check(&data);
+    }
+}
