@@ -23,6 +23,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::model::{CampaignStatus, Jurisdiction, JurisdictionCampaignView, LocalSighting, Millis, NotificationJob};
+use crate::notify::message::MAX_LISTED;
 use crate::state::HubState;
 use crate::store::{AttemptOutcome, Store, StoreResult};
 
@@ -38,8 +39,6 @@ pub const DIGEST_KEY: &str = "state-update";
 pub const KEY_PREFIX: &str = "state";
 /// Counties named in one message at most; the rest are counted.
 const MAX_NAMED: usize = 25;
-/// Addresses listed in one message at most.
-const MAX_LISTED: usize = 20;
 /// Campaigns in a state's list at most (as a jurisdiction's list).
 const MAX_CAMPAIGNS: usize = 200;
 
@@ -206,11 +205,7 @@ pub fn render(config: &crate::HubConfig, state: &Jurisdiction, view: &StateCampa
         1 => "1 jurisdiction outside your state".to_string(),
         k => format!("{k} jurisdictions outside your state"),
     };
-    let link = if config.public_url.is_empty() {
-        String::new()
-    } else {
-        format!("\nDetails: {}/campaigns/{}\n", config.public_url.trim_end_matches('/'), view.campaign_id)
-    };
+    let link = crate::notify::message::details_link(config, view.campaign_id);
     let subject = format!("[{tlp}] {}: {headline} ({})", state.name, named.join(", "));
     let text = format!(
         "{tlp}\n\n{hub} state roll-up for {name}: {headline}.\n\n\

@@ -8,7 +8,16 @@ use crate::config::HubConfig;
 use crate::model::{fmt_ms, Jurisdiction, JurisdictionCampaignView};
 
 /// Addresses listed in a message at most; the JSON carries the same cap.
-const MAX_LISTED: usize = 20;
+pub(crate) const MAX_LISTED: usize = 20;
+
+/// The "Details:" line pointing at the campaign's page, when the hub knows its public URL.
+pub(crate) fn details_link(config: &HubConfig, campaign_id: i64) -> String {
+    if config.public_url.is_empty() {
+        String::new()
+    } else {
+        format!("\nDetails: {}/campaigns/{campaign_id}\n", config.public_url.trim_end_matches('/'))
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Message {
@@ -56,11 +65,7 @@ pub fn render(config: &HubConfig, jurisdiction: &Jurisdiction, view: &Jurisdicti
     } else {
         signatures.iter().take(5).copied().collect::<Vec<_>>().join("; ")
     };
-    let link = if config.public_url.is_empty() {
-        String::new()
-    } else {
-        format!("\nDetails: {}/campaigns/{}\n", config.public_url.trim_end_matches('/'), view.campaign_id)
-    };
+    let link = details_link(config, view.campaign_id);
     let text = format!(
         "{tlp}\n\n{hub} warning for {name}: {headline}.\n\n\
          What was seen at your jurisdiction: {what}\n\
