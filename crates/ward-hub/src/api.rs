@@ -828,6 +828,14 @@ pub async fn list_api_keys(State(state): State<HubState>, who: UserAuth) -> AppR
     Ok(Json(state.store_call(|s| s.api_keys()).await?))
 }
 
+/// `GET /api/v1/federation` (analysts): each peer hub's push state, and the indicators peers
+/// sent with who sent them and their sightings (docs/sharing.md "Federation").
+pub async fn federation(State(state): State<HubState>, who: UserAuth) -> AppResult<Json<crate::share::federation::FederationView>> {
+    who.require_analyst()?;
+    let fed = state.federation.clone();
+    Ok(Json(state.store_call(move |s| crate::share::federation::view(s, &fed)).await?))
+}
+
 /// `POST /api/v1/api-keys` (analysts): the key is in the reply once and never again.
 pub async fn create_api_key(State(state): State<HubState>, who: UserAuth, body: Bytes) -> AppResult<impl IntoResponse> {
     who.require_analyst()?;

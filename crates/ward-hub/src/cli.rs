@@ -69,6 +69,9 @@ pub enum HubCommand {
     /// indicators go to every sensor (docs/sharing.md "Feeds").
     #[command(subcommand)]
     Feed(FeedCommand),
+    /// Peer hubs (`[[federation.peer]]` in the config; docs/sharing.md "Federation").
+    #[command(subcommand)]
+    Federation(FederationCommand),
     /// Write the hub's campaigns as one STIX 2.1 bundle (TLP-marked) for MISP, OpenCTI or a SIEM.
     ///
     /// Campaigns, their keys as indicators, sightings and a report per campaign, every object
@@ -356,6 +359,20 @@ pub enum ContactCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum FederationCommand {
+    /// What was pushed to and received from each peer hub, and each peer's feed on this hub.
+    #[command(long_about = "What was pushed to and received from each peer hub: objects sent and \
+received, the last push the peer took, the last error and the failures in a row (the pusher backs \
+off), and the indicators each trusted peer has on this hub's sensors (its feed `federation: NAME`). \
+Peers are configured in the hub's file ([[federation.peer]]); a peer appears here once it has been \
+pushed to or has posted.")]
+    Status {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum ApiKeyCommand {
     /// Create a key; it is printed once (only its hash is stored).
     #[command(long_about = "Create an API key for the TAXII server (docs/sharing.md \"Collections and permissions\"). \
@@ -611,6 +628,29 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
         }
         HubCommand::Migrate { from, to } => migrate(&from, &to),
         HubCommand::Feed(cmd) => feed(cmd),
+        HubCommand::Federation(FederationCommand::Status { data }) => {
+            let store = open(&data)?;
+            let feeds = store.feeds()?;
+            let peers = store.federation_peers()?;
+            if peers.is_empty() {
+                println!("no peer hub has been pushed to or has posted yet (peers are configured in [[federation.peer]])");
+            }
+            let when = |ms: Option<i64>| ms.map(crate::model::fmt_ms).unwrap_or_else(|| "never".into());
+            for p in peers {
+                let feed = feeds.iter().find(|f| f.name == format!("{}{}", crate::share::federation::FEED_PREFIX, p.name));
+                println!(
+                    "{}\tsent {} (last taken {})\treceived {} (last {})\t{}\t{}",
+                    p.name,
+                    p.sent_total,
+                    when(p.last_ok_ms),
+                    p.received_total,
+                    when(p.last_received_ms),
+                    feed.map(|f| format!("feed {}: {} on sensors", f.id, f.on_sensors)).unwrap_or_else(|| "indicators not accepted".into()),
+                    p.last_error.as_deref().map(|e| format!("error ({} in a row): {e}", p.failures)).unwrap_or_else(|| "ok".into())
+                );
+            }
+            Ok(())
+        }
     }
 }
 

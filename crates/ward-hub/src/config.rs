@@ -86,6 +86,8 @@ pub struct HubConfig {
     pub metrics: MetricsConfig,
     pub taxii: TaxiiConfig,
     pub feeds: FeedsConfig,
+    /// Peer hubs (`[[federation.peer]]`, docs/sharing.md "Federation").
+    pub federation: crate::share::federation::FederationConfig,
 }
 
 impl Default for HubConfig {
@@ -105,6 +107,7 @@ impl Default for HubConfig {
             metrics: MetricsConfig::default(),
             taxii: TaxiiConfig::default(),
             feeds: FeedsConfig::default(),
+            federation: Default::default(),
         }
     }
 }

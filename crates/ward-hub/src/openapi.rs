@@ -49,6 +49,7 @@ pub fn document() -> Value {
     paths["/api/v1/feeds/{id}"] = json!({ "get": op("one feed and the indicators it holds (analysts)", "user") });
     paths["/api/v1/feeds/{id}/poll"] = json!({ "post": op("poll the feed now; the report says what changed (analysts)", "user") });
     paths["/api/v1/feeds/{id}/remove"] = json!({ "post": op("remove the feed and withdraw its indicators (analysts)", "user") });
+    paths["/api/v1/federation"] = json!({ "get": op("peer hubs: each peer's push state, and the indicators peers sent with who sent them and their sightings (analysts)", "user") });
     doc
 }
 

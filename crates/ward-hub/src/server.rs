@@ -56,6 +56,7 @@ pub fn app(state: HubState) -> Router {
         .route("/api/v1/allowlist/{id}/remove", post(api::remove_allow_entry))
         .route("/api/v1/api-keys", get(api::list_api_keys).post(api::create_api_key))
         .route("/api/v1/api-keys/{id}/revoke", post(api::revoke_api_key))
+        .route("/api/v1/federation", get(api::federation))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::health))
@@ -153,6 +154,8 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     tokio::spawn(crate::retro::run_worker(state.clone(), shutdown_rx.clone())); // retro-hunt
     tokio::spawn(crate::share::publish::run_worker(state.clone(), shutdown_rx.clone())); // TAXII objects
     tokio::spawn(crate::share::feeds::run_worker(state.clone(), shutdown_rx.clone())); // feeds
+    crate::share::federation::setup(&state).await?;
+    tokio::spawn(crate::share::federation::run_worker(state.clone(), shutdown_rx.clone())); // peer hubs
     tokio::spawn(run_retention(state.clone(), shutdown_rx));
     let std_listener = std::net::TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     std_listener.set_nonblocking(true)?;

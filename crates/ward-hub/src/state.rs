@@ -98,6 +98,8 @@ pub struct HubState {
     pub metrics_token_hash: Option<String>,
     /// This process's name as a job-lease holder: `PID-RANDOM`, unique per state.
     pub replica_id: Arc<str>,
+    /// Peer hubs and the pusher's wake-up ([`crate::share::federation`]).
+    pub federation: Arc<crate::share::federation::Federation>,
     /// The store's change notices (other replicas' commits); stops when the last state goes.
     _change_watch: Option<Arc<ChangeWatch>>,
     ingest_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
@@ -114,6 +116,8 @@ impl HubState {
             None => None,
         };
         let metrics_token_hash = config.metrics.token_hash().map_err(|e| anyhow::anyhow!(e))?;
+        // Checked before anything that would have to be taken down again.
+        let federation = Arc::new(crate::share::federation::Federation::new(&config.federation).map_err(|e| anyhow::anyhow!(e))?);
         let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
         let (urgent_tx, urgent_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
         // The writer is a plain thread; it waits on the two lanes with a tiny runtime of its own.
@@ -148,6 +152,7 @@ impl HubState {
             sensor_ingest: Arc::new(InFlight::new(MAX_INGEST_PER_SENSOR)),
             name_probe_limiter: Arc::new(crate::auth::RateLimiter::shared(NAME_PROBE_RATE_PER_SEC, NAME_PROBE_BURST, store.clone())),
             metrics_token_hash,
+            federation,
             replica_id: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()).into(),
             _change_watch: change_watch.map(Arc::new),
             store,

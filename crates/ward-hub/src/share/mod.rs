@@ -3,7 +3,7 @@
 //! sharing policy ([`export`], `ward hub export`), the TAXII 2.1 server: its object store's
 //! types and access rules ([`objects`]), accounts and API keys ([`accounts`]), the job that
 //! publishes the hub's knowledge into it ([`publish`]) and the endpoints ([`taxii`]), and feeds
-//! the hub polls ([`feeds`]). Hub-to-hub federation will build on these.
+//! the hub polls ([`feeds`]), and hub-to-hub federation over them ([`federation`]).
 //!
 //! [`stix`], [`export`] and [`publish`] are service-layer code: they render nothing and hold no
 //! SQL; what they share comes from the store through the `Store` trait. [`taxii`] is the HTTP
@@ -16,3 +16,4 @@ pub mod publish;
 pub mod stix;
 pub mod taxii;
 pub mod feeds;
+pub mod federation;

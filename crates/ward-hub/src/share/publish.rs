@@ -95,8 +95,11 @@ struct AnalystIndicator {
     removed: bool,
 }
 
-/// Analysts' indicators (the indicator log's entries with campaign 0), latest state each.
+/// Analysts' indicators (the indicator log's entries with campaign 0 whose `add` an analyst's
+/// indicator rode on: feeds and peer hubs log as campaign 0 too, and what they gave is theirs
+/// to share, not this hub's), latest state each.
 fn analyst_indicators(store: &dyn Store) -> StoreResult<Vec<AnalystIndicator>> {
+    let analysts: HashSet<i64> = store.analyst_add_seqs()?.into_iter().collect();
     let mut by_key: HashMap<(String, String), AnalystIndicator> = HashMap::new();
     let mut order = Vec::new();
     let mut cursor = 0;
@@ -112,7 +115,7 @@ fn analyst_indicators(store: &dyn Store) -> StoreResult<Vec<AnalystIndicator>> {
                     a.changed_ms = i.ts_ms.max(a.changed_ms);
                     a.removed = removed;
                 }
-                None if !removed => {
+                None if !removed && analysts.contains(&i.seq) => {
                     order.push(key.clone());
                     by_key.insert(key, AnalystIndicator { kind: i.kind.clone(), value: i.value.clone(), added_ms: i.ts_ms, changed_ms: i.ts_ms, removed });
                 }
@@ -193,7 +196,11 @@ pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Recei
         if state.hold_job(JOB_TAXII_PUBLISH, lease_ms).await {
             let config = state.config.taxii.clone();
             match state.store_call(move |s| publish_once(s, &config, crate::model::now_ms(), crate::model::now_us())).await {
-                Ok(p) if p.stored > 0 => tracing::info!(stored = p.stored, unchanged = p.unchanged, "taxii objects published"),
+                Ok(p) if p.stored > 0 => {
+                    tracing::info!(stored = p.stored, unchanged = p.unchanged, "taxii objects published");
+                    // Peer hubs hear of it now, not at the pusher's next look.
+                    state.federation.wake();
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!(error = %e, "taxii publishing failed"),
             }

@@ -654,7 +654,12 @@ async fn post_objects(State(state): State<HubState>, source: ClientAddr, headers
     let request_ms = crate::model::now_ms();
     let accepted: Vec<NewObject> = verdicts.iter().filter_map(|v| if let Verdict::Accepted(o) = v { Some(o.clone()) } else { None }).collect();
     let (collection, who) = (c.stored(), a.name.clone());
-    let stored = state.store_call(move |s| s.taxii_add(collection, &who, &accepted, crate::model::now_us())).await?;
+    let objects = accepted.clone();
+    let stored = state.store_call(move |s| s.taxii_add(collection, &who, &objects, crate::model::now_us())).await?;
+    if c == Collection::Inbox {
+        // A peer hub's post: its indicators (when trusted) and the relay (docs/sharing.md "Federation").
+        super::federation::received(&state, &a.name, accepted, &stored).await;
+    }
     let status = status_json(&verdicts, &stored, request_ms);
     let status_id = status["id"].as_str().unwrap_or_default().to_string();
     let (text, who) = (status.to_string(), a.name.clone());

@@ -356,6 +356,22 @@ pub trait Store: Send + Sync + 'static {
     /// The indicators a feed holds now, oldest first.
     fn feed_indicators(&self, feed_id: i64, limit: usize) -> StoreResult<Vec<crate::share::feeds::FeedIndicator>>;
     // ---- end feeds ----
+    // ---- federation (crate::share::federation; docs/sharing.md "Federation"): keep this block together ----
+    /// The next TAXII objects to push to a peer, oldest first (see [`crate::share::federation::OutboundQuery`]).
+    fn federation_outbound(&self, query: &crate::share::federation::OutboundQuery) -> StoreResult<Vec<crate::share::objects::StoredObject>>;
+    /// One peer's push cursor and counts (`None` before its first push or POST).
+    fn federation_peer(&self, name: &str) -> StoreResult<Option<crate::share::federation::PeerState>>;
+    fn federation_peers(&self) -> StoreResult<Vec<crate::share::federation::PeerState>>;
+    /// Records a push to a peer: success moves its cursor (never backwards), failure counts.
+    fn record_federation_push(&self, name: &str, record: &crate::share::federation::PushRecord, now: Millis) -> StoreResult<()>;
+    /// Records objects a peer posted.
+    fn record_federation_received(&self, name: &str, objects: usize, now: Millis) -> StoreResult<()>;
+    /// Brings a (peer) feed's rules in line with the hub's file; what it holds stays.
+    fn set_feed_rules(&self, feed_id: i64, rules: &crate::share::feeds::NewFeed) -> StoreResult<()>;
+    /// The indicator-log `add`s analysts' indicators rode on (the publisher shares those, not
+    /// feeds' or peers' indicators, which are logged as campaign 0 too).
+    fn analyst_add_seqs(&self) -> StoreResult<Vec<i64>>;
+    // ---- end federation ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

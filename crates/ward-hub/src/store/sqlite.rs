@@ -34,6 +34,7 @@ use crate::ingest::prefix_of;
 use crate::trust::{AllowList, AllowView};
 
 pub(crate) mod feeds;
+mod federation;
 mod leases;
 mod taxii;
 mod trust;
@@ -50,6 +51,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0500_taxii.sql"),
     include_str!("../../migrations/0510_feeds.sql"),
     include_str!("../../migrations/0520_rollup.sql"),
+    include_str!("../../migrations/0530_federation.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
@@ -1192,6 +1194,29 @@ impl Store for SqliteStore {
         self.read(|c| feeds::indicators(c, feed_id, limit))
     }
     // ---- end feeds ----
+    // ---- federation (crate::share::federation; SQL in sqlite/federation.rs) ----
+    fn federation_outbound(&self, query: &crate::share::federation::OutboundQuery) -> StoreResult<Vec<crate::share::objects::StoredObject>> {
+        self.read(|c| federation::outbound(c, query))
+    }
+    fn federation_peer(&self, name: &str) -> StoreResult<Option<crate::share::federation::PeerState>> {
+        self.read(|c| federation::peer(c, name))
+    }
+    fn federation_peers(&self) -> StoreResult<Vec<crate::share::federation::PeerState>> {
+        self.read(federation::peers)
+    }
+    fn record_federation_push(&self, name: &str, record: &crate::share::federation::PushRecord, now: Millis) -> StoreResult<()> {
+        self.write(|tx| federation::record_push(tx, name, record, now))
+    }
+    fn record_federation_received(&self, name: &str, objects: usize, now: Millis) -> StoreResult<()> {
+        self.write(|tx| federation::record_received(tx, name, objects, now))
+    }
+    fn set_feed_rules(&self, feed_id: i64, rules: &crate::share::feeds::NewFeed) -> StoreResult<()> {
+        self.write(|tx| federation::set_feed_rules(tx, feed_id, rules))
+    }
+    fn analyst_add_seqs(&self) -> StoreResult<Vec<i64>> {
+        self.read(federation::analyst_add_seqs)
+    }
+    // ---- end federation ----
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {

@@ -8,7 +8,8 @@
 //! the HTTPS path, exactly as in production. Then it shows what each office would have seen and
 //! measures how fast: the campaign, the warnings with their latencies, the indicator reaching
 //! the offices the actor has not touched yet, the retro-hunt finding the early contact, and the
-//! campaign exported as STIX 2.1 for sharing.
+//! campaign exported as STIX 2.1 for sharing, and a second hub (a neighbouring state's) that
+//! this hub pushes what it publishes to, putting the actor on its sensors' list too.
 //!
 //! `--once` prints the summary and exits 0 only if every expected warning arrived.
 
@@ -199,6 +200,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     config.limits.sensor_batches_per_sec = 1000.0;
     config.limits.user_requests_per_sec = 1000.0;
     fs::create_dir_all(&config.data_dir)?;
+    // A neighbouring state's hub in the federation: this hub pushes what it publishes to it.
+    let neighbour = start_neighbour(&dir, &mut config).await?;
     let hub = ward_hub::start(config).await.with_context(|| format!("cannot start the hub on {}", args.listen))?;
     let hub_url = format!("https://localhost:{}", hub.addr.port());
     let store = hub.state.store.clone();
@@ -419,7 +422,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     // 3. The actor's indicator reaches every sensor, above all those it has not touched yet.
     let actor_ip = format!("{}.{}.{}.{}", ACTOR[0], ACTOR[1], ACTOR[2], ACTOR[3]);
     let published = store.indicators_since(0, 100_000)?.into_iter().find(|i| i.value == actor_ip && i.action == "add");
-    match published {
+    match &published {
         None => {
             let _ = writeln!(report, "indicator push: FAILED: the hub published no indicator for {actor_ip}");
             all_ok = false;
@@ -440,6 +443,34 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
                         let _ = writeln!(report, "indicator push: {:<18} did NOT receive {actor_ip}", office.site.name);
                     }
                 }
+            }
+        }
+    }
+
+    // 3b. The federation: the neighbouring state's hub puts the actor on its own sensors' list.
+    if let Some(ind) = &published {
+        let theirs = neighbour.state.store.clone();
+        let seen = loop {
+            let list = theirs.indicators_since(0, 100_000)?;
+            if let Some(i) = list.iter().find(|i| i.value == actor_ip && i.action == "add") {
+                break Some(i.ts_ms);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        match seen {
+            Some(at) => {
+                let _ = writeln!(
+                    report,
+                    "federation: {NEIGHBOUR} (a second hub) put {actor_ip} on its own sensors' list {} ms after this hub published it (pushed over TAXII 2.1, jurisdictions anonymised)",
+                    at - ind.ts_ms
+                );
+            }
+            None => {
+                let _ = writeln!(report, "federation: FAILED: {NEIGHBOUR} did not receive {actor_ip}");
+                all_ok = false;
             }
         }
     }
@@ -512,6 +543,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     if args.once {
         say(if all_ok { "demo: every expected warning arrived" } else { "demo: some expected warnings did NOT arrive" });
         hub.shutdown().await;
+        neighbour.shutdown().await;
         return Ok(all_ok);
     }
     say("the hub keeps running; Ctrl-C (or SIGTERM) stops it");
@@ -521,7 +553,40 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         _ = terminate.recv() => {}
     }
     hub.shutdown().await;
+    neighbour.shutdown().await;
     Ok(all_ok)
+}
+
+/// The neighbouring state's hub of the demo.
+const NEIGHBOUR: &str = "the State of Lincoln's hub";
+
+/// Starts a second hub (plain HTTP on a loopback port of its own, its store in `dir/neighbour-hub`)
+/// that takes this hub's indicators, and names it in `config` as a peer to push to: the key
+/// this hub posts with is made in the neighbour's store, as its analyst would.
+async fn start_neighbour(dir: &Path, config: &mut HubConfig) -> anyhow::Result<ward_hub::server::RunningHub> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let mut theirs = HubConfig { listen: SocketAddr::from(([127, 0, 0, 1], port)), data_dir: dir.join("neighbour-hub"), ..Default::default() };
+    theirs.taxii.hub_name = "State of Lincoln hub".into();
+    theirs.feeds.poll = false;
+    fs::create_dir_all(&theirs.data_dir)?;
+    let store = ward_hub::store::sqlite::SqliteStore::open_dir(&theirs.data_dir)?;
+    let req = ward_hub::api::ApiKeyRequest { name: "State of Franklin hub".into(), scopes: vec!["taxii-write".into()], max_tlp: None, jurisdiction_id: None, name_jurisdictions: false };
+    let (new, secret) = req.into_new("demo");
+    let key = ward_hub::store::Store::create_api_key(&store, &new, now_ms())?;
+    drop(store);
+    let key_file = dir.join("neighbour-hub.key");
+    fs::write(&key_file, secret)?;
+    theirs.federation.peers = vec![serde_json::from_value(json!({
+        "name": "franklin", "key_id": key.key_id, "hub_name": "State of Franklin hub", "accept_indicators": true,
+    }))?];
+    config.taxii.hub_name = "State of Franklin hub".into();
+    config.federation.allow_targets = vec![ward_hub::notify::egress::AllowedNet(std::net::IpAddr::from([127, 0, 0, 1]).into())];
+    config.federation.peers = vec![serde_json::from_value(json!({
+        "name": "lincoln", "url": format!("http://127.0.0.1:{port}/taxii2/api/"), "api_key_file": key_file, "hub_name": "State of Lincoln hub",
+    }))?];
+    let hub = ward_hub::start(theirs).await.context("cannot start the neighbouring hub")?;
+    say(format!("federation: {NEIGHBOUR} on http://127.0.0.1:{port} takes what this hub publishes"));
+    Ok(hub)
 }
 
 /// Runs one sensor over `pcap` with the demo rules and the hub's indicators, writing EVE to

@@ -127,7 +127,26 @@ impl FeedHttp {
         if let Some(lm) = conditional.1 {
             req = req.header("if-modified-since", lm);
         }
-        let mut resp = req.send().await.map_err(|e| self.failure(&e))?;
+        let resp = req.send().await.map_err(|e| self.failure(&e))?;
+        self.read(resp).await
+    }
+
+    /// POST `body` to `url` (a TAXII envelope to a peer's collection): the same egress rules,
+    /// bounds and errors as [`FeedHttp::get`].
+    pub async fn post(&self, url: &reqwest::Url, credentials: &Credentials, content_type: &str, accept: &str, body: Vec<u8>) -> Result<Fetched, FetchError> {
+        self.egress.check_url(url).map_err(|e| FetchError::Egress(e.to_string()))?;
+        let mut req = self.http.post(url.clone()).header("accept", accept).header("content-type", content_type).body(body);
+        req = match credentials {
+            Credentials::None => req,
+            Credentials::Basic { username, password } => req.basic_auth(username, Some(password)),
+            Credentials::Bearer(token) => req.bearer_auth(token),
+        };
+        let resp = req.send().await.map_err(|e| self.failure(&e))?;
+        self.read(resp).await
+    }
+
+    /// A response read whole within the bounds, or why not.
+    async fn read(&self, mut resp: reqwest::Response) -> Result<Fetched, FetchError> {
         let status = resp.status().as_u16();
         let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(|s| s.chars().take(512).collect::<String>());
         let (content_type, etag, last_modified, date_added_last) = (header("content-type"), header("etag"), header("last-modified"), header("x-taxii-date-added-last"));

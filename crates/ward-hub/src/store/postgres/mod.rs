@@ -46,6 +46,7 @@
 //! until it is).
 
 mod campaigns;
+mod federation;
 mod feeds;
 mod ingest;
 mod leases;
@@ -80,6 +81,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (500, include_str!("../../../migrations/postgres/0500_taxii.sql")),
     (510, include_str!("../../../migrations/postgres/0510_feeds.sql")),
     (520, include_str!("../../../migrations/postgres/0520_rollup.sql")),
+    (530, include_str!("../../../migrations/postgres/0530_federation.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -1033,4 +1035,27 @@ impl Store for PgStore {
         self.read(|db| feeds::indicators(db, feed_id, limit))
     }
     // ---- end feeds ----
+    // ---- federation (crate::share::federation; SQL in postgres/federation.rs) ----
+    fn federation_outbound(&self, query: &crate::share::federation::OutboundQuery) -> StoreResult<Vec<crate::share::objects::StoredObject>> {
+        self.read(|db| federation::outbound(db, query))
+    }
+    fn federation_peer(&self, name: &str) -> StoreResult<Option<crate::share::federation::PeerState>> {
+        self.read(|db| federation::peer(db, name))
+    }
+    fn federation_peers(&self) -> StoreResult<Vec<crate::share::federation::PeerState>> {
+        self.read(federation::peers)
+    }
+    fn record_federation_push(&self, name: &str, record: &crate::share::federation::PushRecord, now: Millis) -> StoreResult<()> {
+        self.write(|db| federation::record_push(db, name, record, now))
+    }
+    fn record_federation_received(&self, name: &str, objects: usize, now: Millis) -> StoreResult<()> {
+        self.write(|db| federation::record_received(db, name, objects, now))
+    }
+    fn set_feed_rules(&self, feed_id: i64, rules: &crate::share::feeds::NewFeed) -> StoreResult<()> {
+        self.write(|db| federation::set_feed_rules(db, feed_id, rules))
+    }
+    fn analyst_add_seqs(&self) -> StoreResult<Vec<i64>> {
+        self.read(federation::analyst_add_seqs)
+    }
+    // ---- end federation ----
 }
