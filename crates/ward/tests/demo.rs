@@ -26,6 +26,7 @@ fn demo_once_warns_every_targeted_office() {
         "signatures valid: true",
         "indicator push: State of Franklin  has 198.18.23.66",
         "state roll-up: State of Franklin told once",
+        "federation: the State of Lincoln's hub (a second hub) put 198.18.23.66 on its own sensors' list",
         "of its counties were hit: ",
         "retro-hunt: Dover County had contact with the actor",
         "Baker County looked up voter-roll-update.example: alert raised",

@@ -94,6 +94,8 @@ pub const TABLES: &[Table] = &[
     table("api_keys", Some("id"), Some("id")),
     table("feeds", None, Some("id")),
     table("feed_indicators", None, Some("id")),
+    // Federation push cursors point into taxii_objects, whose seq and date_added are kept.
+    table("federation_peers", None, None),
 ];
 
 /// SQLite tables that are the SQLite store's own bookkeeping, never copied. `job_leases` holds
