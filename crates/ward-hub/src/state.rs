@@ -98,6 +98,8 @@ pub struct HubState {
     pub metrics_token_hash: Option<String>,
     /// This process's name as a job-lease holder: `PID-RANDOM`, unique per state.
     pub replica_id: Arc<str>,
+    /// The acknowledgement links' HMAC key, read from the store once ([`crate::ack::link_key`]).
+    pub ack_key: Arc<tokio::sync::OnceCell<Arc<Vec<u8>>>>,
     /// The store's change notices (other replicas' commits); stops when the last state goes.
     _change_watch: Option<Arc<ChangeWatch>>,
     ingest_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
@@ -114,6 +116,7 @@ impl HubState {
             None => None,
         };
         let metrics_token_hash = config.metrics.token_hash().map_err(|e| anyhow::anyhow!(e))?;
+        config.notify.escalate_after_ms().map_err(|e| anyhow::anyhow!("invalid [notify] configuration: {e}"))?;
         let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
         let (urgent_tx, urgent_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
         // The writer is a plain thread; it waits on the two lanes with a tiny runtime of its own.
@@ -149,6 +152,7 @@ impl HubState {
             name_probe_limiter: Arc::new(crate::auth::RateLimiter::shared(NAME_PROBE_RATE_PER_SEC, NAME_PROBE_BURST, store.clone())),
             metrics_token_hash,
             replica_id: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()).into(),
+            ack_key: Arc::new(tokio::sync::OnceCell::new()),
             _change_watch: change_watch.map(Arc::new),
             store,
             config: Arc::new(config),

@@ -94,6 +94,9 @@ pub const TABLES: &[Table] = &[
     table("api_keys", Some("id"), Some("id")),
     table("feeds", None, Some("id")),
     table("feed_indicators", None, Some("id")),
+    // Acknowledgements and escalation (crate::ack).
+    table("escalations", None, Some("id")),
+    table("hub_keys", None, Some("id")),
 ];
 
 /// SQLite tables that are the SQLite store's own bookkeeping, never copied. `job_leases` holds
@@ -298,6 +301,7 @@ fn copy_table(
     let (secret_at, sealed_column) = match name {
         "contacts" => (columns.iter().position(|c| c == "secret"), super::sqlite::CONTACT_SECRET_COLUMN),
         "feeds" => (columns.iter().position(|c| c == "credential"), super::sqlite::FEED_CREDENTIAL_COLUMN),
+        "hub_keys" => (columns.iter().position(|c| c == "value"), super::sqlite::HUB_KEY_COLUMN),
         _ => (None, ""),
     };
     let order = t.order_by.map(|o| format!(" ORDER BY {o}")).unwrap_or_default();
