@@ -341,15 +341,39 @@ pub async fn list_contacts(State(state): State<HubState>, who: UserAuth, Path(id
     Ok(Json(state.store_call(move |s| s.contacts(Some(id))).await?))
 }
 
+/// `POST /api/v1/jurisdictions/{id}/contacts`: a contact, with an optional `priority` (1, the
+/// default, is warned at once; 2 to 9 are told in order when a warning stays unacknowledged,
+/// see [`crate::ack`]).
+#[derive(Deserialize)]
+pub struct NewContactRequest {
+    #[serde(flatten)]
+    pub contact: NewContact,
+    #[serde(default)]
+    pub priority: Option<i64>,
+}
+
 /// A webhook contact without a secret gets a generated one, returned once in `secret`. A target
 /// on an internal or metadata address not in `[notify] allow_targets` is refused (400).
-pub async fn create_contact(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, Json(mut new): Json<NewContact>) -> AppResult<impl IntoResponse> {
+pub async fn create_contact(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, Json(req): Json<NewContactRequest>) -> AppResult<impl IntoResponse> {
+    let (mut new, priority) = (req.contact, req.priority.unwrap_or(1));
+    if !(1..=crate::ack::MAX_PRIORITY).contains(&priority) {
+        return Err(AppError::BadRequest(format!("priority must be 1 (warned at once) to {} (told in order when a warning stays unacknowledged)", crate::ack::MAX_PRIORITY)));
+    }
     if !who.can_manage(id) {
         return Err(if who.can_read(id) { AppError::Forbidden("only the jurisdiction's admin or an analyst may add contacts".into()) } else { AppError::NotFound });
     }
     crate::notify::check_contact_target(&state.config.notify, &new).map_err(AppError::BadRequest)?;
     let generated = crate::notify::fill_webhook_secret(&mut new);
-    let c = state.store_call(move |s| s.create_contact(id, &new, now_ms())).await?;
+    // Two transactions: a hub stopping between them leaves a contact warned at once (priority 1).
+    let c = state
+        .store_call(move |s| {
+            let c = s.create_contact(id, &new, now_ms())?;
+            if priority == 1 {
+                return Ok(c);
+            }
+            s.set_contact_priority(c.id, priority)
+        })
+        .await?;
     let mut body = serde_json::to_value(&c).map_err(|e| AppError::Internal(e.to_string()))?;
     if let (Some(secret), Some(obj)) = (generated, body.as_object_mut()) {
         obj.insert("secret".into(), json!(secret));

@@ -348,6 +348,10 @@ pub enum ContactCommand {
         secret: Option<String>,
         #[arg(long, group = "channel")]
         syslog: Option<String>,
+        /// 1 (the default): warned at once. 2 to 9: told, in this order, only when a warning
+        /// stays unacknowledged for [notify] escalate_after_mins (a deputy, an on-call line).
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i64).range(1..=crate::ack::MAX_PRIORITY))]
+        priority: i64,
         #[command(flatten)]
         data: DataArg,
     },
@@ -540,7 +544,7 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             println!("allow-list entry {} {} removed", e.id, e.network);
             Ok(())
         }
-        HubCommand::Contact(ContactCommand::Add { jurisdiction, email, webhook, secret, syslog, data }) => {
+        HubCommand::Contact(ContactCommand::Add { jurisdiction, email, webhook, secret, syslog, priority, data }) => {
             let store = open(&data)?;
             let j = find_jurisdiction(store.as_ref(), &jurisdiction)?;
             let (channel, target) = match (email, webhook, syslog) {
@@ -551,8 +555,11 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             };
             let mut new = NewContact { channel, target, secret };
             let generated = crate::notify::fill_webhook_secret(&mut new);
-            let c = store.create_contact(j, &new, now_ms())?;
-            println!("contact {} ({} {}) for jurisdiction {j}", c.id, c.channel.as_str(), redacted_target(&c.target));
+            let mut c = store.create_contact(j, &new, now_ms())?;
+            if priority != 1 {
+                c = store.set_contact_priority(c.id, priority)?;
+            }
+            println!("contact {} ({} {}, priority {}) for jurisdiction {j}", c.id, c.channel.as_str(), redacted_target(&c.target), c.priority);
             // The operator may add an internal target here; the hub delivers to it only if listed.
             if let Err(e) = crate::notify::egress::EgressPolicy::default().check_target(c.channel, &c.target) {
                 eprintln!("warning: {e}: deliveries are refused unless [notify] allow_targets in the hub config lists this address");
@@ -565,7 +572,7 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
         }
         HubCommand::Contact(ContactCommand::List { data }) => {
             for c in open(&data)?.contacts(None)? {
-                println!("{}\tjurisdiction {}\t{}\t{}", c.id, c.jurisdiction_id, c.channel.as_str(), redacted_target(&c.target));
+                println!("{}\tjurisdiction {}\t{}\t{}\tpriority {}", c.id, c.jurisdiction_id, c.channel.as_str(), redacted_target(&c.target), c.priority);
             }
             Ok(())
         }

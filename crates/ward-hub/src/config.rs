@@ -31,6 +31,8 @@
 //! smtp_tls = "none"       # none | starttls | tls
 //! from = "ward-hub@localhost"
 //! allow_targets = ["10.20.0.0/16"]   # on-premises SIEMs on internal addresses
+//! escalate_after_mins = 15   # unacknowledged warnings escalate (docs/hub.md); 0 turns it off
+//! ack_link_days = 30         # how long the one-click acknowledgement links last
 //! [retention]
 //! default_days = 30
 //! days = { alert = 365, flow = 7 }
@@ -261,6 +263,12 @@ pub struct NotifyConfig {
     /// replica dies mid-delivery, another one delivers it once this has passed. At least
     /// `timeout_secs` plus one (see [`NotifyConfig::claim_lease_ms`]).
     pub claim_lease_secs: u64,
+    /// A targeted office's warning not acknowledged within this many minutes goes to its next
+    /// contacts, then to its state ([`crate::ack`]); fractions allowed (0.05 is 3 s, for
+    /// tests), 0 turns escalation off.
+    pub escalate_after_mins: f64,
+    /// How long the one-click acknowledgement links in messages last (1 to 365 days).
+    pub ack_link_days: u32,
 }
 
 impl NotifyConfig {
@@ -270,6 +278,20 @@ impl NotifyConfig {
     pub fn claim_lease_ms(&self) -> crate::model::Millis {
         let secs = self.claim_lease_secs.max(self.timeout_secs.saturating_add(1)).min(i64::MAX as u64 / 1000);
         secs as crate::model::Millis * 1000
+    }
+
+    /// The escalation period in milliseconds; `None` when escalation is off (0), an error for
+    /// a negative or non-finite value.
+    pub fn escalate_after_ms(&self) -> Result<Option<crate::model::Millis>, String> {
+        let mins = self.escalate_after_mins;
+        if !mins.is_finite() || mins < 0.0 {
+            return Err(format!("escalate_after_mins must be 0 (off) or a positive number of minutes, not {mins}"));
+        }
+        if mins == 0.0 {
+            return Ok(None);
+        }
+        // At least 100 ms; at most a year.
+        Ok(Some((mins * 60_000.0).clamp(100.0, 365.0 * 24.0 * 3_600_000.0) as crate::model::Millis))
     }
 }
 
@@ -289,6 +311,8 @@ impl Default for NotifyConfig {
             timeout_secs: 10,
             allow_targets: Vec::new(),
             claim_lease_secs: (crate::notify::CLAIM_LEASE_MS / 1000) as u64,
+            escalate_after_mins: 15.0,
+            ack_link_days: 30,
         }
     }
 }

@@ -77,6 +77,14 @@ pub fn api_json(data: &[u8]) {
     let _ = serde_json::from_slice::<crate::assets::TargetsRequest>(data);
     let _ = serde_json::from_slice::<crate::assets::ClaimRequest>(data);
     let _ = serde_json::from_slice::<crate::assets::ReportUpload>(data);
+    // Acknowledgements (crate::ack): the API body, the link page's form, a contact's priority.
+    if let Ok(r) = crate::ack::parse_ack_request(data) {
+        assert!(r.note.as_ref().is_none_or(|n| !n.is_empty() && n.chars().count() <= crate::ack::MAX_NOTE_CHARS), "an unchecked note");
+    }
+    if let Ok(r) = crate::ack::form_request(data) {
+        assert!(r.note.as_ref().is_none_or(|n| !n.is_empty() && n.chars().count() <= crate::ack::MAX_NOTE_CHARS), "an unchecked note");
+    }
+    let _ = serde_json::from_slice::<crate::api::NewContactRequest>(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = crate::model::check_text("campaign note", text, true);
     }

@@ -30,6 +30,7 @@
 //! Sensors are trusted with little: a sensor speaks for its jurisdiction only, within a budget,
 //! and what reaches every sensor needs several jurisdictions or an analyst ([`trust`]).
 
+pub mod ack;
 pub mod api;
 pub mod assets;
 pub mod asn;

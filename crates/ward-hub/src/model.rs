@@ -271,6 +271,9 @@ pub struct Contact {
     #[serde(skip_serializing)]
     pub secret: Option<String>,
     pub created_ms: Millis,
+    /// 1: warned at once; 2, 3, …: told, in this order, when a warning stays unacknowledged
+    /// ([`crate::ack`]).
+    pub priority: i64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -563,7 +566,7 @@ mod tests {
         let old = "webhook request failed: error sending request for url (https://x.example/h?token=s3cret) and http://y.example/?k=v";
         assert_eq!(redacted_text(old), "webhook request failed: error sending request for url (https://x.example/h?token=…) and http://y.example/?k=…");
         assert_eq!(redacted_text("http 204"), "http 204");
-        let c = Contact { id: 1, jurisdiction_id: 1, channel: Channel::Webhook, target: "https://x.example/h?k=v".into(), secret: Some("s".into()), created_ms: 0 };
+        let c = Contact { id: 1, jurisdiction_id: 1, channel: Channel::Webhook, target: "https://x.example/h?k=v".into(), secret: Some("s".into()), created_ms: 0, priority: 1 };
         assert_eq!(serde_json::to_value(&c).unwrap()["target"], "https://x.example/h?k=…");
     }
 }

@@ -16,6 +16,7 @@ pub const DASHBOARD_PAGES: &[&str] = &[
     "/jurisdictions/{id}",
     "/notifications",
     "/notifications/{id}",
+    "/notifications/{id}/ack",
     "/sensors/{id}",
     "/sensors/{id}/revoke",
     "/sensors/{id}/release",
@@ -50,8 +51,23 @@ pub fn document() -> Value {
     paths["/api/v1/feeds/{id}/poll"] = json!({ "post": op("poll the feed now; the report says what changed (analysts)", "user") });
     paths["/api/v1/feeds/{id}/remove"] = json!({ "post": op("remove the feed and withdraw its indicators (analysts)", "user") });
     paths["/api/v1/federation"] = json!({ "get": op("peer hubs: each peer's push state, and the indicators peers sent with who sent them and their sightings (analysts)", "user") });
+    // Acknowledgements and escalation (crate::ack; docs/hub.md).
+    paths["/api/v1/notifications/{id}/ack"] = json!({
+        "get": op("the notification's acknowledgement {ack: {notification_id, acked_ms, acked_by, action, note} or null, escalations: [{campaign_id, jurisdiction_id, step, kind: contact|state|end, priority, told_jurisdiction_id, notifications, created_ms}]}", "user"),
+        "post": op(ACK_POST, "user")
+    });
+    paths["/api/v1/notifications/ack-stats"] = json!({
+        "get": op("time to acknowledge per jurisdiction over ?days= (default 30, ≤ 366) and ?jurisdiction_id=: {days, jurisdictions: [{jurisdiction_id, name, warnings, acknowledged, unacked, median_secs, p90_secs}]} (analysts: all; a state: itself and its counties; others: their own)", "user")
+    });
+    paths["/ack/{id}"] = json!({
+        "get": op("the one-click acknowledgement page of a signed link ?c=CONTACT&e=EXPIRY&s=SIGNATURE (HTML, changes nothing); 404 for a link not signed by this hub, 410 for an expired one", "none"),
+        "post": op("acknowledge through a signed link (the page's button, or a tool posting a webhook's ack_url); optional form fields action and note; 404/410 as for GET", "none")
+    });
     doc
 }
+
+/// `POST /api/v1/notifications/{id}/ack`'s summary.
+const ACK_POST: &str = "acknowledge a notification, optional body {action?: blocked|investigating|not-relevant, note?} (users of its jurisdiction, its state, analysts; 404 for anyone else); a second acknowledgement keeps the first time and author and may set the action";
 
 /// `POST /api/v1/feeds`'s summary.
 const FEED_POST: &str = "add a feed {name, kind: taxii|misp|csv, url, collection?, column?, username?/password? or token?, types?, min_confidence?, default_confidence?, max_indicators?, tlp?, expire_days?, interval_secs?, enabled?} (analysts)";

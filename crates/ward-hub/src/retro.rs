@@ -963,7 +963,7 @@ pub mod sql {
         let notified = tx
             .prepare_cached(
                 "INSERT OR IGNORE INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
-                 SELECT 0, ?1, id, ?2, ?3, 'pending', ?4, ?4 FROM contacts WHERE jurisdiction_id = ?1",
+                 SELECT 0, ?1, id, ?2, ?3, 'pending', ?4, ?4 FROM contacts WHERE jurisdiction_id = ?1 AND priority = 1",
             )?
             .execute(params![hit.jurisdiction_id, EVENT_KIND, format!("retrohunt:{hit_id}"), now])?;
         Ok((1, notified))
@@ -1221,6 +1221,7 @@ pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: 
     let result = match context {
         Ok((Some(hit), Some(jurisdiction))) if hit.jurisdiction_id == jurisdiction.id => {
             let msg = render(&state.config, &jurisdiction, &hit, job.id);
+            let msg = crate::ack::with_ack_link(state, &job, msg).await;
             let sent = channels.send(&job.contact, &msg).await;
             sent.map(|detail| (detail, msg.json.to_string()))
         }

@@ -65,7 +65,7 @@ impl RollupPlan {
 
 /// Whether a notification is a state roll-up.
 pub fn is_rollup_kind(kind: &str) -> bool {
-    matches!(kind, KIND_TARGETED | KIND_GREW | KIND_ESCALATED)
+    matches!(kind, KIND_TARGETED | KIND_GREW | KIND_ESCALATED | crate::ack::KIND_STATE_UNACKED)
 }
 
 /// One county (or city) of the state in a campaign.
@@ -184,6 +184,7 @@ pub fn render(config: &crate::HubConfig, state: &Jurisdiction, view: &StateCampa
     let headline = match event_kind {
         KIND_ESCALATED => format!("a campaign that hit {places} has escalated"),
         KIND_GREW => format!("a campaign has now hit {places}"),
+        crate::ack::KIND_STATE_UNACKED => "a warning to one of your counties has not been acknowledged".to_string(),
         _ => format!("an attacker seen across jurisdictions has hit {places}"),
     };
     let mut named: Vec<String> = view.counties.iter().take(MAX_NAMED).map(|c| c.name.clone()).collect();
@@ -249,7 +250,7 @@ pub fn render(config: &crate::HubConfig, state: &Jurisdiction, view: &StateCampa
         subject,
         text,
         json,
-        severity: if event_kind == KIND_ESCALATED { 9 } else { 7 },
+        severity: if event_kind == KIND_ESCALATED || event_kind == crate::ack::KIND_STATE_UNACKED { 9 } else { 7 },
         event_kind: event_kind.to_string(),
         campaign_id: view.campaign_id,
         remote: remote_list.first().map(|s| s.to_string()),
@@ -271,7 +272,11 @@ pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: 
         .await;
     let result = match context {
         Ok(Some((j, view))) => {
-            let msg = render(&state.config, &j, &view, &job.event_kind, job.id);
+            let mut msg = render(&state.config, &j, &view, &job.event_kind, job.id);
+            if job.event_kind == crate::ack::KIND_STATE_UNACKED {
+                crate::ack::name_unacked_county(state, job.id, &mut msg).await;
+            }
+            let msg = crate::ack::with_ack_link(state, &job, msg).await;
             channels.send(&job.contact, &msg).await.map(|detail| (detail, msg.json.to_string()))
         }
         Ok(None) => Err("campaign or state no longer exists".to_string()),

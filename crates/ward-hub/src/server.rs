@@ -68,6 +68,7 @@ pub fn app(state: HubState) -> Router {
         .merge(crate::retro::routes())
         .merge(crate::share::taxii::routes(&state))
         .merge(crate::share::feeds::api::routes())
+        .merge(crate::ack::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::body::enforce_body_deadline))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
@@ -117,7 +118,7 @@ impl RunningHub {
         let _ = self.shutdown.send(true);
         self.handle.graceful_shutdown(Some(std::time::Duration::from_secs(5)));
         let _ = self.server.await;
-        for job in [crate::state::JOB_RETENTION, crate::state::JOB_RETRO_HUNT, crate::share::publish::JOB_TAXII_PUBLISH, crate::share::feeds::poll::JOB_FEEDS] {
+        for job in [crate::state::JOB_RETENTION, crate::state::JOB_RETRO_HUNT, crate::share::publish::JOB_TAXII_PUBLISH, crate::share::feeds::poll::JOB_FEEDS, crate::ack::JOB_ESCALATION] {
             self.state.release_job(job).await;
         }
     }
@@ -156,6 +157,7 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     tokio::spawn(crate::share::feeds::run_worker(state.clone(), shutdown_rx.clone())); // feeds
     crate::share::federation::setup(&state).await?;
     tokio::spawn(crate::share::federation::run_worker(state.clone(), shutdown_rx.clone())); // peer hubs
+    tokio::spawn(crate::ack::run_worker(state.clone(), shutdown_rx.clone())); // escalation
     tokio::spawn(run_retention(state.clone(), shutdown_rx));
     let std_listener = std::net::TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     std_listener.set_nonblocking(true)?;

@@ -100,6 +100,8 @@ pub struct HubState {
     pub replica_id: Arc<str>,
     /// Peer hubs and the pusher's wake-up ([`crate::share::federation`]).
     pub federation: Arc<crate::share::federation::Federation>,
+    /// The acknowledgement links' HMAC key, read from the store once ([`crate::ack::link_key`]).
+    pub ack_key: Arc<tokio::sync::OnceCell<Arc<Vec<u8>>>>,
     /// The store's change notices (other replicas' commits); stops when the last state goes.
     _change_watch: Option<Arc<ChangeWatch>>,
     ingest_tx: mpsc::Sender<(IngestBatch, IngestReply)>,
@@ -118,6 +120,7 @@ impl HubState {
         let metrics_token_hash = config.metrics.token_hash().map_err(|e| anyhow::anyhow!(e))?;
         // Checked before anything that would have to be taken down again.
         let federation = Arc::new(crate::share::federation::Federation::new(&config.federation).map_err(|e| anyhow::anyhow!(e))?);
+        config.notify.escalate_after_ms().map_err(|e| anyhow::anyhow!("invalid [notify] configuration: {e}"))?;
         let (ingest_tx, ingest_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
         let (urgent_tx, urgent_rx) = mpsc::channel(INGEST_QUEUE_DEPTH);
         // The writer is a plain thread; it waits on the two lanes with a tiny runtime of its own.
@@ -154,6 +157,7 @@ impl HubState {
             metrics_token_hash,
             federation,
             replica_id: format!("{}-{:016x}", std::process::id(), rand::random::<u64>()).into(),
+            ack_key: Arc::new(tokio::sync::OnceCell::new()),
             _change_watch: change_watch.map(Arc::new),
             store,
             config: Arc::new(config),

@@ -43,7 +43,7 @@ pub fn routes() -> Router<HubState> {
         .route("/static/live.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript"), (header::CACHE_CONTROL, "max-age=3600")], LIVE_JS) }))
 }
 
-fn page(title: &str, who: Option<&UserAuth>, live: bool, body: Markup) -> Html<String> {
+pub(crate) fn page(title: &str, who: Option<&UserAuth>, live: bool, body: Markup) -> Html<String> {
     Html(html! {
         (DOCTYPE)
         html lang="en" {
@@ -172,6 +172,7 @@ async fn overview(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> A
     }
     let max = per_j.values().copied().max().unwrap_or(1).max(1);
     let now = now_ms();
+    let ack_stats = crate::ack::stats_section(&state, &who, None).await?;
     let body = html! {
         h2 { "Open campaigns (" (campaigns.len()) ")" }
         table {
@@ -197,6 +198,7 @@ async fn overview(State(state): State<HubState>, MaybeUser(who): MaybeUser) -> A
                 tr { td { (fmt_ms(*hour)) } td { (name_of(*j)) } td { (n) } }
             }
         }
+        (ack_stats)
         h2 { "Sensors" }
         (sensor_table(&sensors, &name_of, now, true))
         h2 { "Trust anomalies (" (anomalies.len()) ")" }
@@ -434,6 +436,7 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
         })
         .await?;
     let j = j.ok_or(AppError::NotFound)?;
+    let ack_stats = crate::ack::stats_section(&state, &who, Some(std::iter::once(id).chain(children.iter().map(|c| c.id)).collect())).await?;
     let own_name = j.name.clone();
     let name_of = move |_: i64| own_name.clone();
     let body = html! {
@@ -478,10 +481,11 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
             @if q.before.is_some() { a href={ "/jurisdictions/" (id) } { "newest alerts" } " " }
             @if let Some(next) = older { a href={ "/jurisdictions/" (id) "?before=" (next) } { "older alerts" } }
         }
+        (ack_stats)
         h2 { "Sensors" }
         (sensor_table(&sensors, &name_of, now_ms(), who.is_analyst()))
         h2 { "Contacts" }
-        ul { @for c in &contacts { li { (c.channel.as_str()) ": " (redacted_target(&c.target)) } } }
+        ul { @for c in &contacts { li { (c.channel.as_str()) ": " (redacted_target(&c.target)) @if c.priority > 1 { " (told if a warning stays unacknowledged, priority " (c.priority) ")" } } } }
     };
     // Only the newest page reloads itself; an older page stays where the reader put it.
     Ok(page(&j.name, Some(&who), q.before.is_none(), body).into_response())
@@ -507,6 +511,7 @@ async fn notifications_page(State(state): State<HubState>, MaybeUser(who): Maybe
 async fn notification_page(State(state): State<HubState>, MaybeUser(who): MaybeUser, Path(id): Path<i64>) -> AppResult<Response> {
     let Some(who) = who else { return Ok(to_login()) };
     let (n, attempts) = api::visible_notification(&state, &who, id).await?;
+    let ack_part = crate::ack::notification_section(&state, &who, &n).await?;
     let body = html! {
         (notification_table(std::slice::from_ref(&n), who.is_analyst()))
         h2 { "Delivery attempts (" (attempts.len()) ")" }
@@ -517,6 +522,7 @@ async fn notification_page(State(state): State<HubState>, MaybeUser(who): MaybeU
             }
         }
         @if n.status == "pending" { p { "Next attempt is scheduled; failures are retried with backoff up to 8 attempts." } }
+        (ack_part)
     };
     Ok(page(&format!("Notification {id}"), Some(&who), true, body).into_response())
 }

@@ -89,6 +89,9 @@ fn init_and_administration(p: &Place) {
     hub(&["contact", "add", "Ohio", "--webhook", "https://x.example/h", f, d]).unwrap();
     assert!(hub(&["contact", "add", "Ohio", "--webhook", "https://x.example/h", "--secret", "short", f, d]).is_err(), "short webhook secret");
     assert!(hub(&["contact", "add", "Atlantis", "--email", "a@b.example", f, d]).is_err());
+    // An escalation contact (crate::ack): told only when a warning stays unacknowledged.
+    hub(&["contact", "add", "Franklin County", "--email", "deputy@franklin.example.gov", "--priority", "2", f, d]).unwrap();
+    assert!(hub(&["contact", "add", "Franklin County", "--email", "x@franklin.example.gov", "--priority", "10", f, d]).is_err(), "priority out of range");
     hub(&["user", "add", "clerk", "--role", "viewer", "--jurisdiction", "Franklin County", "--password", "a long enough password", f, d]).unwrap();
     assert!(hub(&["user", "add", "clerk2", "--role", "viewer", f, d]).is_err(), "viewer without jurisdiction");
     hub(&["sensor", "token", "Franklin County", f, d]).unwrap();
@@ -100,7 +103,8 @@ fn init_and_administration(p: &Place) {
     let franklin = js.iter().find(|j| j.name == "Franklin County").unwrap();
     assert_eq!(franklin.parent_id, Some(ohio.id), "a county belongs to its state");
     assert_eq!(franklin.state.as_deref(), Some("OH"));
-    assert_eq!(store.contacts(Some(franklin.id)).unwrap().len(), 2);
+    let priorities: Vec<i64> = store.contacts(Some(franklin.id)).unwrap().iter().map(|c| c.priority).collect();
+    assert_eq!(priorities, [1, 1, 2]);
     let generated = store.contacts(Some(ohio.id)).unwrap().into_iter().find(|c| c.target == "https://x.example/h").unwrap();
     assert!(generated.secret.as_deref().is_some_and(|s| s.starts_with("whsec_") && s.len() > 32), "a webhook without --secret gets a generated one");
     let users = store.users(None).unwrap();

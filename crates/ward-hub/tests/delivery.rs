@@ -12,6 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use serde_json::{json, Value};
 use tokio::io::AsyncBufReadExt;
+use common::smtp::{read_maildir, start_smtp};
 use ward_hub::model::{now_ms, Channel, NewContact, Role};
 
 const SECRET: &str = "a-webhook-secret-of-some-length";
@@ -46,54 +47,6 @@ async fn start_receiver(r: Receiver) -> std::net::SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     addr
-}
-
-struct Smtp {
-    child: std::process::Child,
-    port: u16,
-    maildir: tempfile::TempDir,
-}
-
-impl Drop for Smtp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-async fn start_smtp() -> Smtp {
-    let maildir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = std::process::Command::new("python3")
-        .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}"), "-c", "aiosmtpd.handlers.Mailbox"])
-        .arg(maildir.path().join("box"))
-        .spawn()
-        .expect("python3 with aiosmtpd is needed: pip install aiosmtpd");
-    for _ in 0..100 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-            return Smtp { child, port, maildir };
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    panic!("aiosmtpd did not start on port {port}: is it installed (scripts/setup-test-env.sh)?");
-}
-
-fn read_maildir(dir: &std::path::Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for sub in ["new", "cur"] {
-        if let Ok(rd) = std::fs::read_dir(dir.join("box").join(sub)) {
-            for e in rd.flatten() {
-                out.push(std::fs::read_to_string(e.path()).unwrap());
-            }
-        }
-    }
-    out
 }
 
 async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {

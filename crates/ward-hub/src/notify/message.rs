@@ -50,6 +50,7 @@ pub fn render(config: &HubConfig, jurisdiction: &Jurisdiction, view: &Jurisdicti
     let headline = match event_kind {
         "targeted" => "an attacker seen across jurisdictions has targeted you",
         "escalated" => "a campaign that targeted you has escalated",
+        crate::ack::KIND_UNACKED => "a warning to your office has not been acknowledged: an attacker seen across jurisdictions has targeted you",
         _ => "a campaign that targeted you has grown",
     };
     let subject = format!(
@@ -113,7 +114,7 @@ pub fn render(config: &HubConfig, jurisdiction: &Jurisdiction, view: &Jurisdicti
     });
     let severity = match event_kind {
         "escalated" => 9,
-        "targeted" => 8,
+        "targeted" | crate::ack::KIND_UNACKED => 8,
         _ => 6,
     };
     Message {

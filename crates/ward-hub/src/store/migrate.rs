@@ -96,6 +96,9 @@ pub const TABLES: &[Table] = &[
     table("feed_indicators", None, Some("id")),
     // Federation push cursors point into taxii_objects, whose seq and date_added are kept.
     table("federation_peers", None, None),
+    // Acknowledgements and escalation (crate::ack).
+    table("escalations", None, Some("id")),
+    table("hub_keys", None, Some("id")),
 ];
 
 /// SQLite tables that are the SQLite store's own bookkeeping, never copied. `job_leases` holds
@@ -300,6 +303,7 @@ fn copy_table(
     let (secret_at, sealed_column) = match name {
         "contacts" => (columns.iter().position(|c| c == "secret"), super::sqlite::CONTACT_SECRET_COLUMN),
         "feeds" => (columns.iter().position(|c| c == "credential"), super::sqlite::FEED_CREDENTIAL_COLUMN),
+        "hub_keys" => (columns.iter().position(|c| c == "value"), super::sqlite::HUB_KEY_COLUMN),
         _ => (None, ""),
     };
     let order = t.order_by.map(|o| format!(" ORDER BY {o}")).unwrap_or_default();

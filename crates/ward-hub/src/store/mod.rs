@@ -372,6 +372,30 @@ pub trait Store: Send + Sync + 'static {
     /// feeds' or peers' indicators, which are logged as campaign 0 too).
     fn analyst_add_seqs(&self) -> StoreResult<Vec<i64>>;
     // ---- end federation ----
+    // ---- ack (crate::ack; docs/hub.md "Acknowledgements and escalation"): keep this block together ----
+    /// Sets a contact's priority (1 warned at once, 2 to [`crate::ack::MAX_PRIORITY`] told in
+    /// this order when a warning stays unacknowledged); `NotFound` for an unknown contact.
+    fn set_contact_priority(&self, contact_id: i64, priority: i64) -> StoreResult<Contact>;
+    /// Records an acknowledgement: the first one's time and author stay, a given action or note
+    /// replaces the earlier one. `None` for an unknown notification.
+    fn ack_notification(&self, notification_id: i64, ack: &crate::ack::NewAck, now: Millis) -> StoreResult<Option<crate::ack::Ack>>;
+    /// The notification's acknowledgement; `None` when it has none (or does not exist).
+    fn notification_ack(&self, notification_id: i64) -> StoreResult<Option<crate::ack::Ack>>;
+    /// The escalation steps of the campaign's warning to `jurisdiction_id`, and those that told
+    /// `jurisdiction_id` (a state) of its counties' warnings in the campaign, in order.
+    fn escalations(&self, campaign_id: i64, jurisdiction_id: i64) -> StoreResult<Vec<crate::ack::EscalationStep>>;
+    /// The escalation step a notification was sent for.
+    fn escalation_of_notification(&self, notification_id: i64) -> StoreResult<Option<crate::ack::EscalationStep>>;
+    /// Takes the due steps of unacknowledged warnings (see [`crate::ack`]) in one transaction:
+    /// each step's row (unique per warning and step, so a step is never taken twice) and its
+    /// notifications. Returns the steps taken.
+    fn escalate_due(&self, policy: &crate::ack::EscalationPolicy, now: Millis) -> StoreResult<Vec<crate::ack::EscalationStep>>;
+    /// First warnings since `since` (newest first, at most `limit`) with their first
+    /// acknowledgement, for `jurisdictions` (`None`: every one).
+    fn warning_acks(&self, jurisdictions: Option<&[i64]>, since: Millis, limit: usize) -> StoreResult<Vec<crate::ack::WarningAck>>;
+    /// The hub's own key `name` (32 random bytes, made on first use; kept like webhook secrets).
+    fn hub_key(&self, name: &str, now: Millis) -> StoreResult<Vec<u8>>;
+    // ---- end ack ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

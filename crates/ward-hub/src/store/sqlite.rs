@@ -33,6 +33,7 @@ use super::*;
 use crate::ingest::prefix_of;
 use crate::trust::{AllowList, AllowView};
 
+mod ack;
 pub(crate) mod feeds;
 mod federation;
 mod leases;
@@ -52,13 +53,17 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0510_feeds.sql"),
     include_str!("../../migrations/0520_rollup.sql"),
     include_str!("../../migrations/0530_federation.sql"),
+    include_str!("../../migrations/0600_ack.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
 /// Associated data of a sealed feed credential (password or token).
 pub(super) const FEED_CREDENTIAL_COLUMN: &str = "feeds.credential";
 /// The sealed columns: (table, column, associated data).
-const SEALED_COLUMNS: &[(&str, &str, &str)] = &[("contacts", "secret", CONTACT_SECRET_COLUMN), ("feeds", "credential", FEED_CREDENTIAL_COLUMN)];
+/// The hub's own keys (the acknowledgement links' HMAC key, [`crate::ack`]).
+pub(crate) const HUB_KEY_COLUMN: &str = "hub_keys.value";
+const SEALED_COLUMNS: &[(&str, &str, &str)] =
+    &[("contacts", "secret", CONTACT_SECRET_COLUMN), ("feeds", "credential", FEED_CREDENTIAL_COLUMN), ("hub_keys", "value", HUB_KEY_COLUMN)];
 /// Reader connections kept open; more readers than cores gains nothing.
 const MAX_IDLE_READERS: usize = 8;
 /// How long a connection waits on a lock held by another process before failing.
@@ -405,9 +410,10 @@ fn row_contact(r: &rusqlite::Row<'_>) -> rusqlite::Result<Contact> {
         target: r.get(3)?,
         secret: r.get(4)?,
         created_ms: r.get(5)?,
+        priority: r.get(6)?,
     })
 }
-const CONTACT_COLS: &str = "contacts.id, contacts.jurisdiction_id, contacts.channel, contacts.target, contacts.secret, contacts.created_ms";
+const CONTACT_COLS: &str = "contacts.id, contacts.jurisdiction_id, contacts.channel, contacts.target, contacts.secret, contacts.created_ms, contacts.priority";
 
 fn row_notification(r: &rusqlite::Row<'_>) -> rusqlite::Result<NotificationRecord> {
     let ch: String = r.get(5)?;
@@ -951,6 +957,7 @@ impl Store for SqliteStore {
                             target: r.get(8)?,
                             secret: r.get(9)?,
                             created_ms: r.get(10)?,
+                            priority: r.get(11)?,
                         },
                     })
                 })?
@@ -1217,6 +1224,36 @@ impl Store for SqliteStore {
         self.read(federation::analyst_add_seqs)
     }
     // ---- end federation ----
+    // ---- ack (crate::ack; the SQL in sqlite/ack.rs) ----
+    fn set_contact_priority(&self, contact_id: i64, priority: i64) -> StoreResult<Contact> {
+        self.write(|tx| {
+            ack::set_priority(tx, contact_id, priority)?;
+            Ok(tx.query_row(&format!("SELECT {CONTACT_COLS} FROM contacts WHERE id = ?1"), [contact_id], row_contact)?)
+        })
+        .map(|c| self.reveal(c))
+    }
+    fn ack_notification(&self, notification_id: i64, new: &crate::ack::NewAck, now: Millis) -> StoreResult<Option<crate::ack::Ack>> {
+        self.write(|tx| ack::ack(tx, notification_id, new, now))
+    }
+    fn notification_ack(&self, notification_id: i64) -> StoreResult<Option<crate::ack::Ack>> {
+        self.read(|c| ack::notification_ack(c, notification_id))
+    }
+    fn escalations(&self, campaign_id: i64, jurisdiction_id: i64) -> StoreResult<Vec<crate::ack::EscalationStep>> {
+        self.read(|c| ack::escalations(c, campaign_id, jurisdiction_id))
+    }
+    fn escalation_of_notification(&self, notification_id: i64) -> StoreResult<Option<crate::ack::EscalationStep>> {
+        self.read(|c| ack::escalation_of_notification(c, notification_id))
+    }
+    fn escalate_due(&self, policy: &crate::ack::EscalationPolicy, now: Millis) -> StoreResult<Vec<crate::ack::EscalationStep>> {
+        self.write(|tx| ack::escalate_due(tx, policy, now))
+    }
+    fn warning_acks(&self, jurisdictions: Option<&[i64]>, since: Millis, limit: usize) -> StoreResult<Vec<crate::ack::WarningAck>> {
+        self.read(|c| ack::warning_acks(c, jurisdictions, since, limit))
+    }
+    fn hub_key(&self, name: &str, now: Millis) -> StoreResult<Vec<u8>> {
+        self.write(|tx| ack::hub_key(tx, &self.secrets, name, now))
+    }
+    // ---- end ack ----
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {
@@ -1716,14 +1753,15 @@ fn escalate(tx: &Transaction<'_>, campaign_id: i64, policy: &CorrelationPolicy, 
     Ok(true)
 }
 
-/// Enqueues one notification per contact of a jurisdiction.
+/// Enqueues one notification per contact of a jurisdiction warned at once (priority 1; the
+/// others hear only through escalation, [`crate::ack`]).
 ///
 /// `event_key` "update" is a digest: while an earlier notification of this campaign to the same
 /// contact is still pending, nothing is added (that one is rendered with the latest state when
 /// sent); otherwise the new one waits until `digest_interval_ms` after the previous update.
 fn enqueue(tx: &Transaction<'_>, campaign_id: i64, jurisdiction_id: i64, kind: &str, event_key: &str, now: Millis, digest_interval_ms: Millis) -> StoreResult<usize> {
     let contacts: Vec<i64> = {
-        let mut st = tx.prepare_cached("SELECT id FROM contacts WHERE jurisdiction_id = ?1")?;
+        let mut st = tx.prepare_cached("SELECT id FROM contacts WHERE jurisdiction_id = ?1 AND priority = 1")?;
         let rows = st.query_map([jurisdiction_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
         rows
     };
@@ -1775,7 +1813,7 @@ fn enqueue_rollup(tx: &Transaction<'_>, campaign_id: i64, member: i64, kind: &st
         .flatten();
     let Some(state) = parent.filter(|&p| p != member) else { return Ok(0) };
     let contacts: Vec<i64> = {
-        let mut st = tx.prepare_cached("SELECT id FROM contacts WHERE jurisdiction_id = ?1")?;
+        let mut st = tx.prepare_cached("SELECT id FROM contacts WHERE jurisdiction_id = ?1 AND priority = 1")?;
         let rows = st.query_map([state], |r| r.get(0))?.collect::<Result<_, _>>()?;
         rows
     };

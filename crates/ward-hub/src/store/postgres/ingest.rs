@@ -828,7 +828,7 @@ fn escalate(db: &mut Db<'_>, campaign_id: i64, policy: &CorrelationPolicy, now: 
 /// sent); otherwise the new one waits until `digest_interval_ms` after the previous update.
 fn enqueue(db: &mut Db<'_>, campaign_id: i64, jurisdiction_id: i64, kind: &str, event_key: &str, now: Millis, digest_interval_ms: Millis) -> TxResult<usize> {
     let contacts: Vec<i64> =
-        db.query("SELECT id FROM contacts WHERE jurisdiction_id = $1", &[&jurisdiction_id])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+        db.query("SELECT id FROM contacts WHERE jurisdiction_id = $1 AND priority = 1", &[&jurisdiction_id])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
     let mut n = 0;
     let mut seen = HashSet::new();
     for contact in contacts {
@@ -879,7 +879,7 @@ fn enqueue_rollup(db: &mut Db<'_>, campaign_id: i64, member: i64, kind: &str, ev
         None => None,
     };
     let Some(state) = parent.filter(|&p| p != member) else { return Ok(0) };
-    let contacts: Vec<i64> = db.query("SELECT id FROM contacts WHERE jurisdiction_id = $1", &[&state])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
+    let contacts: Vec<i64> = db.query("SELECT id FROM contacts WHERE jurisdiction_id = $1 AND priority = 1", &[&state])?.iter().map(|r| r.try_get(0)).collect::<Result<_, _>>()?;
     const INSERT: &str = "INSERT INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
          VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7) ON CONFLICT (contact_id, campaign_id, event_key) DO NOTHING";
     let mut n = 0;

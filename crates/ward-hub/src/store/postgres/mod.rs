@@ -45,6 +45,7 @@
 //! Not yet here: TLS to the database (connections are plain; use loopback or a Unix socket
 //! until it is).
 
+mod ack;
 mod campaigns;
 mod federation;
 mod feeds;
@@ -82,6 +83,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (510, include_str!("../../../migrations/postgres/0510_feeds.sql")),
     (520, include_str!("../../../migrations/postgres/0520_rollup.sql")),
     (530, include_str!("../../../migrations/postgres/0530_federation.sql")),
+    (600, include_str!("../../../migrations/postgres/0600_ack.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -511,7 +513,8 @@ pub(crate) fn create_contact_partitions(db: &mut Db<'_>, days: &std::collections
     retro::create_partitions(db, days)
 }
 
-/// A contact from six columns starting at `at` (see `CONTACT_COLS`).
+/// A contact from seven columns starting at `at` (id, jurisdiction_id, channel, target, secret,
+/// created_ms, priority).
 pub(crate) fn row_contact(r: &Row, at: usize) -> Result<Contact, ::postgres::Error> {
     let ch: String = r.try_get(at + 2)?;
     Ok(Contact {
@@ -521,6 +524,7 @@ pub(crate) fn row_contact(r: &Row, at: usize) -> Result<Contact, ::postgres::Err
         target: r.try_get(at + 3)?,
         secret: r.try_get(at + 4)?,
         created_ms: r.try_get(at + 5)?,
+        priority: r.try_get(at + 6)?,
     })
 }
 
@@ -1058,4 +1062,33 @@ impl Store for PgStore {
         self.read(federation::analyst_add_seqs)
     }
     // ---- end federation ----
+    // ---- ack (crate::ack; the SQL in postgres/ack.rs) ----
+    fn set_contact_priority(&self, contact_id: i64, priority: i64) -> StoreResult<Contact> {
+        self.write(|db| {
+            ack::set_priority(db, contact_id, priority)?;
+            Ok(row_contact(&db.query_one("SELECT id, jurisdiction_id, channel, target, secret, created_ms, priority FROM contacts WHERE id = $1", &[&contact_id])?, 0)?)
+        })
+    }
+    fn ack_notification(&self, notification_id: i64, new: &crate::ack::NewAck, now: Millis) -> StoreResult<Option<crate::ack::Ack>> {
+        self.write(|db| ack::ack(db, notification_id, new, now))
+    }
+    fn notification_ack(&self, notification_id: i64) -> StoreResult<Option<crate::ack::Ack>> {
+        self.read(|db| ack::notification_ack(db, notification_id))
+    }
+    fn escalations(&self, campaign_id: i64, jurisdiction_id: i64) -> StoreResult<Vec<crate::ack::EscalationStep>> {
+        self.read(|db| ack::escalations(db, campaign_id, jurisdiction_id))
+    }
+    fn escalation_of_notification(&self, notification_id: i64) -> StoreResult<Option<crate::ack::EscalationStep>> {
+        self.read(|db| ack::escalation_of_notification(db, notification_id))
+    }
+    fn escalate_due(&self, policy: &crate::ack::EscalationPolicy, now: Millis) -> StoreResult<Vec<crate::ack::EscalationStep>> {
+        self.write(|db| ack::escalate_due(db, policy, now))
+    }
+    fn warning_acks(&self, jurisdictions: Option<&[i64]>, since: Millis, limit: usize) -> StoreResult<Vec<crate::ack::WarningAck>> {
+        self.read(|db| ack::warning_acks(db, jurisdictions, since, limit))
+    }
+    fn hub_key(&self, name: &str, now: Millis) -> StoreResult<Vec<u8>> {
+        self.write(|db| ack::hub_key(db, name, now))
+    }
+    // ---- end ack ----
 }

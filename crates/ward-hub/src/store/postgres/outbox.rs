@@ -23,7 +23,7 @@ pub(super) fn claim(db: &mut Db<'_>, now: Millis, lease_ms: Millis, limit: usize
            UPDATE notifications n SET next_attempt_ms = $3 FROM due WHERE n.id = due.id \
            RETURNING n.id, n.campaign_id, n.jurisdiction_id, n.event_kind, n.attempts, n.contact_id, due.due_ms) \
          SELECT claimed.id, claimed.campaign_id, claimed.jurisdiction_id, claimed.event_kind, claimed.attempts, \
-                c.id, c.jurisdiction_id, c.channel, c.target, c.secret, c.created_ms \
+                c.id, c.jurisdiction_id, c.channel, c.target, c.secret, c.created_ms, c.priority \
          FROM claimed JOIN contacts c ON c.id = claimed.contact_id ORDER BY claimed.due_ms, claimed.id",
         &[&now, &(limit as i64), &now.saturating_add(lease_ms)],
     )?;

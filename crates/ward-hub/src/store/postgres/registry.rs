@@ -17,7 +17,7 @@ pub(super) const SENSOR_BY_ID: &str = "SELECT id, jurisdiction_id, name, created
 
 const USER_BY_ID: &str = "SELECT id, username, role, jurisdiction_id, created_ms FROM users WHERE id = $1";
 
-const CONTACT_BY_ID: &str = "SELECT id, jurisdiction_id, channel, target, secret, created_ms FROM contacts WHERE id = $1";
+const CONTACT_BY_ID: &str = "SELECT id, jurisdiction_id, channel, target, secret, created_ms, priority FROM contacts WHERE id = $1";
 
 fn row_jurisdiction(r: &Row) -> Result<Jurisdiction, ::postgres::Error> {
     let kind: String = r.try_get(2)?;
@@ -226,7 +226,7 @@ pub(super) fn create_contact(store: &PgStore, jurisdiction_id: i64, new: &NewCon
 pub(super) fn contacts(store: &PgStore, jurisdiction_id: Option<i64>) -> StoreResult<Vec<Contact>> {
     store.read(|db| {
         let rows = db.query(
-            "SELECT id, jurisdiction_id, channel, target, secret, created_ms FROM contacts \
+            "SELECT id, jurisdiction_id, channel, target, secret, created_ms, priority FROM contacts \
              WHERE ($1::bigint IS NULL OR jurisdiction_id = $1) ORDER BY id",
             &[&jurisdiction_id],
         )?;

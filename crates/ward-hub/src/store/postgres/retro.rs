@@ -425,7 +425,7 @@ fn record_hits(db: &mut Db<'_>, ind: &Indicator, hits: &[HitDraft], now: Millis)
     let notified = db.execute(
         "INSERT INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
          SELECT 0, t.j, c.id, $3, 'retrohunt:' || t.h, 'pending', $4, $4 FROM unnest($1::bigint[], $2::bigint[]) AS t(h, j) \
-         JOIN contacts c ON c.jurisdiction_id = t.j ORDER BY t.h, c.id \
+         JOIN contacts c ON c.jurisdiction_id = t.j AND c.priority = 1 ORDER BY t.h, c.id \
          ON CONFLICT (contact_id, campaign_id, event_key) DO NOTHING",
         &[&ids, &js, &EVENT_KIND, &now],
     )?;
