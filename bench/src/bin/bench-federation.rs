@@ -9,7 +9,7 @@
 //!
 //! The federation (docs/sharing.md "Federation"): A and B each peer with the national hub
 //! (`accept_indicators = true` both ways); the national hub relays A's objects to B. Each trial
-//! is a new actor address: county 1 of A reports it (a campaign of one jurisdiction, not
+//! is a new actor address in a /24 of its own: county 1 of A reports it (a campaign of one jurisdiction, not
 //! published: `publish_min_jurisdictions = 2`), then — the clock starts — county 2 reports it;
 //! A's correlation publishes the campaign, A's publisher stores the STIX objects and wakes the
 //! pusher, which POSTs them to the national hub, which applies the indicator through A's peer
@@ -125,8 +125,10 @@ fn config(hub_name: &str, port: u16) -> Result<ward_hub::HubConfig> {
     Ok(c)
 }
 
+/// Trial `t`'s actor: a /24 of its own, so it joins no earlier trial's campaign (the hub keys
+/// campaigns by address and by /24 network too).
 fn actor(t: usize) -> String {
-    format!("185.{}.{}.{}", 100 + t / 62_500 % 100, 1 + t / 250 % 250, 1 + t % 250)
+    format!("185.{}.{}.7", 100 + t / 250 % 100, t % 250)
 }
 
 async fn enroll(client: &reqwest::Client, base: &str, store: &Arc<dyn Store>, county: &str, state: &str) -> Result<(i64, String)> {
