@@ -25,6 +25,7 @@ fn demo_once_warns_every_targeted_office() {
         "Clark County       webhook",
         "signatures valid: true",
         "indicator push: State of Franklin  has 198.18.23.66",
+        "acknowledgement: Adams County acknowledged its warning with one click",
         "state roll-up: State of Franklin told once",
         "federation: the State of Lincoln's hub (a second hub) put 198.18.23.66 on its own sensors' list",
         "of its counties were hit: ",

@@ -391,6 +391,33 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         let _ = writeln!(report, "  e.g. to {}: {}", m.to, subject);
     }
 
+    // 2a. An acknowledgement: Adams County's official clicks the signed link its warning carried.
+    let adams = offices.iter().find(|o| o.slug == "adams").map(|o| o.site.name).unwrap_or("Adams County");
+    let warning = received.iter().filter(|m| m.channel == "webhook" && m.to == "adams").find_map(|m| {
+        let v: Value = serde_json::from_str(&m.body).ok()?;
+        Some((v["ack_url"].as_str()?.to_string(), m.at))
+    });
+    match warning {
+        Some((url, at)) => match client.post(&url).header("content-type", "application/x-www-form-urlencoded").body("action=blocked").send().await {
+            Ok(r) if r.status().is_success() => {
+                let after = SystemTime::now().duration_since(at).map_or(0, |d| d.as_millis());
+                let _ = writeln!(report, "acknowledgement: {adams} acknowledged its warning with one click (the signed link in the message; action: blocked), {after} ms after it arrived; unacknowledged warnings escalate after 15 min");
+            }
+            Ok(r) => {
+                let _ = writeln!(report, "acknowledgement: FAILED: the hub answered {} to {adams}'s link", r.status());
+                all_ok = false;
+            }
+            Err(e) => {
+                let _ = writeln!(report, "acknowledgement: FAILED: {adams}'s link: {e}");
+                all_ok = false;
+            }
+        },
+        None => {
+            let _ = writeln!(report, "acknowledgement: FAILED: {adams}'s warning carried no acknowledgement link");
+            all_ok = false;
+        }
+    }
+
     // 2b. The state: one roll-up naming its counties that were hit, not one message per county.
     if let Some(st) = offices.iter().find(|o| o.kind == JurisdictionKind::State) {
         let rollup = loop {
