@@ -21,7 +21,10 @@
 //!   when the POST answers (202) and kept [`STATUS_KEEP_MS`] for its poster and analysts.
 //! * Access ([`Collection::scope`]): a collection an account may not see answers 404, the same as
 //!   one that does not exist, and so does an object it may not read: ids cannot be probed.
-//! * Not here: DELETE of objects, mutual TLS client certificates (docs/sharing.md says so).
+//! * Accounts ([`super::accounts`]): HTTP Basic, bearer API keys, and API keys bound to a
+//!   mutual-TLS client certificate ([`PeerCert`]); `[tls] client_auth = "required"` makes a
+//!   verified certificate a condition of every TAXII request.
+//! * Not here: DELETE of objects (docs/sharing.md says so).
 
 use std::fmt::Write as _;
 
@@ -36,7 +39,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use ward_model::tlp::Tlp;
 
-use super::accounts::{authenticate, AuthFailure, Collection, TaxiiAccount};
+use super::accounts::{authenticate_with_cert, AuthFailure, Collection, PeerCert, TaxiiAccount};
 use super::objects::{NewObject, ObjectQuery, StoredObject, VersionFilter};
 use super::stix::{valid_id, StixObject};
 use crate::auth::ClientAddr;
@@ -122,6 +125,9 @@ impl From<AuthFailure> for TaxiiError {
     fn from(f: AuthFailure) -> Self {
         match f {
             AuthFailure::Unauthorized => TaxiiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send HTTP Basic (user:password or key_id:key) or Authorization: Bearer <api key>"),
+            AuthFailure::CertificateRequired => {
+                TaxiiError::new(StatusCode::UNAUTHORIZED, "client certificate required", "this hub's TAXII server requires a TLS client certificate signed by its client CA")
+            }
             AuthFailure::Throttled(wait) => {
                 let secs = crate::auth::LoginError::retry_after_secs(wait).max(1);
                 let mut t = TaxiiError::new(StatusCode::TOO_MANY_REQUESTS, "too many failed logins", format!("too many failed logins from your address: retry after {secs} seconds"));
@@ -235,9 +241,9 @@ fn check_content_type(headers: &HeaderMap) -> TaxiiResult<()> {
     }
 }
 
-async fn account(state: &HubState, headers: &HeaderMap, source: ClientAddr) -> TaxiiResult<TaxiiAccount> {
+async fn account(state: &HubState, headers: &HeaderMap, source: ClientAddr, cert: &PeerCert) -> TaxiiResult<TaxiiAccount> {
     check_accept(headers)?;
-    Ok(authenticate(state, headers, source).await?)
+    Ok(authenticate_with_cert(state, headers, source, cert).await?)
 }
 
 fn readable(id: &str, a: &TaxiiAccount) -> TaxiiResult<Collection> {
@@ -396,8 +402,8 @@ fn base_url(state: &HubState, headers: &HeaderMap) -> String {
     format!("{}://{host}", if tls { "https" } else { "http" })
 }
 
-async fn discovery(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap) -> TaxiiResult<Response> {
-    account(&state, &headers, source).await?;
+async fn discovery(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap) -> TaxiiResult<Response> {
+    account(&state, &headers, source, &cert).await?;
     let root = format!("{}/taxii2/api/", base_url(&state, &headers));
     let body = json!({
         "title": format!("ward hub {}", state.config.taxii.hub_name),
@@ -408,8 +414,8 @@ async fn discovery(State(state): State<HubState>, source: ClientAddr, headers: H
     Ok(taxii_body(StatusCode::OK, body.to_string()))
 }
 
-async fn api_root(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap) -> TaxiiResult<Response> {
-    account(&state, &headers, source).await?;
+async fn api_root(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap) -> TaxiiResult<Response> {
+    account(&state, &headers, source, &cert).await?;
     let body = json!({
         "title": "ward hub",
         "versions": [MEDIA_TAXII],
@@ -429,15 +435,15 @@ fn collection_json(c: Collection, a: &TaxiiAccount) -> Value {
     })
 }
 
-async fn collections(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn collections(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let list: Vec<Value> = Collection::ALL.into_iter().filter(|c| c.visible(&a)).map(|c| collection_json(c, &a)).collect();
     let body = if list.is_empty() { json!({}) } else { json!({ "collections": list }) };
     Ok(taxii_body(StatusCode::OK, body.to_string()))
 }
 
-async fn collection(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn collection(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = Collection::from_id(&id).filter(|c| c.visible(&a)).ok_or_else(TaxiiError::not_found)?;
     Ok(taxii_body(StatusCode::OK, collection_json(c, &a).to_string()))
 }
@@ -520,16 +526,16 @@ fn listing_response(listing: Listing, rows: &[StoredObject], more: bool) -> Resp
     resp
 }
 
-async fn get_objects(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn get_objects(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = readable(&id, &a)?;
     let f = filters(q)?;
     let (rows, more) = page(&state, &a, c, &f, VersionFilter::last(), true).await?;
     Ok(listing_response(Listing::Objects, &rows, more))
 }
 
-async fn get_manifest(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn get_manifest(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = readable(&id, &a)?;
     let f = filters(q)?;
     let (rows, more) = page(&state, &a, c, &f, VersionFilter::last(), false).await?;
@@ -537,8 +543,9 @@ async fn get_manifest(State(state): State<HubState>, source: ClientAddr, headers
 }
 
 /// One object: its versions as filtered (`match[id]` is the path's; 404 when none is readable).
-async fn object_listing(state: HubState, source: ClientAddr, headers: HeaderMap, collection: String, object: String, q: Option<String>, listing: Listing) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+#[allow(clippy::too_many_arguments)]
+async fn object_listing(state: HubState, source: ClientAddr, cert: PeerCert, headers: HeaderMap, collection: String, object: String, q: Option<String>, listing: Listing) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = readable(&collection, &a)?;
     if !valid_id(&object) {
         return Err(TaxiiError::not_found());
@@ -561,12 +568,12 @@ async fn object_listing(state: HubState, source: ClientAddr, headers: HeaderMap,
     Ok(listing_response(listing, &rows, more))
 }
 
-async fn get_object(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path((collection, object)): Path<(String, String)>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
-    object_listing(state, source, headers, collection, object, q, Listing::Objects).await
+async fn get_object(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path((collection, object)): Path<(String, String)>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
+    object_listing(state, source, cert, headers, collection, object, q, Listing::Objects).await
 }
 
-async fn get_versions(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path((collection, object)): Path<(String, String)>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
-    object_listing(state, source, headers, collection, object, q, Listing::Versions).await
+async fn get_versions(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path((collection, object)): Path<(String, String)>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
+    object_listing(state, source, cert, headers, collection, object, q, Listing::Versions).await
 }
 
 // ------------------------------------------------------------------------------------------
@@ -629,8 +636,8 @@ fn verdict(raw: Value, jurisdiction: Option<i64>) -> Verdict {
 
 /// The body is read only after the account is known to be allowed to write here, so nobody
 /// makes the hub buffer `max_post_bytes` without credentials.
-async fn post_objects(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>, body: Body) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn post_objects(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>, body: Body) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = Collection::from_id(&id).filter(|c| c.visible(&a)).ok_or_else(TaxiiError::not_found)?;
     if !c.can_write(&a) {
         return Err(TaxiiError::new(StatusCode::FORBIDDEN, "forbidden", "this account may not write to this collection"));
@@ -704,8 +711,8 @@ fn status_json(verdicts: &[Verdict], stored: &[Option<i64>], request_ms: i64) ->
     })
 }
 
-async fn get_status(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn get_status(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     if id.len() > 64 {
         return Err(TaxiiError::not_found());
     }

@@ -356,6 +356,14 @@ pub trait Store: Send + Sync + 'static {
     /// The indicators a feed holds now, oldest first.
     fn feed_indicators(&self, feed_id: i64, limit: usize) -> StoreResult<Vec<crate::share::feeds::FeedIndicator>>;
     // ---- end feeds ----
+    // ---- mtls (crate::tls, crate::share::accounts; docs/sharing.md "Mutual TLS") ----
+    /// Binds key `id` to the client certificate whose SHA-256 (lowercase hex) is `sha256`, or
+    /// unbinds it (`None`). `Conflict` when another active key holds that certificate,
+    /// `NotFound` for an unknown key, `Invalid` for a revoked one or a malformed fingerprint.
+    fn bind_api_key_cert(&self, id: i64, sha256: Option<&str>) -> StoreResult<crate::share::objects::ApiKey>;
+    /// The active key bound to the certificate with this SHA-256, if any.
+    fn api_key_by_cert(&self, sha256: &str) -> StoreResult<Option<crate::share::objects::ApiKey>>;
+    // ---- end mtls ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

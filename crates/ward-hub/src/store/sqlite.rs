@@ -50,6 +50,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0500_taxii.sql"),
     include_str!("../../migrations/0510_feeds.sql"),
     include_str!("../../migrations/0520_rollup.sql"),
+    include_str!("../../migrations/0540_client_certs.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
@@ -1192,6 +1193,14 @@ impl Store for SqliteStore {
         self.read(|c| feeds::indicators(c, feed_id, limit))
     }
     // ---- end feeds ----
+    // ---- mtls (crate::tls; SQL in sqlite/taxii.rs) ----
+    fn bind_api_key_cert(&self, id: i64, sha256: Option<&str>) -> StoreResult<crate::share::objects::ApiKey> {
+        self.write(|tx| taxii::bind_key_cert(tx, id, sha256))
+    }
+    fn api_key_by_cert(&self, sha256: &str) -> StoreResult<Option<crate::share::objects::ApiKey>> {
+        self.read(|c| taxii::key_by_cert(c, sha256))
+    }
+    // ---- end mtls ----
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {

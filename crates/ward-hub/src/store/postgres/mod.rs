@@ -80,6 +80,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (500, include_str!("../../../migrations/postgres/0500_taxii.sql")),
     (510, include_str!("../../../migrations/postgres/0510_feeds.sql")),
     (520, include_str!("../../../migrations/postgres/0520_rollup.sql")),
+    (540, include_str!("../../../migrations/postgres/0540_client_certs.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -1033,4 +1034,12 @@ impl Store for PgStore {
         self.read(|db| feeds::indicators(db, feed_id, limit))
     }
     // ---- end feeds ----
+    // ---- mtls (crate::tls; SQL in postgres/taxii.rs) ----
+    fn bind_api_key_cert(&self, id: i64, sha256: Option<&str>) -> StoreResult<crate::share::objects::ApiKey> {
+        self.write(|db| taxii::bind_key_cert(db, id, sha256))
+    }
+    fn api_key_by_cert(&self, sha256: &str) -> StoreResult<Option<crate::share::objects::ApiKey>> {
+        self.read(|db| taxii::key_by_cert(db, sha256))
+    }
+    // ---- end mtls ----
 }
