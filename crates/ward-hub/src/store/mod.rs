@@ -364,6 +364,23 @@ pub trait Store: Send + Sync + 'static {
     /// The active key bound to the certificate with this SHA-256, if any.
     fn api_key_by_cert(&self, sha256: &str) -> StoreResult<Option<crate::share::objects::ApiKey>>;
     // ---- end mtls ----
+    // ---- taxii post (crate::share::taxii POST; docs/sharing.md "TAXII 2.1 server") ----
+    /// A TAXII POST in one transaction (one commit): the objects as [`Store::taxii_add`] stores
+    /// them, then the POST's status resource (as [`Store::put_taxii_status`]), whose JSON
+    /// `status` builds from what the add returned. Returns the add's result and that JSON.
+    #[allow(clippy::too_many_arguments)]
+    fn taxii_post(
+        &self,
+        collection: &str,
+        added_by: &str,
+        objects: &[crate::share::objects::NewObject],
+        now_us: i64,
+        status_id: &str,
+        status: &(dyn Fn(&[Option<i64>]) -> String + Sync),
+        now: Millis,
+        keep_after_ms: Millis,
+    ) -> StoreResult<(Vec<Option<i64>>, String)>;
+    // ---- end taxii post ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

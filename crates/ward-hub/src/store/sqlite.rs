@@ -1201,6 +1201,26 @@ impl Store for SqliteStore {
         self.read(|c| taxii::key_by_cert(c, sha256))
     }
     // ---- end mtls ----
+    // ---- taxii post (SQL in sqlite/taxii.rs) ----
+    fn taxii_post(
+        &self,
+        collection: &str,
+        added_by: &str,
+        objects: &[crate::share::objects::NewObject],
+        now_us: i64,
+        status_id: &str,
+        status: &(dyn Fn(&[Option<i64>]) -> String + Sync),
+        now: Millis,
+        keep_after_ms: Millis,
+    ) -> StoreResult<(Vec<Option<i64>>, String)> {
+        self.write(|tx| {
+            let stored = taxii::add(tx, collection, added_by, objects, now_us)?;
+            let body = status(&stored);
+            taxii::put_status(tx, status_id, added_by, &body, now, keep_after_ms)?;
+            Ok((stored, body))
+        })
+    }
+    // ---- end taxii post ----
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {

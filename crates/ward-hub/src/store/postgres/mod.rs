@@ -1042,4 +1042,24 @@ impl Store for PgStore {
         self.read(|db| taxii::key_by_cert(db, sha256))
     }
     // ---- end mtls ----
+    // ---- taxii post (SQL in postgres/taxii.rs) ----
+    fn taxii_post(
+        &self,
+        collection: &str,
+        added_by: &str,
+        objects: &[crate::share::objects::NewObject],
+        now_us: i64,
+        status_id: &str,
+        status: &(dyn Fn(&[Option<i64>]) -> String + Sync),
+        now: Millis,
+        keep_after_ms: Millis,
+    ) -> StoreResult<(Vec<Option<i64>>, String)> {
+        self.write(|db| {
+            let stored = taxii::add(db, collection, added_by, objects, now_us)?;
+            let body = status(&stored);
+            taxii::put_status(db, status_id, added_by, &body, now, keep_after_ms)?;
+            Ok((stored, body))
+        })
+    }
+    // ---- end taxii post ----
 }
