@@ -379,3 +379,12 @@ fn the_cli_binds_a_key_to_a_certificate_file() {
     let store = ward_hub::store::sqlite::SqliteStore::open_dir(&data).unwrap();
     assert_eq!(store.api_key_by_cert(&fingerprint(&cert)).unwrap(), None);
 }
+
+#[test]
+fn mutated_certificate_files_never_panic() {
+    let ca = Ca::new("ca");
+    let (cert, key) = ca.issue("isac", true);
+    let seeds = vec![cert.clone().into_bytes(), format!("{cert}{}", ca.pem).into_bytes(), key.into_bytes(), b"-----BEGIN CERTIFICATE-----\n\n-----END CERTIFICATE-----\n".to_vec()];
+    let alphabet: &[&[u8]] = &[b"-----BEGIN CERTIFICATE-----\n", b"-----END CERTIFICATE-----\n", b"\n", b"=", b"A", b"/", b"\x00", b"\xff", b"MII"];
+    common::mutate_each(&seeds, alphabet, 7, 0, 5_000, ward_hub::fuzz::client_cert);
+}
