@@ -90,11 +90,14 @@ fn log_add(db: &mut Db<'_>, kind: &str, value: &str, now: Millis) -> TxResult<(i
     Ok((seq, true))
 }
 
+/// The log `add` each value rides on, by (kind, value as stored).
+type LogSeqs = HashMap<(String, String), i64>;
+
 /// [`log_add`] for many values at once (the indicator-log lock taken once): an `add` for each
 /// value not live yet, in the given order. Returns the `seq` each value rides on (keyed by
 /// kind and value as stored) and how many `add`s were written.
-fn log_adds(db: &mut Db<'_>, values: &[(&str, &str)], now: Millis) -> TxResult<(HashMap<(String, String), i64>, usize)> {
-    let mut seqs: HashMap<(String, String), i64> = HashMap::with_capacity(values.len());
+fn log_adds(db: &mut Db<'_>, values: &[(&str, &str)], now: Millis) -> TxResult<(LogSeqs, usize)> {
+    let mut seqs: LogSeqs = HashMap::with_capacity(values.len());
     if values.is_empty() {
         return Ok((seqs, 0));
     }
@@ -143,7 +146,7 @@ fn log_adds(db: &mut Db<'_>, values: &[(&str, &str)], now: Millis) -> TxResult<(
 
 /// Inserts a group's new rows in one statement; `seqs` from [`log_adds`] for those on the
 /// sensors' list.
-fn insert_rows(db: &mut Db<'_>, feed_id: i64, fresh: &[(&str, &FeedItem, bool)], seqs: &HashMap<(String, String), i64>, now: Millis) -> TxResult<()> {
+fn insert_rows(db: &mut Db<'_>, feed_id: i64, fresh: &[(&str, &FeedItem, bool)], seqs: &LogSeqs, now: Millis) -> TxResult<()> {
     if fresh.is_empty() {
         return Ok(());
     }
