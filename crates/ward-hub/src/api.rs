@@ -826,9 +826,18 @@ pub struct ApiKeyRequest {
     pub jurisdiction_id: Option<i64>,
     #[serde(default)]
     pub name_jurisdictions: bool,
+    /// A client certificate (PEM) to bind the key to: a connection presenting it
+    /// authenticates as the key (docs/sharing.md "Mutual TLS").
+    #[serde(default)]
+    pub client_cert: Option<String>,
 }
 
 impl ApiKeyRequest {
+    /// The fingerprint of `client_cert`, checked; `None` when there is none.
+    pub fn client_cert_sha256(&self) -> Result<Option<String>, AppError> {
+        self.client_cert.as_deref().map(|pem| crate::tls::cert_fingerprint(pem.as_bytes()).map_err(|e| AppError::BadRequest(format!("client_cert: {e}")))).transpose()
+    }
+
     /// The key to store and the secret to show once.
     pub fn into_new(self, created_by: &str) -> (crate::share::objects::NewApiKey, String) {
         let (key_id, secret, secret_hash) = crate::share::accounts::new_key();
@@ -864,9 +873,41 @@ pub async fn federation(State(state): State<HubState>, who: UserAuth) -> AppResu
 pub async fn create_api_key(State(state): State<HubState>, who: UserAuth, body: Bytes) -> AppResult<impl IntoResponse> {
     who.require_analyst()?;
     let req: ApiKeyRequest = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("bad api key JSON: {e}")))?;
+    let cert = req.client_cert_sha256()?;
     let (new, secret) = req.into_new(&format!("user:{}", who.user.username));
-    let key = state.store_call(move |s| s.create_api_key(&new, now_ms())).await?;
+    let key = state.store_call(move |s| create_api_key_with_cert(s, &new, cert.as_deref(), now_ms())).await?;
     Ok((StatusCode::CREATED, Json(json!({ "api_key": key, "key": secret }))))
+}
+
+/// Creates a key and binds it to a client certificate's fingerprint (checked free first, so a
+/// certificate another key holds refuses the whole request).
+pub fn create_api_key_with_cert(s: &dyn crate::store::Store, new: &crate::share::objects::NewApiKey, cert_sha256: Option<&str>, now: crate::model::Millis) -> Result<crate::share::objects::ApiKey, crate::error::StoreError> {
+    if let Some(fp) = cert_sha256 {
+        if let Some(other) = s.api_key_by_cert(fp)? {
+            return Err(crate::error::StoreError::Conflict(format!("this certificate is bound to api key {} already: revoke that key or unbind it first", other.key_id)));
+        }
+    }
+    let key = s.create_api_key(new, now)?;
+    match cert_sha256 {
+        Some(fp) => s.bind_api_key_cert(key.id, Some(fp)),
+        None => Ok(key),
+    }
+}
+
+/// `POST /api/v1/api-keys/{id}/client-cert` body: the certificate (PEM) to bind the key to, or
+/// `null` to unbind it (a renewed certificate replaces the old one).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCertRequest {
+    pub client_cert: Option<String>,
+}
+
+/// `POST /api/v1/api-keys/{id}/client-cert` (analysts).
+pub async fn bind_api_key_cert(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, body: Bytes) -> AppResult<Json<crate::share::objects::ApiKey>> {
+    who.require_analyst()?;
+    let req: ClientCertRequest = serde_json::from_slice(&body).map_err(|e| AppError::BadRequest(format!("bad client certificate JSON: {e}")))?;
+    let cert = req.client_cert.as_deref().map(|pem| crate::tls::cert_fingerprint(pem.as_bytes()).map_err(|e| AppError::BadRequest(format!("client_cert: {e}")))).transpose()?;
+    Ok(Json(state.store_call(move |s| s.bind_api_key_cert(id, cert.as_deref())).await?))
 }
 
 /// `POST /api/v1/api-keys/{id}/revoke` (analysts): the key stops working at once.

@@ -384,7 +384,10 @@ The key is printed once; the store keeps only its SHA-256. Clients send it as `A
 or as HTTP Basic with the key id as the user name and the key as the password.\n\n\
 A key with --jurisdiction reads the community collection and its jurisdiction's view, never another \
 jurisdiction's objects. A key with --name-jurisdictions (a peer hub) also reads the named hub collection. \
-Every key reads up to --max-tlp; TLP:RED is never served, AMBER+STRICT only to the jurisdiction it concerns.")]
+Every key reads up to --max-tlp; TLP:RED is never served, AMBER+STRICT only to the jurisdiction it concerns.\n\n\
+With --client-cert the key is bound to a partner's TLS client certificate (mutual TLS, as CISA AIS uses): \
+over a connection presenting that certificate (verified against [tls] client_ca) the partner is this key \
+without sending the key at all (docs/sharing.md \"Mutual TLS\").")]
     Create {
         /// A name for the key (who holds it), unique.
         #[arg(long)]
@@ -401,6 +404,22 @@ Every key reads up to --max-tlp; TLP:RED is never served, AMBER+STRICT only to t
         /// Let the key read the hub collection, where jurisdictions are named (peer hubs).
         #[arg(long)]
         name_jurisdictions: bool,
+        /// Bind the key to this client certificate (PEM; the first certificate of the file).
+        #[arg(long, value_name = "FILE.pem")]
+        client_cert: Option<PathBuf>,
+        #[command(flatten)]
+        data: DataArg,
+    },
+    /// Bind a key to a (renewed) client certificate, or unbind it with --unbind.
+    BindCert {
+        /// The key's number (from `list`).
+        id: i64,
+        /// The certificate (PEM; the first certificate of the file).
+        #[arg(long, value_name = "FILE.pem", required_unless_present = "unbind", conflicts_with = "unbind")]
+        client_cert: Option<PathBuf>,
+        /// Remove the key's certificate binding.
+        #[arg(long)]
+        unbind: bool,
         #[command(flatten)]
         data: DataArg,
     },
@@ -589,13 +608,17 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             }
             Ok(())
         }
-        HubCommand::ApiKey(ApiKeyCommand::Create { name, scopes, max_tlp, jurisdiction, name_jurisdictions, data }) => {
+        HubCommand::ApiKey(ApiKeyCommand::Create { name, scopes, max_tlp, jurisdiction, name_jurisdictions, client_cert, data }) => {
+            let cert = client_cert.as_deref().map(read_cert_fingerprint).transpose()?;
             let store = open(&data)?;
             let jurisdiction_id = jurisdiction.map(|j| find_jurisdiction(store.as_ref(), &j)).transpose()?;
-            let req = crate::api::ApiKeyRequest { name, scopes, max_tlp: Some(max_tlp), jurisdiction_id, name_jurisdictions };
+            let req = crate::api::ApiKeyRequest { name, scopes, max_tlp: Some(max_tlp), jurisdiction_id, name_jurisdictions, client_cert: None };
             let (new, secret) = req.into_new("cli");
-            let key = store.create_api_key(&new, now_ms())?;
+            let key = crate::api::create_api_key_with_cert(store.as_ref(), &new, cert.as_deref(), now_ms())?;
             println!("api key {} {} {:?} scopes {} max {}", key.id, key.key_id, key.name, key.scopes.join(","), key.max_tlp);
+            if let Some(fp) = &key.client_cert_sha256 {
+                println!("bound to client certificate sha256 {fp}");
+            }
             println!("{secret}");
             eprintln!("shown once: send it as `Authorization: Bearer KEY`, or HTTP Basic {}:KEY", key.key_id);
             Ok(())
@@ -604,7 +627,17 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             for k in open(&data)?.api_keys()? {
                 let status = if k.revoked_ms.is_some() { "revoked" } else { "active" };
                 let j = k.jurisdiction_id.map(|j| j.to_string()).unwrap_or_default();
-                println!("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}", k.id, k.key_id, status, k.scopes.join(","), k.max_tlp, j, if k.name_jurisdictions { "named" } else { "" }, k.name);
+                let cert = k.client_cert_sha256.as_deref().map(|fp| format!("cert:{}", fp.chars().take(16).collect::<String>())).unwrap_or_default();
+                println!("{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}\t{}", k.id, k.key_id, status, k.scopes.join(","), k.max_tlp, j, if k.name_jurisdictions { "named" } else { "" }, cert, k.name);
+            }
+            Ok(())
+        }
+        HubCommand::ApiKey(ApiKeyCommand::BindCert { id, client_cert, unbind: _, data }) => {
+            let cert = client_cert.as_deref().map(read_cert_fingerprint).transpose()?;
+            let k = open(&data)?.bind_api_key_cert(id, cert.as_deref())?;
+            match &k.client_cert_sha256 {
+                Some(fp) => println!("api key {} {} {:?} bound to client certificate sha256 {fp}", k.id, k.key_id, k.name),
+                None => println!("api key {} {} {:?} bound to no client certificate", k.id, k.key_id, k.name),
             }
             Ok(())
         }
@@ -853,4 +886,10 @@ fn serve(config: Option<PathBuf>, data: Option<PathBuf>, database: Option<String
         }
         Ok(())
     })
+}
+
+/// The SHA-256 of the first certificate in a PEM file (`--client-cert`).
+fn read_cert_fingerprint(path: &std::path::Path) -> anyhow::Result<String> {
+    let pem = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    crate::tls::cert_fingerprint(&pem).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }

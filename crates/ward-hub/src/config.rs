@@ -11,6 +11,8 @@
 //! cert = "/etc/ward/hub.crt"
 //! key = "/etc/ward/hub.key"
 //! # self_signed = true    # demo only: generate a certificate for localhost
+//! # client_ca = "/etc/ward/partners-ca.pem"   # CA(s) that sign TAXII partners' client certificates
+//! # client_auth = "optional"                  # or "required": TAXII answers 401 without one
 //! [correlation]
 //! min_jurisdictions = 2
 //! window_secs = 604800
@@ -121,6 +123,32 @@ pub struct TlsConfig {
     pub key: Option<PathBuf>,
     /// Generate a self-signed certificate for `localhost` at start (demo only).
     pub self_signed: bool,
+    /// PEM bundle of the CA(s) that sign client certificates (mutual TLS for TAXII partners,
+    /// as CISA AIS does). When set, the hub asks every client for a certificate and verifies
+    /// any it gets against these; clients without one still connect (sensors, browsers).
+    pub client_ca: Option<PathBuf>,
+    /// What TAXII does without a verified client certificate (docs/sharing.md "Mutual TLS").
+    pub client_auth: ClientAuth,
+}
+
+/// `[tls] client_auth`: whether the TAXII endpoints insist on a client certificate.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientAuth {
+    /// A verified certificate bound to an API key authenticates as that key; HTTP Basic and
+    /// bearer credentials work as well.
+    #[default]
+    Optional,
+    /// Every TAXII request must come over a connection with a verified client certificate
+    /// (401 otherwise); the rest of the hub (sensors, users, dashboard) is unaffected.
+    Required,
+}
+
+impl TlsConfig {
+    /// TAXII requests need a verified client certificate.
+    pub fn client_cert_required(&self) -> bool {
+        self.client_ca.is_some() && self.client_auth == ClientAuth::Required
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]

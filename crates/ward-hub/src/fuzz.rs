@@ -1,4 +1,4 @@
-//! Entry points for the cargo-fuzz targets in `fuzz/` (`hub_ingest`, `hub_api_json`, `stix`, `taxii`): bytes
+//! Entry points for the cargo-fuzz targets in `fuzz/` (`hub_ingest`, `hub_api_json`, `stix`, `taxii`, `client_cert`): bytes
 //! from the network, through the same functions the handlers call, with the invariants the
 //! rest of the hub relies on checked (a broken one panics, which the fuzzer reports).
 
@@ -135,13 +135,28 @@ pub fn taxii(data: &[u8]) {
         assert_eq!(decode_cursor(&encode_cursor(d, s)), Some((d, s)));
     }
     if let Ok(verdicts) = read_envelope(data, Some(1)) {
-        for v in verdicts {
+        for v in &verdicts {
             if let Verdict::Accepted(o) = v {
                 assert!(o.tlp != ward_model::tlp::Tlp::Red, "a TLP:RED object was accepted");
                 assert!(crate::share::stix::valid_id(&o.object_id), "accepted a bad id");
                 assert!(serde_json::from_str::<serde_json::Value>(&o.body).is_ok_and(|b| b.is_object()), "stored body is not an object");
             }
         }
+        // The status resource is JSON whatever the objects held, with every object counted.
+        let total = verdicts.len();
+        let (accepted, status) = crate::share::taxii::PostStatus::prepare("fuzz", verdicts, NOW);
+        let stored: Vec<Option<i64>> = (0..accepted.len()).map(|i| (i % 2 == 0).then_some(i as i64)).collect();
+        let v: serde_json::Value = serde_json::from_str(&status.render(&stored)).expect("the status resource is JSON");
+        assert_eq!(v["total_count"].as_u64(), Some(total as u64));
+        assert_eq!(v["successes"].as_array().map(Vec::len), Some(accepted.len()));
+    }
+}
+
+/// A client certificate given to `POST /api/v1/api-keys` or `--client-cert` (PEM, untrusted):
+/// a fingerprint, when there is one, is what the store accepts.
+pub fn client_cert(data: &[u8]) {
+    if let Ok(fp) = crate::tls::cert_fingerprint(data) {
+        assert!(crate::share::objects::valid_fingerprint(&fp), "fingerprint {fp:?}");
     }
 }
 

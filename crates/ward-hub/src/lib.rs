@@ -14,7 +14,8 @@
 //! * [`notify`]: the outbox worker and its channels (signed webhook, SMTP email, syslog CEF).
 //! * [`api`], [`web`]: the JSON API and the server-rendered dashboard; [`auth`] for both.
 //! * [`server`]: [`app`] (the router, for `oneshot` tests) and [`start`] (a bound hub);
-//!   [`body`]: request bodies under a deadline (slow clients).
+//!   [`body`]: request bodies under a deadline (slow clients); [`tls`]: the rustls
+//!   configuration and mutual TLS (client certificates for TAXII partners).
 //! * [`cli`]: `ward hub …` subcommands; the binary calls [`cli::run`].
 //! * [`trust`]: what one sensor may contribute (budget, holds), the publication bar of the
 //!   indicator feed and the never-block allow-list; the store applies it during ingest.
@@ -54,6 +55,8 @@ pub mod server;
 pub mod share;
 pub mod state;
 pub mod store;
+// TLS and mutual TLS client certificates (crate::tls)
+pub mod tls;
 pub mod trust;
 pub mod web;
 

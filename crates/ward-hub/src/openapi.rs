@@ -77,8 +77,9 @@ const FEED_POST: &str = "add a feed {name, kind: taxii|misp|csv, url, collection
 fn sharing_paths() -> Value {
     json!({
             // API keys (crate::share::accounts)
-            "/api/v1/api-keys": { "get": op("every API key, never a secret (analyst)", "user"), "post": op("create an API key {name, scopes:[taxii-read|taxii-write], max_tlp?, jurisdiction_id?, name_jurisdictions?} (analyst); the key is in the reply once", "user") },
+            "/api/v1/api-keys": { "get": op("every API key, never a secret (analyst)", "user"), "post": op("create an API key {name, scopes:[taxii-read|taxii-write], max_tlp?, jurisdiction_id?, name_jurisdictions?, client_cert?: PEM} (analyst); the key is in the reply once", "user") },
             "/api/v1/api-keys/{id}/revoke": { "post": op("revoke an API key; it stops working at once (analyst)", "user") },
+            "/api/v1/api-keys/{id}/client-cert": { "post": op("bind an API key to a TLS client certificate {client_cert: PEM}, or unbind it {client_cert: null} (analyst; mutual TLS, docs/sharing.md)", "user") },
             // TAXII 2.1 (crate::share::taxii; docs/sharing.md): every answer is application/taxii+json;version=2.1
             "/taxii2/": { "get": op("TAXII 2.1 discovery", "taxii") },
             "/taxii2": { "get": op("TAXII: 404 (the discovery URL ends in /)", "taxii") },

@@ -1,5 +1,5 @@
-//! The router, security headers, background tasks and serving (HTTPS with rustls; plain HTTP
-//! only on loopback).
+//! The router, security headers, background tasks and serving (HTTPS with rustls, configured in
+//! [`crate::tls`]; plain HTTP only on loopback).
 //!
 //! Slow clients: hyper cuts a connection whose request headers take longer than
 //! [`HEADER_READ_TIMEOUT`](crate::body::HEADER_READ_TIMEOUT); every request body is read under the
@@ -57,6 +57,7 @@ pub fn app(state: HubState) -> Router {
         .route("/api/v1/api-keys", get(api::list_api_keys).post(api::create_api_key))
         .route("/api/v1/api-keys/{id}/revoke", post(api::revoke_api_key))
         .route("/api/v1/federation", get(api::federation))
+        .route("/api/v1/api-keys/{id}/client-cert", post(api::bind_api_key_cert))
         .route("/api/v1/openapi.json", get(api::openapi))
         .route("/metrics", get(api::metrics))
         .route("/healthz", get(api::health))
@@ -145,7 +146,7 @@ pub async fn start(config: HubConfig) -> anyhow::Result<RunningHub> {
 pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyhow::Result<RunningHub> {
     install_crypto_provider();
     let listen = config.listen;
-    let tls = tls_config(&config).await?;
+    let tls = crate::tls::server_config(&config.tls).await?;
     if tls.is_none() && !listen.ip().is_loopback() {
         anyhow::bail!("refusing plain HTTP on {listen}: configure [tls] cert and key (or self_signed) or listen on loopback");
     }
@@ -167,7 +168,8 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     let service = app(state.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let (scheme, server) = match tls {
         Some(rustls_config) => {
-            let mut server = axum_server::from_tcp_rustls(std_listener, rustls_config)?.handle(handle.clone());
+            // The acceptor hands each request the client's verified certificate (crate::tls).
+            let mut server = axum_server::from_tcp(std_listener)?.acceptor(crate::tls::PeerCertAcceptor::new(rustls_config)).handle(handle.clone());
             configure_http(server.http_builder());
             ("https", tokio::spawn(async move { server.serve(service).await }))
         }
@@ -179,24 +181,6 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     };
     tracing::info!(%addr, scheme, "hub listening");
     Ok(RunningHub { addr, scheme, state, shutdown, handle, server })
-}
-
-async fn tls_config(config: &HubConfig) -> anyhow::Result<Option<axum_server::tls_rustls::RustlsConfig>> {
-    use axum_server::tls_rustls::RustlsConfig;
-    let tls = &config.tls;
-    match (&tls.cert, &tls.key) {
-        (Some(cert), Some(key)) => Ok(Some(
-            RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map_err(|e| anyhow::anyhow!("cannot load TLS certificate {} / key {}: {e}", cert.display(), key.display()))?,
-        )),
-        (None, None) if tls.self_signed => {
-            let (cert, key) = self_signed_pem()?;
-            Ok(Some(RustlsConfig::from_pem(cert.into_bytes(), key.into_bytes()).await?))
-        }
-        (None, None) => Ok(None),
-        _ => anyhow::bail!("[tls] needs both cert and key"),
-    }
 }
 
 /// A self-signed certificate for `localhost`, 127.0.0.1 and ::1 (PEM cert, PEM key).

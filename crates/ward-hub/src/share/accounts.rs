@@ -11,11 +11,22 @@
 //!   login form; a throttled source gets 429 with `Retry-After`. A password check succeeds
 //!   through the same throttle, as a login does. Keys are too long to guess, so a valid key is
 //!   checked by its hash alone and only failures touch the throttle.
+//! * **Client certificates** (mutual TLS, `[tls] client_ca`; [`crate::tls`]): a key may be
+//!   bound to one certificate's SHA-256. A connection whose verified certificate is bound to an
+//!   active key authenticates as that key with no `Authorization` header at all — the
+//!   certificate is the credential, as in CISA AIS. When a request carries both, they must
+//!   agree: credentials of another account than the certificate's key answer 401. A
+//!   certificate bound to no key (or to a revoked one) authenticates nobody by itself.
+//!   With `client_auth = "required"`, a TAXII request without a verified certificate is 401
+//!   whatever else it sends; with a certificate, Basic or bearer credentials still work
+//!   (a hub analyst's password over a connection with a certificate the CA signed).
 //!
 //! [`LoginThrottle`]: crate::auth::LoginThrottle
 
 use std::time::Duration;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use base64::Engine;
 use serde::Serialize;
@@ -165,11 +176,25 @@ impl Collection {
     }
 }
 
+/// The verified client certificate of the request's connection (its SHA-256), if any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerCert(pub Option<String>);
+
+impl FromRequestParts<HubState> for PeerCert {
+    type Rejection = std::convert::Infallible;
+    async fn from_request_parts(parts: &mut Parts, _state: &HubState) -> Result<Self, Self::Rejection> {
+        let cert = parts.extensions.get::<Option<crate::tls::ClientCertificate>>().and_then(|c| c.as_ref()).map(|c| c.sha256.clone());
+        Ok(PeerCert(cert))
+    }
+}
+
 /// Why a request was not authenticated.
 #[derive(Debug)]
 pub enum AuthFailure {
     /// No credentials, or wrong ones (the same answer for both).
     Unauthorized,
+    /// `[tls] client_auth = "required"` and the connection carries no verified certificate.
+    CertificateRequired,
     /// Too many failures from this source: wait this long.
     Throttled(Duration),
     Other(AppError),
@@ -206,7 +231,29 @@ fn presented(headers: &HeaderMap) -> Option<Presented> {
     None
 }
 
-/// Authenticates a TAXII request (see the module note).
+/// Authenticates a TAXII request by its credentials and its connection's client certificate
+/// (see the module note).
+pub async fn authenticate_with_cert(state: &HubState, headers: &HeaderMap, source: ClientAddr, cert: &PeerCert) -> Result<TaxiiAccount, AuthFailure> {
+    let Some(fingerprint) = cert.0.clone() else {
+        if state.config.tls.client_cert_required() {
+            return Err(AuthFailure::CertificateRequired);
+        }
+        return authenticate(state, headers, source).await;
+    };
+    let bound = state.store_call(move |s| s.api_key_by_cert(&fingerprint)).await?;
+    if presented(headers).is_none() {
+        let Some(key) = bound else { return Err(AuthFailure::Unauthorized) };
+        limit(state, &format!("key:{}", key.id))?;
+        return Ok(TaxiiAccount::from_key(&key));
+    }
+    let account = authenticate(state, headers, source).await?;
+    match bound {
+        Some(key) if TaxiiAccount::from_key(&key).name != account.name => Err(AuthFailure::Unauthorized),
+        _ => Ok(account),
+    }
+}
+
+/// Authenticates a TAXII request by its `Authorization` header alone (see the module note).
 pub async fn authenticate(state: &HubState, headers: &HeaderMap, source: ClientAddr) -> Result<TaxiiAccount, AuthFailure> {
     let account = match presented(headers).ok_or(AuthFailure::Unauthorized)? {
         Presented::Bearer(token) if token.starts_with(&format!("{KEY_PREFIX}_")) => by_key(state, source, None, &token).await?,

@@ -356,6 +356,11 @@ impl Federation {
         self.peers.is_empty()
     }
 
+    /// Whether `account` (`key:wk-…`) is a configured peer's.
+    pub fn is_peer(&self, account: &str) -> bool {
+        self.by_account(account).is_some()
+    }
+
     fn by_account(&self, account: &str) -> Option<&Peer> {
         self.peers.iter().find(|p| p.config.account().as_deref() == Some(account))
     }

@@ -145,6 +145,9 @@ pub struct ApiKey {
     pub created_ms: i64,
     pub created_by: String,
     pub revoked_ms: Option<i64>,
+    /// SHA-256 (hex) of the client certificate this key is bound to: a connection presenting
+    /// it authenticates as this key (docs/sharing.md "Mutual TLS").
+    pub client_cert_sha256: Option<String>,
 }
 
 impl ApiKey {
@@ -164,6 +167,11 @@ pub struct NewApiKey {
     pub jurisdiction_id: Option<i64>,
     pub name_jurisdictions: bool,
     pub created_by: String,
+}
+
+/// Whether `s` is a SHA-256 fingerprint as stored: 64 lowercase hex digits.
+pub fn valid_fingerprint(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 /// Longest API key name.

@@ -634,7 +634,8 @@ impl StixObject {
     /// timestamps for objects that have them (not for marking definitions' `modified` or for
     /// SCOs), and for indicators a `pattern` and a `valid_from`.
     pub fn from_value(v: Value) -> Result<StixObject, ObjectError> {
-        let mut o: StixObject = serde_json::from_value(v.clone()).map_err(|e| ObjectError(format!("not a STIX object: {e}")))?;
+        // Read through a reference: the object is not copied to be checked.
+        let mut o = StixObject::deserialize(&v).map_err(|e| ObjectError(format!("not a STIX object: {e}")))?;
         o.raw = v;
         if !valid_id(&o.id) || !o.id.starts_with(&format!("{}--", o.stix_type)) {
             return Err(ObjectError(format!("bad id {:?} for type {:?}", truncate(&o.id), truncate(&o.stix_type))));

@@ -18,10 +18,15 @@
 //!   [`MAX_POST_OBJECTS`] objects; each object is checked by [`StixObject::from_value`] and
 //!   refused on its own (listed in the status resource's `failures`) when it is not valid STIX
 //!   2.1 or is marked TLP:RED. Unmarked objects are held as TLP:AMBER. The status is complete
-//!   when the POST answers (202) and kept [`STATUS_KEEP_MS`] for its poster and analysts.
+//!   when the POST answers (202) and kept [`STATUS_KEEP_MS`] for its poster and analysts. The
+//!   body is parsed once, each object checked without being copied, and the objects and the
+//!   status resource are stored in one transaction ([`crate::store::Store::taxii_post`]).
 //! * Access ([`Collection::scope`]): a collection an account may not see answers 404, the same as
 //!   one that does not exist, and so does an object it may not read: ids cannot be probed.
-//! * Not here: DELETE of objects, mutual TLS client certificates (docs/sharing.md says so).
+//! * Accounts ([`super::accounts`]): HTTP Basic, bearer API keys, and API keys bound to a
+//!   mutual-TLS client certificate ([`PeerCert`]); `[tls] client_auth = "required"` makes a
+//!   verified certificate a condition of every TAXII request.
+//! * Not here: DELETE of objects (docs/sharing.md says so).
 
 use std::fmt::Write as _;
 
@@ -36,7 +41,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use ward_model::tlp::Tlp;
 
-use super::accounts::{authenticate, AuthFailure, Collection, TaxiiAccount};
+use super::accounts::{authenticate_with_cert, AuthFailure, Collection, PeerCert, TaxiiAccount};
 use super::objects::{NewObject, ObjectQuery, StoredObject, VersionFilter};
 use super::stix::{valid_id, StixObject};
 use crate::auth::ClientAddr;
@@ -122,6 +127,9 @@ impl From<AuthFailure> for TaxiiError {
     fn from(f: AuthFailure) -> Self {
         match f {
             AuthFailure::Unauthorized => TaxiiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "send HTTP Basic (user:password or key_id:key) or Authorization: Bearer <api key>"),
+            AuthFailure::CertificateRequired => {
+                TaxiiError::new(StatusCode::UNAUTHORIZED, "client certificate required", "this hub's TAXII server requires a TLS client certificate signed by its client CA")
+            }
             AuthFailure::Throttled(wait) => {
                 let secs = crate::auth::LoginError::retry_after_secs(wait).max(1);
                 let mut t = TaxiiError::new(StatusCode::TOO_MANY_REQUESTS, "too many failed logins", format!("too many failed logins from your address: retry after {secs} seconds"));
@@ -235,9 +243,9 @@ fn check_content_type(headers: &HeaderMap) -> TaxiiResult<()> {
     }
 }
 
-async fn account(state: &HubState, headers: &HeaderMap, source: ClientAddr) -> TaxiiResult<TaxiiAccount> {
+async fn account(state: &HubState, headers: &HeaderMap, source: ClientAddr, cert: &PeerCert) -> TaxiiResult<TaxiiAccount> {
     check_accept(headers)?;
-    Ok(authenticate(state, headers, source).await?)
+    Ok(authenticate_with_cert(state, headers, source, cert).await?)
 }
 
 fn readable(id: &str, a: &TaxiiAccount) -> TaxiiResult<Collection> {
@@ -396,8 +404,8 @@ fn base_url(state: &HubState, headers: &HeaderMap) -> String {
     format!("{}://{host}", if tls { "https" } else { "http" })
 }
 
-async fn discovery(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap) -> TaxiiResult<Response> {
-    account(&state, &headers, source).await?;
+async fn discovery(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap) -> TaxiiResult<Response> {
+    account(&state, &headers, source, &cert).await?;
     let root = format!("{}/taxii2/api/", base_url(&state, &headers));
     let body = json!({
         "title": format!("ward hub {}", state.config.taxii.hub_name),
@@ -408,8 +416,8 @@ async fn discovery(State(state): State<HubState>, source: ClientAddr, headers: H
     Ok(taxii_body(StatusCode::OK, body.to_string()))
 }
 
-async fn api_root(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap) -> TaxiiResult<Response> {
-    account(&state, &headers, source).await?;
+async fn api_root(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap) -> TaxiiResult<Response> {
+    account(&state, &headers, source, &cert).await?;
     let body = json!({
         "title": "ward hub",
         "versions": [MEDIA_TAXII],
@@ -429,15 +437,15 @@ fn collection_json(c: Collection, a: &TaxiiAccount) -> Value {
     })
 }
 
-async fn collections(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn collections(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let list: Vec<Value> = Collection::ALL.into_iter().filter(|c| c.visible(&a)).map(|c| collection_json(c, &a)).collect();
     let body = if list.is_empty() { json!({}) } else { json!({ "collections": list }) };
     Ok(taxii_body(StatusCode::OK, body.to_string()))
 }
 
-async fn collection(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn collection(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = Collection::from_id(&id).filter(|c| c.visible(&a)).ok_or_else(TaxiiError::not_found)?;
     Ok(taxii_body(StatusCode::OK, collection_json(c, &a).to_string()))
 }
@@ -520,16 +528,16 @@ fn listing_response(listing: Listing, rows: &[StoredObject], more: bool) -> Resp
     resp
 }
 
-async fn get_objects(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn get_objects(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = readable(&id, &a)?;
     let f = filters(q)?;
     let (rows, more) = page(&state, &a, c, &f, VersionFilter::last(), true).await?;
     Ok(listing_response(Listing::Objects, &rows, more))
 }
 
-async fn get_manifest(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn get_manifest(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = readable(&id, &a)?;
     let f = filters(q)?;
     let (rows, more) = page(&state, &a, c, &f, VersionFilter::last(), false).await?;
@@ -537,8 +545,9 @@ async fn get_manifest(State(state): State<HubState>, source: ClientAddr, headers
 }
 
 /// One object: its versions as filtered (`match[id]` is the path's; 404 when none is readable).
-async fn object_listing(state: HubState, source: ClientAddr, headers: HeaderMap, collection: String, object: String, q: Option<String>, listing: Listing) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+#[allow(clippy::too_many_arguments)]
+async fn object_listing(state: HubState, source: ClientAddr, cert: PeerCert, headers: HeaderMap, collection: String, object: String, q: Option<String>, listing: Listing) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = readable(&collection, &a)?;
     if !valid_id(&object) {
         return Err(TaxiiError::not_found());
@@ -561,12 +570,12 @@ async fn object_listing(state: HubState, source: ClientAddr, headers: HeaderMap,
     Ok(listing_response(listing, &rows, more))
 }
 
-async fn get_object(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path((collection, object)): Path<(String, String)>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
-    object_listing(state, source, headers, collection, object, q, Listing::Objects).await
+async fn get_object(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path((collection, object)): Path<(String, String)>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
+    object_listing(state, source, cert, headers, collection, object, q, Listing::Objects).await
 }
 
-async fn get_versions(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path((collection, object)): Path<(String, String)>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
-    object_listing(state, source, headers, collection, object, q, Listing::Versions).await
+async fn get_versions(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path((collection, object)): Path<(String, String)>, RawQuery(q): RawQuery) -> TaxiiResult<Response> {
+    object_listing(state, source, cert, headers, collection, object, q, Listing::Versions).await
 }
 
 // ------------------------------------------------------------------------------------------
@@ -629,8 +638,8 @@ fn verdict(raw: Value, jurisdiction: Option<i64>) -> Verdict {
 
 /// The body is read only after the account is known to be allowed to write here, so nobody
 /// makes the hub buffer `max_post_bytes` without credentials.
-async fn post_objects(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>, body: Body) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+async fn post_objects(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>, body: Body) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     let c = Collection::from_id(&id).filter(|c| c.visible(&a)).ok_or_else(TaxiiError::not_found)?;
     if !c.can_write(&a) {
         return Err(TaxiiError::new(StatusCode::FORBIDDEN, "forbidden", "this account may not write to this collection"));
@@ -643,74 +652,109 @@ async fn post_objects(State(state): State<HubState>, source: ClientAddr, headers
         other => TaxiiError::bad(other.to_string()),
     })?;
     let jurisdiction = a.jurisdiction;
-    let verdicts = tokio::task::spawn_blocking(move || read_envelope(&body, jurisdiction)).await.map_err(AppError::from)?;
-    let verdicts = verdicts.map_err(|e| {
+    let request_ms = crate::model::now_ms();
+    let status_id = uuid::Uuid::new_v4().to_string();
+    let id_for_status = status_id.clone();
+    // Parsing, checking and rendering the status happen here, outside the store's writer; only
+    // the inserts and one string join run inside its transaction.
+    let prepared = tokio::task::spawn_blocking(move || {
+        read_envelope(&body, jurisdiction).map(|verdicts| PostStatus::prepare(&id_for_status, verdicts, request_ms))
+    })
+    .await
+    .map_err(AppError::from)?;
+    let (accepted, status) = prepared.map_err(|e| {
         if e.starts_with("at most") {
             TaxiiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too many objects", e)
         } else {
             TaxiiError::bad(e)
         }
     })?;
-    let request_ms = crate::model::now_ms();
-    let accepted: Vec<NewObject> = verdicts.iter().filter_map(|v| if let Verdict::Accepted(o) = v { Some(o.clone()) } else { None }).collect();
+    // The objects and the status resource in one transaction (one commit per POST).
     let (collection, who) = (c.stored(), a.name.clone());
-    let objects = accepted.clone();
-    let stored = state.store_call(move |s| s.taxii_add(collection, &who, &objects, crate::model::now_us())).await?;
-    if c == Collection::Inbox {
-        // A peer hub's post: its indicators (when trusted) and the relay (docs/sharing.md "Federation").
-        super::federation::received(&state, &a.name, accepted, &stored).await;
+    // A peer hub's post: its indicators (when trusted) and the relay (docs/sharing.md "Federation").
+    let for_federation = (c == Collection::Inbox && state.federation.is_peer(&a.name)).then(|| accepted.clone());
+    let (stored, text) = state
+        .store_call(move |s| {
+            let render = |stored: &[Option<i64>]| status.render(stored);
+            s.taxii_post(collection, &who, &accepted, crate::model::now_us(), &status_id, &render, request_ms, request_ms - STATUS_KEEP_MS)
+        })
+        .await?;
+    if let Some(objects) = for_federation {
+        super::federation::received(&state, &a.name, objects, &stored).await;
     }
-    let status = status_json(&verdicts, &stored, request_ms);
-    let status_id = status["id"].as_str().unwrap_or_default().to_string();
-    let (text, who) = (status.to_string(), a.name.clone());
-    let stored_text = text.clone();
-    state.store_call(move |s| s.put_taxii_status(&status_id, &who, &stored_text, request_ms, request_ms - STATUS_KEEP_MS)).await?;
     Ok(taxii_body(StatusCode::ACCEPTED, text))
 }
 
-/// The status resource of one POST (TAXII 2.1 section 4.3.1): complete at once.
-fn status_json(verdicts: &[Verdict], stored: &[Option<i64>], request_ms: i64) -> Value {
-    let mut successes = Vec::new();
-    let mut failures = Vec::new();
-    let mut stored = stored.iter();
-    for v in verdicts {
-        match v {
-            Verdict::Accepted(o) => {
-                let version = if o.version.is_empty() { None } else { Some(o.version.clone()) };
-                let mut entry = json!({ "id": o.object_id });
-                if let Some(v) = version {
-                    entry["version"] = json!(v);
-                }
-                if let Some(None) = stored.next() {
-                    entry["message"] = json!("this version was already held");
-                }
-                successes.push(entry);
-            }
-            Verdict::Refused { id, version, message } => {
-                let mut entry = json!({ "id": id.clone().unwrap_or_default(), "message": message });
-                if let Some(v) = version {
-                    entry["version"] = json!(v);
-                }
-                failures.push(entry);
-            }
-        }
-    }
-    json!({
-        "id": uuid::Uuid::new_v4().to_string(),
-        "status": "complete",
-        "request_timestamp": timestamp_us(request_ms * 1000),
-        "total_count": successes.len() + failures.len(),
-        "success_count": successes.len(),
-        "successes": successes,
-        "failure_count": failures.len(),
-        "failures": failures,
-        "pending_count": 0,
-        "pendings": [],
-    })
+/// The status resource of one POST (TAXII 2.1 section 4.3.1), complete at once, rendered
+/// before the objects are stored but for one thing only the store knows: which successes were
+/// versions already held. [`PostStatus::render`] adds that and joins the parts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PostStatus {
+    /// Up to and including `"successes":[`.
+    head: String,
+    /// Each success without its closing brace.
+    successes: Vec<String>,
+    /// From `]` after the successes to the end.
+    tail: String,
 }
 
-async fn get_status(State(state): State<HubState>, source: ClientAddr, headers: HeaderMap, Path(id): Path<String>) -> TaxiiResult<Response> {
-    let a = account(&state, &headers, source).await?;
+impl PostStatus {
+    /// Splits the verdicts into the objects to store and the status to render.
+    pub fn prepare(id: &str, verdicts: Vec<Verdict>, request_ms: i64) -> (Vec<NewObject>, PostStatus) {
+        let quoted = |s: &str| Value::String(s.to_string()).to_string();
+        let mut accepted = Vec::with_capacity(verdicts.len());
+        let mut successes = Vec::with_capacity(verdicts.len());
+        let mut failures: Vec<String> = Vec::new();
+        for v in verdicts {
+            match v {
+                Verdict::Accepted(o) => {
+                    let mut entry = format!("{{\"id\":{}", quoted(&o.object_id));
+                    if !o.version.is_empty() {
+                        let _ = write!(entry, ",\"version\":{}", quoted(&o.version));
+                    }
+                    successes.push(entry);
+                    accepted.push(o);
+                }
+                Verdict::Refused { id, version, message } => {
+                    let mut entry = json!({ "id": id.unwrap_or_default(), "message": message });
+                    if let Some(v) = version {
+                        entry["version"] = json!(v);
+                    }
+                    failures.push(entry.to_string());
+                }
+            }
+        }
+        let total = successes.len() + failures.len();
+        let head = format!(
+            "{{\"id\":{},\"status\":\"complete\",\"request_timestamp\":{},\"total_count\":{total},\"success_count\":{},\"successes\":[",
+            quoted(id),
+            quoted(&timestamp_us(request_ms * 1000)),
+            successes.len()
+        );
+        let tail = format!("],\"failure_count\":{},\"failures\":[{}],\"pending_count\":0,\"pendings\":[]}}", failures.len(), failures.join(","));
+        (accepted, PostStatus { head, successes, tail })
+    }
+
+    /// The status resource's JSON; `stored` is the store's answer for each success in order
+    /// (`None`: that version was already held).
+    pub fn render(&self, stored: &[Option<i64>]) -> String {
+        const HELD: &str = ",\"message\":\"this version was already held\"}";
+        let mut out = String::with_capacity(self.head.len() + self.tail.len() + self.successes.iter().map(|e| e.len() + HELD.len() + 1).sum::<usize>());
+        out.push_str(&self.head);
+        for (i, entry) in self.successes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str(entry);
+            out.push_str(if matches!(stored.get(i), Some(None)) { HELD } else { "}" });
+        }
+        out.push_str(&self.tail);
+        out
+    }
+}
+
+async fn get_status(State(state): State<HubState>, source: ClientAddr, cert: PeerCert, headers: HeaderMap, Path(id): Path<String>) -> TaxiiResult<Response> {
+    let a = account(&state, &headers, source, &cert).await?;
     if id.len() > 64 {
         return Err(TaxiiError::not_found());
     }
@@ -786,5 +830,26 @@ mod tests {
         assert!(matches!(&v[2], Verdict::Refused { .. }) && matches!(&v[3], Verdict::Refused { .. }));
         assert!(read_envelope(b"[]", None).is_err() && read_envelope(b"{\"objects\": 1}", None).is_err() && read_envelope(b"nope", None).is_err());
         assert!(read_envelope(b"{}", None).unwrap().is_empty());
+    }
+
+    #[test]
+    fn post_status_renders_valid_json_with_held_versions_marked() {
+        let good = json!({"type": "marking-definition", "spec_version": "2.1", "id": Tlp::Green.stix_id(), "created": "2022-10-01T00:00:00.000Z"});
+        let note = json!({"type": "note", "spec_version": "2.1", "id": "note--6f1c2b0e-8d4a-4f7e-9b3c-5e2a7d10c4e9", "created": "2026-01-01T00:00:00Z", "modified": "2026-01-01T00:00:00Z", "content": "\"quoted\"", "object_refs": []});
+        let body = json!({"objects": [good, {"type": "indicator", "id": "x\"y"}, note]}).to_string();
+        let (accepted, status) = PostStatus::prepare("5d3c\"", read_envelope(body.as_bytes(), None).unwrap(), 1_793_710_800_000);
+        assert_eq!(accepted.len(), 2);
+        let v: Value = serde_json::from_str(&status.render(&[Some(1), None])).unwrap();
+        assert_eq!((v["id"].as_str(), v["total_count"].as_u64(), v["success_count"].as_u64(), v["failure_count"].as_u64()), (Some("5d3c\""), Some(3), Some(2), Some(1)));
+        assert_eq!(v["successes"][0]["id"], Tlp::Green.stix_id());
+        assert!(v["successes"][0].get("message").is_none());
+        assert_eq!(v["successes"][1]["message"], "this version was already held");
+        assert_eq!(v["successes"][1]["version"], "2026-01-01T00:00:00Z");
+        assert_eq!(v["failures"][0]["id"], "x\"y");
+        assert_eq!(v["request_timestamp"], "2026-11-03T13:00:00.000000Z");
+        assert_eq!((v["pending_count"].as_u64(), v["pendings"].as_array().map(Vec::len)), (Some(0), Some(0)));
+        let (_, empty) = PostStatus::prepare("e", Vec::new(), 0);
+        let v: Value = serde_json::from_str(&empty.render(&[])).unwrap();
+        assert_eq!(v["successes"], json!([]));
     }
 }

@@ -396,6 +396,31 @@ pub trait Store: Send + Sync + 'static {
     /// The hub's own key `name` (32 random bytes, made on first use; kept like webhook secrets).
     fn hub_key(&self, name: &str, now: Millis) -> StoreResult<Vec<u8>>;
     // ---- end ack ----
+    // ---- mtls (crate::tls, crate::share::accounts; docs/sharing.md "Mutual TLS") ----
+    /// Binds key `id` to the client certificate whose SHA-256 (lowercase hex) is `sha256`, or
+    /// unbinds it (`None`). `Conflict` when another active key holds that certificate,
+    /// `NotFound` for an unknown key, `Invalid` for a revoked one or a malformed fingerprint.
+    fn bind_api_key_cert(&self, id: i64, sha256: Option<&str>) -> StoreResult<crate::share::objects::ApiKey>;
+    /// The active key bound to the certificate with this SHA-256, if any.
+    fn api_key_by_cert(&self, sha256: &str) -> StoreResult<Option<crate::share::objects::ApiKey>>;
+    // ---- end mtls ----
+    // ---- taxii post (crate::share::taxii POST; docs/sharing.md "TAXII 2.1 server") ----
+    /// A TAXII POST in one transaction (one commit): the objects as [`Store::taxii_add`] stores
+    /// them, then the POST's status resource (as [`Store::put_taxii_status`]), whose JSON
+    /// `status` builds from what the add returned. Returns the add's result and that JSON.
+    #[allow(clippy::too_many_arguments)]
+    fn taxii_post(
+        &self,
+        collection: &str,
+        added_by: &str,
+        objects: &[crate::share::objects::NewObject],
+        now_us: i64,
+        status_id: &str,
+        status: &(dyn Fn(&[Option<i64>]) -> String + Sync),
+        now: Millis,
+        keep_after_ms: Millis,
+    ) -> StoreResult<(Vec<Option<i64>>, String)>;
+    // ---- end taxii post ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

@@ -53,6 +53,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0510_feeds.sql"),
     include_str!("../../migrations/0520_rollup.sql"),
     include_str!("../../migrations/0530_federation.sql"),
+    include_str!("../../migrations/0540_client_certs.sql"),
     include_str!("../../migrations/0600_ack.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
@@ -1254,6 +1255,34 @@ impl Store for SqliteStore {
         self.write(|tx| ack::hub_key(tx, &self.secrets, name, now))
     }
     // ---- end ack ----
+    // ---- mtls (crate::tls; SQL in sqlite/taxii.rs) ----
+    fn bind_api_key_cert(&self, id: i64, sha256: Option<&str>) -> StoreResult<crate::share::objects::ApiKey> {
+        self.write(|tx| taxii::bind_key_cert(tx, id, sha256))
+    }
+    fn api_key_by_cert(&self, sha256: &str) -> StoreResult<Option<crate::share::objects::ApiKey>> {
+        self.read(|c| taxii::key_by_cert(c, sha256))
+    }
+    // ---- end mtls ----
+    // ---- taxii post (SQL in sqlite/taxii.rs) ----
+    fn taxii_post(
+        &self,
+        collection: &str,
+        added_by: &str,
+        objects: &[crate::share::objects::NewObject],
+        now_us: i64,
+        status_id: &str,
+        status: &(dyn Fn(&[Option<i64>]) -> String + Sync),
+        now: Millis,
+        keep_after_ms: Millis,
+    ) -> StoreResult<(Vec<Option<i64>>, String)> {
+        self.write(|tx| {
+            let stored = taxii::add(tx, collection, added_by, objects, now_us)?;
+            let body = status(&stored);
+            taxii::put_status(tx, status_id, added_by, &body, now, keep_after_ms)?;
+            Ok((stored, body))
+        })
+    }
+    // ---- end taxii post ----
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {

@@ -6,6 +6,13 @@
 //! replica) applying the same feed take turns; its log appends take the indicator-log lock
 //! like every other append. Credentials are kept as the PostgreSQL store keeps webhook secrets
 //! (in the database, not sealed: the store has no key file yet).
+//!
+//! An update's groups are applied set-based ([`apply_groups`], [`log_adds`], [`insert_rows`]):
+//! the rows they hold are one query, which new values are live one `unnest` lookup over the
+//! `(kind, value, seq)` index, the missing `add`s one insert and the feed's new rows another —
+//! a handful of round trips per update (a TAXII page, a batch of MISP events, a whole CSV
+//! list) instead of three per indicator. Changed and withdrawn rows still go one at a time (a
+//! poll changes few).
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,7 +21,7 @@ use postgres::Row;
 use super::{pg_text, Db, TxResult};
 use crate::error::StoreError;
 use crate::model::Millis;
-use crate::share::feeds::{Feed, FeedApplied, FeedIndicator, FeedItem, FeedKind, FeedState, FeedUpdate, NewFeed, PollRecord, MAX_FEEDS, MAX_SENSOR_TLP};
+use crate::share::feeds::{Feed, FeedApplied, FeedIndicator, FeedItem, FeedKind, FeedState, FeedUpdate, GroupUpdate, NewFeed, PollRecord, MAX_FEEDS, MAX_SENSOR_TLP};
 use crate::trust::{AllowList, AllowView};
 
 /// Expired feed indicators withdrawn per call at most (the caller calls again).
@@ -81,6 +88,100 @@ fn log_add(db: &mut Db<'_>, kind: &str, value: &str, now: Millis) -> TxResult<(i
         .query_one("INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) VALUES ('add', $1, $2, 0, $3) RETURNING seq", &[&kind, &pg_text(value), &now])?
         .try_get(0)?;
     Ok((seq, true))
+}
+
+/// The log `add` each value rides on, by (kind, value as stored).
+type LogSeqs = HashMap<(String, String), i64>;
+
+/// [`log_add`] for many values at once (the indicator-log lock taken once): an `add` for each
+/// value not live yet, in the given order. Returns the `seq` each value rides on (keyed by
+/// kind and value as stored) and how many `add`s were written.
+fn log_adds(db: &mut Db<'_>, values: &[(&str, &str)], now: Millis) -> TxResult<(LogSeqs, usize)> {
+    let mut seqs: LogSeqs = HashMap::with_capacity(values.len());
+    if values.is_empty() {
+        return Ok((seqs, 0));
+    }
+    db.lock_indicator_log()?;
+    let mut kinds: Vec<&str> = Vec::with_capacity(values.len());
+    let mut texts: Vec<String> = Vec::with_capacity(values.len());
+    let mut unique: HashSet<(&str, String)> = HashSet::with_capacity(values.len());
+    for &(kind, value) in values {
+        let text = pg_text(value).into_owned();
+        if unique.insert((kind, text.clone())) {
+            kinds.push(kind);
+            texts.push(text);
+        }
+    }
+    // What is live: the last log entry of each value, through the (kind, value, seq) index.
+    let live = db.query(
+        "SELECT x.k, x.v, l.seq FROM unnest($1::text[], $2::text[]) AS x(k, v) \
+         CROSS JOIN LATERAL (SELECT seq, action FROM indicators WHERE kind = x.k AND value = x.v ORDER BY seq DESC LIMIT 1) l \
+         WHERE l.action = 'add'",
+        &[&kinds, &texts],
+    )?;
+    for r in &live {
+        seqs.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
+    }
+    let (mut add_kinds, mut add_texts): (Vec<&str>, Vec<&str>) = (Vec::new(), Vec::new());
+    for (kind, text) in kinds.iter().zip(&texts) {
+        if !seqs.contains_key(&(kind.to_string(), text.clone())) {
+            add_kinds.push(kind);
+            add_texts.push(text);
+        }
+    }
+    if add_kinds.is_empty() {
+        return Ok((seqs, 0));
+    }
+    let added = db.query(
+        "INSERT INTO indicators (action, kind, value, campaign_id, ts_ms) \
+         SELECT 'add', k, v, 0, $3 FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS x(k, v, n) ORDER BY n \
+         RETURNING kind, value, seq",
+        &[&add_kinds, &add_texts, &now],
+    )?;
+    for r in &added {
+        seqs.insert((r.try_get(0)?, r.try_get(1)?), r.try_get(2)?);
+    }
+    Ok((seqs, added.len()))
+}
+
+/// Inserts a group's new rows in one statement; `seqs` from [`log_adds`] for those on the
+/// sensors' list.
+fn insert_rows(db: &mut Db<'_>, feed_id: i64, fresh: &[(&str, &FeedItem, bool)], seqs: &LogSeqs, now: Millis) -> TxResult<()> {
+    if fresh.is_empty() {
+        return Ok(());
+    }
+    let n = fresh.len();
+    let (mut groups, mut refs, mut kinds, mut values, mut confidences, mut tlps, mut until, mut on, mut add_seq) =
+        (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+    for &(group, item, on_sensors) in fresh {
+        let value = pg_text(&item.value);
+        let seq = if on_sensors {
+            let seq = seqs.get(&(item.kind.to_string(), value.clone().into_owned())).copied();
+            if seq.is_none() {
+                return Err(StoreError::Database(format!("no indicator log entry for {}:{}", item.kind, item.value)).into());
+            }
+            seq
+        } else {
+            None
+        };
+        groups.push(group);
+        refs.push(pg_text(&item.source_ref));
+        kinds.push(item.kind);
+        values.push(value);
+        confidences.push(item.confidence);
+        tlps.push(item.tlp.label());
+        until.push(item.valid_until_ms);
+        on.push(on_sensors);
+        add_seq.push(seq);
+    }
+    db.execute(
+        "INSERT INTO feed_indicators (feed_id, source_group, source_ref, kind, value, confidence, tlp, valid_until_ms, on_sensors, added_ms, add_seq) \
+         SELECT $1, g, r, k, v, c, t, u, s, $2, q \
+         FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::bigint[], $8::text[], $9::bigint[], $10::boolean[], $11::bigint[]) WITH ORDINALITY \
+              AS x(g, r, k, v, c, t, u, s, q, n) ORDER BY n",
+        &[&feed_id, &now, &groups, &refs, &kinds, &values, &confidences, &tlps, &until, &on, &add_seq],
+    )?;
+    Ok(())
 }
 
 const FEED_COLS: &str = "f.id, f.name, f.kind, f.url, f.collection, f.csv_column, f.auth_kind, f.username, f.credential IS NOT NULL, f.types, \
@@ -213,31 +314,65 @@ pub(super) fn apply(db: &mut Db<'_>, feed_id: i64, update: &FeedUpdate, allow: A
     let max_active: i64 = row.try_get(0)?;
     let mut active: i64 = db.query_one("SELECT count(*) FROM feed_indicators WHERE feed_id = $1 AND removed_ms IS NULL", &[&feed_id])?.try_get(0)?;
     let mut out = FeedApplied::default();
-    for group in &update.groups {
-        let existing: Vec<ActiveRow> = db
-            .query(
-                "SELECT id, source_ref, kind, value, confidence, tlp, valid_until_ms, on_sensors FROM feed_indicators \
-                 WHERE feed_id = $1 AND source_group = $2 AND removed_ms IS NULL",
-                &[&feed_id, &pg_text(&group.group)],
-            )?
-            .iter()
-            .map(|r| {
-                Ok(ActiveRow {
-                    id: r.try_get(0)?,
-                    source_ref: r.try_get(1)?,
-                    kind: r.try_get(2)?,
-                    value: r.try_get(3)?,
-                    confidence: r.try_get(4)?,
-                    tlp: r.try_get(5)?,
-                    valid_until_ms: r.try_get(6)?,
-                    on_sensors: r.try_get(7)?,
-                })
-            })
-            .collect::<Result<_, postgres::Error>>()?;
+    // Runs of groups with distinct names are applied together (a name seen twice in one update
+    // starts a new run, so the second sees what the first wrote).
+    let groups = &update.groups;
+    let mut start = 0;
+    while start < groups.len() {
+        let mut names: HashSet<&str> = HashSet::new();
+        let mut end = start;
+        while end < groups.len() && names.insert(groups[end].group.as_str()) {
+            end += 1;
+        }
+        apply_groups(db, feed_id, &groups[start..end], allow, max_active, &mut active, now, &mut out)?;
+        start = end;
+    }
+    if let Some(state) = &update.state {
+        let text = serde_json::to_string(state).map_err(|e| StoreError::Invalid(format!("feed state: {e}")))?;
+        db.execute("UPDATE feeds SET state = $1 WHERE id = $2", &[&pg_text(&text), &feed_id])?;
+    }
+    db.execute(
+        "UPDATE feeds SET added_total = added_total + $1, removed_total = removed_total + $2, skipped_total = skipped_total + $3 WHERE id = $4",
+        &[&(out.added as i64), &(out.removed as i64), &((out.skipped_allow + out.skipped_cap) as i64), &feed_id],
+    )?;
+    Ok(out)
+}
+
+/// Applies groups with distinct names, in order, with the effects of applying them one by one
+/// (each group's changed rows, then its new items, then its withdrawn rows): the rows they
+/// hold are read in one query, new items are decided in memory in the feed's order
+/// (duplicates, the allow-list, the cap) and written set-based, as one batch over consecutive
+/// groups — a batch is written out before any other write, so nothing reads the log or the
+/// feed's rows without the adds that came before it.
+#[allow(clippy::too_many_arguments)]
+fn apply_groups(db: &mut Db<'_>, feed_id: i64, groups: &[GroupUpdate], allow: AllowView<'_>, max_active: i64, active: &mut i64, now: Millis, out: &mut FeedApplied) -> TxResult<()> {
+    let names: Vec<std::borrow::Cow<'_, str>> = groups.iter().map(|g| pg_text(&g.group)).collect();
+    let mut existing: HashMap<String, Vec<ActiveRow>> = HashMap::new();
+    for r in db.query(
+        "SELECT id, source_ref, kind, value, confidence, tlp, valid_until_ms, on_sensors, source_group FROM feed_indicators \
+         WHERE feed_id = $1 AND source_group = ANY($2::text[]) AND removed_ms IS NULL ORDER BY id",
+        &[&feed_id, &names],
+    )? {
+        let row = ActiveRow {
+            id: r.try_get(0)?,
+            source_ref: r.try_get(1)?,
+            kind: r.try_get(2)?,
+            value: r.try_get(3)?,
+            confidence: r.try_get(4)?,
+            tlp: r.try_get(5)?,
+            valid_until_ms: r.try_get(6)?,
+            on_sensors: r.try_get(7)?,
+        };
+        existing.entry(r.try_get(8)?).or_default().push(row);
+    }
+    let none: Vec<ActiveRow> = Vec::new();
+    let mut fresh: Vec<(&str, &FeedItem, bool)> = Vec::new();
+    for (group, name) in groups.iter().zip(&names) {
+        let existing = existing.get(name.as_ref()).unwrap_or(&none);
         let wanted: HashMap<(&str, &str, &str), &FeedItem> = group.items.iter().rev().map(|i| ((i.source_ref.as_str(), i.kind, i.value.as_str()), i)).collect();
         let mut kept: HashSet<(&str, &str, &str)> = HashSet::new();
         let mut gone: Vec<&ActiveRow> = Vec::new();
-        for row in &existing {
+        for row in existing {
             let key = (row.source_ref.as_str(), row.kind.as_str(), row.value.as_str());
             let Some(item) = wanted.get(&key) else {
                 gone.push(row);
@@ -250,6 +385,7 @@ pub(super) fn apply(db: &mut Db<'_>, feed_id: i64, update: &FeedUpdate, allow: A
             kept.insert((item.source_ref.as_str(), item.kind, item.value.as_str()));
             let on_sensors = item.tlp <= MAX_SENSOR_TLP;
             if (item.confidence, item.tlp.label(), item.valid_until_ms) != (row.confidence, row.tlp.as_str(), row.valid_until_ms) || on_sensors != row.on_sensors {
+                flush_adds(db, feed_id, &mut fresh, now, out)?;
                 db.execute(
                     "UPDATE feed_indicators SET confidence = $1, tlp = $2, valid_until_ms = $3, on_sensors = $4 WHERE id = $5",
                     &[&item.confidence, &item.tlp.label(), &item.valid_until_ms, &on_sensors, &row.id],
@@ -263,67 +399,53 @@ pub(super) fn apply(db: &mut Db<'_>, feed_id: i64, update: &FeedUpdate, allow: A
                 out.log_removes += 1;
             }
         }
-        active -= gone.len() as i64;
+        *active -= gone.len() as i64;
+        let existing_keys: HashSet<(&str, &str, &str)> = existing.iter().map(|r| (r.source_ref.as_str(), r.kind.as_str(), r.value.as_str())).collect();
         let mut seen: HashSet<(&str, &str, &str)> = HashSet::new();
         for item in &group.items {
             let key = (item.source_ref.as_str(), item.kind, item.value.as_str());
-            if kept.contains(&key) || !seen.insert(key) {
-                continue;
-            }
-            if existing.iter().any(|r| (r.source_ref.as_str(), r.kind.as_str(), r.value.as_str()) == key) {
+            if kept.contains(&key) || !seen.insert(key) || existing_keys.contains(&key) {
                 continue;
             }
             if allow.covers_key(&format!("{}:{}", item.kind, item.value)) {
                 out.skipped_allow += 1;
                 continue;
             }
-            if active >= max_active {
+            if *active >= max_active {
                 out.skipped_cap += 1;
                 out.capped = true;
                 continue;
             }
             let on_sensors = item.tlp <= MAX_SENSOR_TLP;
-            let add_seq = if on_sensors {
-                let (seq, logged) = log_add(db, item.kind, &item.value, now)?;
-                out.log_adds += logged as usize;
-                Some(seq)
-            } else {
+            if !on_sensors {
                 out.held_on_hub += 1;
-                None
-            };
-            db.execute(
-                "INSERT INTO feed_indicators (feed_id, source_group, source_ref, kind, value, confidence, tlp, valid_until_ms, on_sensors, added_ms, add_seq) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-                &[
-                    &feed_id,
-                    &pg_text(&group.group),
-                    &pg_text(&item.source_ref),
-                    &item.kind,
-                    &pg_text(&item.value),
-                    &item.confidence,
-                    &item.tlp.label(),
-                    &item.valid_until_ms,
-                    &on_sensors,
-                    &now,
-                    &add_seq,
-                ],
-            )?;
+            }
+            fresh.push((name.as_ref(), item, on_sensors));
             out.added += 1;
-            active += 1;
+            *active += 1;
+        }
+        if !gone.is_empty() {
+            flush_adds(db, feed_id, &mut fresh, now, out)?;
         }
         for row in gone {
-            remove_row(db, row.id, &row.kind, &row.value, row.on_sensors, "withdrawn by the feed", now, &mut out)?;
+            remove_row(db, row.id, &row.kind, &row.value, row.on_sensors, "withdrawn by the feed", now, out)?;
         }
     }
-    if let Some(state) = &update.state {
-        let text = serde_json::to_string(state).map_err(|e| StoreError::Invalid(format!("feed state: {e}")))?;
-        db.execute("UPDATE feeds SET state = $1 WHERE id = $2", &[&pg_text(&text), &feed_id])?;
+    flush_adds(db, feed_id, &mut fresh, now, out)?;
+    Ok(())
+}
+
+/// Writes the pending new items: their log `add`s, then their rows.
+fn flush_adds(db: &mut Db<'_>, feed_id: i64, fresh: &mut Vec<(&str, &FeedItem, bool)>, now: Millis, out: &mut FeedApplied) -> TxResult<()> {
+    if fresh.is_empty() {
+        return Ok(());
     }
-    db.execute(
-        "UPDATE feeds SET added_total = added_total + $1, removed_total = removed_total + $2, skipped_total = skipped_total + $3 WHERE id = $4",
-        &[&(out.added as i64), &(out.removed as i64), &((out.skipped_allow + out.skipped_cap) as i64), &feed_id],
-    )?;
-    Ok(out)
+    let to_log: Vec<(&str, &str)> = fresh.iter().filter(|(_, _, on)| *on).map(|(_, i, _)| (i.kind, i.value.as_str())).collect();
+    let (seqs, logged) = log_adds(db, &to_log, now)?;
+    out.log_adds += logged;
+    insert_rows(db, feed_id, fresh, &seqs, now)?;
+    fresh.clear();
+    Ok(())
 }
 
 pub(super) fn record_poll(db: &mut Db<'_>, feed_id: i64, rec: &PollRecord, now: Millis) -> TxResult<()> {

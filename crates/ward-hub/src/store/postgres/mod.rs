@@ -83,6 +83,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (510, include_str!("../../../migrations/postgres/0510_feeds.sql")),
     (520, include_str!("../../../migrations/postgres/0520_rollup.sql")),
     (530, include_str!("../../../migrations/postgres/0530_federation.sql")),
+    (540, include_str!("../../../migrations/postgres/0540_client_certs.sql")),
     (600, include_str!("../../../migrations/postgres/0600_ack.sql")),
 ];
 
@@ -1091,4 +1092,32 @@ impl Store for PgStore {
         self.write(|db| ack::hub_key(db, name, now))
     }
     // ---- end ack ----
+    // ---- mtls (crate::tls; SQL in postgres/taxii.rs) ----
+    fn bind_api_key_cert(&self, id: i64, sha256: Option<&str>) -> StoreResult<crate::share::objects::ApiKey> {
+        self.write(|db| taxii::bind_key_cert(db, id, sha256))
+    }
+    fn api_key_by_cert(&self, sha256: &str) -> StoreResult<Option<crate::share::objects::ApiKey>> {
+        self.read(|db| taxii::key_by_cert(db, sha256))
+    }
+    // ---- end mtls ----
+    // ---- taxii post (SQL in postgres/taxii.rs) ----
+    fn taxii_post(
+        &self,
+        collection: &str,
+        added_by: &str,
+        objects: &[crate::share::objects::NewObject],
+        now_us: i64,
+        status_id: &str,
+        status: &(dyn Fn(&[Option<i64>]) -> String + Sync),
+        now: Millis,
+        keep_after_ms: Millis,
+    ) -> StoreResult<(Vec<Option<i64>>, String)> {
+        self.write(|db| {
+            let stored = taxii::add(db, collection, added_by, objects, now_us)?;
+            let body = status(&stored);
+            taxii::put_status(db, status_id, added_by, &body, now, keep_after_ms)?;
+            Ok((stored, body))
+        })
+    }
+    // ---- end taxii post ----
 }

@@ -167,7 +167,7 @@ pub(super) fn status(db: &mut Db<'_>, id: &str) -> TxResult<Option<(String, Stri
     })
 }
 
-const KEY_COLS: &str = "id, key_id, name, scopes, max_tlp, jurisdiction_id, name_jurisdictions, created_ms, created_by, revoked_ms";
+const KEY_COLS: &str = "id, key_id, name, scopes, max_tlp, jurisdiction_id, name_jurisdictions, created_ms, created_by, revoked_ms, client_cert_sha256";
 
 fn row_key(r: &::postgres::Row) -> TxResult<ApiKey> {
     let scopes: String = r.try_get(3)?;
@@ -182,6 +182,7 @@ fn row_key(r: &::postgres::Row) -> TxResult<ApiKey> {
         created_ms: r.try_get(7)?,
         created_by: r.try_get(8)?,
         revoked_ms: r.try_get(9)?,
+        client_cert_sha256: r.try_get(10)?,
     })
 }
 
@@ -220,5 +221,34 @@ pub(super) fn revoke_key(db: &mut Db<'_>, id: i64, now: Millis) -> TxResult<ApiK
     match db.query_opt(&format!("UPDATE api_keys SET revoked_ms = coalesce(revoked_ms, $2) WHERE id = $1 RETURNING {KEY_COLS}"), &[&id, &now])? {
         Some(r) => row_key(&r),
         None => Err(StoreError::NotFound(format!("api key {id}")).into()),
+    }
+}
+
+/// Binds (or unbinds) a key's client certificate (see `Store::bind_api_key_cert`). The key's
+/// row is locked first; the partial unique index settles two binds of one certificate at once.
+pub(super) fn bind_key_cert(db: &mut Db<'_>, id: i64, sha256: Option<&str>) -> TxResult<ApiKey> {
+    let Some(row) = db.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = $1 FOR UPDATE"), &[&id])? else {
+        return Err(StoreError::NotFound(format!("api key {id}")).into());
+    };
+    if row_key(&row)?.revoked_ms.is_some() {
+        return Err(StoreError::Invalid(format!("api key {id} is revoked: make a new key for this certificate")).into());
+    }
+    if let Some(fp) = sha256 {
+        if !crate::share::objects::valid_fingerprint(fp) {
+            return Err(StoreError::Invalid("a certificate fingerprint is 64 lowercase hex digits (SHA-256)".into()).into());
+        }
+        if let Some(other) = db.query_opt("SELECT key_id FROM api_keys WHERE client_cert_sha256 = $1 AND revoked_ms IS NULL AND id <> $2", &[&fp, &id])? {
+            let other: String = other.try_get(0)?;
+            return Err(StoreError::Conflict(format!("this certificate is bound to api key {other} already: revoke that key or unbind it first")).into());
+        }
+    }
+    let row = db.query_one(&format!("UPDATE api_keys SET client_cert_sha256 = $2 WHERE id = $1 RETURNING {KEY_COLS}"), &[&id, &sha256])?;
+    row_key(&row)
+}
+
+pub(super) fn key_by_cert(db: &mut Db<'_>, sha256: &str) -> TxResult<Option<ApiKey>> {
+    match db.query_opt(&format!("SELECT {KEY_COLS} FROM api_keys WHERE client_cert_sha256 = $1 AND revoked_ms IS NULL"), &[&pg_text(sha256)])? {
+        Some(r) => Ok(Some(row_key(&r)?)),
+        None => Ok(None),
     }
 }

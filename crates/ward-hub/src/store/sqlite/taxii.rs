@@ -158,7 +158,7 @@ pub(super) fn status(c: &Connection, id: &str) -> StoreResult<Option<(String, St
     Ok(c.prepare_cached("SELECT account, body FROM taxii_status WHERE id = ?1")?.query_row([id], |r| Ok((r.get(0)?, r.get(1)?))).optional()?)
 }
 
-const KEY_COLS: &str = "id, key_id, name, scopes, max_tlp, jurisdiction_id, name_jurisdictions, created_ms, created_by, revoked_ms";
+const KEY_COLS: &str = "id, key_id, name, scopes, max_tlp, jurisdiction_id, name_jurisdictions, created_ms, created_by, revoked_ms, client_cert_sha256";
 
 fn row_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
     let scopes: String = r.get(3)?;
@@ -173,6 +173,7 @@ fn row_key(r: &rusqlite::Row<'_>) -> rusqlite::Result<ApiKey> {
         created_ms: r.get(7)?,
         created_by: r.get(8)?,
         revoked_ms: r.get(9)?,
+        client_cert_sha256: r.get(10)?,
     })
 }
 
@@ -217,4 +218,37 @@ pub(super) fn revoke_key(tx: &Transaction<'_>, id: i64, now: Millis) -> StoreRes
         .query_row([id], row_key)
         .optional()?
         .ok_or_else(|| StoreError::NotFound(format!("api key {id}")))
+}
+
+/// Binds (or unbinds) a key's client certificate (see `Store::bind_api_key_cert`).
+pub(super) fn bind_key_cert(tx: &Transaction<'_>, id: i64, sha256: Option<&str>) -> StoreResult<ApiKey> {
+    let key = tx
+        .prepare_cached(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"))?
+        .query_row([id], row_key)
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("api key {id}")))?;
+    if key.revoked_ms.is_some() {
+        return Err(StoreError::Invalid(format!("api key {id} is revoked: make a new key for this certificate")));
+    }
+    if let Some(fp) = sha256 {
+        if !crate::share::objects::valid_fingerprint(fp) {
+            return Err(StoreError::Invalid("a certificate fingerprint is 64 lowercase hex digits (SHA-256)".into()));
+        }
+        let holder: Option<String> = tx
+            .prepare_cached("SELECT key_id FROM api_keys WHERE client_cert_sha256 = ?1 AND revoked_ms IS NULL AND id <> ?2")?
+            .query_row(params![fp, id], |r| r.get(0))
+            .optional()?;
+        if let Some(other) = holder {
+            return Err(StoreError::Conflict(format!("this certificate is bound to api key {other} already: revoke that key or unbind it first")));
+        }
+    }
+    tx.prepare_cached("UPDATE api_keys SET client_cert_sha256 = ?2 WHERE id = ?1")?.execute(params![id, sha256])?;
+    Ok(tx.prepare_cached(&format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"))?.query_row([id], row_key)?)
+}
+
+pub(super) fn key_by_cert(c: &Connection, sha256: &str) -> StoreResult<Option<ApiKey>> {
+    Ok(c
+        .prepare_cached(&format!("SELECT {KEY_COLS} FROM api_keys WHERE client_cert_sha256 = ?1 AND revoked_ms IS NULL"))?
+        .query_row([sha256], row_key)
+        .optional()?)
 }
