@@ -96,7 +96,7 @@ fn free_port() -> Result<u16> {
 
 /// A key made on `store` for a peer: (key id, secret).
 fn key(store: &Arc<dyn Store>, name: &str) -> Result<(String, String)> {
-    let req = ward_hub::api::ApiKeyRequest { name: name.into(), scopes: vec!["taxii-read".into(), "taxii-write".into()], max_tlp: None, jurisdiction_id: None, name_jurisdictions: false };
+    let req = ward_hub::api::ApiKeyRequest { name: name.into(), scopes: vec!["taxii-read".into(), "taxii-write".into()], max_tlp: None, jurisdiction_id: None, name_jurisdictions: false, client_cert: None };
     let (new, secret) = req.into_new("bench");
     let s = store.clone();
     let k = on_thread(move || s.create_api_key(&new, now_ms()))?;

@@ -49,7 +49,7 @@ fn plan(hub_name: &str) -> Planned {
 
 /// Makes an API key in `on`'s store for a peer: (key id, secret).
 fn key_for(store: &dyn Store, name: &str) -> (String, String) {
-    let req = ward_hub::api::ApiKeyRequest { name: name.into(), scopes: vec!["taxii-read".into(), "taxii-write".into()], max_tlp: None, jurisdiction_id: None, name_jurisdictions: false };
+    let req = ward_hub::api::ApiKeyRequest { name: name.into(), scopes: vec!["taxii-read".into(), "taxii-write".into()], max_tlp: None, jurisdiction_id: None, name_jurisdictions: false, client_cert: None };
     let (new, secret) = req.into_new("test");
     let key = common::db(store, |s| s.create_api_key(&new, now_ms())).unwrap();
     (key.key_id, secret)

@@ -597,7 +597,7 @@ async fn start_neighbour(dir: &Path, config: &mut HubConfig) -> anyhow::Result<w
     theirs.feeds.poll = false;
     fs::create_dir_all(&theirs.data_dir)?;
     let store = ward_hub::store::sqlite::SqliteStore::open_dir(&theirs.data_dir)?;
-    let req = ward_hub::api::ApiKeyRequest { name: "State of Franklin hub".into(), scopes: vec!["taxii-write".into()], max_tlp: None, jurisdiction_id: None, name_jurisdictions: false };
+    let req = ward_hub::api::ApiKeyRequest { name: "State of Franklin hub".into(), scopes: vec!["taxii-write".into()], max_tlp: None, jurisdiction_id: None, name_jurisdictions: false, client_cert: None };
     let (new, secret) = req.into_new("demo");
     let key = ward_hub::store::Store::create_api_key(&store, &new, now_ms())?;
     drop(store);
