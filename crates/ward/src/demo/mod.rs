@@ -187,7 +187,12 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     fs::write(&cert_path, cert)?;
     fs::write(&key_path, key)?;
     let mut config = HubConfig::default();
-    config.listen = args.listen;
+    // A port of 0 becomes a real one now: the links in the messages (public_url) must name it.
+    let mut listen = args.listen;
+    if listen.port() == 0 {
+        listen.set_port(std::net::TcpListener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?.local_addr()?.port());
+    }
+    config.listen = listen;
     config.data_dir = dir.join("hub");
     config.tls.cert = Some(cert_path.clone());
     config.tls.key = Some(key_path);
@@ -196,13 +201,13 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     config.notify.smtp_tls = ward_hub::config::SmtpTls::None;
     // The offices' webhook receiver is on loopback: deliveries there are refused unless allowed.
     config.notify.allow_targets = vec![ward_hub::notify::egress::AllowedNet(std::net::IpAddr::from([127, 0, 0, 1]).into())];
-    config.public_url = format!("https://{}", args.listen);
+    config.public_url = format!("https://{listen}");
     config.limits.sensor_batches_per_sec = 1000.0;
     config.limits.user_requests_per_sec = 1000.0;
     fs::create_dir_all(&config.data_dir)?;
     // A neighbouring state's hub in the federation: this hub pushes what it publishes to it.
     let neighbour = start_neighbour(&dir, &mut config).await?;
-    let hub = ward_hub::start(config).await.with_context(|| format!("cannot start the hub on {}", args.listen))?;
+    let hub = ward_hub::start(config).await.with_context(|| format!("cannot start the hub on {listen}"))?;
     let hub_url = format!("https://localhost:{}", hub.addr.port());
     let store = hub.state.store.clone();
     say(format!("hub: {hub_url} (self-signed certificate {})", cert_path.display()));
