@@ -52,11 +52,14 @@ fn on_thread<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
     std::thread::spawn(f).join().expect("store call panicked")
 }
 
+/// A bench database: (server URL, database name).
+type PgName = (String, String);
+
 /// A store of one hub, and what to drop after it.
 struct Db {
     store: Arc<dyn Store>,
     dir: tempfile::TempDir,
-    pg: Option<(String, String)>,
+    pg: Option<PgName>,
 }
 
 impl Drop for Db {
@@ -76,7 +79,7 @@ fn fresh(kind: StoreKind, server: &str, tag: &str) -> Result<Db> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().to_path_buf();
     let (server, tag) = (server.to_string(), tag.to_string());
-    let (store, pg) = on_thread(move || -> Result<(Arc<dyn Store>, Option<(String, String)>)> {
+    let (store, pg) = on_thread(move || -> Result<(Arc<dyn Store>, Option<PgName>)> {
         if kind == StoreKind::Postgres {
             let name = format!("ward_bench_fed_{tag}_{}", now_ms());
             // An identifier cannot be a parameter; the name is ours (a prefix, a tag, digits).
