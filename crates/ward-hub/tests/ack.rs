@@ -7,52 +7,18 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{HeaderMap, Request, StatusCode};
+use axum::http::{Request, StatusCode};
 use common::smtp::{free_port, mail_text, read_maildir, start_smtp};
+use common::webhooks::{start_receiver, Receiver, SECRET};
 use common::*;
 use serde_json::{json, Value};
 use ward_hub::model::{now_ms, Channel, NewContact, Role};
 use ward_hub::store::{NotificationFilter, Store};
 
-const SECRET: &str = "a-webhook-secret-of-some-length";
 const ACTOR: &str = "185.220.101.7";
-
-#[derive(Clone, Default)]
-struct Receiver {
-    got: Arc<Mutex<Vec<(String, Value)>>>,
-}
-
-async fn hook(State(r): State<Receiver>, Path(name): Path<String>, headers: HeaderMap, body: axum::body::Bytes) -> StatusCode {
-    let ts = headers["x-ward-timestamp"].to_str().unwrap();
-    let sig = headers["x-ward-signature"].to_str().unwrap();
-    if !ward_hub::notify::webhook::verify(SECRET, ts, &body, sig, chrono::Utc::now().timestamp()) {
-        return StatusCode::UNAUTHORIZED;
-    }
-    r.got.lock().unwrap().push((name, serde_json::from_slice(&body).unwrap()));
-    StatusCode::NO_CONTENT
-}
-
-async fn start_receiver(r: Receiver) -> std::net::SocketAddr {
-    let app = axum::Router::new().route("/hook/{name}", axum::routing::post(hook)).with_state(r);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    addr
-}
-
-impl Receiver {
-    fn of(&self, name: &str) -> Vec<Value> {
-        self.got.lock().unwrap().iter().filter(|(n, _)| n == name).map(|(_, v)| v.clone()).collect()
-    }
-    fn of_type(&self, name: &str, t: &str) -> Vec<Value> {
-        self.of(name).into_iter().filter(|v| v["type"] == t).collect()
-    }
-}
 
 async fn until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     for _ in 0..300 {

@@ -16,14 +16,12 @@ use ward_hub::server::RunningHub;
 use ward_hub::store::Store;
 use ward_hub::HubConfig;
 
+use common::smtp::free_port;
+
 const ACTOR: &str = "185.220.101.33";
 const PARTNER_VALUE: &str = "198.18.7.7";
 /// Batch sequence numbers for the idempotency keys (unique per test process).
 static SEQ: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(1);
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 /// One hub of the federation before it starts: its directory, config and the keys made in its
 /// store for the peers that post to it.

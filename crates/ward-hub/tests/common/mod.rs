@@ -172,6 +172,7 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 pub mod backends;
 pub mod hubproc;
 pub mod smtp;
+pub mod webhooks;
 
 /// Mutation fuzzing inside the ordinary test run (the cargo-fuzz targets in `fuzz/` run the same
 /// entry points for longer): `rounds` inputs, each a random seed with one to four edits — a cut,
