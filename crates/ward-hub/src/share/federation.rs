@@ -352,10 +352,6 @@ impl Federation {
         self.wake.notify_one();
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.peers.is_empty()
-    }
-
     /// Whether `account` (`key:wk-…`) is a configured peer's.
     pub fn is_peer(&self, account: &str) -> bool {
         self.by_account(account).is_some()
@@ -547,7 +543,8 @@ async fn push_peer(state: &HubState, peer: &Peer) -> Result<usize, String> {
 /// The pusher (see the module note). Does nothing when no peer has a url.
 pub async fn run_worker(state: HubState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
     let fed = state.federation.clone();
-    if !fed.peers.iter().any(|p| p.config.url.is_some()) {
+    // The push client exists when some peer has a url.
+    if fed.http.is_none() {
         return;
     }
     let mut changes = state.indicators_tx.subscribe();

@@ -323,8 +323,6 @@ pub trait Store: Send + Sync + 'static {
     fn taxii_objects(&self, query: &crate::share::objects::ObjectQuery) -> StoreResult<Vec<crate::share::objects::StoredObject>>;
     /// The newest stored version of each of `ids` in `collection`: (id, version_us, content_hash).
     fn taxii_latest(&self, collection: &str, ids: &[String]) -> StoreResult<Vec<(String, i64, String)>>;
-    /// Stores (or replaces) a POST's status resource; deletes those older than `keep_after_ms`.
-    fn put_taxii_status(&self, id: &str, account: &str, body: &str, now: Millis, keep_after_ms: Millis) -> StoreResult<()>;
     /// A status resource: (the account that made it, its JSON).
     fn taxii_status(&self, id: &str) -> StoreResult<Option<(String, String)>>;
     fn create_api_key(&self, new: &crate::share::objects::NewApiKey, now: Millis) -> StoreResult<crate::share::objects::ApiKey>;
@@ -406,7 +404,7 @@ pub trait Store: Send + Sync + 'static {
     // ---- end mtls ----
     // ---- taxii post (crate::share::taxii POST; docs/sharing.md "TAXII 2.1 server") ----
     /// A TAXII POST in one transaction (one commit): the objects as [`Store::taxii_add`] stores
-    /// them, then the POST's status resource (as [`Store::put_taxii_status`]), whose JSON
+    /// them, then the POST's status resource (kept [`crate::share::taxii::STATUS_KEEP_MS`]), whose JSON
     /// `status` builds from what the add returned. Returns the add's result and that JSON.
     #[allow(clippy::too_many_arguments)]
     fn taxii_post(

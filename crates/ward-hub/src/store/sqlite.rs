@@ -1151,9 +1151,6 @@ impl Store for SqliteStore {
     fn taxii_latest(&self, collection: &str, ids: &[String]) -> StoreResult<Vec<(String, i64, String)>> {
         self.read(|c| taxii::latest(c, collection, ids))
     }
-    fn put_taxii_status(&self, id: &str, account: &str, body: &str, now: Millis, keep_after_ms: Millis) -> StoreResult<()> {
-        self.write(|tx| taxii::put_status(tx, id, account, body, now, keep_after_ms))
-    }
     fn taxii_status(&self, id: &str) -> StoreResult<Option<(String, String)>> {
         self.read(|c| taxii::status(c, id))
     }

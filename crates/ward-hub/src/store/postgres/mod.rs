@@ -989,9 +989,6 @@ impl Store for PgStore {
     fn taxii_latest(&self, collection: &str, ids: &[String]) -> StoreResult<Vec<(String, i64, String)>> {
         self.read(|db| taxii::latest(db, collection, ids))
     }
-    fn put_taxii_status(&self, id: &str, account: &str, body: &str, now: Millis, keep_after_ms: Millis) -> StoreResult<()> {
-        self.write(|db| taxii::put_status(db, id, account, body, now, keep_after_ms))
-    }
     fn taxii_status(&self, id: &str) -> StoreResult<Option<(String, String)>> {
         self.read(|db| taxii::status(db, id))
     }
