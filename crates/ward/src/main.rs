@@ -10,6 +10,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod rules_cmd;
 mod demo;
+mod drill;
 mod sensor_cmd;
 mod sensor_service;
 
