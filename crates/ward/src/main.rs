@@ -9,8 +9,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod rules_cmd;
-mod demo;
+pub(crate) mod demo;
 mod drill;
+mod receivers;
 mod sensor_cmd;
 mod sensor_service;
 
@@ -58,6 +59,11 @@ enum Command {
     /// The whole system on this machine: a hub, five jurisdictions with a sensor each, an
     /// attack campaign, and the warnings it causes.
     Demo(demo::DemoArgs),
+    /// An automated, scored election-security exercise: scripted attacks through real sensors
+    /// and simulated relays into a real hub, every warning and acknowledgement measured, and an
+    /// after-action report (HSEEP structure) in HTML, PDF, JSON and CSV.
+    #[command(subcommand)]
+    Drill(drill::DrillCommand),
 }
 
 /// Options of `ward sensor`.
@@ -277,6 +283,7 @@ fn main() -> ExitCode {
         Command::Scan(cli) => ward_scan::cli::run(cli).map(exit_code),
         Command::Report(cmd) => ward_scan::cli::run_report(cmd).map(exit_code),
         Command::Demo(args) => demo::run(args),
+        Command::Drill(cmd) => drill::run_cmd(cmd),
     };
     match result {
         Ok(code) => code,
