@@ -28,6 +28,7 @@
 //! at_secs = 0
 //! attack = "port-scan"        # a ward-sim attack (see `ward drill attacks`)
 //! targets = { counties = 21, one_per_state = true }   # or ["Adams County", …]
+//! # targets = { counties = 3, from = "scan" }        # among an earlier inject's targets
 //! actor = "198.18.23.66"
 //! spread_secs = 300           # targets are hit one after another over this time
 //!
@@ -207,6 +208,9 @@ struct Draw {
     /// Draw only from these states (codes); default all taking part.
     #[serde(default)]
     states: Vec<String>,
+    /// Draw only from an earlier inject's targets (the actor comes back to the same offices).
+    #[serde(default)]
+    from: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -465,7 +469,16 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
                 }
                 t
             }
-            Targets::Draw(d) => draw(&participants, d, &mut rng).with_context(|| format!("{source}: inject {:?}", spec.id))?,
+            Targets::Draw(d) => {
+                let among = match &d.from {
+                    None => None,
+                    Some(id) => match injects.iter().find(|i: &&Inject| &i.id == id) {
+                        Some(i) => Some(i.targets.clone()),
+                        None => bail!("{source}: inject {:?}: `from` names {id:?}, which is not an earlier inject", spec.id),
+                    },
+                };
+                draw(&participants, d, among.as_deref(), &mut rng).with_context(|| format!("{source}: inject {:?}", spec.id))?
+            }
         };
         if targets.is_empty() {
             bail!("{source}: inject {:?} targets nobody", spec.id);
@@ -535,10 +548,13 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
 }
 
 /// Draws `d.counties` county participants (not state offices), one per state first when asked.
-fn draw(participants: &[Participant], d: &Draw, rng: &mut Rng) -> anyhow::Result<Vec<usize>> {
+fn draw(participants: &[Participant], d: &Draw, among: Option<&[usize]>, rng: &mut Rng) -> anyhow::Result<Vec<usize>> {
     let allowed: BTreeSet<String> = d.states.iter().map(|s| s.to_ascii_uppercase()).collect();
     let mut by_state: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, p) in participants.iter().enumerate() {
+        if among.is_some_and(|a| !a.contains(&i)) {
+            continue;
+        }
         if !p.is_state && (allowed.is_empty() || allowed.contains(&p.state)) {
             by_state.entry(p.state.as_str()).or_default().push(i);
         }
