@@ -220,7 +220,7 @@ async fn set_up_office(api: Api, plan: Arc<Plan>, idx: usize, prefix: String, ho
     let j = api
         .post(
             "/api/v1/jurisdictions",
-            json!({"name": name, "kind": if p.is_state { "state" } else { "county" }, "state": p.state, "home_net": net.home_net()}),
+            json!({"name": name, "kind": if p.is_state { "state" } else { "county" }, "state": p.state, "home_net": net.home_net(), "drill": true}),
         )
         .await
         .with_context(|| format!("cannot create the jurisdiction {name}"))?;
