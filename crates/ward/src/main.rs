@@ -1,7 +1,8 @@
 //! `ward`: the one binary. Each subcommand parses its options here and calls the crate that owns
 //! the work (sensor, detect, hub, scan). What lives here besides: the sensor's service glue
 //! ([`sensor_service`]: enroll, `run --config`, spool/relay/sync around the pipeline) and
-//! `ward demo` ([`demo`]), which joins every crate into one scenario.
+//! `ward demo` ([`demo`]), which joins every crate into one scenario, and `ward drill`
+//! ([`drill`]), the scored exercise; [`receivers`] are the offices' inboxes both use.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +27,9 @@ mod sensor_service;
         `ward hub` is the information-sharing centre: it ingests every sensor's events, correlates \
         them across jurisdictions and warns every targeted office.\n\n\
         `ward scan` checks a jurisdiction's internet-facing systems; `ward report weekly` turns \
-        the findings into a report a non-expert can act on.",
+        the findings into a report a non-expert can act on.\n\n\
+        `ward drill` runs a scored exercise through real sensors and a real hub and writes an \
+        after-action report; `ward demo` shows the whole system on one machine.",
     propagate_version = true
 )]
 struct Cli {

@@ -1,5 +1,5 @@
 //! The demo's attack campaign as packets: one capture per jurisdiction, ordinary office traffic
-//! from the benchmark generator with the attacker's packets laid over it.
+//! from ward-sim's generator with the attacker's packets (ward-sim's attacks) laid over it.
 //!
 //! The story (private addresses and unrouted test ranges; nothing here is ever sent):
 //! * the actor [`ACTOR`] quietly touches Dover County's web server days before anything else

@@ -349,11 +349,15 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
     }
     let n_states = file.states.clamp(1, STATES.len());
     let real = over.real_sensors.unwrap_or(file.real_sensors).min(MAX_REAL_SENSORS);
-    if !(0.0..=1.0).contains(&file.people.ack_share) || file.people.ack_median_secs <= 0.0 {
-        bail!("{source}: [people] ack_share must be 0–1 and ack_median_secs above 0");
+    let people = &file.people;
+    if !(0.0..=1.0).contains(&people.ack_share)
+        || !(people.ack_median_secs > 0.0 && people.ack_median_secs.is_finite())
+        || !(people.ack_p90_secs > 0.0 && people.ack_p90_secs.is_finite())
+    {
+        bail!("{source}: [people] ack_share must be 0–1, ack_median_secs and ack_p90_secs above 0");
     }
-    if file.escalate_after_mins < 0.0 {
-        bail!("{source}: escalate_after_mins must be 0 (off) or more");
+    if !(file.escalate_after_mins >= 0.0 && file.escalate_after_mins <= 10_080.0) {
+        bail!("{source}: escalate_after_mins must be 0 (off) to 10080 (a week)");
     }
     if file.injects.is_empty() || file.injects.len() > MAX_INJECTS {
         bail!("{source}: a scenario needs 1 to {MAX_INJECTS} [[inject]] entries");
@@ -627,6 +631,45 @@ mod tests {
         }
         assert!(plan("t.toml", "name = 3", &Overrides::default()).is_err());
         assert!(plan("t.toml", &format!("{base}[[inject]]\nid='a'\nattack='port-scan'\ntargets={{counties=1}}\n"), &Overrides { jurisdictions: Some(0), real_sensors: None }).is_err());
+    }
+
+    /// The scenario loader is a parser of user input: mutated and truncated scenarios (bytes
+    /// flipped, lines dropped, numbers made huge or negative) give an error or a plan, never a
+    /// panic, and a plan stays within the bounds.
+    #[test]
+    fn mutated_scenarios_never_panic() {
+        let mut rng = Rng::new(42);
+        let swaps = ["0", "-1", "1e308", "nan", "99999999999", "\"\"", "[]", "{}", "true"];
+        for round in 0..3000 {
+            let (_, text) = BUILT_IN[round % BUILT_IN.len()];
+            let mut lines: Vec<String> = text.lines().map(String::from).collect();
+            for _ in 0..1 + rng.below(4) {
+                let i = rng.below(lines.len() as u64) as usize;
+                match rng.below(4) {
+                    0 => {
+                        lines.remove(i);
+                    }
+                    1 => {
+                        if let Some(eq) = lines[i].find('=') {
+                            lines[i] = format!("{}= {}", &lines[i][..eq], rng.pick(&swaps));
+                        }
+                    }
+                    2 => {
+                        let cut = rng.below(lines[i].len() as u64 + 1) as usize;
+                        lines[i] = lines[i].chars().take(cut).collect();
+                    }
+                    _ => {
+                        let j = rng.below(lines.len() as u64) as usize;
+                        lines.swap(i, j);
+                    }
+                }
+            }
+            let over = Overrides { jurisdictions: [None, Some(1), Some(3)][round % 3], real_sensors: None };
+            if let Ok(p) = plan("fuzz", &lines.join("\n"), &over) {
+                assert!(p.participants.len() <= MAX_JURISDICTIONS && p.participants.iter().filter(|p| p.real_sensor).count() <= MAX_REAL_SENSORS);
+                assert!(p.injects.iter().all(|i| !i.targets.is_empty() && i.targets.iter().all(|&t| t < p.participants.len())));
+            }
+        }
     }
 
     #[test]
