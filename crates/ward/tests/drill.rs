@@ -70,6 +70,31 @@ fn tabletop_measures_every_warning_ack_miss_and_escalation() {
     assert!(o["improvements"].as_array().unwrap().iter().any(|i| i["owner"] == "Clark County"), "{}", o["improvements"]);
 }
 
+/// The same drill with the embedded hub on PostgreSQL (a fresh database on 127.0.0.1:5432, as CI
+/// starts it): the store behind the hub changes nothing the drill measures.
+#[test]
+fn tabletop_on_postgresql() {
+    let name = format!("ward_drill_{}", std::process::id());
+    let admin = |sql: &str| Command::new("psql").args(["-h", "127.0.0.1", "-U", "postgres", "-d", "test", "-qc", sql]).output();
+    match admin(&format!("CREATE DATABASE {name}")) {
+        Ok(o) if o.status.success() => {}
+        other => panic!("PostgreSQL must answer on 127.0.0.1:5432 (scripts/setup-test-env.sh starts it): {other:?}"),
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let report = dir.path().join("report");
+    let out = ward()
+        .args(["drill", "run", "tabletop-5", "--quiet", "--database", &format!("postgres://postgres@127.0.0.1:5432/{name}"), "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    let _ = admin(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let o = outcome(&report);
+    assert!(o["hub"].as_str().unwrap().contains("PostgreSQL"));
+    let outcomes: Vec<(&str, &str)> = o["paths"].as_array().unwrap().iter().map(|p| (p["jurisdiction"].as_str().unwrap(), p["outcome"].as_str().unwrap())).collect();
+    assert!(outcomes.contains(&("Clark County", "Missed")) && outcomes.iter().filter(|o| o.1 == "Warned").count() == 3, "{outcomes:?}");
+}
+
 #[test]
 fn an_objective_unable_to_be_performed_exits_1() {
     let dir = tempfile::tempdir().unwrap();

@@ -281,7 +281,9 @@ async fn embedded_hub(work: &std::path::Path, database: Option<&str>, plan: &sce
     let password: String = ward_hub::auth::random_token("drill").chars().take(24).collect();
     let phc = ward_hub::auth::hash_password(&password).map_err(|e| anyhow::anyhow!("{e}"))?;
     let hub = ward_hub::start(config).await.context("cannot start the embedded hub")?;
-    hub.state.store.create_user("drill", &phc, UserRole::Analyst, None, now_ms())?;
+    // The store's calls block (the PostgreSQL client has its own runtime): off the async threads.
+    let store = hub.state.store.clone();
+    tokio::task::spawn_blocking(move || store.create_user("drill", &phc, UserRole::Analyst, None, now_ms())).await??;
     let label = match database {
         Some(_) => "embedded hub (PostgreSQL store)".to_string(),
         None => "embedded hub (SQLite store)".to_string(),
