@@ -99,12 +99,13 @@ pub fn measure(plan: &Plan, seen: &Observed, speed: f64) -> DrillOutcome {
         let ids: BTreeSet<i64> = campaigns.iter().map(|c| c.0).collect();
         let mine: Vec<&Note> = notes.iter().filter(|n| n.jid == office.jid && ids.contains(&n.campaign)).collect();
         let primary: Vec<&Note> = mine.iter().copied().filter(|n| priority(rec.office, n.contact) == 1 && is_warning(n.kind)).collect();
-        let warned_ms = primary
-            .iter()
-            .filter_map(|n| n.delivered)
-            .filter(|&d| d >= rec.injected_ms)
-            .min()
-            .or_else(|| primary.iter().filter_map(|n| n.delivered).min().map(|_| rec.injected_ms));
+        // Already warned about this campaign before this inject: warned at once.
+        let delivered: Vec<i64> = primary.iter().filter_map(|n| n.delivered).collect();
+        let warned_ms = if delivered.iter().any(|&d| d < rec.injected_ms) {
+            Some(rec.injected_ms)
+        } else {
+            delivered.iter().copied().min()
+        };
         let escalated_ms = mine.iter().filter(|n| n.kind == crate::drill::KIND_UNACKED).map(|n| n.created).min();
         let acked = seen.acks.iter().filter(|a| a.office == rec.office && ids.contains(&a.campaign_id)).min_by_key(|a| a.at_ms);
         let campaign = campaigns.iter().min_by_key(|c| c.1);

@@ -307,6 +307,43 @@ fn simulated_alert(inject: &Inject, attack: &Attack, net: &OfficeNet, at_ms: i64
     Some(v)
 }
 
+/// Writes a capture for a real sensor — `traffic_kib` of ordinary office traffic ending now,
+/// with `attack` laid over its end when there is one — runs the sensor pipeline over it, and
+/// waits until its relay has the hub's acknowledgement. Returns the EVE alerts it wrote, when
+/// the pipeline had read the capture, and when the relay drained.
+async fn run_capture(office: &Office, real: &RealSensor, tag: &str, traffic_kib: u64, rules: &Path, seed: u64, attack: Option<Attack>) -> anyhow::Result<(Vec<Value>, i64, Option<i64>)> {
+    let dir = real.dir.join(tag);
+    std::fs::create_dir_all(&dir)?;
+    let pcap = dir.join("traffic.pcap");
+    let net = office.net;
+    let now_us = now_ms() as u64 * 1000;
+    let opts = mix::Options {
+        target_bytes: traffic_kib * 1024,
+        seed: seed ^ office.idx as u64,
+        hosts: 30,
+        concurrency: 30,
+        weights: MixWeights::parse("http=30,dns=40,tls=28,icmp=2")?,
+        ipv6_share: 0.0,
+        vlan_share: 0.0,
+        start_us: now_us.saturating_sub(2_000_000),
+    };
+    let p = pcap.clone();
+    tokio::task::spawn_blocking(move || {
+        attack::write_capture(&p, &opts, |_, end| match attack {
+            Some(a) => attack::frames(&Attack { start_us: end + 1_000, ..a }, &net, &mut Rng::new(seed)),
+            None => Ok(Vec::new()),
+        })
+    })
+    .await??;
+    crate::demo::run_sensor(&dir, &pcap, rules, &real.indicators, &net.home_net(), real.spool.clone()).await?;
+    let ran_ms = now_ms();
+    let eve = std::fs::read_to_string(dir.join("eve.json")).unwrap_or_default();
+    let alerts = eve.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).filter(|v| v["event_type"] == "alert").collect();
+    let relay_handle = &real.relay;
+    let drained = tokio::task::block_in_place(|| relay_handle.wait_drained(Duration::from_secs(30)));
+    Ok((alerts, ran_ms, drained.then(now_ms)))
+}
+
 /// Plays one (inject, office): writes and runs the real capture, or posts the simulated alert.
 async fn play(inject: Inject, inject_idx: usize, office: Arc<Office>, traffic_kib: u64, rules: PathBuf, seed: u64, client: HubClient) -> Injected {
     let injected_ms = now_ms();
@@ -315,43 +352,14 @@ async fn play(inject: Inject, inject_idx: usize, office: Arc<Office>, traffic_ki
     let result: anyhow::Result<(Option<i64>, Option<i64>)> = async {
         match &office.real {
             Some(real) => {
-                let dir = real.dir.join(format!("inject-{inject_idx}"));
-                std::fs::create_dir_all(&dir)?;
-                let pcap = dir.join("traffic.pcap");
-                let net = office.net;
-                let now_us = injected_ms as u64 * 1000;
-                let kib = traffic_kib;
-                let opts = mix::Options {
-                    target_bytes: kib * 1024,
-                    seed: seed ^ (inject_idx as u64) << 32 ^ office.idx as u64,
-                    hosts: 30,
-                    concurrency: 30,
-                    weights: MixWeights::parse("http=30,dns=40,tls=28,icmp=2")?,
-                    ipv6_share: 0.0,
-                    vlan_share: 0.0,
-                    start_us: now_us.saturating_sub(2_000_000),
-                };
-                let a = attack.clone();
-                let p = pcap.clone();
-                tokio::task::spawn_blocking(move || {
-                    attack::write_capture(&p, &opts, |_, end| attack::frames(&Attack { start_us: end + 1_000, ..a }, &net, &mut Rng::new(seed)))
-                })
-                .await??;
-                crate::demo::run_sensor(&dir, &pcap, &rules, &real.indicators, &net.home_net(), real.spool.clone()).await?;
-                let ran_ms = now_ms();
-                let eve = std::fs::read_to_string(dir.join("eve.json")).unwrap_or_default();
-                let detected = eve.lines().filter_map(|l| serde_json::from_str::<Value>(l).ok()).any(|v| {
-                    v["event_type"] == "alert"
-                        && match inject.kind.detection() {
-                            Detection::ScanDetector => v["alert"]["gid"] == 9001,
-                            Detection::Rule(sid) => v["alert"]["signature_id"] == sid,
-                            Detection::Indicator => v["alert"]["gid"] == 9000,
-                            Detection::Nothing => false,
-                        }
+                let (alerts, ran_ms, drained) = run_capture(&office, real, &format!("inject-{inject_idx}"), traffic_kib, &rules, seed ^ (inject_idx as u64) << 32, Some(attack.clone())).await?;
+                let detected = alerts.iter().any(|v| match inject.kind.detection() {
+                    Detection::ScanDetector => v["alert"]["gid"] == 9001,
+                    Detection::Rule(sid) => v["alert"]["signature_id"] == sid,
+                    Detection::Indicator => v["alert"]["gid"] == 9000,
+                    Detection::Nothing => false,
                 });
-                let relay_handle = &real.relay;
-                let drained = tokio::task::block_in_place(|| relay_handle.wait_drained(Duration::from_secs(30)));
-                Ok((detected.then_some(ran_ms), drained.then(now_ms)))
+                Ok((detected.then_some(ran_ms), drained))
             }
             None => {
                 let Some(alert) = simulated_alert(&inject, &attack, &office.net, injected_ms) else {
@@ -474,6 +482,24 @@ pub async fn run(plan: Plan, target: &HubTarget, opts: &RunOptions) -> anyhow::R
         o.real = Some(started);
     }
     let offices: Vec<Arc<Office>> = offices.into_iter().map(Arc::new).collect();
+    // Every real pipeline first reads a capture of its office's ordinary traffic: the sensors
+    // work before the attack, and anything they raise on ordinary traffic would show here.
+    let mut set = JoinSet::new();
+    for o in offices.iter().filter(|o| o.real.is_some()) {
+        let (o, rules, kib, seed) = (o.clone(), rules.clone(), plan.traffic_kib, plan.seed);
+        set.spawn(async move {
+            let real = o.real.as_ref().expect("filtered on real sensors");
+            run_capture(&o, real, "ordinary", kib, &rules, seed, None).await.map(|(alerts, _, _)| alerts.len())
+        });
+    }
+    let (mut ran, mut raised) = (0usize, 0usize);
+    while let Some(r) = set.join_next().await {
+        raised += r??;
+        ran += 1;
+    }
+    if ran > 0 {
+        say(opts.progress, format!("{ran} real sensor pipelines read their office's ordinary traffic ({} KiB each): {raised} alerts", plan.traffic_kib));
+    }
 
     // 4. Every simulated relay reports one batch of ordinary records (the population's load).
     let client = HubClient::new(&target.url, target.ca.as_deref(), Duration::from_secs(30))?;

@@ -499,8 +499,8 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
         });
     }
 
-    // Real sensors: named participants that asked for one, then targets first (that is where a
-    // real pipeline proves something), then the rest, up to `real`.
+    // Real sensors: named participants that asked for one, then targets (that is where a real
+    // pipeline proves something), then the other counties in order, up to `real`.
     let mut order: Vec<usize> = Vec::new();
     for inj in &injects {
         for &t in &inj.targets {
@@ -514,7 +514,8 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
         p.real_sensor = false;
     }
     let named: Vec<usize> = file.participants.iter().enumerate().filter(|(_, p)| p.real_sensor.unwrap_or(true)).map(|(i, _)| i).collect();
-    for i in named.into_iter().chain(order) {
+    let rest: Vec<usize> = (0..participants.len()).collect();
+    for i in named.into_iter().chain(order).chain(rest) {
         if real_left == 0 {
             break;
         }
@@ -609,7 +610,8 @@ mod tests {
         assert_eq!(p.participants.len(), 8800);
         let states: BTreeSet<&str> = p.injects[0].targets.iter().map(|&t| p.participants[t].state.as_str()).collect();
         assert_eq!(states.len(), 21);
-        assert!(p.participants.iter().filter(|p| p.real_sensor).count() <= MAX_REAL_SENSORS);
+        assert_eq!(p.participants.iter().filter(|p| p.real_sensor).count(), MAX_REAL_SENSORS, "2016-scan runs 50 real pipelines");
+        assert!(p.injects[0].targets.iter().all(|&t| p.participants[t].real_sensor), "every scanned county runs a real one");
         let nets: BTreeSet<(u8, u8)> = p.participants.iter().map(|p| p.net).collect();
         assert_eq!(nets.len(), 8800, "every office has its own network");
     }
