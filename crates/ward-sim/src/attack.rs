@@ -230,7 +230,7 @@ fn endpoints(client: [u8; 4], server: [u8; 4], client_port: u16, server_port: u1
 }
 
 fn flags(syn: bool, ack: bool, rst: bool, fin: bool, psh: bool) -> TcpFlags {
-    TcpFlags { syn, ack, rst, fin, psh, ..Default::default() }
+    TcpFlags { syn, ack, rst, fin, psh }
 }
 
 /// One TCP conversation: handshake, the client's request, the server's answer, FIN both ways.

@@ -464,7 +464,7 @@ pub async fn run(plan: Plan, target: &HubTarget, opts: &RunOptions) -> anyhow::R
         let i = o.idx;
         offices[i] = Some(o);
         done += 1;
-        if done % 1000 == 0 {
+        if done.is_multiple_of(1000) {
             say(opts.progress, format!("{done} of {} jurisdictions set up ({:.0} s)", plan.participants.len(), t0.elapsed().as_secs_f64()));
         }
     }

@@ -350,9 +350,8 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
     let n_states = file.states.clamp(1, STATES.len());
     let real = over.real_sensors.unwrap_or(file.real_sensors).min(MAX_REAL_SENSORS);
     let people = &file.people;
-    if !(0.0..=1.0).contains(&people.ack_share)
-        || !(people.ack_median_secs > 0.0 && people.ack_median_secs.is_finite())
-        || !(people.ack_p90_secs > 0.0 && people.ack_p90_secs.is_finite())
+    let positive = |v: f64| v > 0.0 && v.is_finite();
+    if !(0.0..=1.0).contains(&people.ack_share) || !positive(people.ack_median_secs) || !positive(people.ack_p90_secs)
     {
         bail!("{source}: [people] ack_share must be 0–1, ack_median_secs and ack_p90_secs above 0");
     }
