@@ -23,6 +23,7 @@ pub mod engine;
 pub mod finding;
 pub mod history;
 pub mod hub;
+pub mod nvd;
 pub mod pdf;
 pub mod ports;
 pub mod portscan;

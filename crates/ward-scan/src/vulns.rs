@@ -25,6 +25,9 @@ pub const BUILTIN_VULNERABILITIES: &str = include_str!("../data/vulnerabilities.
 pub const BUILTIN_KEV: &str = include_str!("../data/kev.json");
 /// The local copy `ward scan update-kev` writes, in the scanner's state directory.
 pub const LOCAL_KEV_FILE: &str = "kev.json";
+/// The local list `ward scan vulndb import` writes, in the scanner's state directory; a scan
+/// uses it instead of the built-in list when it exists.
+pub const LOCAL_LIST_FILE: &str = "vulnerabilities.json";
 /// A KEV catalog larger than this is refused (CISA's is about 1.3 MB).
 pub const MAX_KEV_BYTES: usize = 64 << 20;
 
@@ -42,16 +45,19 @@ pub enum VulnDbError {
     BadKev { path: String, reason: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct AffectedRange {
     pub introduced: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_affected: Option<String>,
+    /// `introduced` itself is not affected (NVD's `versionStartExcluding`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub introduced_excluded: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct VulnEntry {
     pub product: String,
     pub affected: Vec<AffectedRange>,
@@ -184,6 +190,16 @@ impl VulnDb {
         Ok(VulnDb { entries: list.entries, kev: HashMap::new(), kev_info: None })
     }
 
+    /// The list's entries.
+    pub fn entries(&self) -> &[VulnEntry] {
+        &self.entries
+    }
+
+    /// The list as ward's list format (what `--vulns` and `ward scan vulndb import` read and write).
+    pub fn list_json(entries: &[VulnEntry], description: &str) -> String {
+        serde_json::to_string_pretty(&serde_json::json!({ "format": 1, "description": description, "entries": entries })).unwrap_or_default()
+    }
+
     /// The built-in vulnerability list, without a KEV catalog.
     pub fn builtin_list() -> VulnDb {
         // the shipped file is checked by a test, so this cannot fail in a released build
@@ -305,8 +321,10 @@ impl VulnDb {
 
 impl AffectedRange {
     pub fn contains(&self, version: &str) -> bool {
-        if compare_versions(version, &self.introduced) == Ordering::Less {
-            return false;
+        match compare_versions(version, &self.introduced) {
+            Ordering::Less => return false,
+            Ordering::Equal if self.introduced_excluded => return false,
+            _ => {}
         }
         match (&self.fixed, &self.last_affected) {
             (Some(fixed), _) => compare_versions(version, fixed) == Ordering::Less,
