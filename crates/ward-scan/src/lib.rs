@@ -18,6 +18,7 @@ pub mod checks;
 pub mod cli;
 pub mod creds;
 pub mod dns;
+pub mod edge;
 pub mod email;
 pub mod engine;
 pub mod finding;

@@ -80,6 +80,11 @@ pub struct KevEntry {
     pub due_date: Option<NaiveDate>,
     pub ransomware: bool,
     pub required_action: String,
+    /// CISA's `vendorProject` and `product` (the edge-device fingerprints list a product's
+    /// entries by them) and `dateAdded`.
+    pub vendor: String,
+    pub product: String,
+    pub date_added: Option<NaiveDate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -127,6 +132,12 @@ struct KevRecord {
     known_ransomware_campaign_use: Option<String>,
     #[serde(default)]
     required_action: Option<String>,
+    #[serde(default)]
+    vendor_project: Option<String>,
+    #[serde(default)]
+    product: Option<String>,
+    #[serde(default)]
+    date_added: Option<String>,
 }
 
 /// The vulnerability list plus the KEV catalog.
@@ -254,6 +265,9 @@ impl VulnDb {
                 due_date: record.due_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
                 ransomware: record.known_ransomware_campaign_use.as_deref() == Some("Known"),
                 required_action: record.required_action.unwrap_or_default(),
+                vendor: record.vendor_project.unwrap_or_default(),
+                product: record.product.unwrap_or_default(),
+                date_added: record.date_added.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
             };
             self.kev.insert(record.cve_id, entry);
         }
@@ -267,6 +281,16 @@ impl VulnDb {
 
     pub fn kev(&self, cve: &str) -> Option<&KevEntry> {
         self.kev.get(cve)
+    }
+
+    /// The KEV entries of a vendor's product: `vendors` is matched exactly, and the product
+    /// must contain one of `product_words` (CISA names one product many ways).
+    pub fn kev_for(&self, vendors: &[&str], product_words: &[&str]) -> Vec<(String, KevEntry)> {
+        self.kev
+            .iter()
+            .filter(|(_, e)| vendors.iter().any(|v| e.vendor.eq_ignore_ascii_case(v)) && product_words.iter().any(|w| e.product.to_ascii_lowercase().contains(&w.to_ascii_lowercase())))
+            .map(|(c, e)| (c.clone(), e.clone()))
+            .collect()
     }
 
     pub fn kev_len(&self) -> usize {
