@@ -154,6 +154,17 @@ on_each_backend! {
         })
         .await;
 
+        // The dashboard shows the badge on drill jurisdictions' pages and notifications only.
+        let page = |path: String| {
+            let (http, base, ana) = (http.clone(), base.clone(), ana.clone());
+            async move { http.get(format!("{base}{path}")).bearer_auth(&ana).send().await.unwrap().text().await.unwrap() }
+        };
+        assert!(page(format!("/jurisdictions/{}", drill[0])).await.contains("class=\"drill\""));
+        assert!(!page(format!("/jurisdictions/{}", real[0])).await.contains("class=\"drill\""));
+        assert!(page(format!("/campaigns/{}", drill_campaign["id"])).await.contains("class=\"drill\""));
+        let notes_page = page("/notifications".into()).await;
+        assert_eq!(notes_page.matches("class=\"drill\"").count(), 3, "one badge per drill notification");
+
         // Only analysts purge: a real county's admin is refused, a drill county's too, and
         // nobody without a login gets in; nothing was deleted.
         for token in [&clerk, &drillclerk] {
