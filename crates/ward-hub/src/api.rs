@@ -292,9 +292,30 @@ pub async fn list_jurisdictions(State(state): State<HubState>, who: UserAuth) ->
     Ok(Json(all.into_iter().filter(|j| who.can_read(j.id)).collect()))
 }
 
-pub async fn create_jurisdiction(State(state): State<HubState>, who: UserAuth, Json(new): Json<NewJurisdiction>) -> AppResult<impl IntoResponse> {
+/// `POST /api/v1/jurisdictions`'s body: a jurisdiction, optionally `"drill": true` (a drill
+/// jurisdiction, see [`crate::drill`]).
+#[derive(Deserialize)]
+pub struct NewJurisdictionRequest {
+    #[serde(flatten)]
+    pub jurisdiction: NewJurisdiction,
+    #[serde(default)]
+    pub drill: bool,
+}
+
+pub async fn create_jurisdiction(State(state): State<HubState>, who: UserAuth, Json(req): Json<NewJurisdictionRequest>) -> AppResult<impl IntoResponse> {
     who.require_analyst()?;
-    let j = state.store_call(move |s| s.create_jurisdiction(&new, now_ms())).await?;
+    let (new, drill) = (req.jurisdiction, req.drill);
+    // Two transactions: a hub stopping between them leaves a jurisdiction not marked as a drill
+    // one; `ward drill` makes its participants again under new names on the next run.
+    let j = state
+        .store_call(move |s| {
+            let j = s.create_jurisdiction(&new, now_ms())?;
+            if !drill {
+                return Ok(j);
+            }
+            s.set_jurisdiction_drill(j.id, true)
+        })
+        .await?;
     Ok((StatusCode::CREATED, Json(j)))
 }
 

@@ -50,6 +50,9 @@ pub enum HubCommand {
     /// Jurisdictions: states, counties, cities.
     #[command(subcommand)]
     Jurisdiction(JurisdictionCommand),
+    /// Drill jurisdictions (`ward drill`; docs/hub.md "Drill jurisdictions").
+    #[command(subcommand)]
+    Drill(DrillCommand),
     /// Sensors: enrollment tokens, the list, and (analysts) contributions, revoke and release.
     #[command(subcommand)]
     Sensor(SensorCommand),
@@ -154,11 +157,29 @@ pub enum JurisdictionCommand {
         /// The jurisdiction's own address space, comma-separated CIDRs (decides "remote").
         #[arg(long)]
         home_net: Option<String>,
+        /// A drill jurisdiction: its messages are marked as a drill, it never counts towards
+        /// publication, and `ward hub drill purge` deletes it (docs/hub.md "Drill jurisdictions").
+        #[arg(long)]
+        drill: bool,
         #[command(flatten)]
         data: DataArg,
     },
     /// List jurisdictions.
     List {
+        #[command(flatten)]
+        data: DataArg,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DrillCommand {
+    /// Delete every drill jurisdiction with everything it owns (events, sightings, contact
+    /// records, notifications, contacts, sensors, users, scan rows, API keys bound to it) and the
+    /// campaigns left with no jurisdiction. Prints what it will delete and asks first.
+    Purge {
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
         #[command(flatten)]
         data: DataArg,
     },
@@ -481,18 +502,30 @@ pub fn run(cmd: HubCommand) -> anyhow::Result<()> {
             println!("change it after logging in; it is not shown again");
             Ok(())
         }
-        HubCommand::Jurisdiction(JurisdictionCommand::Add { name, kind, state, home_net, data }) => {
+        HubCommand::Jurisdiction(JurisdictionCommand::Add { name, kind, state, home_net, drill, data }) => {
             let store = open(&data)?;
-            let j = store.create_jurisdiction(&NewJurisdiction { name, kind, state, home_net }, now_ms())?;
-            println!("jurisdiction {} {:?} ({}{})", j.id, j.name, j.kind.as_str(), j.state.map(|s| format!(", {s}")).unwrap_or_default());
+            let mut j = store.create_jurisdiction(&NewJurisdiction { name, kind, state, home_net }, now_ms())?;
+            if drill {
+                j = store.set_jurisdiction_drill(j.id, true)?;
+            }
+            println!(
+                "jurisdiction {} {:?} ({}{}){}",
+                j.id,
+                j.name,
+                j.kind.as_str(),
+                j.state.map(|s| format!(", {s}")).unwrap_or_default(),
+                if j.drill { " DRILL" } else { "" }
+            );
             Ok(())
         }
         HubCommand::Jurisdiction(JurisdictionCommand::List { data }) => {
             for j in open(&data)?.jurisdictions()? {
-                println!("{}\t{}\t{}\t{}", j.id, j.kind.as_str(), j.state.unwrap_or_default(), j.name);
+                let drill = if j.drill { "\tDRILL" } else { "" };
+                println!("{}\t{}\t{}\t{}{drill}", j.id, j.kind.as_str(), j.state.unwrap_or_default(), j.name);
             }
             Ok(())
         }
+        HubCommand::Drill(DrillCommand::Purge { yes, data }) => drill_purge(&data, yes),
         HubCommand::Sensor(SensorCommand::Token { jurisdiction, data }) => {
             let store = open(&data)?;
             let j = find_jurisdiction(store.as_ref(), &jurisdiction)?;
@@ -824,6 +857,45 @@ fn load_policy(arg: &PolicyArg) -> anyhow::Result<crate::store::CorrelationPolic
         None => HubConfig::default(),
     };
     cfg.correlation_policy(|_| None).map_err(|e| anyhow::anyhow!("invalid [trust] configuration: {e}"))
+}
+
+/// `ward hub drill purge`: shows what goes (the purge run and rolled back), asks, purges.
+fn drill_purge(data: &DataArg, yes: bool) -> anyhow::Result<()> {
+    let store = open(data)?;
+    let drills: Vec<_> = store.jurisdictions()?.into_iter().filter(|j| j.drill).collect();
+    if drills.is_empty() {
+        println!("no drill jurisdictions: nothing to purge");
+        return Ok(());
+    }
+    let preview = store.purge_drill(now_ms(), false)?;
+    println!("drill jurisdictions to delete:");
+    for j in drills.iter().take(50) {
+        println!("  {}\t{}", j.id, j.name);
+    }
+    if drills.len() > 50 {
+        println!("  … and {} more", drills.len() - 50);
+    }
+    println!("rows to delete:");
+    for line in preview.lines() {
+        println!("{line}");
+    }
+    if !yes {
+        use std::io::{BufRead, Write};
+        print!("delete them? type yes: ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            println!("nothing deleted");
+            return Ok(());
+        }
+    }
+    let done = store.purge_drill(now_ms(), true)?;
+    println!("deleted {} drill jurisdictions and {} campaigns:", done.jurisdictions, done.campaigns);
+    for line in done.lines() {
+        println!("{line}");
+    }
+    Ok(())
 }
 
 fn open(data: &DataArg) -> anyhow::Result<Arc<dyn Store>> {

@@ -39,6 +39,8 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+// drill jurisdictions: marked, kept apart, purged (crate::drill)
+pub mod drill;
 pub mod error;
 /// Entry points of the cargo-fuzz targets in `fuzz/`.
 pub mod fuzz;

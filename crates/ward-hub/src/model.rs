@@ -65,6 +65,10 @@ pub struct Jurisdiction {
     /// The jurisdiction's own address space (CIDRs, comma separated); decides "remote".
     pub home_net: String,
     pub created_ms: Millis,
+    /// A drill jurisdiction (`ward drill`; docs/hub.md "Drill jurisdictions"): its messages are
+    /// marked, it does not count towards publication, and `ward hub drill purge` deletes it.
+    #[serde(default)]
+    pub drill: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]

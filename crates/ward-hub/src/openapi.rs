@@ -59,6 +59,10 @@ pub fn document() -> Value {
     paths["/api/v1/notifications/ack-stats"] = json!({
         "get": op("time to acknowledge per jurisdiction over ?days= (default 30, ≤ 366) and ?jurisdiction_id=: {days, jurisdictions: [{jurisdiction_id, name, warnings, acknowledged, unacked, median_secs, p90_secs}]} (analysts: all; a state: itself and its counties; others: their own)", "user")
     });
+    // Drill jurisdictions (crate::drill; docs/hub.md "Drill jurisdictions").
+    paths["/api/v1/drill/purge"] = json!({
+        "post": op("delete every drill jurisdiction with everything it owns and the campaigns left with no jurisdiction, in one transaction (analysts); returns the counts {jurisdictions, sensors, users, contacts, campaigns, notifications, events, sightings, contact_records, retro_hits, api_keys, indicators_withdrawn, other_rows}", "user")
+    });
     paths["/ack/{id}"] = json!({
         "get": op("the one-click acknowledgement page of a signed link ?c=CONTACT&e=EXPIRY&s=SIGNATURE (HTML, changes nothing); 404 for a link not signed by this hub, 410 for an expired one", "none"),
         "post": op("acknowledge through a signed link (the page's button, or a tool posting a webhook's ack_url); optional form fields action and note; 404/410 as for GET", "none")
@@ -171,7 +175,7 @@ fn core_document() -> Value {
             "/api/v1/login": { "post": op("log in; returns a bearer token and CSRF token, sets the session cookie", "none") },
             "/api/v1/logout": { "post": op("end the session", "user") },
             "/api/v1/me": { "get": op("the current user", "user") },
-            "/api/v1/jurisdictions": { "get": op("list visible jurisdictions", "user"), "post": op("register a jurisdiction (analyst)", "user") },
+            "/api/v1/jurisdictions": { "get": op("list visible jurisdictions", "user"), "post": op("register a jurisdiction {name, kind: state|county|city, state?, home_net?, drill?: true (a drill jurisdiction: its messages are marked, it never counts towards publication, POST /api/v1/drill/purge deletes it)} (analyst); the reply shows drill", "user") },
             "/api/v1/jurisdictions/{id}": { "get": op("one jurisdiction", "user") },
             "/api/v1/jurisdictions/{id}/sensor-tokens": { "post": op("issue a one-time sensor enrollment token (admin of it, or analyst)", "user") },
             "/api/v1/jurisdictions/{id}/sensors": { "get": op("sensors with last-seen and lag", "user") },

@@ -1220,7 +1220,7 @@ pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: 
     let context = state.store_call(move |s| Ok((s.retro_hit_for_notification(id)?, s.jurisdiction(jurisdiction_id)?))).await;
     let result = match context {
         Ok((Some(hit), Some(jurisdiction))) if hit.jurisdiction_id == jurisdiction.id => {
-            let msg = render(&state.config, &jurisdiction, &hit, job.id);
+            let msg = render(&state.config, &jurisdiction, &hit, job.id).mark_drill_if(jurisdiction.drill);
             let msg = crate::ack::with_ack_link(state, &job, msg).await;
             let sent = channels.send(&job.contact, &msg).await;
             sent.map(|detail| (detail, msg.json.to_string()))

@@ -267,15 +267,20 @@ pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: 
         .store_call(move |s| {
             let Some(j) = s.jurisdiction(state_id)? else { return Ok(None) };
             let children = s.jurisdiction_children(state_id)?;
-            Ok(state_campaign(s, campaign_id, state_id, &children)?.map(|v| (j, v)))
+            Ok(state_campaign(s, campaign_id, state_id, &children)?.map(|v| {
+                // A drill state, or a drill county under a real state (same code): a drill.
+                let drill = j.drill || v.counties.iter().any(|c| children.iter().any(|k| k.id == c.jurisdiction_id && k.drill));
+                (j, v, drill)
+            }))
         })
         .await;
     let result = match context {
-        Ok(Some((j, view))) => {
+        Ok(Some((j, view, drill))) => {
             let mut msg = render(&state.config, &j, &view, &job.event_kind, job.id);
             if job.event_kind == crate::ack::KIND_STATE_UNACKED {
                 crate::ack::name_unacked_county(state, job.id, &mut msg).await;
             }
+            let msg = msg.mark_drill_if(drill);
             let msg = crate::ack::with_ack_link(state, &job, msg).await;
             channels.send(&job.contact, &msg).await.map(|detail| (detail, msg.json.to_string()))
         }
@@ -291,7 +296,7 @@ mod tests {
     use crate::model::JurisdictionKind;
 
     fn county(id: i64, name: &str) -> Jurisdiction {
-        Jurisdiction { id, name: name.into(), kind: JurisdictionKind::County, state: Some("OH".into()), parent_id: Some(1), home_net: String::new(), created_ms: 0 }
+        Jurisdiction { id, name: name.into(), kind: JurisdictionKind::County, state: Some("OH".into()), parent_id: Some(1), home_net: String::new(), created_ms: 0, drill: false }
     }
 
     fn view(campaign_id: i64, others: i64, first: Millis, ip: &str) -> JurisdictionCampaignView {
@@ -338,7 +343,7 @@ mod tests {
     #[test]
     fn a_roll_up_names_counties_and_caps_the_list() {
         let config = crate::HubConfig::default();
-        let state = Jurisdiction { id: 1, name: "Ohio".into(), kind: JurisdictionKind::State, state: Some("OH".into()), parent_id: None, home_net: String::new(), created_ms: 0 };
+        let state = Jurisdiction { id: 1, name: "Ohio".into(), kind: JurisdictionKind::State, state: Some("OH".into()), parent_id: None, home_net: String::new(), created_ms: 0, drill: false };
         let counties: Vec<Jurisdiction> = (0..40).map(|i| county(10 + i, &format!("County {i:02}"))).collect();
         let views = counties.iter().map(|c| (c, view(9, 41, 100 + c.id, "198.51.100.7"))).collect();
         let v = assemble(1, None, views).unwrap();

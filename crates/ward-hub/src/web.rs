@@ -24,7 +24,7 @@ use crate::model::*;
 use crate::state::HubState;
 use crate::store::{EventFilter, NotificationFilter};
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1d3557;color:#fff;padding:.6em 1em;display:flex;gap:1.5em;align-items:center}header a{color:#fff}main{padding:1em}table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}th{background:#f1f1f1}.tlp{font-weight:bold;color:#b36b00}.err{color:#a00}form.inline{display:inline}progress{width:12em}";
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:0;color:#222}header{background:#1d3557;color:#fff;padding:.6em 1em;display:flex;gap:1.5em;align-items:center}header a{color:#fff}main{padding:1em}table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;font-size:.92em}th{background:#f1f1f1}.tlp{font-weight:bold;color:#b36b00}.err{color:#a00}form.inline{display:inline}progress{width:12em}.drill{background:#a00;color:#fff;font-weight:bold;padding:0 .4em;border-radius:.2em;font-size:.85em}";
 const LIVE_JS: &str = "(function(){if(document.body.dataset.live==='1'){setTimeout(function(){location.reload()},15000)}})();";
 
 pub fn routes() -> Router<HubState> {
@@ -227,7 +227,17 @@ fn sensor_table(sensors: &[Sensor], name_of: &dyn Fn(i64) -> String, now: Millis
     }
 }
 
-fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool) -> Markup {
+/// The ids of drill jurisdictions (their notifications and pages carry a "DRILL" badge).
+async fn drill_ids(state: &HubState) -> AppResult<Vec<i64>> {
+    Ok(state.store_call(|s| s.jurisdictions()).await?.into_iter().filter(|j| j.drill).map(|j| j.id).collect())
+}
+
+/// The badge of a drill jurisdiction's rows and pages ([`crate::drill`]).
+fn drill_badge() -> Markup {
+    html! { span.drill title="a drill jurisdiction: exercise only, not a real attack" { "DRILL" } }
+}
+
+fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool, drills: &[i64]) -> Markup {
     html! {
         table {
             tr {
@@ -236,7 +246,7 @@ fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool) -> M
             }
             @for n in list {
                 tr {
-                    td { a href={ "/notifications/" (n.id) } { (n.id) } }
+                    td { a href={ "/notifications/" (n.id) } { (n.id) } @if drills.contains(&n.jurisdiction_id) { " " (drill_badge()) } }
                     td { @if n.campaign_id > 0 { a href={ "/campaigns/" (n.campaign_id) } { (n.campaign_id) } } @else { "retro-hunt" } }
                     @if show_jurisdiction { td { a href={ "/jurisdictions/" (n.jurisdiction_id) } { (n.jurisdiction_id) } } }
                     td { (n.channel.as_str()) } td { (redacted_target(&n.target)) } td { (n.event_kind) } td { (n.status) } td { (n.attempts) }
@@ -271,6 +281,7 @@ async fn campaign_page(State(state): State<HubState>, MaybeUser(who): MaybeUser,
         return Ok(page(&v.name, Some(&who), true, body).into_response());
     }
     let d = state.store_call(move |s| s.campaign(id)).await?.ok_or(AppError::NotFound)?;
+    let drills = drill_ids(&state).await?;
     let c = &d.campaign;
     let bar = state.policy.trust.publish_bar();
     let body = html! {
@@ -299,7 +310,7 @@ async fn campaign_page(State(state): State<HubState>, MaybeUser(who): MaybeUser,
         table {
             tr { th { "jurisdiction" } th { "first" } th { "last" } th { "sightings" } }
             @for a in &d.affected {
-                tr { td { a href={ "/jurisdictions/" (a.jurisdiction_id) } { (a.name) } } td { (fmt_ms(a.first_ms)) } td { (fmt_ms(a.last_ms)) } td { (a.sightings) } }
+                tr { td { a href={ "/jurisdictions/" (a.jurisdiction_id) } { (a.name) } @if drills.contains(&a.jurisdiction_id) { " " (drill_badge()) } } td { (fmt_ms(a.first_ms)) } td { (fmt_ms(a.last_ms)) } td { (a.sightings) } }
             }
         }
         h2 { "Indicators" }
@@ -312,7 +323,7 @@ async fn campaign_page(State(state): State<HubState>, MaybeUser(who): MaybeUser,
             }
         }
         h2 { "Notifications sent" }
-        (notification_table(&d.notifications, true))
+        (notification_table(&d.notifications, true, &drills))
     };
     Ok(page(&c.name, Some(&who), true, body).into_response())
 }
@@ -440,7 +451,7 @@ async fn jurisdiction_page(State(state): State<HubState>, MaybeUser(who): MaybeU
     let own_name = j.name.clone();
     let name_of = move |_: i64| own_name.clone();
     let body = html! {
-        p { (j.kind.as_str()) @if let Some(s) = &j.state { ", " (s) } }
+        p { (j.kind.as_str()) @if let Some(s) = &j.state { ", " (s) } @if j.drill { " " (drill_badge()) " a drill jurisdiction: exercise only (docs/hub.md \"Drill jurisdictions\")" } }
         @if !children.is_empty() {
             h2 { "Campaigns that hit your counties and cities" }
             table {
@@ -504,7 +515,8 @@ async fn notifications_page(State(state): State<HubState>, MaybeUser(who): Maybe
     let scope = api::scope(&who, None)?;
     let filter = NotificationFilter { jurisdiction_id: scope.jurisdiction_id, include_children: scope.include_children, campaign_id: None, limit: 500 };
     let list = state.store_call(move |s| s.notifications(&filter)).await?;
-    let body = notification_table(&list, who.is_analyst() || who.reads_children());
+    let drills = drill_ids(&state).await?;
+    let body = notification_table(&list, who.is_analyst() || who.reads_children(), &drills);
     Ok(page("Notification log", Some(&who), true, body).into_response())
 }
 
@@ -512,8 +524,9 @@ async fn notification_page(State(state): State<HubState>, MaybeUser(who): MaybeU
     let Some(who) = who else { return Ok(to_login()) };
     let (n, attempts) = api::visible_notification(&state, &who, id).await?;
     let ack_part = crate::ack::notification_section(&state, &who, &n).await?;
+    let drills = drill_ids(&state).await?;
     let body = html! {
-        (notification_table(std::slice::from_ref(&n), who.is_analyst()))
+        (notification_table(std::slice::from_ref(&n), who.is_analyst(), &drills))
         h2 { "Delivery attempts (" (attempts.len()) ")" }
         table {
             tr { th { "time" } th { "result" } th { "duration (ms)" } th { "detail" } }

@@ -68,7 +68,7 @@ macro_rules! on_each_place {
     };
 }
 
-on_each_place!(init_and_administration, allow_list_and_sensor_trust_commands);
+on_each_place!(init_and_administration, allow_list_and_sensor_trust_commands, drill_jurisdictions_and_their_purge);
 
 #[test]
 fn clap_definition_is_consistent() {
@@ -150,4 +150,35 @@ fn allow_list_and_sensor_trust_commands(p: &Place) {
     assert!(hub(&["sensor", "contributions", "999", f, d]).is_err());
     std::fs::write(&config, "[trust]\nnever_block = [\"nope\"]\n").unwrap();
     assert!(hub(&["sensor", "release", &sid, "--config", config.to_str().unwrap(), f, d]).is_err(), "a bad config is refused");
+}
+
+/// `ward hub jurisdiction add --drill` and `ward hub drill purge --yes` (docs/hub.md "Drill
+/// jurisdictions"): the drill county and what it owns go, the real county stays.
+fn drill_jurisdictions_and_their_purge(p: &Place) {
+    let (f, d) = (p.flag, p.value.as_str());
+    hub(&["init", f, d]).unwrap();
+    hub(&["drill", "purge", "--yes", f, d]).unwrap();
+    hub(&["jurisdiction", "add", "Drill County", "--kind", "county", "--state", "OH", "--drill", f, d]).unwrap();
+    hub(&["jurisdiction", "add", "Knox County", "--kind", "county", "--state", "OH", f, d]).unwrap();
+    for name in ["Drill County", "Knox County"] {
+        hub(&["contact", "add", name, "--email", "it@county.example.gov", f, d]).unwrap();
+        hub(&["allow", "add", if name == "Knox County" { "198.51.100.7" } else { "198.51.100.8" }, "--jurisdiction", name, "--note", "resolver", f, d]).unwrap();
+        hub(&["sensor", "token", name, f, d]).unwrap();
+    }
+    hub(&["user", "add", "drillclerk", "--role", "admin", "--jurisdiction", "Drill County", "--password", "a long enough password", f, d]).unwrap();
+    let store = p.open();
+    let drill = store.jurisdiction_by_name("Drill County").unwrap().unwrap();
+    let knox = store.jurisdiction_by_name("Knox County").unwrap().unwrap();
+    assert!(drill.drill && !knox.drill);
+    hub(&["jurisdiction", "list", f, d]).unwrap();
+
+    hub(&["drill", "purge", "--yes", f, d]).unwrap();
+    let names: Vec<String> = store.jurisdictions().unwrap().into_iter().map(|j| j.name).collect();
+    assert_eq!(names, ["Knox County"]);
+    assert!(store.contacts(Some(drill.id)).unwrap().is_empty());
+    assert_eq!(store.contacts(Some(knox.id)).unwrap().len(), 1);
+    assert_eq!(store.allow_entries(None).unwrap().iter().map(|e| e.jurisdiction_id).collect::<Vec<_>>(), [Some(knox.id)]);
+    assert!(store.user_credentials("drillclerk").unwrap().is_none());
+    assert!(store.user_credentials("analyst").unwrap().is_some());
+    assert!(store.purge_drill(ward_hub::model::now_ms(), true).unwrap().is_empty());
 }

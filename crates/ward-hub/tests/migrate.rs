@@ -137,6 +137,10 @@ async fn an_office_store_moves_to_postgresql_and_correlation_goes_on() {
     let franklin = h.jurisdiction("Franklin County", "OH");
     let delaware = h.jurisdiction("Delaware County", "OH");
     let licking = h.jurisdiction("Licking County", "OH");
+    // A drill jurisdiction (docs/hub.md "Drill jurisdictions"): its flag is copied
+    // (same_rows compares the jurisdictions, `drill` included).
+    let drill = h.jurisdiction("Drill County", "OH");
+    assert!(h.store.set_jurisdiction_drill(drill, true).unwrap().drill);
     for j in [franklin, delaware, licking] {
         let c = NewContact { channel: Channel::Webhook, target: hook_url.clone(), secret: Some(SECRET.into()) };
         h.store.create_contact(j, &c, now_ms()).unwrap();

@@ -33,6 +33,36 @@ pub struct Message {
     pub other_jurisdictions: i64,
 }
 
+impl Message {
+    /// Marks a message to a drill jurisdiction ([`crate::drill`]) so nobody mistakes it for a
+    /// real attack: the subject starts `[DRILL] `, the text with [`crate::drill::BANNER`], and
+    /// the JSON carries `"drill": true` (its `text` the marked text). Marking twice changes
+    /// nothing more.
+    pub fn mark_drill(mut self) -> Message {
+        if self.json.get("drill").and_then(|d| d.as_bool()) == Some(true) {
+            return self;
+        }
+        self.subject = format!("{}{}", crate::drill::SUBJECT_PREFIX, self.subject);
+        self.text = format!("{}\n\n{}", crate::drill::BANNER, self.text);
+        if let Some(obj) = self.json.as_object_mut() {
+            obj.insert("drill".into(), serde_json::Value::Bool(true));
+            if obj.contains_key("text") {
+                obj.insert("text".into(), serde_json::Value::String(self.text.clone()));
+            }
+        }
+        self
+    }
+
+    /// [`Message::mark_drill`] when `drill`, else the message unchanged.
+    pub fn mark_drill_if(self, drill: bool) -> Message {
+        if drill {
+            self.mark_drill()
+        } else {
+            self
+        }
+    }
+}
+
 /// `notification_id` goes into the JSON as `id`: a delivery retried after a crash carries the
 /// same id, so receivers can drop the duplicate.
 pub fn render(config: &HubConfig, jurisdiction: &Jurisdiction, view: &JurisdictionCampaignView, event_kind: &str, notification_id: i64) -> Message {
@@ -127,5 +157,36 @@ pub fn render(config: &HubConfig, jurisdiction: &Jurisdiction, view: &Jurisdicti
         remote: remote_list.first().map(|s| s.to_string()),
         local: local_list.first().map(|s| s.to_string()),
         other_jurisdictions: view.other_jurisdictions,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_drill_message_says_so_everywhere_once() {
+        let msg = Message {
+            subject: "[TLP:AMBER] Franklin County: targeted".into(),
+            text: "TLP:AMBER\n\nwarning".into(),
+            json: serde_json::json!({ "id": 7, "text": "TLP:AMBER\n\nwarning" }),
+            severity: 8,
+            event_kind: "targeted".into(),
+            campaign_id: 1,
+            remote: None,
+            local: None,
+            other_jurisdictions: 2,
+        };
+        let plain = msg.clone().mark_drill_if(false);
+        assert_eq!(plain.subject, msg.subject);
+        assert!(plain.json.get("drill").is_none());
+        let marked = msg.mark_drill().mark_drill();
+        assert_eq!(marked.subject, "[DRILL] [TLP:AMBER] Franklin County: targeted");
+        assert!(marked.text.starts_with(crate::drill::BANNER), "{}", marked.text);
+        assert_eq!(marked.text.matches("DRILL").count(), 1, "marked once: {}", marked.text);
+        assert_eq!(marked.json["drill"], true);
+        assert_eq!(marked.json["text"], marked.text.as_str());
+        let line = crate::notify::syslog::format_line(&marked, chrono::Utc::now());
+        assert!(line.contains("[DRILL]"), "{line}");
     }
 }

@@ -235,7 +235,7 @@ async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) ->
         .await;
     let result = match context {
         Ok((Some(view), Some(jurisdiction))) => {
-            let msg = message::render(&state.config, &jurisdiction, &view, &job.event_kind, job.id);
+            let msg = message::render(&state.config, &jurisdiction, &view, &job.event_kind, job.id).mark_drill_if(jurisdiction.drill);
             let msg = crate::ack::with_ack_link(state, &job, msg).await;
             let sent = channels.send(&job.contact, &msg).await;
             sent.map(|detail| (detail, msg.json.to_string()))

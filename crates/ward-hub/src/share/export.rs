@@ -98,6 +98,11 @@ pub fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> 
             continue;
         }
         let Some(detail) = store.campaign(campaign.id)? else { continue };
+        // A drill's campaign (every member a drill jurisdiction) is nobody else's business.
+        let is_drill = |id: &i64| jurisdictions.get(id).is_some_and(|j| j.drill);
+        if !detail.affected.is_empty() && detail.affected.iter().all(|a| is_drill(&a.jurisdiction_id)) {
+            continue;
+        }
         let withdrawn = campaign.status != CampaignStatus::Open || campaign.merged_into.is_some();
         let modified = modified_ms(&campaign, now);
         let c = base(campaign.opened_ms, modified, withdrawn);
@@ -122,6 +127,9 @@ pub fn export_objects(store: &dyn Store, policy: &ExportPolicy, now: Millis) -> 
         affected.sort_by_key(|a| (a.first_ms, a.jurisdiction_id));
         for affected in &affected {
             let Some(j) = jurisdictions.get(&affected.jurisdiction_id) else { continue };
+            if j.drill {
+                continue;
+            }
             let (identity_id, name) = jurisdiction_identity(&ids, j, policy.name_jurisdictions);
             if identities_done.insert(identity_id.clone()) {
                 let description = if policy.name_jurisdictions { "An election office" } else { "An election office whose name is not shared" };

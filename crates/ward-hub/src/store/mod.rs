@@ -419,6 +419,18 @@ pub trait Store: Send + Sync + 'static {
         keep_after_ms: Millis,
     ) -> StoreResult<(Vec<Option<i64>>, String)>;
     // ---- end taxii post ----
+    // ---- drill (crate::drill; docs/hub.md "Drill jurisdictions"): keep this block together ----
+    /// Marks a jurisdiction as a drill one (or not); `NotFound` for an unknown id.
+    fn set_jurisdiction_drill(&self, id: i64, drill: bool) -> StoreResult<Jurisdiction>;
+    /// Deletes, in one transaction, every row that belongs to a drill jurisdiction (events,
+    /// sightings, contact records, retro-hunt hits, notifications with their attempts and
+    /// escalations, contacts, sensors with their tokens and trust rows, users and their
+    /// sessions, scan rows, allow-list entries, API keys bound to them, campaign membership),
+    /// the campaigns left with no jurisdiction (keys, log, notifications; what one had published
+    /// is withdrawn), then the drill jurisdictions. Real jurisdictions' rows stay. With
+    /// `apply` false the same statements run and are rolled back: a preview of the counts.
+    fn purge_drill(&self, now: Millis, apply: bool) -> StoreResult<crate::drill::DrillPurge>;
+    // ---- end drill ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

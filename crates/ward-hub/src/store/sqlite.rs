@@ -34,6 +34,7 @@ use crate::ingest::prefix_of;
 use crate::trust::{AllowList, AllowView};
 
 mod ack;
+mod drill;
 pub(crate) mod feeds;
 mod federation;
 mod leases;
@@ -55,6 +56,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0530_federation.sql"),
     include_str!("../../migrations/0540_client_certs.sql"),
     include_str!("../../migrations/0600_ack.sql"),
+    include_str!("../../migrations/0610_drill.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
@@ -368,9 +370,10 @@ fn row_jurisdiction(r: &rusqlite::Row<'_>) -> rusqlite::Result<Jurisdiction> {
         parent_id: r.get(4)?,
         home_net: r.get(5)?,
         created_ms: r.get(6)?,
+        drill: r.get(7)?,
     })
 }
-const JURISDICTION_COLS: &str = "id, name, kind, state, parent_id, home_net, created_ms";
+const JURISDICTION_COLS: &str = "id, name, kind, state, parent_id, home_net, created_ms, drill";
 
 fn row_sensor(r: &rusqlite::Row<'_>) -> rusqlite::Result<Sensor> {
     Ok(Sensor {
@@ -1280,6 +1283,14 @@ impl Store for SqliteStore {
         })
     }
     // ---- end taxii post ----
+    // ---- drill (crate::drill; the SQL in sqlite/drill.rs) ----
+    fn set_jurisdiction_drill(&self, id: i64, drill: bool) -> StoreResult<Jurisdiction> {
+        self.write(|tx| drill::set_drill(tx, id, drill))
+    }
+    fn purge_drill(&self, now: Millis, apply: bool) -> StoreResult<crate::drill::DrillPurge> {
+        drill::purge_drill(self, now, apply)
+    }
+    // ---- end drill ----
 }
 
 fn query_notifications(c: &Connection, f: &NotificationFilter) -> StoreResult<Vec<NotificationRecord>> {

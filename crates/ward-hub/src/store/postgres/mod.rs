@@ -47,6 +47,7 @@
 
 mod ack;
 mod campaigns;
+mod drill;
 mod federation;
 mod feeds;
 mod ingest;
@@ -85,6 +86,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (530, include_str!("../../../migrations/postgres/0530_federation.sql")),
     (540, include_str!("../../../migrations/postgres/0540_client_certs.sql")),
     (600, include_str!("../../../migrations/postgres/0600_ack.sql")),
+    (610, include_str!("../../../migrations/postgres/0610_drill.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -1117,4 +1119,12 @@ impl Store for PgStore {
         })
     }
     // ---- end taxii post ----
+    // ---- drill (crate::drill; the SQL in postgres/drill.rs) ----
+    fn set_jurisdiction_drill(&self, id: i64, drill: bool) -> StoreResult<Jurisdiction> {
+        self.write(|db| drill::set_drill(db, id, drill))
+    }
+    fn purge_drill(&self, now: Millis, apply: bool) -> StoreResult<crate::drill::DrillPurge> {
+        drill::purge_drill(self, now, apply)
+    }
+    // ---- end drill ----
 }

@@ -11,7 +11,7 @@ use crate::error::StoreError;
 use crate::model::*;
 use crate::store::StoreResult;
 
-const JURISDICTION_BY_ID: &str = "SELECT id, name, kind, state, parent_id, home_net, created_ms FROM jurisdictions WHERE id = $1";
+pub(super) const JURISDICTION_BY_ID: &str = "SELECT id, name, kind, state, parent_id, home_net, created_ms, drill FROM jurisdictions WHERE id = $1";
 
 pub(super) const SENSOR_BY_ID: &str = "SELECT id, jurisdiction_id, name, created_ms, last_seen_ms, last_event_ms, events_total FROM sensors WHERE id = $1";
 
@@ -19,7 +19,7 @@ const USER_BY_ID: &str = "SELECT id, username, role, jurisdiction_id, created_ms
 
 const CONTACT_BY_ID: &str = "SELECT id, jurisdiction_id, channel, target, secret, created_ms, priority FROM contacts WHERE id = $1";
 
-fn row_jurisdiction(r: &Row) -> Result<Jurisdiction, ::postgres::Error> {
+pub(super) fn row_jurisdiction(r: &Row) -> Result<Jurisdiction, ::postgres::Error> {
     let kind: String = r.try_get(2)?;
     Ok(Jurisdiction {
         id: r.try_get(0)?,
@@ -29,6 +29,7 @@ fn row_jurisdiction(r: &Row) -> Result<Jurisdiction, ::postgres::Error> {
         parent_id: r.try_get(4)?,
         home_net: r.try_get(5)?,
         created_ms: r.try_get(6)?,
+        drill: r.try_get(7)?,
     })
 }
 
@@ -110,7 +111,7 @@ pub(super) fn create_jurisdiction(store: &PgStore, new: &NewJurisdiction, now: M
 
 pub(super) fn jurisdictions(store: &PgStore) -> StoreResult<Vec<Jurisdiction>> {
     store.read(|db| {
-        let rows = db.query("SELECT id, name, kind, state, parent_id, home_net, created_ms FROM jurisdictions ORDER BY name", &[])?;
+        let rows = db.query("SELECT id, name, kind, state, parent_id, home_net, created_ms, drill FROM jurisdictions ORDER BY name", &[])?;
         Ok(collect(rows, row_jurisdiction)?)
     })
 }
@@ -122,7 +123,7 @@ pub(super) fn jurisdiction(store: &PgStore, id: i64) -> StoreResult<Option<Juris
 pub(super) fn jurisdiction_children(store: &PgStore, parent_id: i64) -> StoreResult<Vec<Jurisdiction>> {
     store.read(|db| {
         let rows = db.query(
-            "SELECT id, name, kind, state, parent_id, home_net, created_ms FROM jurisdictions WHERE parent_id = $1 AND id <> $1 ORDER BY name",
+            "SELECT id, name, kind, state, parent_id, home_net, created_ms, drill FROM jurisdictions WHERE parent_id = $1 AND id <> $1 ORDER BY name",
             &[&parent_id],
         )?;
         Ok(collect(rows, row_jurisdiction)?)
@@ -132,7 +133,7 @@ pub(super) fn jurisdiction_children(store: &PgStore, parent_id: i64) -> StoreRes
 pub(super) fn jurisdiction_by_name(store: &PgStore, name: &str) -> StoreResult<Option<Jurisdiction>> {
     store.read(|db| {
         let row = db.query_opt(
-            "SELECT id, name, kind, state, parent_id, home_net, created_ms FROM jurisdictions WHERE name = $1",
+            "SELECT id, name, kind, state, parent_id, home_net, created_ms, drill FROM jurisdictions WHERE name = $1",
             &[&pg_text(name)],
         )?;
         Ok(row.as_ref().map(row_jurisdiction).transpose()?)

@@ -121,10 +121,12 @@ fn member_campaigns(c: &Connection, jurisdiction_id: i64, published: bool) -> St
 // ------------------------------------------------------------------------------------------
 
 /// Members of a campaign that sighted one of its keys with a sensor not on hold (sightings from
-/// before provenance, sensor 0, count as in good standing).
+/// before provenance, sensor 0, count as in good standing). Drill jurisdictions never count
+/// (docs/hub.md "Drill jurisdictions"): a drill alone never reaches the all-sensor feed.
 fn good_standing(c: &Connection, campaign_id: i64, now: Millis) -> StoreResult<i64> {
     Ok(c.prepare_cached(
-        "SELECT count(*) FROM campaign_jurisdictions cj WHERE cj.campaign_id = ?1 AND EXISTS ( \
+        "SELECT count(*) FROM campaign_jurisdictions cj JOIN jurisdictions j ON j.id = cj.jurisdiction_id AND j.drill = 0 \
+         WHERE cj.campaign_id = ?1 AND EXISTS ( \
            SELECT 1 FROM campaign_keys k JOIN sightings s ON s.actor_key = k.actor_key AND s.jurisdiction_id = cj.jurisdiction_id \
            LEFT JOIN sensor_trust t ON t.sensor_id = s.sensor_id \
            WHERE k.campaign_id = ?1 AND (t.hold_until_ms IS NULL OR t.hold_until_ms <= ?2))",

@@ -1,0 +1,2 @@
+-- Drill jurisdictions, the counterpart of ../0610_drill.sql (docs/hub.md "Drill jurisdictions").
+ALTER TABLE jurisdictions ADD COLUMN drill boolean NOT NULL DEFAULT FALSE;
