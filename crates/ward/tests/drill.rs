@@ -95,6 +95,67 @@ fn tabletop_on_postgresql() {
     assert!(outcomes.contains(&("Clark County", "Missed")) && outcomes.iter().filter(|o| o.1 == "Warned").count() == 3, "{outcomes:?}");
 }
 
+/// A drill against an existing hub (`ward hub serve`, its own store, a real state already
+/// registered): the drill's jurisdictions are named and flagged as drill ones, its states get
+/// codes no real state has, the real state hears nothing, and `ward hub drill purge` removes
+/// every trace while the real jurisdiction stays.
+#[test]
+fn against_an_existing_hub_the_drill_is_marked_kept_apart_and_purged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("hub");
+    let data_s = data.to_str().unwrap();
+    let run = |args: &[&str]| {
+        let out = ward().args(args).output().unwrap();
+        assert!(out.status.success(), "ward {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let init = run(&["hub", "init", "--data", data_s]);
+    let password = init.split("password ").nth(1).and_then(|s| s.split_whitespace().next()).expect("password in init output").to_string();
+    run(&["hub", "jurisdiction", "add", "State of Ohio", "--kind", "state", "--state", "OH", "--data", data_s]);
+    let config = tmp.path().join("hub.toml");
+    std::fs::write(&config, "[notify]\nallow_targets = [\"127.0.0.1\"]\n").unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    struct Hub(std::process::Child);
+    impl Drop for Hub {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _hub = Hub(
+        ward()
+            .args(["hub", "serve", "--listen", &format!("127.0.0.1:{port}"), "--data", data_s, "--config"])
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the hub did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let report = tmp.path().join("report");
+    let out = ward()
+        .args(["drill", "run", "tabletop-5", "--quiet", "--settle", "10", "--hub", &format!("http://127.0.0.1:{port}"), "--user", "analyst", "--report"])
+        .arg(&report)
+        .env("WARD_DRILL_PASSWORD", &password)
+        .output()
+        .unwrap();
+    assert!(out.status.code().is_some_and(|c| c <= 1), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let o = outcome(&report);
+    let adams = o["paths"].as_array().unwrap().iter().find(|p| p["jurisdiction"] == "DRILL tabletop-5: Adams County").expect("the drill's names carry DRILL").clone();
+    assert_eq!(adams["outcome"], "Warned", "{adams}");
+    let list = run(&["hub", "jurisdiction", "list", "--data", data_s]);
+    assert!(list.lines().any(|l| l.contains("DRILL tabletop-5: State of Franklin") && l.contains("XA")), "{list}");
+    assert!(list.lines().any(|l| l.contains("State of Ohio") && l.contains("OH") && !l.contains("DRILL")), "{list}");
+    // Purge: only the real state is left.
+    run(&["hub", "drill", "purge", "--yes", "--data", data_s]);
+    let list = run(&["hub", "jurisdiction", "list", "--data", data_s]);
+    assert!(!list.contains("DRILL") && list.contains("State of Ohio"), "{list}");
+}
+
 #[test]
 fn an_objective_unable_to_be_performed_exits_1() {
     let dir = tempfile::tempdir().unwrap();

@@ -61,8 +61,9 @@ pub enum DrillCommand {
     ward drill run 2016-scan --jurisdictions 8800 --speed 60 --report /tmp/2016\n  \
     ward drill run my-scenario.toml --hub https://hub.example.org:8443 --ca hub.crt --user drill-analyst\n\n\
 Against an existing hub (--hub) the drill logs in as an analyst (password from WARD_DRILL_PASSWORD), \
-creates its participants as jurisdictions named \"DRILL <scenario>: …\", marked as drill \
-jurisdictions so every message to them says DRILL, and uses attacker addresses from \
+creates its participants as jurisdictions named \"DRILL <scenario>: …\" (its states under codes \
+no real state has: XA, XB, …), marked as drill jurisdictions so every message to them says DRILL \
+and nothing they report reaches real offices' sensors, and uses attacker addresses from \
 198.18.0.0/15 that belong to nobody. Read docs/drill.md before running one against a \
 production hub.")]
 pub struct RunArgs {
@@ -202,6 +203,7 @@ fn run_drill(args: RunArgs) -> anyhow::Result<ExitCode> {
                     password,
                     label: url.clone(),
                     name_prefix: format!("DRILL {}: ", plan.name),
+                    drill_state_codes: true,
                 };
                 (target, None)
             }
@@ -290,7 +292,7 @@ async fn embedded_hub(work: &std::path::Path, database: Option<&str>, plan: &sce
     };
     tokio::time::sleep(Duration::from_millis(10)).await;
     Ok((
-        run::HubTarget { url: format!("https://localhost:{port}"), ca: Some(cert_path), user: "drill".into(), password, label, name_prefix: String::new() },
+        run::HubTarget { url: format!("https://localhost:{port}"), ca: Some(cert_path), user: "drill".into(), password, label, name_prefix: String::new(), drill_state_codes: false },
         hub,
     ))
 }

@@ -55,6 +55,17 @@ pub struct HubTarget {
     pub label: String,
     /// Jurisdiction names get this prefix (an existing hub: `DRILL name: `).
     pub name_prefix: String,
+    /// Register the drill's states under codes no real state has (`XA`, `XB`, …), so the drill
+    /// never collides with, or reports to, a hub's real state offices (an existing hub).
+    pub drill_state_codes: bool,
+}
+
+/// The code a drill registers a state under on an existing hub: `XA`…`XZ`, then `YA`…, `QA`…
+/// (no US state or territory code starts with X, Y or Q).
+pub fn drill_state_code(states: &[String], code: &str) -> String {
+    let i = states.iter().position(|s| s == code).unwrap_or(0);
+    let first = ['X', 'Y', 'Q'][(i / 26).min(2)];
+    format!("{first}{}", (b'A' + (i % 26) as u8) as char)
 }
 
 /// Options of one run.
@@ -213,14 +224,15 @@ fn parse_hook(name: &str) -> Option<(usize, i64)> {
 
 /// Sets one participant up: jurisdiction, two webhook contacts, a sensor credential.
 #[allow(clippy::too_many_arguments)]
-async fn set_up_office(api: Api, plan: Arc<Plan>, idx: usize, prefix: String, hook: SocketAddr, broken_port: u16, inbox: Inbox, ca: Option<PathBuf>) -> anyhow::Result<Office> {
+async fn set_up_office(api: Api, plan: Arc<Plan>, idx: usize, prefix: String, drill_codes: bool, hook: SocketAddr, broken_port: u16, inbox: Inbox, ca: Option<PathBuf>) -> anyhow::Result<Office> {
     let p = &plan.participants[idx];
     let net = OfficeNet::in_24(p.net.0, p.net.1);
     let name = format!("{prefix}{}", p.name);
+    let state = if drill_codes { drill_state_code(&plan.states(), &p.state) } else { p.state.clone() };
     let j = api
         .post(
             "/api/v1/jurisdictions",
-            json!({"name": name, "kind": if p.is_state { "state" } else { "county" }, "state": p.state, "home_net": net.home_net(), "drill": true}),
+            json!({"name": name, "kind": if p.is_state { "state" } else { "county" }, "state": state, "home_net": net.home_net(), "drill": true}),
         )
         .await
         .with_context(|| format!("cannot create the jurisdiction {name}"))?;
@@ -452,9 +464,10 @@ pub async fn run(plan: Plan, target: &HubTarget, opts: &RunOptions) -> anyhow::R
     let mut set = JoinSet::new();
     for idx in 0..plan.participants.len() {
         let (api, plan, sem, inbox, prefix, ca) = (api.clone(), plan.clone(), sem.clone(), inbox.clone(), target.name_prefix.clone(), target.ca.clone());
+        let codes = target.drill_state_codes;
         set.spawn(async move {
             let _permit = sem.acquire_owned().await;
-            set_up_office(api, plan, idx, prefix, hook, broken, inbox, ca).await
+            set_up_office(api, plan, idx, prefix, codes, hook, broken, inbox, ca).await
         });
     }
     let mut offices: Vec<Option<Office>> = (0..plan.participants.len()).map(|_| None).collect();
