@@ -11,3 +11,4 @@
 #![allow(dead_code)]
 
 pub mod outcome;
+pub mod report;
