@@ -279,23 +279,33 @@ pub(crate) fn fmt_utc(ms: i64) -> String {
     }
 }
 
-/// `0.4 s`, `4.2 s`, `42 s`, `3 min 10 s`, `2 h 5 min`, `3 d 4 h`.
+/// `0 s`, `0.4 s`, `4.2 s`, `42 s`, `1 min`, `3 min 10 s`, `2 h 5 min`, `3 d 4 h`.
 pub(crate) fn fmt_dur(secs: f64) -> String {
     if !secs.is_finite() {
         return "n/a".to_string();
     }
     let neg = if secs < 0.0 { "-" } else { "" };
     let s = secs.abs();
-    let text = if s < 10.0 {
+    let text = if s == 0.0 {
+        "0 s".to_string()
+    } else if s < 10.0 {
         format!("{s:.1} s")
     } else if s < 60.0 {
         format!("{} s", s.round() as u64)
     } else if s < 3600.0 {
         let t = s.round() as u64;
-        format!("{} min {} s", t / 60, t % 60)
+        if t % 60 == 0 {
+            format!("{} min", t / 60)
+        } else {
+            format!("{} min {} s", t / 60, t % 60)
+        }
     } else if s < 86400.0 {
         let t = (s / 60.0).round() as u64;
-        format!("{} h {} min", t / 60, t % 60)
+        if t % 60 == 0 {
+            format!("{} h", t / 60)
+        } else {
+            format!("{} h {} min", t / 60, t % 60)
+        }
     } else {
         let t = (s / 3600.0).round() as u64;
         format!("{} d {} h", t / 24, t % 24)

@@ -237,6 +237,9 @@ fn durations_and_times_read_as_words() {
     assert_eq!(fmt_dur(4.2), "4.2 s");
     assert_eq!(fmt_dur(42.4), "42 s");
     assert_eq!(fmt_dur(190.0), "3 min 10 s");
+    assert_eq!(fmt_dur(0.0), "0 s");
+    assert_eq!(fmt_dur(60.0), "1 min");
+    assert_eq!(fmt_dur(7_200.0), "2 h");
     assert_eq!(fmt_dur(7_500.0), "2 h 5 min");
     assert_eq!(fmt_dur(f64::NAN), "n/a");
     assert_eq!(fmt_utc(T0), "2026-12-08 03:20:00 UTC");
