@@ -1,9 +1,8 @@
 //! ward-bench: the benchmark harnesses of ward and the synthetic data they run on.
 //!
-//! - [`mix`]: a deterministic generator of realistic mixed election-office traffic as a classic
-//!   pcap of any size (`gen-pcap` binary, or [`mix::generate`] from tests of other crates).
-//! - [`pcap`]: writing pcap records, and counting packets/bytes of pcap/pcapng(.gz) captures so
-//!   throughput figures never depend on what the program under test reports.
+//! - [`mix`] and [`pcap`]: the traffic generator and pcap writing/counting, re-exported from
+//!   `ward-sim` (which `ward demo` and `ward drill` use too; the product never depends on this
+//!   crate). `gen-pcap` is the generator's command line.
 //! - [`measure`]: running a child process and measuring its wall time, CPU time and peak RSS
 //!   (`wait4` rusage), and the median/min/max statistics over runs (`bench-sensor` binary).
 //! - [`size`]: human byte sizes (`1GiB`, `500MB`).
@@ -13,8 +12,7 @@
 //! - [`cpu`]: CPU seconds of processes and threads, and of one PostgreSQL database's backends,
 //!   for throughput per CPU-second on a shared machine.
 
-pub mod mix;
-pub mod pcap;
+pub use ward_sim::{mix, pcap};
 pub mod size;
 pub mod measure;
 pub mod sensor_bench;

@@ -103,7 +103,41 @@ pub fn service_findings(obs: &Observation, host_has_https: bool) -> Vec<Finding>
     if let Some(http) = &obs.http {
         out.extend(http_findings(obs, http, host_has_https));
     }
+    if !is_public(obs.service.ip) {
+        // Nothing proves a private or loopback address faces the internet: say what is known.
+        for f in &mut out {
+            f.name = f.name.replace("open to the internet", "reachable from the scanner");
+            f.description = f.description.replace("Anyone on the internet", "Anyone who can reach this address");
+            f.description.push_str(&format!(
+                " {} is not a public address: the service was reachable from where the scanner ran, and faces the internet only if a firewall forwards to it.",
+                obs.service.ip
+            ));
+        }
+    }
     out
+}
+
+/// Whether an address is globally routable (not private, loopback, link-local, shared (CGNAT),
+/// documentation, benchmarking or unique-local).
+pub fn is_public(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v4) => {
+            let o = v4.octets();
+            !(v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || (o[0] == 100 && (o[1] & 0xc0) == 64)
+                || (o[0] == 198 && (o[1] & 0xfe) == 18)
+                || o[0] >= 224)
+        }
+        std::net::IpAddr::V6(v6) => {
+            let s = v6.segments();
+            !(v6.is_loopback() || v6.is_unspecified() || (s[0] & 0xfe00) == 0xfc00 || (s[0] & 0xffc0) == 0xfe80 || (s[0] == 0x2001 && s[1] == 0x0db8) || (s[0] & 0xff00) == 0xff00)
+        }
+    }
 }
 
 fn product_or(obs: &Observation, name: &str) -> String {
@@ -297,6 +331,20 @@ mod tests {
 
     fn checks(found: &[Finding]) -> Vec<&str> {
         found.iter().map(|f| f.check.as_str()).collect()
+    }
+
+    #[test]
+    fn a_private_address_is_reachable_from_the_scanner_not_open_to_the_internet() {
+        let mut o = obs("ms-wbt-server", 3389, false, None);
+        o.service.ip = "10.1.2.3".parse().unwrap();
+        let f = &service_findings(&o, false)[0];
+        assert_eq!(f.name, "Remote Desktop (RDP) reachable from the scanner");
+        assert!(f.description.contains("10.1.2.3 is not a public address"));
+        o.service.ip = "8.8.8.8".parse().unwrap();
+        assert_eq!(service_findings(&o, false)[0].name, "Remote Desktop (RDP) open to the internet");
+        for (ip, public) in [("127.0.0.1", false), ("192.168.1.1", false), ("100.64.0.1", false), ("198.18.0.1", false), ("::1", false), ("fd00::1", false), ("2001:db8::1", false), ("1.1.1.1", true), ("2606:4700::1", true)] {
+            assert_eq!(is_public(ip.parse().unwrap()), public, "{ip}");
+        }
     }
 
     #[test]

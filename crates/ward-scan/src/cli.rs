@@ -46,6 +46,42 @@ pub enum ScanSubcommand {
         ward scan update-kev --file known_exploited_vulnerabilities.json\n  \
         ward scan update-kev --url https://mirror.example.gov/kev.json")]
     UpdateKev(UpdateKevArgs),
+    /// The vulnerability list: import NIST's NVD CVE JSON 2.0 files (and a KEV catalog) into
+    /// the local list every scan uses instead of the built-in one
+    #[command(subcommand)]
+    Vulndb(VulndbCommand),
+}
+
+/// `ward scan vulndb …`
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum VulndbCommand {
+    /// Read NVD CVE JSON 2.0 files (NIST's yearly/modified feeds, or CVE API 2.0 answers) and
+    /// merge the CVEs of products ward identifies into the local list (STATE/vulnerabilities.json)
+    #[command(after_help = "Examples:\n  \
+        ward scan vulndb import nvdcve-2.0-2024.json nvdcve-2.0-modified.json\n  \
+        ward scan vulndb import nvdcve-2.0-2025.json --kev known_exploited_vulnerabilities.json\n\n\
+Products mapped from CPE names: OpenSSH, Apache httpd, nginx, Redis, Exim, ProFTPD, vsftpd; CVEs \
+of other products are counted and skipped. The list starts from the existing local list (or the \
+built-in one); an imported CVE replaces the same CVE for the same product. A version match stays \
+firm, never confirmed: distributions back-port fixes without changing the version.")]
+    Import(VulndbImportArgs),
+}
+
+/// `ward scan vulndb import`
+#[derive(Debug, Clone, clap::Args)]
+pub struct VulndbImportArgs {
+    /// NVD CVE JSON 2.0 files
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Also keep this KEV catalog as the local copy (as `ward scan update-kev --file`)
+    #[arg(long, value_name = "FILE")]
+    pub kev: Option<PathBuf>,
+    /// Directory of the findings history, where the local list is kept
+    #[arg(long, value_name = "DIR")]
+    pub state: Option<PathBuf>,
+    /// Start from the built-in list instead of the existing local one
+    #[arg(long)]
+    pub fresh: bool,
 }
 
 /// `ward scan update-kev`
@@ -210,11 +246,14 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Build scan options from the command line.
 pub fn options_from_args(args: &ScanArgs) -> anyhow::Result<ScanOptions> {
     let ports = crate::ports::parse_ports(&args.ports)?;
+    let state = args.state.clone().unwrap_or_else(Store::default_dir);
+    let local_list = state.join(crate::vulns::LOCAL_LIST_FILE);
     let list = match &args.vulns {
         Some(path) => VulnDb::load_list(path)?,
+        // What `ward scan vulndb import` made, else the built-in list.
+        None if local_list.exists() => VulnDb::load_list(&local_list)?,
         None => VulnDb::builtin_list(),
     };
-    let state = args.state.clone().unwrap_or_else(Store::default_dir);
     let vulns = list.with_best_kev(args.kev.as_deref(), Some(&state))?;
     let extra_roots = match &args.ca_file {
         Some(path) => {
@@ -335,8 +374,50 @@ fn write_json(path: &std::path::Path, result: &ScanResult) -> anyhow::Result<()>
 pub fn run(cli: ScanCli) -> anyhow::Result<i32> {
     match cli.command {
         Some(ScanSubcommand::UpdateKev(args)) => update_kev(&args),
+        Some(ScanSubcommand::Vulndb(VulndbCommand::Import(args))) => vulndb_import(&args),
         None => run_scan(cli.args),
     }
+}
+
+/// `ward scan vulndb import`: NVD files into the local list (written to a temporary file and
+/// renamed, so a failed import leaves the old list).
+pub fn vulndb_import(args: &VulndbImportArgs) -> anyhow::Result<i32> {
+    let state = args.state.clone().unwrap_or_else(Store::default_dir);
+    std::fs::create_dir_all(&state).with_context(|| format!("cannot create {}", state.display()))?;
+    let local = state.join(crate::vulns::LOCAL_LIST_FILE);
+    let base = if !args.fresh && local.exists() { VulnDb::load_list(&local)? } else { VulnDb::builtin_list() };
+    let before = base.entries().len();
+    let mut imported = Vec::new();
+    for file in &args.files {
+        let meta = std::fs::metadata(file).with_context(|| format!("cannot read {}", file.display()))?;
+        if meta.len() as usize > crate::nvd::MAX_NVD_BYTES {
+            anyhow::bail!(crate::nvd::NvdError::TooLarge { path: file.display().to_string(), max: crate::nvd::MAX_NVD_BYTES >> 20 });
+        }
+        let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+        let (entries, stats) = crate::nvd::import(&text, &file.display().to_string())?;
+        eprintln!(
+            "vulndb: {}: {} CVEs, {} entries for products ward identifies, {} CVEs of other products skipped, {} rejected{}",
+            file.display(),
+            stats.cves,
+            stats.entries,
+            stats.unmapped,
+            stats.rejected,
+            if stats.bad_criteria > 0 { format!(", {} unreadable CPE criteria", stats.bad_criteria) } else { String::new() }
+        );
+        imported.extend(entries);
+    }
+    let merged = crate::nvd::merge(base.entries().to_vec(), imported);
+    let text = VulnDb::list_json(&merged, "ward's vulnerability list, imported by `ward scan vulndb import` from NVD CVE JSON 2.0 over the built-in list. See docs/scan.md.");
+    // Check it reads back before it replaces anything.
+    VulnDb::from_list_json(&text, "the imported list")?;
+    let tmp = local.with_extension("json.tmp");
+    std::fs::write(&tmp, &text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &local).with_context(|| format!("cannot replace {}", local.display()))?;
+    println!("vulndb: {} entries in {} ({} before); every scan with --state {} uses it", merged.len(), local.display(), before, state.display());
+    if let Some(kev) = &args.kev {
+        return update_kev(&UpdateKevArgs { url: CISA_KEV_URL.into(), file: Some(kev.clone()), state: Some(state), force: false });
+    }
+    Ok(0)
 }
 
 /// `ward scan update-kev`: fetches or reads a catalog, checks it, and keeps it as the local

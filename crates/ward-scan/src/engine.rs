@@ -140,6 +140,7 @@ pub async fn probe_and_check(
     for obs in &observations {
         findings.extend(checks::service_findings(obs, https_hosts.contains(&obs.service.ip)));
         findings.extend(options.vulns.findings_for(&obs.service, obs.hostname.as_deref()));
+        findings.extend(crate::edge::finding(obs, &options.vulns));
     }
     if options.credentials {
         let mut cred_tasks = Vec::new();

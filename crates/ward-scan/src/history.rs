@@ -39,6 +39,8 @@ pub enum HistoryError {
     Corrupt { path: String, reason: String },
     #[error("no finding with key {0:?} in the history: copy the key from findings.json")]
     UnknownKey(String),
+    #[error("the false-positive mark would end on {until}, which is before today ({today}): give a date from today on (--until YYYY-MM-DD)")]
+    PastExpiry { until: NaiveDate, today: NaiveDate },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -232,6 +234,10 @@ impl History {
         if !self.tracks.contains_key(key) {
             return Err(HistoryError::UnknownKey(key.to_string()));
         }
+        let today = now.date_naive();
+        if until < today {
+            return Err(HistoryError::PastExpiry { until, today });
+        }
         self.false_positives.retain(|fp| fp.key != key);
         self.false_positives.push(FalsePositive { key: key.to_string(), until, reason: reason.to_string(), marked_at: now });
         Ok(())
@@ -398,6 +404,8 @@ mod tests {
         assert!(h.is_false_positive(&other.key(), t0.date_naive() + Duration::days(10)));
         assert!(!h.is_false_positive(&other.key(), t0.date_naive() + Duration::days(11)));
         assert!(matches!(h.mark_false_positive("nope", t0.date_naive(), "", t0), Err(HistoryError::UnknownKey(_))));
+        let err = h.mark_false_positive(&other.key(), t0.date_naive() - Duration::days(1), "expired already", t0).unwrap_err();
+        assert!(matches!(err, HistoryError::PastExpiry { .. }) && err.to_string().contains("before today"), "{err}");
     }
 
     #[test]

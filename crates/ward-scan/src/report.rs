@@ -21,6 +21,8 @@ use crate::history::{History, ScanSummary, Track, TrackStatus};
 pub const TREND_WEEKS: usize = 8;
 /// The report period.
 pub const PERIOD_DAYS: i64 = 7;
+/// A scan is compared with the latest one at least this many days older ("a week before").
+pub const COMPARE_MIN_DAYS: i64 = 6;
 /// Most rows in one table of the PDF before it says "and N more (see findings.csv)".
 pub(crate) const PDF_MAX_ROWS_PUBLIC: usize = 60;
 
@@ -171,7 +173,9 @@ pub fn build_weekly(history: &History, jurisdiction: Option<&str>, now: DateTime
         return Err(ReportError::NoScans { jurisdiction: jurisdiction.map(str::to_string), state: state.display().to_string() });
     };
     let period_start = now - Duration::days(PERIOD_DAYS);
-    let previous = scans.iter().rev().find(|s| s.at <= latest.at - Duration::days(PERIOD_DAYS)).or_else(|| scans.iter().rev().nth(1)).copied();
+    // "A week before" is the latest scan at least COMPARE_MIN_DAYS older than this one; a scan
+    // from a minute earlier is no week before, and without one the card says so.
+    let previous = scans.iter().rev().find(|s| s.at <= latest.at - Duration::days(COMPARE_MIN_DAYS)).copied();
     let today = now.date_naive();
     let mut tracks: Vec<&Track> = history.tracks.values().filter(|t| in_scope(&t.jurisdiction)).collect();
     let hidden = tracks.iter().filter(|t| t.status == TrackStatus::Open && history.is_false_positive(&t.finding.key(), today)).count();
@@ -209,7 +213,7 @@ pub fn build_weekly(history: &History, jurisdiction: Option<&str>, now: DateTime
             line.this_week_text = "not checked".into();
         }
         line.change = change(line.this_week, line.last_week);
-        line.last_week_text = line.last_week.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+        line.last_week_text = line.last_week.map(|v| v.to_string()).unwrap_or_else(|| "no scan 6+ days earlier".into());
     }
     let weekly = weekly_points(&scans, now);
     let chart_findings = line_chart(
@@ -434,6 +438,21 @@ mod tests {
         assert_eq!(json["known_exploited"][0]["cve"], "CVE-2021-41773");
         assert!(matches!(build_weekly(&history, Some("Elsewhere"), now, Path::new("/s")), Err(ReportError::NoScans { .. })));
         assert!(report.kev_checked && html.contains("CISA KEV catalog 2025.08.25 (1404 entries, built-in)"), "the report names the catalog it used");
+    }
+
+    #[test]
+    fn a_scan_a_minute_earlier_is_no_week_before() {
+        let now = "2026-03-01T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let mut history = History::default();
+        history.apply(&scan(now - Duration::minutes(2), vec![finding("exposed.rdp", Severity::High, false)]), "a");
+        history.apply(&scan(now - Duration::minutes(1), vec![finding("exposed.rdp", Severity::High, false)]), "b");
+        let report = build_weekly(&history, Some("Test County"), now, Path::new("/state")).unwrap();
+        assert!(report.card.iter().all(|c| c.last_week.is_none() && c.last_week_text == "no scan 6+ days earlier"), "{:?}", report.card);
+        // With one 6 days older, that one is the week before.
+        history.apply(&scan(now - Duration::days(7), vec![]), "c");
+        history.scans.sort_by_key(|s| s.at);
+        let report = build_weekly(&history, Some("Test County"), now, Path::new("/state")).unwrap();
+        assert!(report.card.iter().any(|c| c.last_week == Some(0)));
     }
 
     #[test]

@@ -25,6 +25,9 @@ pub const BUILTIN_VULNERABILITIES: &str = include_str!("../data/vulnerabilities.
 pub const BUILTIN_KEV: &str = include_str!("../data/kev.json");
 /// The local copy `ward scan update-kev` writes, in the scanner's state directory.
 pub const LOCAL_KEV_FILE: &str = "kev.json";
+/// The local list `ward scan vulndb import` writes, in the scanner's state directory; a scan
+/// uses it instead of the built-in list when it exists.
+pub const LOCAL_LIST_FILE: &str = "vulnerabilities.json";
 /// A KEV catalog larger than this is refused (CISA's is about 1.3 MB).
 pub const MAX_KEV_BYTES: usize = 64 << 20;
 
@@ -42,16 +45,19 @@ pub enum VulnDbError {
     BadKev { path: String, reason: String },
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct AffectedRange {
     pub introduced: String,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_affected: Option<String>,
+    /// `introduced` itself is not affected (NVD's `versionStartExcluding`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub introduced_excluded: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 pub struct VulnEntry {
     pub product: String,
     pub affected: Vec<AffectedRange>,
@@ -74,6 +80,11 @@ pub struct KevEntry {
     pub due_date: Option<NaiveDate>,
     pub ransomware: bool,
     pub required_action: String,
+    /// CISA's `vendorProject` and `product` (the edge-device fingerprints list a product's
+    /// entries by them) and `dateAdded`.
+    pub vendor: String,
+    pub product: String,
+    pub date_added: Option<NaiveDate>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +132,12 @@ struct KevRecord {
     known_ransomware_campaign_use: Option<String>,
     #[serde(default)]
     required_action: Option<String>,
+    #[serde(default)]
+    vendor_project: Option<String>,
+    #[serde(default)]
+    product: Option<String>,
+    #[serde(default)]
+    date_added: Option<String>,
 }
 
 /// The vulnerability list plus the KEV catalog.
@@ -184,6 +201,16 @@ impl VulnDb {
         Ok(VulnDb { entries: list.entries, kev: HashMap::new(), kev_info: None })
     }
 
+    /// The list's entries.
+    pub fn entries(&self) -> &[VulnEntry] {
+        &self.entries
+    }
+
+    /// The list as ward's list format (what `--vulns` and `ward scan vulndb import` read and write).
+    pub fn list_json(entries: &[VulnEntry], description: &str) -> String {
+        serde_json::to_string_pretty(&serde_json::json!({ "format": 1, "description": description, "entries": entries })).unwrap_or_default()
+    }
+
     /// The built-in vulnerability list, without a KEV catalog.
     pub fn builtin_list() -> VulnDb {
         // the shipped file is checked by a test, so this cannot fail in a released build
@@ -238,6 +265,9 @@ impl VulnDb {
                 due_date: record.due_date.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
                 ransomware: record.known_ransomware_campaign_use.as_deref() == Some("Known"),
                 required_action: record.required_action.unwrap_or_default(),
+                vendor: record.vendor_project.unwrap_or_default(),
+                product: record.product.unwrap_or_default(),
+                date_added: record.date_added.as_deref().and_then(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").ok()),
             };
             self.kev.insert(record.cve_id, entry);
         }
@@ -251,6 +281,16 @@ impl VulnDb {
 
     pub fn kev(&self, cve: &str) -> Option<&KevEntry> {
         self.kev.get(cve)
+    }
+
+    /// The KEV entries of a vendor's product: `vendors` is matched exactly, and the product
+    /// must contain one of `product_words` (CISA names one product many ways).
+    pub fn kev_for(&self, vendors: &[&str], product_words: &[&str]) -> Vec<(String, KevEntry)> {
+        self.kev
+            .iter()
+            .filter(|(_, e)| vendors.iter().any(|v| e.vendor.eq_ignore_ascii_case(v)) && product_words.iter().any(|w| e.product.to_ascii_lowercase().contains(&w.to_ascii_lowercase())))
+            .map(|(c, e)| (c.clone(), e.clone()))
+            .collect()
     }
 
     pub fn kev_len(&self) -> usize {
@@ -305,8 +345,10 @@ impl VulnDb {
 
 impl AffectedRange {
     pub fn contains(&self, version: &str) -> bool {
-        if compare_versions(version, &self.introduced) == Ordering::Less {
-            return false;
+        match compare_versions(version, &self.introduced) {
+            Ordering::Less => return false,
+            Ordering::Equal if self.introduced_excluded => return false,
+            _ => {}
         }
         match (&self.fixed, &self.last_affected) {
             (Some(fixed), _) => compare_versions(version, fixed) == Ordering::Less,

@@ -1,7 +1,8 @@
 //! `ward`: the one binary. Each subcommand parses its options here and calls the crate that owns
 //! the work (sensor, detect, hub, scan). What lives here besides: the sensor's service glue
 //! ([`sensor_service`]: enroll, `run --config`, spool/relay/sync around the pipeline) and
-//! `ward demo` ([`demo`]), which joins every crate into one scenario.
+//! `ward demo` ([`demo`]), which joins every crate into one scenario, and `ward drill`
+//! ([`drill`]), the scored exercise; [`receivers`] are the offices' inboxes both use.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -9,8 +10,9 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 mod rules_cmd;
-mod demo;
+pub(crate) mod demo;
 mod drill;
+mod receivers;
 mod sensor_cmd;
 mod sensor_service;
 
@@ -25,7 +27,9 @@ mod sensor_service;
         `ward hub` is the information-sharing centre: it ingests every sensor's events, correlates \
         them across jurisdictions and warns every targeted office.\n\n\
         `ward scan` checks a jurisdiction's internet-facing systems; `ward report weekly` turns \
-        the findings into a report a non-expert can act on.",
+        the findings into a report a non-expert can act on.\n\n\
+        `ward drill` runs a scored exercise through real sensors and a real hub and writes an \
+        after-action report; `ward demo` shows the whole system on one machine.",
     propagate_version = true
 )]
 struct Cli {
@@ -58,6 +62,11 @@ enum Command {
     /// The whole system on this machine: a hub, five jurisdictions with a sensor each, an
     /// attack campaign, and the warnings it causes.
     Demo(demo::DemoArgs),
+    /// An automated, scored election-security exercise: scripted attacks through real sensors
+    /// and simulated relays into a real hub, every warning and acknowledgement measured, and an
+    /// after-action report (HSEEP structure) in HTML, PDF, JSON and CSV.
+    #[command(subcommand)]
+    Drill(drill::DrillCommand),
 }
 
 /// Options of `ward sensor`.
@@ -277,6 +286,7 @@ fn main() -> ExitCode {
         Command::Scan(cli) => ward_scan::cli::run(cli).map(exit_code),
         Command::Report(cmd) => ward_scan::cli::run_report(cmd).map(exit_code),
         Command::Demo(args) => demo::run(args),
+        Command::Drill(cmd) => drill::run_cmd(cmd),
     };
     match result {
         Ok(code) => code,

@@ -13,7 +13,6 @@
 //!
 //! `--once` prints the summary and exits 0 only if every expected warning arrived.
 
-mod receivers;
 mod scenario;
 
 use std::fmt::Write as _;
@@ -40,7 +39,7 @@ use ward_sensor::indicator_sync::{self, SyncConfig};
 use ward_sensor::relay::{Relay, RelayConfig, SensorCredential};
 use ward_sensor::spool::{Spool, SpoolConfig};
 
-use receivers::Inbox;
+use crate::receivers::{self, Inbox};
 use scenario::{Role, Site, ACTOR, BAD_DOMAIN};
 
 /// The demo's own rules: what a state would add to ET Open for its election systems.
@@ -623,7 +622,7 @@ async fn start_neighbour(dir: &Path, config: &mut HubConfig) -> anyhow::Result<w
 
 /// Runs one sensor over `pcap` with the demo rules and the hub's indicators, writing EVE to
 /// `sdir/eve.json` and relaying through `spool`. Returns (alerts, contact records).
-async fn run_sensor(sdir: &Path, pcap: &Path, rules: &Path, indicators: &Path, home_net: &str, spool: Spool) -> anyhow::Result<(u64, u64)> {
+pub(crate) async fn run_sensor(sdir: &Path, pcap: &Path, rules: &Path, indicators: &Path, home_net: &str, spool: Spool) -> anyhow::Result<(u64, u64)> {
     let detect = DetectConfig {
         rule_files: vec![rules.to_path_buf()],
         vars: vec![format!("HOME_NET=[{home_net}]")],
@@ -654,14 +653,14 @@ async fn run_sensor(sdir: &Path, pcap: &Path, rules: &Path, indicators: &Path, h
     Ok((s.forwarded, s.contacts))
 }
 
-fn hub_client(ca: &Path) -> anyhow::Result<reqwest::Client> {
+pub(crate) fn hub_client(ca: &Path) -> anyhow::Result<reqwest::Client> {
     ward_hub::server::install_crypto_provider();
     let pem = fs::read(ca)?;
     let cert = reqwest::Certificate::from_pem(&pem)?;
     Ok(reqwest::Client::builder().tls_certs_only([cert]).timeout(Duration::from_secs(30)).build()?)
 }
 
-async fn login(client: &reqwest::Client, hub: &str, user: &str, password: &str) -> anyhow::Result<String> {
+pub(crate) async fn login(client: &reqwest::Client, hub: &str, user: &str, password: &str) -> anyhow::Result<String> {
     let r = client.post(format!("{hub}/api/v1/login")).json(&json!({"username": user, "password": password})).send().await?;
     let status = r.status();
     let body: Value = r.json().await.unwrap_or(Value::Null);
@@ -671,7 +670,7 @@ async fn login(client: &reqwest::Client, hub: &str, user: &str, password: &str) 
     body.get("token").and_then(Value::as_str).map(str::to_string).context("the hub's login reply has no token")
 }
 
-async fn add_indicator(client: &reqwest::Client, hub: &str, token: &str, kind: &str, value: &str, description: &str) -> anyhow::Result<()> {
+pub(crate) async fn add_indicator(client: &reqwest::Client, hub: &str, token: &str, kind: &str, value: &str, description: &str) -> anyhow::Result<()> {
     let r = client
         .post(format!("{hub}/api/v1/indicators"))
         .bearer_auth(token)

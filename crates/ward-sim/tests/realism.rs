@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use etherparse::{NetSlice, SlicedPacket, TransportSlice};
 use tls_parser::{TlsExtension, TlsMessage, TlsMessageHandshake};
-use ward_bench::mix::{generate, Options};
+use ward_sim::mix::{generate, Options};
 
 type Key = (Vec<u8>, Vec<u8>, u16, u16);
 

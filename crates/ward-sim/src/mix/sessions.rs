@@ -190,7 +190,7 @@ fn endpoints(ctx: &mut Ctx<'_>, host: &Host, server: Server<'_>, server_port: u1
         client_port: rng.range(49_152, 65_535) as u16,
         server_port,
         vlan: host.vlan,
-        client_ttl: if host.idx % 5 == 0 { 64 } else { 128 },
+        client_ttl: if host.idx.is_multiple_of(5) { 64 } else { 128 },
         server_ttl: if internal { 64 } else { rng.range(44, 58) as u8 },
     }
 }

@@ -1,6 +1,8 @@
-//! The demo's stand-ins for each office's inbox: a webhook receiver (HTTP on loopback, checks the
-//! hub's HMAC signature) and an SMTP server (loopback, accepts every message). Both keep what
-//! they received, with the time it arrived, so the demo can show and measure each warning.
+//! Stand-ins for each office's inbox, for `ward demo` and `ward drill`: a webhook receiver (HTTP
+//! on loopback, checks the hub's HMAC signature) and an SMTP server (loopback, accepts every
+//! message). Both keep what they received, with the time it arrived, so the demo and the drill
+//! can show and measure each warning; a drill also follows them live ([`Inbox::follow`]) to play
+//! the people who acknowledge.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -36,6 +38,7 @@ pub struct Received {
 pub struct Inbox {
     messages: Arc<Mutex<Vec<Received>>>,
     secrets: Arc<Mutex<HashMap<String, String>>>,
+    follower: Arc<Mutex<Option<tokio::sync::mpsc::UnboundedSender<Received>>>>,
 }
 
 impl Inbox {
@@ -48,7 +51,17 @@ impl Inbox {
         self.secrets.lock().unwrap_or_else(|p| p.into_inner()).insert(name.to_string(), secret.to_string());
     }
 
+    /// Every message from now on is also sent to the returned receiver, as it arrives.
+    pub fn follow(&self) -> tokio::sync::mpsc::UnboundedReceiver<Received> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        *self.follower.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+        rx
+    }
+
     fn push(&self, r: Received) {
+        if let Some(tx) = self.follower.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+            let _ = tx.send(r.clone());
+        }
         self.messages.lock().unwrap_or_else(|p| p.into_inner()).push(r);
     }
 }
