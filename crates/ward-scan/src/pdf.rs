@@ -4,22 +4,30 @@
 //! Layout: A4 pages, a text cursor that starts a new page when it reaches the bottom margin,
 //! word wrapping by an average Helvetica glyph width, and bar charts drawn as rectangles. The
 //! standard fonts cover Latin-1 only, so other characters are replaced by '?'.
+//!
+//! [`Writer`] is public so other reports (the drill's after-action report in `ward`) draw with
+//! the same cursor, headings and charts; its API speaks millimetres and RGB triples only, so
+//! users need no printpdf types.
 
 use std::io::BufWriter;
 
-use printpdf::{BuiltinFont, Color, IndirectFontRef, Mm, PdfDocument, PdfDocumentReference, PdfLayerReference, Rect, Rgb};
+use printpdf::{BuiltinFont, Color, IndirectFontRef, Line, Mm, PdfDocument, PdfDocumentReference, PdfLayerReference, Point, Rect, Rgb};
 
 use crate::report::{Row, WeeklyReport};
 
-const PAGE_W: f32 = 210.0;
-const PAGE_H: f32 = 297.0;
-const MARGIN: f32 = 18.0;
+/// A4 width and height, and the margin on every side, in mm.
+pub const PAGE_W: f32 = 210.0;
+pub const PAGE_H: f32 = 297.0;
+pub const MARGIN: f32 = 18.0;
 /// Average Helvetica advance as a share of the font size (a safe over-estimate for wrapping).
 const AVG_GLYPH_EM: f32 = 0.52;
 /// Points to millimetres.
 const PT_MM: f32 = 0.3528;
 
-struct Writer {
+/// A PDF being written top to bottom: a text cursor (`y`, mm from the page's bottom) on the
+/// current page, Helvetica regular and bold, and a new page whenever the cursor reaches the
+/// bottom margin.
+pub struct Writer {
     doc: PdfDocumentReference,
     layer: PdfLayerReference,
     regular: IndirectFontRef,
@@ -28,12 +36,14 @@ struct Writer {
     pages: usize,
 }
 
-fn latin1(text: &str) -> String {
+/// `text` in the standard fonts' Latin-1: newlines become spaces, anything else outside it '?'.
+pub fn latin1(text: &str) -> String {
     text.chars().map(|c| if (c as u32) < 0x100 && !c.is_control() { c } else if c == '\n' { ' ' } else { '?' }).collect()
 }
 
 impl Writer {
-    fn new(title: &str) -> Result<Writer, String> {
+    /// An empty document of one A4 page with this title.
+    pub fn new(title: &str) -> Result<Writer, String> {
         let (doc, page, layer) = PdfDocument::new(title, Mm(PAGE_W), Mm(PAGE_H), "report");
         let regular = doc.add_builtin_font(BuiltinFont::Helvetica).map_err(|e| e.to_string())?;
         let bold = doc.add_builtin_font(BuiltinFont::HelveticaBold).map_err(|e| e.to_string())?;
@@ -41,21 +51,23 @@ impl Writer {
         Ok(Writer { doc, layer, regular, bold, y: PAGE_H - MARGIN, pages: 1 })
     }
 
-    fn new_page(&mut self) {
+    /// Start a new page; the cursor goes to its top margin.
+    pub fn new_page(&mut self) {
         let (page, layer) = self.doc.add_page(Mm(PAGE_W), Mm(PAGE_H), "report");
         self.layer = self.doc.get_page(page).get_layer(layer);
         self.y = PAGE_H - MARGIN;
         self.pages += 1;
     }
 
-    fn need(&mut self, mm: f32) {
+    /// Start a new page unless `mm` fit above the bottom margin.
+    pub fn need(&mut self, mm: f32) {
         if self.y - mm < MARGIN {
             self.new_page();
         }
     }
 
     /// Wrapped text at `indent` mm from the left margin.
-    fn text(&mut self, text: &str, size: f32, bold: bool, indent: f32) {
+    pub fn text(&mut self, text: &str, size: f32, bold: bool, indent: f32) {
         let width = PAGE_W - 2.0 * MARGIN - indent;
         let per_line = ((width / (size * AVG_GLYPH_EM * PT_MM)) as usize).max(10);
         let line_h = size * PT_MM * 1.35;
@@ -90,18 +102,21 @@ impl Writer {
         }
     }
 
-    fn gap(&mut self, mm: f32) {
+    /// Move the cursor down `mm`.
+    pub fn gap(&mut self, mm: f32) {
         self.y -= mm;
     }
 
-    fn heading(&mut self, text: &str) {
+    /// A section heading (14 pt bold), kept with at least some room below it.
+    pub fn heading(&mut self, text: &str) {
         self.need(20.0);
         self.gap(4.0);
         self.text(text, 14.0, true, 0.0);
         self.gap(1.5);
     }
 
-    fn bar(&mut self, label: &str, value: usize, max: usize, rgb: (f32, f32, f32)) {
+    /// One horizontal bar of a bar chart: the label, a bar 100 mm long at `max`, the value.
+    pub fn bar(&mut self, label: &str, value: usize, max: usize, rgb: (f32, f32, f32)) {
         self.need(7.0);
         self.y -= 6.0;
         self.layer.use_text(latin1(label), 9.0, Mm(MARGIN), Mm(self.y + 1.0), &self.regular);
@@ -112,6 +127,64 @@ impl Writer {
         }
         self.layer.set_fill_color(Color::Rgb(Rgb::new(0.0, 0.0, 0.0, None)));
         self.layer.use_text(value.to_string(), 9.0, Mm(MARGIN + 57.0 + width), Mm(self.y + 1.0), &self.regular);
+    }
+
+    /// The cursor: mm from the bottom of the current page.
+    pub fn y(&self) -> f32 {
+        self.y
+    }
+
+    /// Pages so far.
+    pub fn pages(&self) -> usize {
+        self.pages
+    }
+
+    /// Reserve a block `mm` high below the cursor (on a new page if it does not fit) and move
+    /// the cursor below it; returns the block's bottom edge (mm from the page's bottom), for
+    /// drawing in it with [`Writer::fill_rect`], [`Writer::polyline`] and [`Writer::text_at`].
+    pub fn reserve(&mut self, mm: f32) -> f32 {
+        self.need(mm);
+        self.y -= mm;
+        self.y
+    }
+
+    /// A filled rectangle, lower-left corner at (`x`, `y`) mm from the page's lower-left corner.
+    pub fn fill_rect(&mut self, x: f32, y: f32, w: f32, h: f32, rgb: (f32, f32, f32)) {
+        if w <= 0.0 || h <= 0.0 {
+            return;
+        }
+        self.layer.set_fill_color(Color::Rgb(Rgb::new(rgb.0, rgb.1, rgb.2, None)));
+        self.layer.add_rect(Rect::new(Mm(x), Mm(y), Mm(x + w), Mm(y + h)));
+        self.layer.set_fill_color(Color::Rgb(Rgb::new(0.0, 0.0, 0.0, None)));
+    }
+
+    /// An open line through `points` (mm from the page's lower-left corner), `width` pt thick.
+    pub fn polyline(&mut self, points: &[(f32, f32)], rgb: (f32, f32, f32), width: f32) {
+        if points.len() < 2 {
+            return;
+        }
+        self.layer.set_outline_color(Color::Rgb(Rgb::new(rgb.0, rgb.1, rgb.2, None)));
+        self.layer.set_outline_thickness(width);
+        let line = Line { points: points.iter().map(|&(x, y)| (Point::new(Mm(x), Mm(y)), false)).collect(), is_closed: false };
+        self.layer.add_line(line);
+        self.layer.set_outline_color(Color::Rgb(Rgb::new(0.0, 0.0, 0.0, None)));
+        self.layer.set_outline_thickness(1.0);
+    }
+
+    /// One line of text (not wrapped) with its baseline at (`x`, `y`) mm.
+    pub fn text_at(&mut self, x: f32, y: f32, size: f32, text: &str, bold: bool) {
+        let font = if bold { &self.bold } else { &self.regular };
+        self.layer.use_text(latin1(text), size, Mm(x), Mm(y), font);
+    }
+
+    /// The finished document's bytes.
+    pub fn finish(self) -> Result<Vec<u8>, String> {
+        let mut bytes = Vec::new();
+        {
+            let mut out = BufWriter::new(&mut bytes);
+            self.doc.save(&mut out).map_err(|e| e.to_string())?;
+        }
+        Ok(bytes)
     }
 
     fn rows(&mut self, rows: &[Row]) {
@@ -198,10 +271,5 @@ pub fn render(report: &WeeklyReport) -> Result<Vec<u8>, String> {
     w.heading("Methodology");
     w.text("TCP connect scan of nmap's top 1,000 ports plus ward's check ports (or all), IPv4 and IPv6, SNMP over UDP; service identification from banners and protocol answers; TLS, HTTP, mail-domain and default-password checks (at most 4 attempts per service); product versions compared with a vulnerability list joined to CISA's Known Exploited Vulnerabilities catalog. A version match is never certain: check your vendor's changelog for back-ported fixes. Trend charts are in report.html; all findings are in findings.csv.", 9.0, false, 0.0);
     w.text(&format!("Known-exploited status: {}.", report.kev_catalog), 9.0, false, 0.0);
-    let mut bytes = Vec::new();
-    {
-        let mut out = BufWriter::new(&mut bytes);
-        w.doc.save(&mut out).map_err(|e| e.to_string())?;
-    }
-    Ok(bytes)
+    w.finish()
 }
