@@ -39,6 +39,8 @@ pub mod auth;
 pub mod body;
 pub mod cli;
 pub mod config;
+// disinformation reports and cases (crate::disinfo)
+pub mod disinfo;
 pub mod error;
 /// Entry points of the cargo-fuzz targets in `fuzz/`.
 pub mod fuzz;
