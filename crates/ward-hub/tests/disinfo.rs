@@ -362,6 +362,88 @@ fn cases_join_and_move_forward(store: &dyn Store) {
 
 on_both_backends!(cases_join_and_move_forward);
 
+on_each_backend! {
+    /// Routing through the outbox: the reporter's receipt, the concerned county and the state
+    /// hear of a report; the state hears once that the claim spreads to a second county; no
+    /// message names another office's reporter. Submit → delivery is timed.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn reports_reach_the_reporter_the_concerned_and_the_state() {
+        use common::webhooks::{start_receiver, Receiver, SECRET};
+        use ward_hub::model::{Channel, NewContact};
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = Receiver::default();
+        let hook = start_receiver(receiver.clone()).await;
+        let mut config = common::config(dir.path());
+        config.notify.allow_targets = vec!["127.0.0.1/32".parse().unwrap()];
+        let running = ward_hub::start(config).await.unwrap();
+        let h = Hub { state: running.state.clone(), store: running.state.store.clone(), dir };
+        let now = now_ms();
+        let mut ids = std::collections::HashMap::new();
+        for (name, st) in [("Arizona", "AZ"), ("Maricopa County", "AZ"), ("Pima County", "AZ"), ("Yuma County", "AZ")] {
+            let j = h.jurisdiction(name, st);
+            let target = format!("http://{hook}/hook/{}", name.replace(' ', "-"));
+            h.db(|s| s.create_contact(j, &NewContact { channel: Channel::Webhook, target, secret: Some(SECRET.into()) }, now)).unwrap();
+            ids.insert(name, j);
+        }
+        h.user("mc-clerk", Role::Admin, Some(ids["Maricopa County"]));
+        h.user("pima-clerk", Role::Admin, Some(ids["Pima County"]));
+        let (mc, pima) = (h.login("mc-clerk").await, h.login("pima-clerk").await);
+        let wait = |name: &'static str, t: &'static str, n: usize| {
+            let receiver = receiver.clone();
+            async move {
+                for _ in 0..200 {
+                    let got = receiver.of_type(name, t);
+                    if got.len() >= n {
+                        return got;
+                    }
+                    tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+                }
+                panic!("{name} did not get {n} {t}: {:?}", receiver.got.lock().unwrap());
+            }
+        };
+
+        // Maricopa reports a claim that also concerns Yuma.
+        let mut first = report(CLAIM, &["https://x.com/a/status/31337"]);
+        first["concerns"] = json!([ids["Maricopa County"], ids["Yuma County"]]);
+        let submitted = std::time::Instant::now();
+        let r = h.post_json("/api/v1/disinfo/reports", Some(&mc), first).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        assert_eq!(r.json()["notifications"], 3, "Maricopa, Yuma, Arizona");
+        let receipt = wait("Maricopa-County", "ward.disinfo.receipt", 1).await;
+        let to_yuma = wait("Yuma-County", "ward.disinfo.report", 1).await;
+        let to_state = wait("Arizona", "ward.disinfo.report", 1).await;
+        eprintln!("submit to the last of three deliveries: {:?}", submitted.elapsed());
+        assert_eq!(receipt[0]["claim"], CLAIM);
+        assert!(receipt[0]["text"].as_str().unwrap().contains("What is true: Polls are open"), "{}", receipt[0]);
+        assert!(to_yuma[0]["text"].as_str().unwrap().contains("What to do:"));
+        assert_eq!(to_state[0]["citation"], "A.R.S. § 16-565");
+        assert!(receiver.of("Pima-County").is_empty(), "Pima is not concerned yet");
+
+        // Pima reports the same post: its receipt, and the state is told it spreads (two offices).
+        let r = h.post_json("/api/v1/disinfo/reports", Some(&pima), report("Polls close at 5 in Maricopa!", &["https://twitter.com/b/status/31337?s=20"])).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        wait("Pima-County", "ward.disinfo.receipt", 1).await;
+        let spreading = wait("Arizona", "ward.disinfo.spreading", 1).await;
+        assert_eq!((spreading[0]["reporting"].as_i64(), spreading[0]["jurisdictions"].as_i64()), (Some(2), Some(3)));
+        assert!(spreading[0]["text"].as_str().unwrap().contains("being reported in 2 jurisdictions"), "{}", spreading[0]);
+        wait("Arizona", "ward.disinfo.report", 2).await;
+        // Once per level: a third report from an office already in the case sends no second one.
+        let r = h.post_json("/api/v1/disinfo/reports", Some(&mc), report(CLAIM, &["https://x.com/a/status/31337"])).await;
+        assert_eq!(r.status, StatusCode::CREATED);
+        wait("Arizona", "ward.disinfo.report", 3).await;
+        assert_eq!(receiver.of_type("Arizona", "ward.disinfo.spreading").len(), 1);
+        // Nobody's message names a reporter.
+        for (name, body) in receiver.got.lock().unwrap().iter() {
+            let text = body.to_string();
+            assert!(!text.contains("mc-clerk") && !text.contains("pima-clerk"), "{name}: {text}");
+        }
+        // The delivery log records them (the same outbox as campaigns).
+        let delivered = h.db(|s| s.notifications(&ward_hub::store::NotificationFilter { jurisdiction_id: Some(ids["Arizona"]), limit: 50, ..Default::default() })).unwrap();
+        assert!(delivered.iter().filter(|n| n.event_kind.starts_with("disinfo.")).count() >= 4);
+        running.shutdown().await;
+    }
+}
+
 /// The labelled pairs (tests/data/disinfo_pairs.tsv): precision and recall stay at what
 /// docs/disinformation.md reports (bench-disinfo pairs prints the figures).
 #[test]

@@ -293,10 +293,14 @@ pub async fn file_report(State(state): State<HubState>, who: UserAuth, headers: 
             s.disinfo_file_report(&new, &CasePolicy::default(), now_ms())
         })
         .await?;
-    tracing::info!(report = outcome.report.id, case = outcome.case.id, joined_by = %outcome.joined_by, jurisdiction = jurisdiction_id, "disinformation report filed");
+    if outcome.notifications > 0 {
+        state.outbox_wake.notify_one();
+    }
+    tracing::info!(report = outcome.report.id, case = outcome.case.id, joined_by = %outcome.joined_by, jurisdiction = jurisdiction_id, notifications = outcome.notifications, "disinformation report filed");
     let body = json!({
         "report": outcome.report,
         "case": { "id": outcome.case.id, "status": outcome.case.status, "new": outcome.new_case, "joined_by": outcome.joined_by, "reports": outcome.case.reports },
+        "notifications": outcome.notifications,
     });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }

@@ -10,6 +10,7 @@
 //!   SHA-256 addressed. The hub never fetches a reported URL (no SSRF).
 //! * [`disarm`]: DISARM technique ids (DISARM Foundation, CC BY-SA 4.0) validated against the
 //!   framework's STIX bundle.
+//! * [`routing`]: who is told of a report, and the messages (through the campaigns' outbox).
 //! * [`api`]: the HTTP routes (intake, reports, cases, status, screenshots) and who sees what.
 //!
 //! Access: a jurisdiction sees the reports it filed and the cases it is part of (as reporter or
@@ -23,6 +24,7 @@ pub mod api;
 pub mod cases;
 pub mod disarm;
 pub mod images;
+pub mod routing;
 
 use serde::{Deserialize, Serialize};
 
@@ -278,6 +280,8 @@ pub struct ReportOutcome {
     pub joined_by: String,
     /// The case's jurisdictions before this report (empty for a new case).
     pub jurisdictions_before: Vec<i64>,
+    /// Notifications enqueued with the report ([`routing`]).
+    pub notifications: usize,
 }
 
 /// An analyst's change of a case's status.

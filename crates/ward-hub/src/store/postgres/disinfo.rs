@@ -71,6 +71,7 @@ pub(super) fn file_report(db: &mut Db<'_>, new: &NewReport, policy: &CasePolicy,
             (id, "new", Vec::new())
         }
     };
+    let reporters_before = db.query("SELECT DISTINCT jurisdiction_id FROM disinfo_reports WHERE case_id = $1", &[&case_id])?.len();
     let disarm = serde_json::to_string(&new.disarm).unwrap_or_else(|_| "[]".into());
     let report_id: i64 = db
         .query_one(
@@ -122,7 +123,42 @@ pub(super) fn file_report(db: &mut Db<'_>, new: &NewReport, policy: &CasePolicy,
     )?;
     let report = report(db, report_id)?.ok_or_else(|| StoreError::Database("the report just filed is missing".into()))?;
     let case = case(db, case_id)?.ok_or_else(|| StoreError::Database("the case just filed into is missing".into()))?;
-    Ok(ReportOutcome { report, case, new_case: joined_by == "new", joined_by: joined_by.to_string(), jurisdictions_before: before })
+    let notifications = enqueue(db, new, &report, &case, reporters_before, now)?;
+    Ok(ReportOutcome { report, case, new_case: joined_by == "new", joined_by: joined_by.to_string(), jurisdictions_before: before, notifications })
+}
+
+/// The states (parents) of `ids`.
+fn states_of(db: &mut Db<'_>, ids: &[i64]) -> TxResult<Vec<i64>> {
+    let rows = db.query("SELECT DISTINCT parent_id FROM jurisdictions WHERE id = ANY($1) AND parent_id IS NOT NULL AND parent_id <> id", &[&ids.to_vec()])?;
+    Ok(collect(rows, |r| r.try_get(0))?)
+}
+
+const ENQUEUE: &str = "INSERT INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
+     SELECT $1, jurisdiction_id, id, $2, $3, 'pending', $4, $4 FROM contacts WHERE jurisdiction_id = ANY($5) AND priority = 1 ORDER BY id \
+     ON CONFLICT (contact_id, campaign_id, event_key) DO NOTHING";
+
+/// Enqueues the report's notifications and the spreading ones (see [`crate::disinfo::routing`]).
+fn enqueue(db: &mut Db<'_>, new: &NewReport, report: &Report, case: &Case, reporters_before: usize, now: Millis) -> TxResult<usize> {
+    use crate::disinfo::routing::{campaign_key, levels_crossed, report_key, report_kind, spread_key, KIND_SPREADING};
+    let mut told: Vec<i64> = vec![new.jurisdiction_id];
+    told.extend(&new.concerns);
+    let states = states_of(db, &told)?;
+    told.extend(states);
+    told.sort_unstable();
+    told.dedup();
+    let mut n = db.execute(ENQUEUE, &[&campaign_key(case.id), &report_kind(report.id), &report_key(report.id), &now, &told])? as usize;
+    let reporters = db.query("SELECT DISTINCT jurisdiction_id FROM disinfo_reports WHERE case_id = $1", &[&case.id])?.len();
+    let levels = levels_crossed(reporters_before, reporters);
+    if !levels.is_empty() {
+        let states = states_of(db, &case.jurisdictions)?;
+        for level in levels {
+            n += db.execute(ENQUEUE, &[&campaign_key(case.id), &KIND_SPREADING, &spread_key(case.id, level), &now, &states])? as usize;
+        }
+    }
+    if n > 0 {
+        db.notify_outbox()?;
+    }
+    Ok(n)
 }
 
 fn case_jurisdictions(db: &mut Db<'_>, case_id: i64) -> TxResult<Vec<i64>> {

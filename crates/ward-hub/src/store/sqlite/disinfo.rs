@@ -76,6 +76,8 @@ pub(super) fn file_report(tx: &Transaction<'_>, new: &NewReport, policy: &CasePo
             (id, "new", Vec::new())
         }
     };
+    let reporters: Vec<i64> =
+        tx.prepare_cached("SELECT DISTINCT jurisdiction_id FROM disinfo_reports WHERE case_id = ?1")?.query_map([case_id], |r| r.get(0))?.collect::<Result<_, _>>()?;
     let report_id: i64 = tx
         .prepare_cached(
             "INSERT INTO disinfo_reports (case_id, jurisdiction_id, reporter_user_id, reporter_username, on_behalf, platform, category, urgency, \
@@ -121,7 +123,43 @@ pub(super) fn file_report(tx: &Transaction<'_>, new: &NewReport, policy: &CasePo
         .execute(params![case_id, report_id, new.jurisdiction_id, new.reporter_username, now])?;
     let report = report(tx, report_id)?.ok_or_else(|| StoreError::Database("the report just filed is missing".into()))?;
     let case = case(tx, case_id)?.ok_or_else(|| StoreError::Database("the case just filed into is missing".into()))?;
-    Ok(ReportOutcome { report, case, new_case: joined_by == "new", joined_by: joined_by.to_string(), jurisdictions_before: before })
+    let reporters_before = reporters.len();
+    let notifications = enqueue(tx, new, &report, &case, reporters_before, now)?;
+    Ok(ReportOutcome { report, case, new_case: joined_by == "new", joined_by: joined_by.to_string(), jurisdictions_before: before, notifications })
+}
+
+/// The states (parents) of `ids`.
+fn states_of(c: &Connection, ids: &[i64]) -> StoreResult<Vec<i64>> {
+    let rows = c
+        .prepare_cached("SELECT DISTINCT parent_id FROM jurisdictions WHERE id IN (SELECT value FROM json_each(?1)) AND parent_id IS NOT NULL AND parent_id <> id")?
+        .query_map([ids_json(ids)], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
+/// Enqueues the report's notifications and the spreading ones (see [`crate::disinfo::routing`]).
+fn enqueue(tx: &Transaction<'_>, new: &NewReport, report: &Report, case: &Case, reporters_before: usize, now: Millis) -> StoreResult<usize> {
+    use crate::disinfo::routing::{campaign_key, levels_crossed, report_key, report_kind, spread_key, KIND_SPREADING};
+    let mut told: Vec<i64> = vec![new.jurisdiction_id];
+    told.extend(&new.concerns);
+    told.extend(states_of(tx, &told)?);
+    told.sort_unstable();
+    told.dedup();
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
+         SELECT ?1, jurisdiction_id, id, ?2, ?3, 'pending', ?4, ?4 FROM contacts WHERE jurisdiction_id IN (SELECT value FROM json_each(?5)) AND priority = 1 ORDER BY id",
+    )?;
+    let mut n = insert.execute(params![campaign_key(case.id), report_kind(report.id), report_key(report.id), now, ids_json(&told)])?;
+    let mut reporters: Vec<i64> = tx.prepare_cached("SELECT DISTINCT jurisdiction_id FROM disinfo_reports WHERE case_id = ?1")?.query_map([case.id], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    reporters.sort_unstable();
+    let levels = levels_crossed(reporters_before, reporters.len());
+    if !levels.is_empty() {
+        let states = states_of(tx, &case.jurisdictions)?;
+        for level in levels {
+            n += insert.execute(params![campaign_key(case.id), KIND_SPREADING, spread_key(case.id, level), now, ids_json(&states)])?;
+        }
+    }
+    Ok(n)
 }
 
 fn case_jurisdictions(c: &Connection, case_id: i64) -> StoreResult<Vec<i64>> {
