@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! bench-disinfo pairs [--file crates/ward-hub/tests/data/disinfo_pairs.tsv]
-//! bench-disinfo load [--reports 1000] [--jurisdictions 500] [--dup-share 0.2] [--per-minute 1000] [--runs 3]
+//! bench-disinfo load [--reports 1000] [--jurisdictions 500] [--dup-share 0.2] [--per-minute 1000] [--runs 3] [--min-similarity F] [--deliver]
 //! ```
 //!
 //! * `pairs`: precision, recall and F1 of [`ward_hub::disinfo::cases::same_claim`] on the
@@ -15,7 +15,10 @@
 //!   number (look-alikes). Prints clustering accuracy against the generator's truth (pairwise
 //!   precision and recall of "same case", and the share of reports in the right case) and the
 //!   filing latency (submit → case decided and durable) p50/p99, medians over `--runs`.
-//!   Delivery of the warnings is not measured: routing is not built yet (docs/disinformation.md).
+//! * `load --deliver`: the same through a real hub (`ward_hub::start`, SQLite, HTTP on loopback):
+//!   an analyst files each report on behalf of its office over `POST /api/v1/disinfo/reports`,
+//!   every office has a webhook contact on a loopback receiver, and the time to warn is submit →
+//!   the reporter's receipt arriving at its webhook, p50/p99.
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -142,7 +145,7 @@ fn paraphrase(rng: &mut Rng, text: &str) -> String {
             t = t.replacen(from, to, 1);
         }
     }
-    format!("{}{}{}", rng.pick(PARAPHRASE_PREFIX), t, rng.pick(PARAPHRASE_SUFFIX))
+    format!("{}{}{}", *rng.pick(PARAPHRASE_PREFIX), t, *rng.pick(PARAPHRASE_SUFFIX))
 }
 
 fn generate(n: usize, dup_share: f64, seed: u64) -> Vec<Claim> {
@@ -161,8 +164,8 @@ fn generate(n: usize, dup_share: f64, seed: u64) -> Vec<Claim> {
         }
         let t = *rng.pick(TEMPLATES);
         let text = t
-            .replace("{P}", rng.pick(PLACES))
-            .replace("{M}", rng.pick(MONTHS))
+            .replace("{P}", *rng.pick(PLACES))
+            .replace("{M}", *rng.pick(MONTHS))
             .replace("{D}", &rng.range(1, 28).to_string())
             .replace("{H}", &rng.range(2, 6).to_string())
             .replace("{N}", &rng.range(2, 89_999).to_string());
@@ -185,7 +188,7 @@ struct LoadResult {
     truths: usize,
 }
 
-fn load_once(reports: usize, jurisdictions: usize, dup_share: f64, per_minute: f64, seed: u64) -> Result<LoadResult> {
+fn load_once(reports: usize, jurisdictions: usize, dup_share: f64, per_minute: f64, policy: &CasePolicy, seed: u64) -> Result<LoadResult> {
     let dir = tempfile::tempdir()?;
     let store = SqliteStore::open_dir(dir.path())?;
     let mut ids = Vec::new();
@@ -226,10 +229,19 @@ fn load_once(reports: usize, jurisdictions: usize, dup_share: f64, per_minute: f
             screenshots: Vec::new(),
             fingerprint: fingerprint(&c.text),
         };
-        let outcome = store.disinfo_file_report(&new, &CasePolicy::default(), now_ms())?;
+        let outcome = store.disinfo_file_report(&new, policy, now_ms())?;
         latencies.push(submitted.elapsed().as_secs_f64() * 1000.0);
         case_of.push(outcome.case.id);
     }
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let mut r = cluster_scores(&claims, &case_of);
+    r.p50_ms = quantile(&latencies, 0.5);
+    r.p99_ms = quantile(&latencies, 0.99);
+    Ok(r)
+}
+
+/// Clustering accuracy of `case_of` (one case id per claim) against the generator's truth.
+fn cluster_scores(claims: &[Claim], case_of: &[i64]) -> LoadResult {
     // Pairwise: every pair of reports, same case vs same truth.
     let (mut tp, mut fp, mut fn_) = (0u64, 0u64, 0u64);
     for i in 0..claims.len() {
@@ -246,19 +258,102 @@ fn load_once(reports: usize, jurisdictions: usize, dup_share: f64, per_minute: f
     }
     // Right case: a report is in the case that holds most of its truth's reports.
     let mut majority: HashMap<usize, HashMap<i64, usize>> = HashMap::new();
-    for (c, case) in claims.iter().zip(&case_of) {
+    for (c, case) in claims.iter().zip(case_of) {
         *majority.entry(c.truth).or_default().entry(*case).or_default() += 1;
     }
     let right: usize = majority.values().map(|m| m.values().max().copied().unwrap_or(0)).sum();
-    latencies.sort_by(|a, b| a.total_cmp(b));
-    Ok(LoadResult {
+    LoadResult {
         precision: if tp + fp == 0 { 1.0 } else { tp as f64 / (tp + fp) as f64 },
         recall: if tp + fn_ == 0 { 1.0 } else { tp as f64 / (tp + fn_) as f64 },
-        right_case: right as f64 / claims.len() as f64,
-        p50_ms: quantile(&latencies, 0.5),
-        p99_ms: quantile(&latencies, 0.99),
+        right_case: right as f64 / claims.len().max(1) as f64,
+        p50_ms: 0.0,
+        p99_ms: 0.0,
         cases: case_of.iter().collect::<BTreeSet<_>>().len(),
         truths: majority.len(),
+    }
+}
+
+/// Receipts by report id, with their arrival time.
+#[derive(Clone, Default)]
+struct Arrivals(std::sync::Arc<std::sync::Mutex<HashMap<i64, Instant>>>);
+
+async fn hook(axum::extract::State(a): axum::extract::State<Arrivals>, body: axum::body::Bytes) -> axum::http::StatusCode {
+    let at = Instant::now();
+    if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&body) {
+        if v["type"] == "ward.disinfo.receipt" {
+            if let (Some(id), Ok(mut g)) = (v["report_id"].as_i64(), a.0.lock()) {
+                g.entry(id).or_insert(at);
+            }
+        }
+    }
+    axum::http::StatusCode::NO_CONTENT
+}
+
+/// One run through a real hub: (clustering result, time-to-warn p50 and p99 in ms, receipts missing).
+fn deliver_once(reports: usize, jurisdictions: usize, dup_share: f64, per_minute: f64, seed: u64) -> Result<(LoadResult, f64, f64, usize)> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async move {
+        let arrivals = Arrivals::default();
+        let app = axum::Router::new().route("/hook/{j}", axum::routing::post(hook)).with_state(arrivals.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let hook_addr = listener.local_addr()?;
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let dir = tempfile::tempdir()?;
+        let mut config = ward_hub::HubConfig { data_dir: dir.path().to_path_buf(), listen: "127.0.0.1:0".parse()?, ..Default::default() };
+        config.notify.allow_targets = vec!["127.0.0.1/32".parse().map_err(|e| anyhow::anyhow!("{e:?}"))?];
+        config.limits.user_requests_per_sec = 1e6;
+        let hub = ward_hub::start(config).await?;
+        let store = hub.state.store.clone();
+        let ids = tokio::task::spawn_blocking(move || ward_bench::hub_scale::provision(store.as_ref(), jurisdictions, 0, hook_addr).map(|(ids, _)| ids))
+            .await?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let http = reqwest::Client::new();
+        let base = hub.url();
+        let login: serde_json::Value =
+            http.post(format!("{base}/api/v1/login")).json(&serde_json::json!({"username": "bench", "password": ward_bench::hub_scale::SECRET})).send().await?.json().await?;
+        let token = login["token"].as_str().context("no login token")?.to_string();
+        let claims = generate(reports, dup_share, seed);
+        let mut rng = Rng::new(seed ^ 0x5eed);
+        let gap = Duration::from_secs_f64(60.0 / per_minute);
+        let start = Instant::now();
+        let mut submitted: HashMap<i64, Instant> = HashMap::new();
+        let mut case_of = Vec::new();
+        let mut filing = Vec::new();
+        for (n, c) in claims.iter().enumerate() {
+            let due = start + gap * n as u32;
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                tokio::time::sleep(wait).await;
+            }
+            let j = ids[rng.below(ids.len() as u64) as usize];
+            let body = serde_json::json!({
+                "jurisdiction_id": j, "urls": [c.url], "platform": "x", "category": "voting-logistics", "claim": c.text,
+                "truth": "Polls are open 7am to 8pm on election day.", "citation": "State election code",
+            });
+            let sent = Instant::now();
+            let r = http.post(format!("{base}/api/v1/disinfo/reports")).bearer_auth(&token).json(&body).send().await?;
+            if r.status() != 201 {
+                bail!("report {n}: {} {}", r.status(), r.text().await.unwrap_or_default());
+            }
+            let v: serde_json::Value = r.json().await?;
+            filing.push(sent.elapsed().as_secs_f64() * 1000.0);
+            submitted.insert(v["report"]["id"].as_i64().context("no report id")?, sent);
+            case_of.push(v["case"]["id"].as_i64().context("no case id")?);
+        }
+        // Every receipt, or 30 s.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while arrivals.0.lock().map(|g| g.len()).unwrap_or(0) < submitted.len() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let got = arrivals.0.lock().map(|g| g.clone()).unwrap_or_default();
+        let mut warn: Vec<f64> = submitted.iter().filter_map(|(id, sent)| got.get(id).map(|at| at.duration_since(*sent).as_secs_f64() * 1000.0)).collect();
+        warn.sort_by(|a, b| a.total_cmp(b));
+        filing.sort_by(|a, b| a.total_cmp(b));
+        let missing = submitted.len() - warn.len();
+        let mut r = cluster_scores(&claims, &case_of);
+        r.p50_ms = quantile(&filing, 0.5);
+        r.p99_ms = quantile(&filing, 0.99);
+        hub.shutdown().await;
+        Ok((r, quantile(&warn, 0.5), quantile(&warn, 0.99), missing))
     })
 }
 
@@ -268,11 +363,27 @@ fn load(args: &[String]) -> Result<()> {
     let dup_share: f64 = arg(args, "--dup-share", 0.2)?;
     let per_minute: f64 = arg(args, "--per-minute", 1000.0)?;
     let runs: usize = arg(args, "--runs", 3)?;
-    println!("load: {reports} reports at {per_minute}/min across {jurisdictions} jurisdictions, {:.0} % near-duplicates, SQLite store, {runs} runs", dup_share * 100.0);
+    let policy = CasePolicy { min_similarity: arg(args, "--min-similarity", DEFAULT_MIN_SIMILARITY)? };
+    println!("load: {reports} reports at {per_minute}/min across {jurisdictions} jurisdictions, {:.0} % near-duplicates, SQLite store, threshold {:.2}, {runs} runs", dup_share * 100.0, policy.min_similarity);
     println!("machine: {}", ward_bench::hub_scale::machine());
+    if args.iter().any(|a| a == "--deliver") {
+        println!("through a real hub over HTTP, receipts to webhooks on loopback");
+        let mut rows = Vec::new();
+        for run in 0..runs {
+            let (r, p50, p99, missing) = deliver_once(reports, jurisdictions, dup_share, per_minute, 13 + run as u64)?;
+            println!(
+                "run {}: pairwise precision {:.3} recall {:.3}, right case {:.3}, submit→201 p50 {:.2} ms p99 {:.2} ms, time to warn (submit→receipt) p50 {p50:.2} ms p99 {p99:.2} ms, {missing} receipts missing",
+                run + 1, r.precision, r.recall, r.right_case, r.p50_ms, r.p99_ms
+            );
+            rows.push((p50, p99));
+        }
+        println!("time to warn p50 ms {}", spread(&rows.iter().map(|r| r.0).collect::<Vec<_>>(), 2));
+        println!("time to warn p99 ms {}", spread(&rows.iter().map(|r| r.1).collect::<Vec<_>>(), 2));
+        return Ok(());
+    }
     let mut results = Vec::new();
     for run in 0..runs {
-        let r = load_once(reports, jurisdictions, dup_share, per_minute, 13 + run as u64)?;
+        let r = load_once(reports, jurisdictions, dup_share, per_minute, &policy, 13 + run as u64)?;
         println!(
             "run {}: pairwise precision {:.3} recall {:.3}, reports in the right case {:.3}, {} cases for {} true claims, filing p50 {:.2} ms p99 {:.2} ms",
             run + 1, r.precision, r.recall, r.right_case, r.cases, r.truths, r.p50_ms, r.p99_ms
@@ -294,7 +405,7 @@ fn main() -> Result<()> {
         Some("pairs") => pairs(&args[1..]),
         Some("load") => load(&args[1..]),
         _ => {
-            eprintln!("usage: bench-disinfo pairs [--file PATH] [--show-errors] | load [--reports N] [--jurisdictions N] [--dup-share F] [--per-minute N] [--runs N]");
+            eprintln!("usage: bench-disinfo pairs [--file PATH] [--show-errors] | load [--reports N] [--jurisdictions N] [--dup-share F] [--per-minute N] [--runs N] [--min-similarity F] [--deliver]");
             std::process::exit(2)
         }
     }
