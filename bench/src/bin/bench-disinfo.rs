@@ -163,9 +163,11 @@ fn generate(n: usize, dup_share: f64, seed: u64) -> Vec<Claim> {
             continue;
         }
         let t = *rng.pick(TEMPLATES);
+        let place = *rng.pick(PLACES);
+        let month = *rng.pick(MONTHS);
         let text = t
-            .replace("{P}", *rng.pick(PLACES))
-            .replace("{M}", *rng.pick(MONTHS))
+            .replace("{P}", place)
+            .replace("{M}", month)
             .replace("{D}", &rng.range(1, 28).to_string())
             .replace("{H}", &rng.range(2, 6).to_string())
             .replace("{N}", &rng.range(2, 89_999).to_string());
