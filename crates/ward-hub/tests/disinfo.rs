@@ -467,3 +467,47 @@ fn labelled_pairs_keep_their_precision_and_recall() {
     let recall = tp as f64 / (tp + fn_) as f64;
     assert!(precision >= 0.65 && recall >= 0.75, "precision {precision:.3} recall {recall:.3}");
 }
+
+/// `ward hub migrate` carries reports, cases, their timeline and the screenshots' bytes to
+/// PostgreSQL, and the next report there gets a fresh id and joins the migrated case.
+#[test]
+fn reports_and_screenshots_migrate_to_postgresql() {
+    let Some(db) = common::backends::PgDatabase::create() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let sqlite = ward_hub::store::sqlite::SqliteStore::open_dir(dir.path()).unwrap();
+    let now = now_ms();
+    let j = sqlite.create_jurisdiction(&NewJurisdiction { name: "M County".into(), kind: JurisdictionKind::County, state: Some("AZ".into()), home_net: None }, now).unwrap().id;
+    let shot = ward_hub::disinfo::images::accept(&samples::jpeg(640, 480, "GPS")).unwrap();
+    let new = |url: &str| NewReport {
+        jurisdiction_id: j,
+        reporter_user_id: 1,
+        reporter_username: "clerk".into(),
+        on_behalf: false,
+        platform: "x".into(),
+        category: Category::VotingLogistics,
+        urgency: Urgency::High,
+        claim: CLAIM.into(),
+        truth: "t".into(),
+        citation: "c".into(),
+        seen_ms: Some(now),
+        views: Some(5),
+        shares: None,
+        disarm: vec![],
+        urls: vec![(url.into(), normalize_url(url).unwrap())],
+        concerns: vec![j],
+        screenshots: vec![shot.clone()],
+        fingerprint: fingerprint(CLAIM),
+    };
+    let filed = sqlite.disinfo_file_report(&new("https://x.com/a/status/9"), &CasePolicy::default(), now).unwrap();
+    let before = sqlite.disinfo_case(filed.case.id).unwrap().unwrap();
+    let url = db.url();
+    let pg = std::thread::spawn(move || ward_hub::store::postgres::PgStore::connect(&url).unwrap()).join().unwrap();
+    ward_hub::store::migrate::sqlite_to_postgres(&sqlite, &pg, &mut |_| {}).unwrap();
+    let after = common::db(&pg, |p| p.disinfo_case(filed.case.id)).unwrap().unwrap();
+    assert_eq!(after, before);
+    let bytes = common::db(&pg, |p| p.disinfo_screenshot(&shot.sha256)).unwrap().unwrap().bytes;
+    assert_eq!(bytes, shot.bytes);
+    let next = common::db(&pg, |p| p.disinfo_file_report(&new("https://twitter.com/b/status/9"), &CasePolicy::default(), now + 1)).unwrap();
+    assert_eq!((next.case.id, next.joined_by.as_str()), (filed.case.id, "url"));
+    assert!(next.report.id > filed.report.id);
+}
