@@ -41,6 +41,8 @@ pub mod cli;
 pub mod config;
 // drill jurisdictions: marked, kept apart, purged (crate::drill)
 pub mod drill;
+// disinformation reports and cases (crate::disinfo)
+pub mod disinfo;
 pub mod error;
 /// Entry points of the cargo-fuzz targets in `fuzz/`.
 pub mod fuzz;

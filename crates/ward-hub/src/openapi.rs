@@ -67,8 +67,21 @@ pub fn document() -> Value {
         "get": op("the one-click acknowledgement page of a signed link ?c=CONTACT&e=EXPIRY&s=SIGNATURE (HTML, changes nothing); 404 for a link not signed by this hub, 410 for an expired one", "none"),
         "post": op("acknowledge through a signed link (the page's button, or a tool posting a webhook's ack_url); optional form fields action and note; 404/410 as for GET", "none")
     });
+    // Disinformation reports and cases (crate::disinfo; docs/disinformation.md).
+    paths["/api/v1/disinfo/reports"] = json!({
+        "get": op("disinformation reports your jurisdiction filed (a state: also its counties'; analysts: all) ?limit= (≤ 500)", "user"),
+        "post": op(DISINFO_POST, "user")
+    });
+    paths["/api/v1/disinfo/reports/{id}"] = json!({ "get": op("one report, in full, to its jurisdiction, its state and analysts (404 for anyone else)", "user") });
+    paths["/api/v1/disinfo/cases"] = json!({ "get": op("the cases your jurisdiction reported or is concerned by, with other jurisdictions only counted (analysts: all)", "user") });
+    paths["/api/v1/disinfo/cases/{id}"] = json!({ "get": op("a case {case, reports, timeline}: other offices' reports without reporter, office or screenshots (404 when you are not part of it)", "user") });
+    paths["/api/v1/disinfo/cases/{id}/status"] = json!({ "post": op("move a case forward {status: triaged|referred|outcome|closed, referred_to? (for referred), outcome?: removed|labelled|no-action|no-answer (for outcome), note?} (analysts; 409 backwards)", "user") });
+    paths["/api/v1/disinfo/screenshots/{sha256}"] = json!({ "get": op("a screenshot (PNG, JPEG or WebP, metadata stripped) to those who read a report carrying it", "user") });
     doc
 }
+
+/// `POST /api/v1/disinfo/reports`'s summary.
+const DISINFO_POST: &str = "file a disinformation report: JSON {urls (≤ 50), platform, category: voting-logistics|eligibility|fraud-claim|impersonation|threat|doctored-results|other, urgency?: high|normal, claim, truth, citation, concerns?: [jurisdiction ids], seen_at?, views?, shares?, disarm?: [DISARM technique ids], screenshots?: [base64], jurisdiction_id? (analysts filing on behalf)} or multipart/form-data (a report part with that JSON, screenshot file parts); 201 {report, case: {id, status, new, joined_by: new|url|claim, reports}}";
 
 /// `POST /api/v1/notifications/{id}/ack`'s summary.
 const ACK_POST: &str = "acknowledge a notification, optional body {action?: blocked|investigating|not-relevant, note?} (users of its jurisdiction, its state, analysts; 404 for anyone else); a second acknowledgement keeps the first time and author and may set the action";

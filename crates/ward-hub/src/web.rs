@@ -247,7 +247,7 @@ fn notification_table(list: &[NotificationRecord], show_jurisdiction: bool, dril
             @for n in list {
                 tr {
                     td { a href={ "/notifications/" (n.id) } { (n.id) } @if drills.contains(&n.jurisdiction_id) { " " (drill_badge()) } }
-                    td { @if n.campaign_id > 0 { a href={ "/campaigns/" (n.campaign_id) } { (n.campaign_id) } } @else { "retro-hunt" } }
+                    td { @if n.campaign_id > 0 { a href={ "/campaigns/" (n.campaign_id) } { (n.campaign_id) } } @else if n.campaign_id < 0 { "disinformation case " (-n.campaign_id) } @else { "retro-hunt" } }
                     @if show_jurisdiction { td { a href={ "/jurisdictions/" (n.jurisdiction_id) } { (n.jurisdiction_id) } } }
                     td { (n.channel.as_str()) } td { (redacted_target(&n.target)) } td { (n.event_kind) } td { (n.status) } td { (n.attempts) }
                     td { (fmt_ms(n.created_ms)) } td { (n.delivered_ms.map(fmt_ms).unwrap_or_default()) }

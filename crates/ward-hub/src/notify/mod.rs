@@ -224,6 +224,10 @@ async fn deliver(state: &HubState, channels: &Channels, job: NotificationJob) ->
     if job.event_kind == crate::retro::EVENT_KIND {
         return crate::retro::deliver(state, channels, job).await;
     }
+    // ---- disinformation reports and cases (crate::disinfo::routing) ----
+    if crate::disinfo::routing::is_disinfo_kind(&job.event_kind) {
+        return crate::disinfo::routing::deliver(state, channels, job).await;
+    }
     // ---- a state's roll-up of its counties (crate::rollup) ----
     if crate::rollup::is_rollup_kind(&job.event_kind) {
         return crate::rollup::deliver(state, channels, job).await;

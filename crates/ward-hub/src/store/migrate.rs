@@ -99,6 +99,15 @@ pub const TABLES: &[Table] = &[
     // Acknowledgements and escalation (crate::ack).
     table("escalations", None, Some("id")),
     table("hub_keys", None, Some("id")),
+    // Disinformation reports and cases (crate::disinfo); screenshots travel as bytes.
+    table("disinfo_cases", None, Some("id")),
+    table("disinfo_reports", None, Some("id")),
+    table("disinfo_report_urls", None, None),
+    table("disinfo_report_jurisdictions", None, None),
+    table("disinfo_case_bands", None, None),
+    table("disinfo_screenshots", None, None),
+    table("disinfo_report_screenshots", None, None),
+    table("disinfo_case_log", None, Some("id")),
 ];
 
 /// SQLite tables that are the SQLite store's own bookkeeping, never copied. `job_leases` holds

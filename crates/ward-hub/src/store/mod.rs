@@ -431,6 +431,26 @@ pub trait Store: Send + Sync + 'static {
     /// `apply` false the same statements run and are rolled back: a preview of the counts.
     fn purge_drill(&self, now: Millis, apply: bool) -> StoreResult<crate::drill::DrillPurge>;
     // ---- end drill ----
+    // ---- disinfo (crate::disinfo; docs/disinformation.md): keep this block together ----
+    /// Files a report in one transaction: joins it to the open case with one of its URLs' keys,
+    /// else to the open case whose claim is the same (see [`crate::disinfo::cases`]), else
+    /// opens a case; stores its URLs, jurisdictions, screenshots (once per SHA-256) and a
+    /// timeline entry.
+    fn disinfo_file_report(&self, new: &crate::disinfo::NewReport, policy: &crate::disinfo::CasePolicy, now: Millis) -> StoreResult<crate::disinfo::ReportOutcome>;
+    fn disinfo_report(&self, id: i64) -> StoreResult<Option<crate::disinfo::Report>>;
+    /// Reports filed by `jurisdictions` (`None`: every one), newest first.
+    fn disinfo_reports(&self, jurisdictions: Option<&[i64]>, limit: usize) -> StoreResult<Vec<crate::disinfo::Report>>;
+    /// A case with every report (unfiltered: the caller hides what its reader may not see).
+    fn disinfo_case(&self, id: i64) -> StoreResult<Option<crate::disinfo::CaseDetail>>;
+    /// Cases one of `jurisdictions` reported or is concerned by (`None`: every case), most
+    /// recently changed first.
+    fn disinfo_cases(&self, jurisdictions: Option<&[i64]>, limit: usize) -> StoreResult<Vec<crate::disinfo::Case>>;
+    /// Moves a case's status forward and records it in the timeline; `Conflict` for a move
+    /// backwards or out of `closed`, `NotFound` for an unknown case.
+    fn disinfo_set_status(&self, case_id: i64, change: &crate::disinfo::StatusChange, now: Millis) -> StoreResult<crate::disinfo::Case>;
+    /// A screenshot's bytes and the jurisdictions whose reports carry it.
+    fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>>;
+    // ---- end disinfo ----
 }
 
 /// One shared limit record ([`Store::update_limits`]): a failure count or a number of tokens,

@@ -35,6 +35,7 @@ use crate::trust::{AllowList, AllowView};
 
 mod ack;
 mod drill;
+mod disinfo;
 pub(crate) mod feeds;
 mod federation;
 mod leases;
@@ -57,6 +58,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0540_client_certs.sql"),
     include_str!("../../migrations/0600_ack.sql"),
     include_str!("../../migrations/0610_drill.sql"),
+    include_str!("../../migrations/0700_disinfo.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
@@ -1255,6 +1257,29 @@ impl Store for SqliteStore {
         self.write(|tx| ack::hub_key(tx, &self.secrets, name, now))
     }
     // ---- end ack ----
+    // ---- disinfo (crate::disinfo; the SQL in sqlite/disinfo.rs) ----
+    fn disinfo_file_report(&self, new: &crate::disinfo::NewReport, policy: &crate::disinfo::CasePolicy, now: Millis) -> StoreResult<crate::disinfo::ReportOutcome> {
+        self.write(|tx| disinfo::file_report(tx, new, policy, now))
+    }
+    fn disinfo_report(&self, id: i64) -> StoreResult<Option<crate::disinfo::Report>> {
+        self.read(|c| disinfo::report(c, id))
+    }
+    fn disinfo_reports(&self, jurisdictions: Option<&[i64]>, limit: usize) -> StoreResult<Vec<crate::disinfo::Report>> {
+        self.read(|c| disinfo::reports(c, jurisdictions, limit))
+    }
+    fn disinfo_case(&self, id: i64) -> StoreResult<Option<crate::disinfo::CaseDetail>> {
+        self.read(|c| disinfo::case_detail(c, id))
+    }
+    fn disinfo_cases(&self, jurisdictions: Option<&[i64]>, limit: usize) -> StoreResult<Vec<crate::disinfo::Case>> {
+        self.read(|c| disinfo::cases(c, jurisdictions, limit))
+    }
+    fn disinfo_set_status(&self, case_id: i64, change: &crate::disinfo::StatusChange, now: Millis) -> StoreResult<crate::disinfo::Case> {
+        self.write(|tx| disinfo::set_status(tx, case_id, change, now))
+    }
+    fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>> {
+        self.read(|c| disinfo::screenshot(c, sha256))
+    }
+    // ---- end disinfo ----
     // ---- mtls (crate::tls; SQL in sqlite/taxii.rs) ----
     fn bind_api_key_cert(&self, id: i64, sha256: Option<&str>) -> StoreResult<crate::share::objects::ApiKey> {
         self.write(|tx| taxii::bind_key_cert(tx, id, sha256))

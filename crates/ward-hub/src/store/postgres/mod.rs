@@ -48,6 +48,7 @@
 mod ack;
 mod campaigns;
 mod drill;
+mod disinfo;
 mod federation;
 mod feeds;
 mod ingest;
@@ -87,6 +88,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (540, include_str!("../../../migrations/postgres/0540_client_certs.sql")),
     (600, include_str!("../../../migrations/postgres/0600_ack.sql")),
     (610, include_str!("../../../migrations/postgres/0610_drill.sql")),
+    (700, include_str!("../../../migrations/postgres/0700_disinfo.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -1127,4 +1129,27 @@ impl Store for PgStore {
         drill::purge_drill(self, now, apply)
     }
     // ---- end drill ----
+    // ---- disinfo (crate::disinfo; the SQL in postgres/disinfo.rs) ----
+    fn disinfo_file_report(&self, new: &crate::disinfo::NewReport, policy: &crate::disinfo::CasePolicy, now: Millis) -> StoreResult<crate::disinfo::ReportOutcome> {
+        self.write(|db| disinfo::file_report(db, new, policy, now))
+    }
+    fn disinfo_report(&self, id: i64) -> StoreResult<Option<crate::disinfo::Report>> {
+        self.read(|db| disinfo::report(db, id))
+    }
+    fn disinfo_reports(&self, jurisdictions: Option<&[i64]>, limit: usize) -> StoreResult<Vec<crate::disinfo::Report>> {
+        self.read(|db| disinfo::reports(db, jurisdictions, limit))
+    }
+    fn disinfo_case(&self, id: i64) -> StoreResult<Option<crate::disinfo::CaseDetail>> {
+        self.read(|db| disinfo::case_detail(db, id))
+    }
+    fn disinfo_cases(&self, jurisdictions: Option<&[i64]>, limit: usize) -> StoreResult<Vec<crate::disinfo::Case>> {
+        self.read(|db| disinfo::cases(db, jurisdictions, limit))
+    }
+    fn disinfo_set_status(&self, case_id: i64, change: &crate::disinfo::StatusChange, now: Millis) -> StoreResult<crate::disinfo::Case> {
+        self.write(|db| disinfo::set_status(db, case_id, change, now))
+    }
+    fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>> {
+        self.read(|db| disinfo::screenshot(db, sha256))
+    }
+    // ---- end disinfo ----
 }
