@@ -8,8 +8,10 @@
 //! the HTTPS path, exactly as in production. Then it shows what each office would have seen and
 //! measures how fast: the campaign, the warnings with their latencies, the indicator reaching
 //! the offices the actor has not touched yet, the retro-hunt finding the early contact, and the
-//! campaign exported as STIX 2.1 for sharing, and a second hub (a neighbouring state's) that
-//! this hub pushes what it publishes to, putting the actor on its sensors' list too.
+//! campaign exported as STIX 2.1 for sharing, a second hub (a neighbouring state's) that
+//! this hub pushes what it publishes to, putting the actor on its sensors' list too, and a
+//! disinformation report: a false claim about polling hours reported by one county reaches the
+//! other county it names and the state, and a second county's report of it joins the same case.
 //!
 //! `--once` prints the summary and exits 0 only if every expected warning arrived.
 
@@ -535,6 +537,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
         if baker_alert { "alert raised by the sensor and reported to the hub" } else { "NOT reported" }
     );
 
+    // 4b. Disinformation: Adams County reports a false claim about its polling hours that names
+    //     Baker County too; Baker reports the same claim in its own words. One case; Baker and
+    //     the state are told, and the state hears that the claim spreads.
+    match disinformation(&client, &hub_url, &token, &offices, &inbox, deadline).await {
+        Ok(lines) => {
+            for l in lines {
+                let _ = writeln!(report, "{l}");
+            }
+        }
+        Err(e) => {
+            let _ = writeln!(report, "disinformation: FAILED: {e:#}");
+            all_ok = false;
+        }
+    }
+
     // 5. Sharing: what the hub knows as STIX 2.1 (TLP:AMBER, offices anonymised), for an ISAC,
     // MISP or OpenCTI; the same export as `ward hub export`.
     let export_store = store.clone();
@@ -586,6 +603,71 @@ async fn demo(args: DemoArgs) -> anyhow::Result<bool> {
     hub.shutdown().await;
     neighbour.shutdown().await;
     Ok(all_ok)
+}
+
+/// Files the demo's two disinformation reports (as the hub analyst, on behalf of the counties)
+/// and waits for the messages: Baker County told of Adams's report, the state told, and the
+/// state told that the claim spreads once Baker reports it too. Returns the summary lines.
+async fn disinformation(client: &reqwest::Client, hub: &str, token: &str, offices: &[Office], inbox: &Inbox, deadline: Instant) -> anyhow::Result<Vec<String>> {
+    let by = |slug: &str| offices.iter().find(|o| o.slug == slug).context("demo office");
+    let (adams, baker, state) = (by("adams")?, by("baker")?, by("franklin")?);
+    let file = |jid: i64, url: &str, claim: &str| {
+        let body = json!({
+            "jurisdiction_id": jid,
+            "urls": [url],
+            "platform": "x",
+            "category": "voting-logistics",
+            "claim": claim,
+            "truth": "Polling places in Adams and Baker counties are open 6:30 am to 7:30 pm on Election Day, and anyone in line at 7:30 pm votes.",
+            "citation": "Franklin Election Code § 3501.32; https://adams-county.example/elections/hours",
+            "concerns": [adams.jurisdiction_id, baker.jurisdiction_id],
+            "views": 48000,
+        });
+        client.post(format!("{hub}/api/v1/disinfo/reports")).bearer_auth(token).json(&body).send()
+    };
+    let filed_at = SystemTime::now();
+    let r = file(adams.jurisdiction_id, "https://x.com/franklin_vote_news/status/1853000000000000001?s=20", "Polls in Adams and Baker counties close at 5 pm on Election Day because of staff shortages").await?;
+    anyhow::ensure!(r.status().is_success(), "the hub refused the report: {} {}", r.status(), r.text().await.unwrap_or_default());
+    let first: Value = r.json().await?;
+    let case = first["case"]["id"].as_i64().unwrap_or_default();
+    let wait_for = |to: &'static str, kind: &'static str| async move {
+        loop {
+            if let Some(m) = inbox.messages().into_iter().find(|m| m.channel == "webhook" && m.to == to && serde_json::from_str::<Value>(&m.body).is_ok_and(|v| v["type"] == kind)) {
+                return Some(m.at);
+            }
+            if Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    let ms = |at: SystemTime, from: SystemTime| at.duration_since(from).map_or(0, |d| d.as_millis());
+    let baker_told = wait_for("baker", "ward.disinfo.report").await.context("Baker County was not told of the report")?;
+    let state_told = wait_for("franklin", "ward.disinfo.report").await.context("the state was not told of the report")?;
+    // Baker reports the same post (shared with other tracking parameters) in its own words.
+    let second_at = SystemTime::now();
+    let r = file(baker.jurisdiction_id, "https://mobile.twitter.com/franklin_vote_news/status/1853000000000000001?utm_source=share", "People are saying Baker County polling places shut at 5pm on election day, staff shortage").await?;
+    anyhow::ensure!(r.status().is_success(), "the hub refused the second report: {}", r.status());
+    let second: Value = r.json().await?;
+    let spreading = wait_for("franklin", "ward.disinfo.spreading").await.context("the state was not told that the claim spreads")?;
+    Ok(vec![
+        format!(
+            "disinformation: {} reported a false claim about polling hours (case #{case}); {} (also named) told {} ms later, {} told {} ms later, each with the facts and the citation",
+            adams.site.name,
+            baker.site.name,
+            ms(baker_told, filed_at),
+            state.site.name,
+            ms(state_told, filed_at)
+        ),
+        format!(
+            "disinformation: {}'s report of the same post in its own words joined case #{} (by {}); {} told \"the same false claim is being reported in 2 jurisdictions\" {} ms later",
+            baker.site.name,
+            second["case"]["id"],
+            second["case"]["joined_by"].as_str().unwrap_or("?"),
+            state.site.name,
+            ms(spreading, second_at)
+        ),
+    ])
 }
 
 /// The neighbouring state's hub of the demo.
