@@ -156,6 +156,51 @@ fn against_an_existing_hub_the_drill_is_marked_kept_apart_and_purged() {
     assert!(!list.contains("DRILL") && list.contains("State of Ohio"), "{list}");
 }
 
+/// A disinformation inject goes through the hub's disinformation path: three counties report the
+/// same false claim, one case, every county it names and the state warned and measured.
+#[test]
+fn a_disinformation_inject_is_one_case_and_everyone_named_is_warned() {
+    let dir = tempfile::tempdir().unwrap();
+    let scenario = dir.path().join("rumor.toml");
+    std::fs::write(
+        &scenario,
+        r#"
+name = "rumor"
+jurisdictions = 6
+states = 1
+real_sensors = 0
+[[inject]]
+id = "polling-hours"
+attack = "disinformation"
+targets = { counties = 3 }
+spread_secs = 30
+[[objective]]
+id = "warn"
+text = "Every county named warned within a minute"
+metric = "time-to-warn"
+threshold_secs = 60
+[[objective]]
+id = "state"
+text = "The state told within five minutes"
+metric = "time-to-state"
+threshold_secs = 300
+"#,
+    )
+    .unwrap();
+    let report = dir.path().join("report");
+    let out = ward().args(["drill", "run"]).arg(&scenario).args(["--quiet", "--settle", "10", "--report"]).arg(&report).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", String::from_utf8_lossy(&out.stderr));
+    let o = outcome(&report);
+    let paths = o["paths"].as_array().unwrap();
+    assert_eq!(paths.len(), 3, "{paths:?}");
+    assert!(paths.iter().all(|p| p["outcome"] == "Warned" && p["warned_ms"].is_i64()), "{paths:?}");
+    let cases: std::collections::BTreeSet<i64> = paths.iter().filter_map(|p| p["campaign_id"].as_i64()).collect();
+    assert_eq!(cases.len(), 1, "the same claim is one case: {cases:?}");
+    let obj = |id: &str| o["objectives"].as_array().unwrap().iter().find(|x| x["id"] == id).unwrap().clone();
+    assert_eq!(obj("warn")["rating"], "P", "{}", obj("warn"));
+    assert_eq!(obj("state")["rating"], "P", "{}", obj("state"));
+}
+
 #[test]
 fn an_objective_unable_to_be_performed_exits_1() {
     let dir = tempfile::tempdir().unwrap();

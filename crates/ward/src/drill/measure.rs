@@ -75,6 +75,19 @@ pub fn measure(plan: &Plan, seen: &Observed, speed: f64) -> DrillOutcome {
         .collect();
     // Campaigns per inject: those whose keys name its actor.
     let campaign_of = |inject: usize| -> Vec<(i64, i64)> {
+        if plan.injects[inject].kind.is_disinfo() {
+            // A disinformation inject's cases; their notifications carry the case id negated.
+            let mut cases: Vec<(i64, i64)> = Vec::new();
+            for r in seen.injected.iter().filter(|r| r.inject == inject) {
+                if let (Some(c), Some(at)) = (r.case_id, r.received_ms) {
+                    match cases.iter_mut().find(|x| x.0 == -c) {
+                        Some(x) => x.1 = x.1.min(at),
+                        None => cases.push((-c, at)),
+                    }
+                }
+            }
+            return cases;
+        }
         let a = plan.injects[inject].actor;
         let o = a.octets();
         let keys = [format!("ip:{a}"), format!("net:{}.{}.{}.0/24", o[0], o[1], o[2])];
@@ -197,7 +210,13 @@ pub fn measure(plan: &Plan, seen: &Observed, speed: f64) -> DrillOutcome {
         let first_hit = hit.iter().filter_map(|p| p.injected_ms).min();
         let told = state_office.and_then(|s| {
             let jid = seen.offices[s].jid;
-            notes.iter().filter(|n| n.jid == jid && n.kind.starts_with("state_")).filter_map(|n| n.delivered).filter(|&d| first_hit.is_none_or(|f| d >= f)).min()
+            // A roll-up of its counties' campaign, or a disinformation case naming its counties.
+            notes
+                .iter()
+                .filter(|n| n.jid == jid && (n.kind.starts_with("state_") || n.kind.starts_with("disinfo.")))
+                .filter_map(|n| n.delivered)
+                .filter(|&d| first_hit.is_none_or(|f| d >= f))
+                .min()
         });
         let mut warn_secs: Vec<f64> = hit.iter().filter_map(|p| Some(scen(p.warned_ms? - p.injected_ms?))).collect();
         warn_secs.sort_by(f64::total_cmp);
@@ -229,7 +248,9 @@ pub fn measure(plan: &Plan, seen: &Observed, speed: f64) -> DrillOutcome {
             Metric::Ack => {
                 // One case per (office, campaign) that was warned or escalated to.
                 let mut by: BTreeMap<(String, i64), (Option<i64>, Option<i64>)> = BTreeMap::new();
-                for p in targeted.iter().filter(|p| sighting(p)) {
+                // Disinformation messages carry no acknowledgement link: warnings only.
+                let disinfo = |p: &PathRecord| plan.injects.iter().any(|i| i.id == p.inject && i.kind.is_disinfo());
+                for p in targeted.iter().filter(|p| sighting(p) && !disinfo(p)) {
                     let first = [p.warned_ms, p.deliveries.iter().filter_map(|d| d.delivered_ms).min()].into_iter().flatten().min();
                     if let (Some(c), Some(f)) = (p.campaign_id, first) {
                         let e = by.entry((p.jurisdiction.clone(), c)).or_insert((Some(f), p.acked_ms));
@@ -295,6 +316,14 @@ pub fn measure(plan: &Plan, seen: &Observed, speed: f64) -> DrillOutcome {
     let mut timeline: Vec<TimelineEntry> = Vec::new();
     for i in &injects {
         timeline.push(TimelineEntry { at_ms: i.injected_ms, what: format!("inject {}: {} ({} targets)", i.id, i.description, i.targeted) });
+    }
+    let mut cases: Vec<i64> = seen.injected.iter().filter_map(|r| r.case_id).collect();
+    cases.sort_unstable();
+    cases.dedup();
+    for c in cases {
+        if let Some(at) = seen.injected.iter().filter(|r| r.case_id == Some(c)).filter_map(|r| r.received_ms).min() {
+            timeline.push(TimelineEntry { at_ms: at, what: format!("the hub opened disinformation case #{c}") });
+        }
     }
     for c in &seen.campaigns {
         if let Some(at) = c["opened_ms"].as_i64() {

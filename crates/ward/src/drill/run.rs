@@ -39,7 +39,7 @@ use ward_sensor::spool::{Record, Spool, SpoolConfig};
 use ward_sim::attack::{self, Attack, AttackKind, Detection, OfficeNet};
 use ward_sim::mix::{self, MixWeights, Rng};
 
-use super::scenario::{Inject, Plan};
+use super::scenario::{Inject, InjectKind, Plan};
 use crate::receivers::{self, Inbox};
 
 /// How the drill reaches its hub.
@@ -110,6 +110,8 @@ pub struct Injected {
     pub injected_ms: i64,
     pub detected_ms: Option<i64>,
     pub received_ms: Option<i64>,
+    /// A disinformation inject's case at the hub.
+    pub case_id: Option<i64>,
     pub error: Option<String>,
 }
 
@@ -356,11 +358,44 @@ async fn run_capture(office: &Office, real: &RealSensor, tag: &str, traffic_kib:
     Ok((alerts, ran_ms, drained.then(now_ms)))
 }
 
-/// Plays one (inject, office): writes and runs the real capture, or posts the simulated alert.
-async fn play(inject: Inject, inject_idx: usize, office: Arc<Office>, traffic_kib: u64, rules: PathBuf, seed: u64, client: HubClient) -> Injected {
+/// Files a disinformation inject's report for `office` (as the analyst, on its behalf), naming
+/// every target of the inject. Returns the case it joined.
+async fn file_report(api: &Api, inject: &Inject, office: &Office, concerns: &[i64]) -> anyhow::Result<i64> {
+    let claim = inject.claim.as_ref().context("a disinformation inject has a claim")?;
+    let body = json!({
+        "jurisdiction_id": office.jid,
+        "urls": [claim.url],
+        "platform": claim.platform,
+        "category": claim.category,
+        "claim": claim.claim,
+        "truth": claim.truth,
+        "citation": claim.citation,
+        "concerns": concerns,
+    });
+    let r = api.post("/api/v1/disinfo/reports", body).await.context("the hub did not take the disinformation report (a hub without the disinformation path cannot run this inject)")?;
+    r["case"]["id"].as_i64().context("the hub's answer names no case")
+}
+
+/// Plays one (inject, office): writes and runs the real capture, posts the simulated alert, or
+/// files the disinformation report.
+#[allow(clippy::too_many_arguments)]
+async fn play(inject: Inject, inject_idx: usize, office: Arc<Office>, traffic_kib: u64, rules: PathBuf, seed: u64, client: HubClient, api: Api, concerns: Vec<i64>) -> Injected {
     let injected_ms = now_ms();
     let mut rec = Injected { inject: inject_idx, office: office.idx, injected_ms, ..Default::default() };
-    let attack = Attack { kind: inject.kind, actor: inject.actor.octets(), domain: inject.domain.clone(), start_us: 0 };
+    let kind = match inject.kind {
+        InjectKind::Attack(k) => k,
+        InjectKind::Disinfo => {
+            match file_report(&api, &inject, &office, &concerns).await {
+                Ok(case) => {
+                    let at = now_ms();
+                    (rec.detected_ms, rec.received_ms, rec.case_id) = (Some(at), Some(at), Some(case));
+                }
+                Err(e) => rec.error = Some(format!("{e:#}")),
+            }
+            return rec;
+        }
+    };
+    let attack = Attack { kind, actor: inject.actor.octets(), domain: inject.domain.clone(), start_us: 0 };
     let result: anyhow::Result<(Option<i64>, Option<i64>)> = async {
         match &office.real {
             Some(real) => {
@@ -563,7 +598,8 @@ pub async fn run(plan: Plan, target: &HubTarget, opts: &RunOptions) -> anyhow::R
         }
         let inject = plan.injects[ii].clone();
         let (office, rules, client) = (offices[t].clone(), rules.clone(), client.clone());
-        plays.spawn(play(inject, ii, office, plan.traffic_kib, rules, plan.seed, client));
+        let concerns: Vec<i64> = plan.injects[ii].targets.iter().map(|&x| offices[x].jid).collect();
+        plays.spawn(play(inject, ii, office, plan.traffic_kib, rules, plan.seed, client, api.clone(), concerns));
     }
     let mut injected = Vec::new();
     while let Some(r) = plays.join_next().await {
@@ -576,6 +612,9 @@ pub async fn run(plan: Plan, target: &HubTarget, opts: &RunOptions) -> anyhow::R
     // 6. Wait for warnings, escalations and acknowledgements: until every expected warning
     //    is delivered and no acknowledgement is pending, or the settle time is over.
     let settle = Duration::from_secs_f64(opts.settle_secs);
+    let mut cases: Vec<i64> = injected.iter().filter_map(|i| i.case_id).collect();
+    cases.sort_unstable();
+    cases.dedup();
     let waited = Instant::now();
     say(opts.progress, format!("waiting up to {:.0} s for warnings, escalations and acknowledgements", settle.as_secs_f64()));
     // Who must hear: every office an attack the hub correlates targeted, and its state.
@@ -592,7 +631,7 @@ pub async fn run(plan: Plan, target: &HubTarget, opts: &RunOptions) -> anyhow::R
     must.sort_unstable();
     must.dedup();
     let (campaigns, notifications) = loop {
-        let (campaigns, notifications) = collect(&api, &plan).await?;
+        let (campaigns, notifications) = collect(&api, &plan, &cases).await?;
         let heard = |jid: i64| notifications.iter().any(|n| n["jurisdiction_id"].as_i64() == Some(jid) && !n["delivered_ms"].is_null());
         let all_heard = must.iter().all(|&j| heard(j));
         // A moment for acknowledgements that are about to be drawn for the last deliveries.
@@ -610,10 +649,11 @@ pub async fn run(plan: Plan, target: &HubTarget, opts: &RunOptions) -> anyhow::R
     Ok(Observed { started_ms, finished_ms: now_ms(), hub_label: target.label.clone(), offices: infos, injected, acks, campaigns, notifications })
 }
 
-/// The campaigns of the drill's actors and their notifications.
-async fn collect(api: &Api, plan: &Plan) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
+/// The campaigns of the drill's actors and their notifications, and the notifications of its
+/// disinformation cases (their `campaign_id` is the case id negated).
+async fn collect(api: &Api, plan: &Plan, cases: &[i64]) -> anyhow::Result<(Vec<Value>, Vec<Value>)> {
     let all = api.get("/api/v1/campaigns").await?;
-    let actors: Vec<String> = plan.injects.iter().flat_map(|i| {
+    let actors: Vec<String> = plan.injects.iter().filter(|i| !i.kind.is_disinfo()).flat_map(|i| {
         let o = i.actor.octets();
         [format!("ip:{}", i.actor), format!("net:{}.{}.{}.0/24", o[0], o[1], o[2])]
     }).collect();
@@ -623,8 +663,8 @@ async fn collect(api: &Api, plan: &Plan) -> anyhow::Result<(Vec<Value>, Vec<Valu
         .unwrap_or_default();
     let mut notifications = Vec::new();
     let mut seen = BTreeMap::new();
-    for c in &campaigns {
-        let id = c["id"].as_i64().unwrap_or_default();
+    let ids: Vec<i64> = campaigns.iter().map(|c| c["id"].as_i64().unwrap_or_default()).chain(cases.iter().map(|c| -c)).collect();
+    for id in ids {
         let list = api.get(&format!("/api/v1/notifications?campaign_id={id}&limit=1000")).await?;
         for n in list.as_array().into_iter().flatten() {
             if seen.insert(n["id"].as_i64().unwrap_or_default(), ()).is_none() {

@@ -48,6 +48,58 @@ use serde::Deserialize;
 use ward_sim::attack::AttackKind;
 use ward_sim::mix::Rng;
 
+/// What an inject does: a network attack from ward-sim, or a disinformation report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InjectKind {
+    Attack(AttackKind),
+    /// Each target files a report of the same false claim through the hub's disinformation
+    /// path (`POST /api/v1/disinfo/reports`), naming every target as concerned.
+    Disinfo,
+}
+
+impl InjectKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            InjectKind::Attack(k) => k.name(),
+            InjectKind::Disinfo => "disinformation",
+        }
+    }
+    pub fn description(self) -> &'static str {
+        match self {
+            InjectKind::Attack(k) => k.description(),
+            InjectKind::Disinfo => "offices report the same false claim; the hub joins the reports into one case and tells every office it names and their states",
+        }
+    }
+    /// Whether the hub is expected to warn the targets (a campaign, or a case).
+    pub fn sighting(self) -> bool {
+        match self {
+            InjectKind::Attack(k) => k.sighting(),
+            InjectKind::Disinfo => true,
+        }
+    }
+    /// The sensor detector that ought to fire (nothing for a report: an official files it).
+    pub fn detection(self) -> ward_sim::attack::Detection {
+        match self {
+            InjectKind::Attack(k) => k.detection(),
+            InjectKind::Disinfo => ward_sim::attack::Detection::Nothing,
+        }
+    }
+    pub fn is_disinfo(self) -> bool {
+        self == InjectKind::Disinfo
+    }
+}
+
+/// The false claim a disinformation inject reports.
+#[derive(Debug, Clone, Default)]
+pub struct Claim {
+    pub claim: String,
+    pub truth: String,
+    pub citation: String,
+    pub category: String,
+    pub platform: String,
+    pub url: String,
+}
+
 /// At most this many real sensor pipelines run in one drill process.
 pub const MAX_REAL_SENSORS: usize = 50;
 /// At most this many jurisdictions.
@@ -190,6 +242,19 @@ struct InjectSpec {
     spread_secs: f64,
     #[serde(default)]
     description: Option<String>,
+    // A disinformation inject's report (defaults: a false claim about polling hours).
+    #[serde(default)]
+    claim: Option<String>,
+    #[serde(default)]
+    truth: Option<String>,
+    #[serde(default)]
+    citation: Option<String>,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    url: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,8 +335,10 @@ pub struct Participant {
 pub struct Inject {
     pub id: String,
     pub at_secs: f64,
-    pub kind: AttackKind,
+    pub kind: InjectKind,
     pub description: String,
+    /// The report a disinformation inject files.
+    pub claim: Option<Claim>,
     pub actor: Ipv4Addr,
     pub domain: String,
     /// Indexes into [`Plan::participants`], in the order they are hit.
@@ -437,16 +504,25 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
         if !ids.insert(spec.id.clone()) {
             bail!("{source}: inject {:?} is named twice", spec.id);
         }
-        if spec.attack == "disinformation" || spec.attack.starts_with("disinfo") {
-            bail!(
-                "{source}: inject {:?}: disinformation injects are not available yet: this version of ward has no disinformation report path in the hub (issue #13); remove the inject or run a scenario without it",
-                spec.id
-            );
-        }
-        let Some(kind) = AttackKind::parse(&spec.attack) else {
-            let all: Vec<&str> = AttackKind::ALL.iter().map(|k| k.name()).collect();
-            bail!("{source}: inject {:?}: unknown attack {:?}; one of: {}", spec.id, spec.attack, all.join(", "));
+        let kind = if spec.attack == "disinformation" {
+            InjectKind::Disinfo
+        } else {
+            match AttackKind::parse(&spec.attack) {
+                Some(k) => InjectKind::Attack(k),
+                None => {
+                    let all: Vec<&str> = AttackKind::ALL.iter().map(|k| k.name()).chain(["disinformation"]).collect();
+                    bail!("{source}: inject {:?}: unknown attack {:?}; one of: {}", spec.id, spec.attack, all.join(", "));
+                }
+            }
         };
+        let claim = kind.is_disinfo().then(|| Claim {
+            claim: spec.claim.clone().unwrap_or_else(|| "Polling places close at 5 pm on Election Day because of staff shortages".into()),
+            truth: spec.truth.clone().unwrap_or_else(|| "Polling places are open 6:30 am to 7:30 pm on Election Day, and anyone in line at closing time votes.".into()),
+            citation: spec.citation.clone().unwrap_or_else(|| "the state election code; the county election office's website".into()),
+            category: spec.category.clone().unwrap_or_else(|| "voting-logistics".into()),
+            platform: spec.platform.clone().unwrap_or_else(|| "x".into()),
+            url: spec.url.clone().unwrap_or_else(|| format!("https://x.com/ward_drill_{}/status/{}", plan_tag(&file.name), 1_900_000_000_000_000_000u64 + i as u64)),
+        });
         if !(spec.at_secs >= 0.0 && spec.spread_secs >= 0.0 && spec.at_secs.is_finite() && spec.spread_secs.is_finite()) {
             bail!("{source}: inject {:?}: at_secs and spread_secs must be 0 or more", spec.id);
         }
@@ -458,7 +534,7 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
             bail!("{source}: inject {:?}: actor {actor} is private or a documentation address; the hub never takes those for a remote actor (use 198.18.0.0/15)", spec.id);
         }
         let domain = spec.domain.clone().unwrap_or_default();
-        if kind.needs_domain() && domain.is_empty() {
+        if matches!(kind, InjectKind::Attack(k) if k.needs_domain()) && domain.is_empty() {
             bail!("{source}: inject {:?}: the {} attack needs a domain", spec.id, kind.name());
         }
         let targets = match &spec.targets {
@@ -490,6 +566,7 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
             id: spec.id.clone(),
             at_secs: spec.at_secs,
             kind,
+            claim,
             description: spec.description.clone().unwrap_or_else(|| kind.description().to_string()),
             actor,
             domain,
@@ -549,6 +626,11 @@ pub fn plan(source: &str, text: &str, over: &Overrides) -> anyhow::Result<Plan> 
         injects,
         objectives,
     })
+}
+
+/// A scenario name as it may stand in a URL path.
+fn plan_tag(name: &str) -> String {
+    name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).take(40).collect()
 }
 
 /// Draws `d.counties` county participants (not state offices), one per state first when asked.
@@ -621,7 +703,7 @@ mod tests {
         let cases = [
             ("[[inject]]\nid='a'\nattack='teleport'\ntargets=['x']\n", "unknown attack"),
             ("[[inject]]\nid='a'\nattack='port-scan'\ntargets=['Nobody']\n", "no participant named"),
-            ("[[inject]]\nid='a'\nattack='disinformation'\ntargets=['x']\n", "not available yet"),
+            ("[[inject]]\nid='a'\nattack='disinformation'\ntargets=['x']\n", "no participant named"),
             ("[[inject]]\nid='a'\nattack='port-scan'\nactor='10.0.0.1'\ntargets={counties=1}\n", "private"),
             ("[[inject]]\nid='a'\nattack='beacon'\ntargets={counties=1}\n", "needs a domain"),
             ("[[inject]]\nid='a'\nattack='port-scan'\ntargets={counties=500}\n", "raise --jurisdictions"),

@@ -51,10 +51,24 @@ fn member_deletes() -> Vec<(Count, String)> {
     let ct = format!("(SELECT id FROM contacts WHERE jurisdiction_id IN {D})");
     let n = format!("(SELECT id FROM notifications WHERE jurisdiction_id IN {D} OR contact_id IN {ct})");
     let u = format!("(SELECT id FROM users WHERE jurisdiction_id IN {D})");
+    let r = format!("(SELECT id FROM disinfo_reports WHERE jurisdiction_id IN {D})");
+    let empty = "(SELECT c.id FROM disinfo_cases c WHERE NOT EXISTS (SELECT 1 FROM disinfo_reports dr WHERE dr.case_id = c.id))".to_string();
     vec![
         (Count::Other, format!("DELETE FROM delivery_attempts WHERE notification_id IN {n}")),
         (Count::Notifications, format!("DELETE FROM notifications WHERE id IN {n}")),
         (Count::Other, format!("DELETE FROM escalations WHERE jurisdiction_id IN {D} OR told_jurisdiction_id IN {D}")),
+        // Disinformation reports drill jurisdictions filed (`ward drill`'s disinformation
+        // injects), their links, and cases left without a report.
+        (Count::Other, format!("DELETE FROM disinfo_report_screenshots WHERE report_id IN {r}")),
+        (Count::Other, format!("DELETE FROM disinfo_report_urls WHERE report_id IN {r}")),
+        (Count::Other, format!("DELETE FROM disinfo_report_jurisdictions WHERE report_id IN {r} OR jurisdiction_id IN {D}")),
+        (Count::Other, format!("DELETE FROM disinfo_reports WHERE id IN {r}")),
+        (Count::Other, format!("DELETE FROM disinfo_case_bands WHERE case_id IN {empty}")),
+        (Count::Other, format!("DELETE FROM disinfo_case_log WHERE case_id IN {empty}")),
+        (Count::Other, format!("DELETE FROM disinfo_report_urls WHERE case_id IN {empty}")),
+        (Count::Other, format!("DELETE FROM disinfo_report_jurisdictions WHERE case_id IN {empty}")),
+        (Count::Other, format!("DELETE FROM disinfo_cases WHERE id IN {empty}")),
+        (Count::Other, "DELETE FROM disinfo_screenshots WHERE sha256 NOT IN (SELECT sha256 FROM disinfo_report_screenshots)".to_string()),
         (Count::Other, format!("DELETE FROM sessions WHERE user_id IN {u}")),
         (Count::Users, format!("DELETE FROM users WHERE id IN {u}")),
         (Count::Contacts, format!("DELETE FROM contacts WHERE jurisdiction_id IN {D}")),
