@@ -402,6 +402,8 @@ on_each_backend! {
             }
         };
 
+        // Yuma takes part in a drill: what it is told says so (docs/hub.md "Drill jurisdictions").
+        h.db(|s| s.set_jurisdiction_drill(ids["Yuma County"], true)).unwrap();
         // Maricopa reports a claim that also concerns Yuma.
         let mut first = report(CLAIM, &["https://x.com/a/status/31337"]);
         first["concerns"] = json!([ids["Maricopa County"], ids["Yuma County"]]);
@@ -416,6 +418,9 @@ on_each_backend! {
         assert_eq!(receipt[0]["claim"], CLAIM);
         assert!(receipt[0]["text"].as_str().unwrap().contains("What is true: Polls are open"), "{}", receipt[0]);
         assert!(to_yuma[0]["text"].as_str().unwrap().contains("What to do:"));
+        assert_eq!(to_yuma[0]["drill"], true, "a drill jurisdiction's message is marked: {}", to_yuma[0]);
+        assert!(to_yuma[0]["text"].as_str().unwrap().starts_with("DRILL"), "{}", to_yuma[0]);
+        assert!(receipt[0].get("drill").is_none(), "a real office's message is not marked");
         assert_eq!(to_state[0]["citation"], "A.R.S. § 16-565");
         assert!(receiver.of("Pima-County").is_empty(), "Pima is not concerned yet");
 

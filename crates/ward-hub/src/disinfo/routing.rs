@@ -147,6 +147,8 @@ pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: 
             let report = report_id.and_then(|id| case.reports.iter().find(|r| r.id == id));
             let kind = if report_id.is_some() { KIND_REPORT } else { KIND_SPREADING };
             let msg = render(&state.config, &recipient, &case, report, kind, job.id);
+            // A drill jurisdiction's message says so (docs/hub.md "Drill jurisdictions").
+            let msg = msg.mark_drill_if(recipient.drill);
             channels.send(&job.contact, &msg).await.map(|detail| (detail, msg.json.to_string()))
         }
         Ok(_) => Err("case or jurisdiction no longer exists".to_string()),
