@@ -35,6 +35,8 @@
 //! allow_targets = ["10.20.0.0/16"]   # on-premises SIEMs on internal addresses
 //! escalate_after_mins = 15   # unacknowledged warnings escalate (docs/hub.md); 0 turns it off
 //! ack_link_days = 30         # how long the one-click acknowledgement links last
+//! disinfo_untouched_urgent_mins = 30   # an untriaged urgent disinformation case escalates
+//! disinfo_untouched_mins = 240         # … any other case
 //! [retention]
 //! default_days = 30
 //! days = { alert = 365, flow = 7 }
@@ -297,6 +299,12 @@ pub struct NotifyConfig {
     pub escalate_after_mins: f64,
     /// How long the one-click acknowledgement links in messages last (1 to 365 days).
     pub ack_link_days: u32,
+    /// A disinformation case about voting logistics, eligibility, impersonation or threats
+    /// (urgent) that nobody has triaged within this many minutes goes to the next contacts of
+    /// the offices it names and to their states ([`crate::disinfo::routing`]); 0 turns it off.
+    pub disinfo_untouched_urgent_mins: f64,
+    /// The same for every other case.
+    pub disinfo_untouched_mins: f64,
 }
 
 impl NotifyConfig {
@@ -341,6 +349,8 @@ impl Default for NotifyConfig {
             claim_lease_secs: (crate::notify::CLAIM_LEASE_MS / 1000) as u64,
             escalate_after_mins: 15.0,
             ack_link_days: 30,
+            disinfo_untouched_urgent_mins: 30.0,
+            disinfo_untouched_mins: 240.0,
         }
     }
 }

@@ -161,6 +161,7 @@ pub async fn start_with_store(store: Arc<dyn Store>, config: HubConfig) -> anyho
     crate::share::federation::setup(&state).await?;
     tokio::spawn(crate::share::federation::run_worker(state.clone(), shutdown_rx.clone())); // peer hubs
     tokio::spawn(crate::ack::run_worker(state.clone(), shutdown_rx.clone())); // escalation
+    tokio::spawn(crate::disinfo::routing::run_escalation(state.clone(), shutdown_rx.clone())); // untouched cases
     tokio::spawn(run_retention(state.clone(), shutdown_rx));
     let std_listener = std::net::TcpListener::bind(listen).map_err(|e| anyhow::anyhow!("cannot listen on {listen}: {e}"))?;
     std_listener.set_nonblocking(true)?;

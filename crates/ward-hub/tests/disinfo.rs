@@ -449,6 +449,69 @@ on_each_backend! {
     }
 }
 
+on_each_backend! {
+    /// A case nobody triages in time escalates once to the next contacts of the offices it
+    /// names and to their state; a case an analyst triaged in time does not.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_untouched_case_escalates_once_and_a_triaged_one_does_not() {
+        use common::webhooks::{start_receiver, Receiver, SECRET};
+        use ward_hub::model::{Channel, NewContact};
+        let dir = tempfile::tempdir().unwrap();
+        let receiver = Receiver::default();
+        let hook = start_receiver(receiver.clone()).await;
+        let mut config = common::config(dir.path());
+        config.notify.allow_targets = vec!["127.0.0.1/32".parse().unwrap()];
+        config.notify.disinfo_untouched_urgent_mins = 0.02; // 1.2 s
+        config.notify.disinfo_untouched_mins = 0.0; // off
+        let running = ward_hub::start(config).await.unwrap();
+        let h = Hub { state: running.state.clone(), store: running.state.store.clone(), dir };
+        let now = now_ms();
+        let mut ids = std::collections::HashMap::new();
+        for (name, st) in [("Arizona", "AZ"), ("Maricopa County", "AZ"), ("Pima County", "AZ")] {
+            let j = h.jurisdiction(name, st);
+            for priority in [1, 2] {
+                let target = format!("http://{hook}/hook/{}-{priority}", name.replace(' ', "-"));
+                let c = h.db(|s| s.create_contact(j, &NewContact { channel: Channel::Webhook, target, secret: Some(SECRET.into()) }, now)).unwrap();
+                if priority == 2 {
+                    h.db(|s| s.set_contact_priority(c.id, 2)).unwrap();
+                }
+            }
+            ids.insert(name, j);
+        }
+        h.user("mc-clerk", Role::Admin, Some(ids["Maricopa County"]));
+        h.user("pima-clerk", Role::Admin, Some(ids["Pima County"]));
+        h.user("analyst2", Role::Analyst, None);
+        let (mc, pima, ana) = (h.login("mc-clerk").await, h.login("pima-clerk").await, h.login("analyst2").await);
+        // Maricopa's case (voting logistics: urgent) is left alone; Pima's is triaged at once.
+        let r = h.post_json("/api/v1/disinfo/reports", Some(&mc), report(CLAIM, &["https://x.com/a/status/4242"])).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let left = r.json()["case"]["id"].as_i64().unwrap();
+        let r = h.post_json("/api/v1/disinfo/reports", Some(&pima), report("Ballot drop boxes in Pima County will be removed on Sunday", &["https://x.com/b/status/777"])).await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+        let triaged = r.json()["case"]["id"].as_i64().unwrap();
+        let r = h.post_json(&format!("/api/v1/disinfo/cases/{triaged}/status"), Some(&ana), json!({"status": "triaged"})).await;
+        assert!(r.status.is_success(), "{}", r.text());
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got = receiver.of_type("Maricopa-County-2", "ward.disinfo.untouched");
+            if !got.is_empty() && !receiver.of_type("Arizona-1", "ward.disinfo.untouched").is_empty() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        assert_eq!(got.len(), 1, "Maricopa's next contact told once: {:?}", receiver.got.lock().unwrap());
+        assert_eq!(got[0]["case_id"], left);
+        assert!(got[0]["text"].as_str().unwrap().contains("has not been handled yet"));
+        assert_eq!(receiver.of_type("Arizona-1", "ward.disinfo.untouched").len(), 1, "the state told");
+        // Another pass later sends nothing more; the triaged case never escalates.
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        assert_eq!(receiver.of_type("Maricopa-County-2", "ward.disinfo.untouched").len(), 1);
+        assert!(receiver.of_type("Pima-County-2", "ward.disinfo.untouched").is_empty(), "a triaged case does not escalate");
+        assert!(receiver.of_type("Maricopa-County-1", "ward.disinfo.untouched").is_empty(), "the first contacts already had the report");
+        running.shutdown().await;
+    }
+}
+
 /// The labelled pairs (tests/data/disinfo_pairs.tsv): precision and recall stay at what
 /// docs/disinformation.md reports (bench-disinfo pairs prints the figures).
 #[test]

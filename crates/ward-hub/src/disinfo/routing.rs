@@ -9,6 +9,10 @@
 //!   first reach each of [`SPREAD_LEVELS`], the states of every jurisdiction in the case
 //!   (reporting or concerned) hear "the same false claim is being reported in N jurisdictions",
 //!   once per level.
+//! * **An untouched case** ([`KIND_UNTOUCHED`], [`run_escalation`]): a case still `new` after
+//!   `[notify] disinfo_untouched_urgent_mins` (urgent: voting logistics, eligibility,
+//!   impersonation, threats; default 30) or `disinfo_untouched_mins` (default 240) goes, once, to
+//!   the next contacts (priority 2) of every office it names and to their states.
 //! * A disinformation notification's `campaign_id` is the case id negated (cases and campaigns
 //!   are numbered apart; campaign views never match a negative id), its `event_kind`
 //!   `disinfo.report:{report}` or `disinfo.spreading`, its `event_key` `disinfo:report:{report}`
@@ -26,6 +30,13 @@ use crate::store::AttemptOutcome;
 
 pub const KIND_REPORT: &str = "disinfo.report";
 pub const KIND_SPREADING: &str = "disinfo.spreading";
+/// A case nobody triaged in time ([`run_escalation`]): told to the next contacts (priority 2)
+/// of every office it names and to their states.
+pub const KIND_UNTOUCHED: &str = "disinfo.untouched";
+/// The untouched-case job's lease name.
+pub const JOB_UNTOUCHED: &str = "disinfo-untouched";
+/// Cases escalated per pass at most (the next pass takes the rest at once).
+pub const UNTOUCHED_PER_PASS: usize = 200;
 /// Jurisdiction counts at which the states hear that a claim spreads.
 pub const SPREAD_LEVELS: [usize; 3] = [2, 5, 20];
 
@@ -45,6 +56,10 @@ pub fn campaign_key(case_id: i64) -> i64 {
 
 pub fn report_key(report_id: i64) -> String {
     format!("disinfo:report:{report_id}")
+}
+
+pub fn untouched_key(case_id: i64) -> String {
+    format!("disinfo:untouched:{case_id}")
 }
 
 pub fn spread_key(case_id: i64, level: usize) -> String {
@@ -90,6 +105,7 @@ pub fn render(config: &crate::config::HubConfig, recipient: &Jurisdiction, case:
     let receipt = report.is_some_and(|r| r.jurisdiction_id == recipient.id);
     let (headline, type_) = match (kind, receipt) {
         (KIND_SPREADING, _) => (format!("The same false claim is being reported in {reporting} jurisdictions"), "ward.disinfo.spreading"),
+        (KIND_UNTOUCHED, _) => ("A false claim reported by election offices has not been handled yet".to_string(), "ward.disinfo.untouched"),
         (_, true) => (format!("Your disinformation report was received (case {})", c.id), "ward.disinfo.receipt"),
         _ => ("A false claim concerning your jurisdiction was reported".to_string(), "ward.disinfo.report"),
     };
@@ -136,6 +152,69 @@ pub fn render(config: &crate::config::HubConfig, recipient: &Jurisdiction, case:
     }
 }
 
+/// The untouched-case periods in milliseconds (urgent, other); `None` for one that is off (0),
+/// an error for a negative or non-finite value.
+pub fn untouched_periods(config: &crate::config::NotifyConfig) -> Result<(Option<Millis>, Option<Millis>), String> {
+    let one = |name: &str, mins: f64| -> Result<Option<Millis>, String> {
+        if !mins.is_finite() || mins < 0.0 {
+            return Err(format!("{name} must be 0 (off) or a positive number of minutes, not {mins}"));
+        }
+        Ok((mins > 0.0).then(|| (mins * 60_000.0).clamp(100.0, 365.0 * 24.0 * 3_600_000.0) as Millis))
+    };
+    Ok((one("disinfo_untouched_urgent_mins", config.disinfo_untouched_urgent_mins)?, one("disinfo_untouched_mins", config.disinfo_untouched_mins)?))
+}
+
+/// Escalates cases nobody triaged in time (`[notify] disinfo_untouched_urgent_mins`, default 30,
+/// for voting logistics, eligibility, impersonation and threats; `disinfo_untouched_mins`,
+/// default 240, for the rest): each goes, once, to the next contacts (priority 2) of every office
+/// it names and to their states. Runs on the replica holding the [`JOB_UNTOUCHED`] lease, every
+/// quarter of the shorter period (at most 30 s), until `shutdown`.
+pub async fn run_escalation(state: HubState, mut shutdown: tokio::sync::watch::Receiver<bool>) {
+    let (urgent, other) = match untouched_periods(&state.config.notify) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "untouched disinformation cases will not escalate");
+            return;
+        }
+    };
+    let Some(shortest) = [urgent, other].into_iter().flatten().min() else { return };
+    let every = std::time::Duration::from_millis((shortest / 4).clamp(100, 30_000) as u64);
+    let lease_ms = (every.as_millis() as Millis * crate::server::JOB_LEASE_INTERVALS as Millis).max(15_000);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        let mut more = false;
+        if state.hold_job(JOB_UNTOUCHED, lease_ms).await {
+            let now = crate::model::now_ms();
+            // A period that is off never comes due.
+            let (u, o) = (urgent.map_or(Millis::MIN, |p| now - p), other.map_or(Millis::MIN, |p| now - p));
+            match state.store_call(move |s| s.disinfo_escalate_untouched(u, o, now, UNTOUCHED_PER_PASS)).await {
+                Ok(cases) => {
+                    for c in &cases {
+                        tracing::info!(case = c, "disinformation case not triaged in time: escalated");
+                    }
+                    if !cases.is_empty() {
+                        state.outbox_wake.notify_one();
+                    }
+                    more = cases.len() >= UNTOUCHED_PER_PASS;
+                }
+                Err(e) => tracing::error!(error = %e, "untouched-case escalation failed"),
+            }
+        }
+        if more {
+            continue;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => {
+                state.release_job(JOB_UNTOUCHED).await;
+                return;
+            }
+        }
+    }
+}
+
 /// Delivers one disinformation notification (called by the outbox worker).
 pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: NotificationJob) -> (i64, AttemptOutcome, Millis) {
     let started = Instant::now();
@@ -145,7 +224,13 @@ pub async fn deliver(state: &HubState, channels: &crate::notify::Channels, job: 
         Ok((Some(case), Some(recipient))) => {
             let report_id = job.event_kind.strip_prefix(KIND_REPORT).and_then(|r| r.strip_prefix(':')).and_then(|r| r.parse::<i64>().ok());
             let report = report_id.and_then(|id| case.reports.iter().find(|r| r.id == id));
-            let kind = if report_id.is_some() { KIND_REPORT } else { KIND_SPREADING };
+            let kind = if report_id.is_some() {
+                KIND_REPORT
+            } else if job.event_kind == KIND_UNTOUCHED {
+                KIND_UNTOUCHED
+            } else {
+                KIND_SPREADING
+            };
             let msg = render(&state.config, &recipient, &case, report, kind, job.id);
             // A drill jurisdiction's message says so (docs/hub.md "Drill jurisdictions").
             let msg = msg.mark_drill_if(recipient.drill);

@@ -450,6 +450,11 @@ pub trait Store: Send + Sync + 'static {
     fn disinfo_set_status(&self, case_id: i64, change: &crate::disinfo::StatusChange, now: Millis) -> StoreResult<crate::disinfo::Case>;
     /// A screenshot's bytes and the jurisdictions whose reports carry it.
     fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>>;
+    /// Escalates, each once, the cases still `new` (nobody triaged them) that were opened at or
+    /// before `urgent_before` (urgent cases) or `other_before` (the others): marks them and
+    /// enqueues `disinfo.untouched` to the priority-2 contacts of every office the case names
+    /// and the priority-1 contacts of their states, in one transaction. Returns the cases.
+    fn disinfo_escalate_untouched(&self, urgent_before: Millis, other_before: Millis, now: Millis, limit: usize) -> StoreResult<Vec<i64>>;
     // ---- end disinfo ----
 }
 

@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0600_ack.sql"),
     include_str!("../../migrations/0610_drill.sql"),
     include_str!("../../migrations/0700_disinfo.sql"),
+    include_str!("../../migrations/0730_disinfo_escalation.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
@@ -1278,6 +1279,9 @@ impl Store for SqliteStore {
     }
     fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>> {
         self.read(|c| disinfo::screenshot(c, sha256))
+    }
+    fn disinfo_escalate_untouched(&self, urgent_before: Millis, other_before: Millis, now: Millis, limit: usize) -> StoreResult<Vec<i64>> {
+        self.write(|tx| disinfo::escalate_untouched(tx, urgent_before, other_before, now, limit))
     }
     // ---- end disinfo ----
     // ---- mtls (crate::tls; SQL in sqlite/taxii.rs) ----

@@ -335,3 +335,29 @@ pub(super) fn screenshot(db: &mut Db<'_>, sha256: &str) -> TxResult<Option<Store
     let jurisdictions = collect(rows, |r| r.try_get(0))?;
     Ok(Some(StoredScreenshot { media_type, bytes, jurisdictions }))
 }
+
+/// See `Store::disinfo_escalate_untouched`.
+pub(super) fn escalate_untouched(db: &mut Db<'_>, urgent_before: Millis, other_before: Millis, now: Millis, limit: usize) -> TxResult<Vec<i64>> {
+    use crate::disinfo::routing::{campaign_key, untouched_key, KIND_UNTOUCHED};
+    let rows = db.query(
+        "SELECT id FROM disinfo_cases WHERE status = 'new' AND escalated_ms IS NULL \
+         AND ((urgency = 'high' AND created_ms <= $1) OR (urgency <> 'high' AND created_ms <= $2)) ORDER BY created_ms, id LIMIT $3 FOR UPDATE SKIP LOCKED",
+        &[&urgent_before, &other_before, &(limit as i64)],
+    )?;
+    let ids: Vec<i64> = collect(rows, |r| r.try_get(0))?;
+    const INSERT: &str = "INSERT INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
+         SELECT $1, jurisdiction_id, id, $2, $3, 'pending', $4, $4 FROM contacts WHERE jurisdiction_id = ANY($5) AND priority = $6 ORDER BY id \
+         ON CONFLICT (contact_id, campaign_id, event_key) DO NOTHING";
+    let mut n = 0;
+    for &id in &ids {
+        db.execute("UPDATE disinfo_cases SET escalated_ms = $1 WHERE id = $2", &[&now, &id])?;
+        let named = case_jurisdictions(db, id)?;
+        let states = states_of(db, &named)?;
+        n += db.execute(INSERT, &[&campaign_key(id), &KIND_UNTOUCHED, &untouched_key(id), &now, &named, &2i64])?;
+        n += db.execute(INSERT, &[&campaign_key(id), &KIND_UNTOUCHED, &untouched_key(id), &now, &states, &1i64])?;
+    }
+    if n > 0 {
+        db.notify_outbox()?;
+    }
+    Ok(ids)
+}

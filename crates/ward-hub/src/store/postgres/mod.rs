@@ -89,6 +89,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (600, include_str!("../../../migrations/postgres/0600_ack.sql")),
     (610, include_str!("../../../migrations/postgres/0610_drill.sql")),
     (700, include_str!("../../../migrations/postgres/0700_disinfo.sql")),
+    (730, include_str!("../../../migrations/postgres/0730_disinfo_escalation.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -1150,6 +1151,9 @@ impl Store for PgStore {
     }
     fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>> {
         self.read(|db| disinfo::screenshot(db, sha256))
+    }
+    fn disinfo_escalate_untouched(&self, urgent_before: Millis, other_before: Millis, now: Millis, limit: usize) -> StoreResult<Vec<i64>> {
+        self.write(|db| disinfo::escalate_untouched(db, urgent_before, other_before, now, limit))
     }
     // ---- end disinfo ----
 }

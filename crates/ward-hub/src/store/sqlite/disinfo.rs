@@ -329,3 +329,27 @@ pub(super) fn screenshot(c: &Connection, sha256: &str) -> StoreResult<Option<Sto
         .collect::<Result<_, _>>()?;
     Ok(Some(StoredScreenshot { media_type, bytes, jurisdictions }))
 }
+
+/// See `Store::disinfo_escalate_untouched`.
+pub(super) fn escalate_untouched(tx: &Transaction<'_>, urgent_before: Millis, other_before: Millis, now: Millis, limit: usize) -> StoreResult<Vec<i64>> {
+    use crate::disinfo::routing::{campaign_key, untouched_key, KIND_UNTOUCHED};
+    let ids: Vec<i64> = tx
+        .prepare_cached(
+            "SELECT id FROM disinfo_cases WHERE status = 'new' AND escalated_ms IS NULL \
+             AND ((urgency = 'high' AND created_ms <= ?1) OR (urgency <> 'high' AND created_ms <= ?2)) ORDER BY created_ms, id LIMIT ?3",
+        )?
+        .query_map(params![urgent_before, other_before, limit as i64], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut insert = tx.prepare_cached(
+        "INSERT OR IGNORE INTO notifications (campaign_id, jurisdiction_id, contact_id, event_kind, event_key, status, next_attempt_ms, created_ms) \
+         SELECT ?1, jurisdiction_id, id, ?2, ?3, 'pending', ?4, ?4 FROM contacts WHERE jurisdiction_id IN (SELECT value FROM json_each(?5)) AND priority = ?6 ORDER BY id",
+    )?;
+    for &id in &ids {
+        tx.prepare_cached("UPDATE disinfo_cases SET escalated_ms = ?1 WHERE id = ?2")?.execute(params![now, id])?;
+        let named = case_jurisdictions(tx, id)?;
+        let states = states_of(tx, &named)?;
+        insert.execute(params![campaign_key(id), KIND_UNTOUCHED, untouched_key(id), now, ids_json(&named), 2])?;
+        insert.execute(params![campaign_key(id), KIND_UNTOUCHED, untouched_key(id), now, ids_json(&states), 1])?;
+    }
+    Ok(ids)
+}
