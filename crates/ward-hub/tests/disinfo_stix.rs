@@ -167,6 +167,7 @@ on_each_backend! {
         let alpha = common::db(a.store.as_ref(), |s| s.create_jurisdiction(&j, now_ms())).unwrap().id;
         let token = a.analyst().await;
         let shot = base64::engine::general_purpose::STANDARD.encode(ward_hub::disinfo::images::samples::png(64, 48, "GPS 33.4,-112.0"));
+        let filed_at = Instant::now();
         let r = a
             .http
             .post(format!("{}/api/v1/disinfo/reports", a.url()))
@@ -191,6 +192,7 @@ on_each_backend! {
             case_report(&o).map(|_| o)
         })
         .await;
+        eprintln!("disinfo stix: report filed → case readable over TAXII in {:?} (publish_interval_secs = 1)", filed_at.elapsed());
         let report = case_report(&objects).unwrap();
         assert_eq!(report["report_types"], json!(["threat-report"]));
         assert!(report["description"].as_str().unwrap().contains(TRUTH) && report["description"].as_str().unwrap().contains(CITATION), "{report}");
@@ -228,12 +230,14 @@ on_each_backend! {
         assert!(triaged["modified"].as_str() > report["modified"].as_str(), "{triaged}");
 
         // The national hub receives every object of the case and shows it as from state A.
+        let triaged_at = Instant::now();
         let analyst = n.analyst().await;
         let view = until("the case in the national hub's federation view", 60, async || {
             let v = n.get("/api/v1/federation", &analyst).await;
             v["cases"].as_array().unwrap().iter().any(|c| c["claim"] == CLAIM && c["labels"].as_array().unwrap().contains(&json!("status-triaged"))).then_some(v)
         })
         .await;
+        eprintln!("disinfo stix: triaged version at hub A → in the national hub's federation view in {:?}", triaged_at.elapsed());
         let case = view["cases"].as_array().unwrap().iter().find(|c| c["claim"] == CLAIM).unwrap();
         assert_eq!(case["from"], "state-a", "{case}");
         assert_eq!(case["disarm"], json!(["T0049"]));
