@@ -50,7 +50,7 @@ pub fn document() -> Value {
     paths["/api/v1/feeds/{id}"] = json!({ "get": op("one feed and the indicators it holds (analysts)", "user") });
     paths["/api/v1/feeds/{id}/poll"] = json!({ "post": op("poll the feed now; the report says what changed (analysts)", "user") });
     paths["/api/v1/feeds/{id}/remove"] = json!({ "post": op("remove the feed and withdraw its indicators (analysts)", "user") });
-    paths["/api/v1/federation"] = json!({ "get": op("peer hubs: each peer's push state, and the indicators peers sent with who sent them and their sightings (analysts)", "user") });
+    paths["/api/v1/federation"] = json!({ "get": op("peer hubs: each peer's push state, the indicators peers sent with who sent them and their sightings, and the disinformation cases peers sent (analysts)", "user") });
     // Acknowledgements and escalation (crate::ack; docs/hub.md).
     paths["/api/v1/notifications/{id}/ack"] = json!({
         "get": op("the notification's acknowledgement {ack: {notification_id, acked_ms, acked_by, action, note} or null, escalations: [{campaign_id, jurisdiction_id, step, kind: contact|state|end, priority, told_jurisdiction_id, notifications, created_ms}]}", "user"),

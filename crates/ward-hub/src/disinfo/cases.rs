@@ -36,7 +36,7 @@ pub const BANDS: usize = SIGNATURE_LEN / BAND_ROWS;
 pub const DEFAULT_MIN_SIMILARITY: f64 = 0.25;
 
 /// Query parameters that only track who shared a link.
-fn is_tracking_param(name: &str) -> bool {
+pub(crate) fn is_tracking_param(name: &str) -> bool {
     let n = name.to_ascii_lowercase();
     n.starts_with("utm_")
         || matches!(

@@ -11,6 +11,8 @@
 //! * [`disarm`]: DISARM technique ids (DISARM Foundation, CC BY-SA 4.0) validated against the
 //!   framework's STIX bundle.
 //! * [`routing`]: who is told of a report, and the messages (through the campaigns' outbox).
+//! * [`stix`]: a case as STIX 2.1 (report, observed-data, url, attack-pattern) for the TAXII
+//!   publisher and federation, and cases received from peer hubs.
 //! * [`api`]: the HTTP routes (intake, reports, cases, status, screenshots) and who sees what.
 //!
 //! Access: a jurisdiction sees the reports it filed and the cases it is part of (as reporter or
@@ -25,6 +27,7 @@ pub mod cases;
 pub mod disarm;
 pub mod images;
 pub mod routing;
+pub mod stix;
 
 use serde::{Deserialize, Serialize};
 

@@ -27,7 +27,8 @@
 //!   (`publish_min_jurisdictions`), so no single sensor anywhere decides what every sensor blocks.
 //! * **The cross-hub view** ([`view`], `GET /api/v1/federation`): per peer the push state, and
 //!   each indicator received from peers with which peers sent it and how many sightings came
-//!   with it — the national picture of an actor working across states.
+//!   with it — the national picture of an actor working across states — and the
+//!   disinformation cases peers sent (their claim, truth, posts, and the hub they came from).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -64,7 +65,7 @@ pub const MAX_BATCHES_PER_ROUND: usize = 20;
 /// The longest backoff after failed pushes.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(300);
 /// Object types sent by default: what a ward hub publishes.
-pub const DEFAULT_SEND_TYPES: &[&str] = &["indicator", "campaign", "sighting", "identity", "relationship", "report", "note", "marking-definition"];
+pub const DEFAULT_SEND_TYPES: &[&str] = &["indicator", "campaign", "sighting", "identity", "relationship", "report", "note", "marking-definition", "observed-data", "url", "attack-pattern"];
 /// Indicators and sightings read for the cross-hub view at most.
 pub const VIEW_LIMIT: usize = 10_000;
 
@@ -620,6 +621,8 @@ pub struct FederationView {
     pub peers: Vec<PeerView>,
     /// Most peers first, then most sightings.
     pub shared: Vec<SharedIndicator>,
+    /// Disinformation cases peers sent ([`crate::disinfo::stix::received_cases`]), newest first.
+    pub cases: Vec<crate::disinfo::stix::ReceivedCase>,
 }
 
 /// The cross-hub view (analysts).
@@ -689,7 +692,21 @@ pub fn view(store: &dyn Store, fed: &Federation) -> StoreResult<FederationView> 
         .collect();
     shared.sort_by(|a, b| b.peers.len().cmp(&a.peers.len()).then(b.sightings.cmp(&a.sightings)).then(a.value.cmp(&b.value)));
     shared.truncate(500);
-    Ok(FederationView { peers, shared })
+    let scope = ReadScope { collections: vec![COLLECTION_INBOX.into()], own_only: None, jurisdiction: None, max_tlp: Tlp::AmberStrict, strict_any: true };
+    let case_objects = store.taxii_objects(&ObjectQuery {
+        scope,
+        after: (0, 0),
+        ids: Vec::new(),
+        types: ["report", "observed-data", "url", "attack-pattern", "identity"].map(String::from).to_vec(),
+        spec_versions: Vec::new(),
+        versions: VersionFilter::last(),
+        limit: 2 * VIEW_LIMIT,
+        with_body: true,
+    })?;
+    let case_objects: Vec<Value> = case_objects.iter().filter_map(|o| o.body.as_deref().and_then(|b| serde_json::from_str(b).ok())).collect();
+    let mut cases = crate::disinfo::stix::received_cases(&case_objects);
+    cases.truncate(500);
+    Ok(FederationView { peers, shared, cases })
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Publishing the hub's knowledge into the TAXII object store: a background job that builds
 //! every object the hub shares — campaigns, their keys as indicators, `indicates`
-//! relationships, sightings, identities, reports ([`super::export`]) and analysts' indicators —
-//! and stores a new version of each one that changed.
+//! relationships, sightings, identities, reports ([`super::export`]), analysts' indicators and
+//! disinformation cases ([`crate::disinfo::stix`]) — and stores a new version of each one that changed.
 //!
 //! * Two stored collections: `hub` (jurisdictions named; each named identity and sighting
 //!   tagged with the jurisdiction it concerns) and `community` (anonymised, "a county in OH";
@@ -60,6 +60,8 @@ pub fn publish_once(store: &dyn Store, config: &TaxiiConfig, now: Millis, now_us
     }
     let mut total = Published::default();
     let analyst = analyst_indicators(store)?;
+    // Disinformation cases (crate::disinfo::stix): the same objects in both collections.
+    let cases = crate::disinfo::stix::published_objects(store, &IdSpace::for_hub(&config.hub_name), config.tlp)?;
     for (collection, named) in [(COLLECTION_HUB, true), (COLLECTION_COMMUNITY, false)] {
         let policy = ExportPolicy { hub_name: config.hub_name.clone(), tlp: config.tlp, name_jurisdictions: named, include_unpublished: false, confidence: CONFIDENCE };
         let mut objects = export_objects(store, &policy, now)?;
@@ -76,6 +78,7 @@ pub fn publish_once(store: &dyn Store, config: &TaxiiConfig, now: Millis, now_us
             let c = Common { created_ms: a.added_ms, modified_ms: a.changed_ms, tlp: config.tlp, created_by_ref: Some(hub_id.clone()), revoked: a.removed, confidence: Some(CONFIDENCE) };
             objects.push((stix::indicator(&id, &ob, "Indicator added by a hub analyst", a.added_ms, None, &["ward-analyst-indicator"], &c), None));
         }
+        objects.extend(cases.iter().map(|o| (o.clone(), None)));
         let plain: Vec<Value> = objects.iter().map(|(o, _)| o.clone()).collect();
         let mut all: Vec<(Value, Option<i64>)> = stix::markings_for(&plain).into_iter().map(|m| (m, None)).collect();
         all.extend(objects);

@@ -457,7 +457,8 @@ pub struct Common {
     pub confidence: Option<u8>,
 }
 
-fn base(stix_type: &str, id: &str, c: &Common) -> Map<String, Value> {
+/// The properties every SDO the hub writes has (type, ids, times, creator, TLP marking).
+pub fn base(stix_type: &str, id: &str, c: &Common) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("type".into(), json!(stix_type));
     m.insert("spec_version".into(), json!(SPEC_VERSION));
