@@ -12,6 +12,8 @@
 //!   framework's STIX bundle.
 //! * [`routing`]: who is told of a report, and the messages (through the campaigns' outbox).
 //! * [`api`]: the HTTP routes (intake, reports, cases, status, screenshots) and who sees what.
+//! * [`web`]: the dashboard's pages (case list, report form, case page) and the public
+//!   "rumor vs reality" page of published cases.
 //!
 //! Access: a jurisdiction sees the reports it filed and the cases it is part of (as reporter or
 //! as a jurisdiction the claim concerns; a state also through its counties). In a case, other
@@ -25,6 +27,7 @@ pub mod cases;
 pub mod disarm;
 pub mod images;
 pub mod routing;
+pub mod web;
 
 use serde::{Deserialize, Serialize};
 

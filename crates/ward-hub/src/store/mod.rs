@@ -450,6 +450,13 @@ pub trait Store: Send + Sync + 'static {
     fn disinfo_set_status(&self, case_id: i64, change: &crate::disinfo::StatusChange, now: Millis) -> StoreResult<crate::disinfo::Case>;
     /// A screenshot's bytes and the jurisdictions whose reports carry it.
     fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>>;
+    /// Publishes a case on the public "rumor vs reality" page (`Some(time)`) or withdraws it
+    /// (`None`); false when there is no such case.
+    fn disinfo_set_published(&self, case_id: i64, published_ms: Option<Millis>) -> StoreResult<bool>;
+    /// When a case was published (`None`: not published, or no such case).
+    fn disinfo_published_ms(&self, case_id: i64) -> StoreResult<Option<Millis>>;
+    /// The published cases, newest publication first: (case id, published).
+    fn disinfo_published(&self, limit: usize) -> StoreResult<Vec<(i64, Millis)>>;
     // ---- end disinfo ----
 }
 

@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0600_ack.sql"),
     include_str!("../../migrations/0610_drill.sql"),
     include_str!("../../migrations/0700_disinfo.sql"),
+    include_str!("../../migrations/0710_disinfo_publish.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
 pub(super) const CONTACT_SECRET_COLUMN: &str = "contacts.secret";
@@ -1278,6 +1279,15 @@ impl Store for SqliteStore {
     }
     fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>> {
         self.read(|c| disinfo::screenshot(c, sha256))
+    }
+    fn disinfo_set_published(&self, case_id: i64, published_ms: Option<Millis>) -> StoreResult<bool> {
+        self.write(|tx| disinfo::set_published(tx, case_id, published_ms))
+    }
+    fn disinfo_published_ms(&self, case_id: i64) -> StoreResult<Option<Millis>> {
+        self.read(|c| disinfo::published_ms(c, case_id))
+    }
+    fn disinfo_published(&self, limit: usize) -> StoreResult<Vec<(i64, Millis)>> {
+        self.read(|c| disinfo::published(c, limit))
     }
     // ---- end disinfo ----
     // ---- mtls (crate::tls; SQL in sqlite/taxii.rs) ----

@@ -89,6 +89,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (600, include_str!("../../../migrations/postgres/0600_ack.sql")),
     (610, include_str!("../../../migrations/postgres/0610_drill.sql")),
     (700, include_str!("../../../migrations/postgres/0700_disinfo.sql")),
+    (710, include_str!("../../../migrations/postgres/0710_disinfo_publish.sql")),
 ];
 
 /// Advisory lock ids (the one-`bigint` key space; actor keys hash into the same space, a
@@ -1150,6 +1151,15 @@ impl Store for PgStore {
     }
     fn disinfo_screenshot(&self, sha256: &str) -> StoreResult<Option<crate::disinfo::StoredScreenshot>> {
         self.read(|db| disinfo::screenshot(db, sha256))
+    }
+    fn disinfo_set_published(&self, case_id: i64, published_ms: Option<Millis>) -> StoreResult<bool> {
+        self.write(|db| disinfo::set_published(db, case_id, published_ms))
+    }
+    fn disinfo_published_ms(&self, case_id: i64) -> StoreResult<Option<Millis>> {
+        self.read(|db| disinfo::published_ms(db, case_id))
+    }
+    fn disinfo_published(&self, limit: usize) -> StoreResult<Vec<(i64, Millis)>> {
+        self.read(|db| disinfo::published(db, limit))
     }
     // ---- end disinfo ----
 }
