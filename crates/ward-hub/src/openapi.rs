@@ -22,6 +22,13 @@ pub const DASHBOARD_PAGES: &[&str] = &[
     "/sensors/{id}/release",
     "/static/style.css",
     "/static/live.js",
+    // The disinformation pages (crate::disinfo::web).
+    "/disinfo",
+    "/disinfo/report",
+    "/disinfo/cases/{id}",
+    "/disinfo/cases/{id}/status",
+    "/disinfo/cases/{id}/publish",
+    "/disinfo/cases/{id}/unpublish",
 ];
 
 fn op(summary: &str, auth: &str) -> Value {
@@ -77,6 +84,7 @@ pub fn document() -> Value {
     paths["/api/v1/disinfo/cases/{id}"] = json!({ "get": op("a case {case, reports, timeline}: other offices' reports without reporter, office or screenshots (404 when you are not part of it)", "user") });
     paths["/api/v1/disinfo/cases/{id}/status"] = json!({ "post": op("move a case forward {status: triaged|referred|outcome|closed, referred_to? (for referred), outcome?: removed|labelled|no-action|no-answer (for outcome), note?} (analysts; 409 backwards)", "user") });
     paths["/api/v1/disinfo/screenshots/{sha256}"] = json!({ "get": op("a screenshot (PNG, JPEG or WebP, metadata stripped) to those who read a report carrying it", "user") });
+    paths["/rumors/{state}"] = json!({ "get": op("the public \"rumor vs reality\" page of a state (two-letter code; no login): the published cases concerning its jurisdictions, as HTML, or as JSON at /rumors/{state}.json {state, rumors: [{claim, facts, citation, category, published_ms, published}]}; never who reported, the office, the posts' URLs or screenshots", "none") });
     doc
 }
 

@@ -72,6 +72,7 @@ pub fn app(state: HubState) -> Router {
         .merge(crate::ack::routes())
         .merge(crate::drill::routes())
         .merge(crate::disinfo::api::routes())
+        .merge(crate::disinfo::web::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::body::enforce_body_deadline))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)

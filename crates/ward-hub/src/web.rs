@@ -60,6 +60,7 @@ pub(crate) fn page(title: &str, who: Option<&UserAuth>, live: bool, body: Markup
                     @if let Some(w) = who {
                         a href="/" { "overview" }
                         a href="/notifications" { "notifications" }
+                        a href="/disinfo" { "disinformation" }
                         span { (w.user.username) " (" (w.user.role.as_str()) ")" }
                         form.inline method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(w.csrf);

@@ -110,6 +110,11 @@ fn bounded_text(field: &str, value: &str, max: usize, required: bool) -> AppResu
 /// Splits a `multipart/form-data` body into (name, bytes) parts; bounded by the body's size and
 /// at most [`MAX_SCREENSHOTS`] + 1 parts.
 pub fn multipart_parts(content_type: &str, body: &[u8]) -> Result<Vec<(String, Vec<u8>)>, String> {
+    multipart_parts_bounded(content_type, body, MAX_SCREENSHOTS + 1).map_err(|_| format!("more than {MAX_SCREENSHOTS} screenshots"))
+}
+
+/// [`multipart_parts`] with at most `max_parts` parts (the dashboard's form has a part per field).
+pub fn multipart_parts_bounded(content_type: &str, body: &[u8], max_parts: usize) -> Result<Vec<(String, Vec<u8>)>, String> {
     let boundary = content_type
         .split(';')
         .filter_map(|p| p.trim().strip_prefix("boundary="))
@@ -143,8 +148,8 @@ pub fn multipart_parts(content_type: &str, body: &[u8]) -> Result<Vec<(String, V
             .next()
             .ok_or("a multipart part without a name")?;
         parts.push((name, part[split + 4..].to_vec()));
-        if parts.len() > MAX_SCREENSHOTS + 1 {
-            return Err(format!("more than {MAX_SCREENSHOTS} screenshots"));
+        if parts.len() > max_parts {
+            return Err(format!("more than {max_parts} parts"));
         }
         at = next + d.len();
     }
@@ -194,6 +199,18 @@ fn read_request(headers: &HeaderMap, body: &[u8]) -> AppResult<(ReportRequest, V
 /// `POST /api/v1/disinfo/reports`.
 pub async fn file_report(State(state): State<HubState>, who: UserAuth, headers: HeaderMap, body: Bytes) -> AppResult<Response> {
     let (req, raw_shots) = read_request(&headers, &body)?;
+    let outcome = file(&state, &who, req, raw_shots).await?;
+    let body = json!({
+        "report": outcome.report,
+        "case": { "id": outcome.case.id, "status": outcome.case.status, "new": outcome.new_case, "joined_by": outcome.joined_by, "reports": outcome.case.reports },
+        "notifications": outcome.notifications,
+    });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// Validates and files a report for `who` (the API's and the dashboard's form's intake): the
+/// request and its raw screenshot files.
+pub async fn file(state: &HubState, who: &UserAuth, req: ReportRequest, raw_shots: Vec<Vec<u8>>) -> AppResult<super::ReportOutcome> {
     let (jurisdiction_id, on_behalf) = match (who.is_analyst(), req.jurisdiction_id, who.user.jurisdiction_id) {
         (true, Some(j), _) => (j, true),
         (true, None, _) => return Err(bad("an analyst files on behalf of a jurisdiction: give jurisdiction_id")),
@@ -297,12 +314,7 @@ pub async fn file_report(State(state): State<HubState>, who: UserAuth, headers: 
         state.outbox_wake.notify_one();
     }
     tracing::info!(report = outcome.report.id, case = outcome.case.id, joined_by = %outcome.joined_by, jurisdiction = jurisdiction_id, notifications = outcome.notifications, "disinformation report filed");
-    let body = json!({
-        "report": outcome.report,
-        "case": { "id": outcome.case.id, "status": outcome.case.status, "new": outcome.new_case, "joined_by": outcome.joined_by, "reports": outcome.case.reports },
-        "notifications": outcome.notifications,
-    });
-    Ok((StatusCode::CREATED, Json(body)).into_response())
+    Ok(outcome)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -312,7 +324,7 @@ pub struct ListQuery {
 }
 
 /// The jurisdictions whose reports `who` reads in full (`None`: every one).
-fn readable(who: &UserAuth) -> Option<Vec<i64>> {
+pub(crate) fn readable(who: &UserAuth) -> Option<Vec<i64>> {
     if who.is_analyst() {
         return None;
     }
@@ -339,7 +351,7 @@ pub async fn get_report(State(state): State<HubState>, who: UserAuth, Path(id): 
 }
 
 /// Whether `who` is part of a case with these jurisdictions.
-fn in_case(who: &UserAuth, jurisdictions: &[i64]) -> bool {
+pub(crate) fn in_case(who: &UserAuth, jurisdictions: &[i64]) -> bool {
     who.is_analyst() || jurisdictions.iter().any(|j| who.can_read(*j))
 }
 
@@ -443,6 +455,14 @@ pub struct StatusRequest {
 
 /// `POST /api/v1/disinfo/cases/{id}/status` (analysts).
 pub async fn set_status(State(state): State<HubState>, who: UserAuth, Path(id): Path<i64>, body: Bytes) -> AppResult<Json<Value>> {
+    let req: Option<StatusRequest> = serde_json::from_slice(&body).ok();
+    let case = change_status(&state, &who, id, req.ok_or_else(|| serde_json::from_slice::<StatusRequest>(&body).err()).map_err(|e| bad(format!("bad status JSON: {}", e.map(|e| e.to_string()).unwrap_or_default())))).await?;
+    Ok(Json(json!({ "case": case })))
+}
+
+/// Checks and applies a status change by `who` (the API's and the dashboard's form's); a bad
+/// request body (`Err`) is reported after access is checked, as the API always did.
+pub async fn change_status(state: &HubState, who: &UserAuth, id: i64, req: AppResult<StatusRequest>) -> AppResult<super::Case> {
     if !who.is_analyst() {
         // Part of the case: told it may not; otherwise the case does not exist for it.
         let detail = state.store_call(move |s| s.disinfo_case(id)).await?.ok_or(AppError::NotFound)?;
@@ -451,7 +471,7 @@ pub async fn set_status(State(state): State<HubState>, who: UserAuth, Path(id): 
         }
         who.require_analyst()?;
     }
-    let req: StatusRequest = serde_json::from_slice(&body).map_err(|e| bad(format!("bad status JSON: {e}")))?;
+    let req = req?;
     let status = CaseStatus::parse(&req.status).ok_or_else(|| bad("status is one of new, triaged, referred, outcome, closed"))?;
     let referred_to = req.referred_to.as_deref().map(|t| bounded_text("referred_to", t, 200, false)).transpose()?.filter(|t| !t.is_empty());
     if status == CaseStatus::Referred && referred_to.is_none() {
@@ -465,8 +485,7 @@ pub async fn set_status(State(state): State<HubState>, who: UserAuth, Path(id): 
     }
     let note = req.note.as_deref().map(|n| bounded_text("note", n, MAX_NOTE_CHARS, false)).transpose()?.filter(|n| !n.is_empty());
     let change = StatusChange { status, referred_to, outcome, note, by_user: who.user.username.clone() };
-    let case = state.store_call(move |s| s.disinfo_set_status(id, &change, now_ms())).await?;
-    Ok(Json(json!({ "case": case })))
+    state.store_call(move |s| s.disinfo_set_status(id, &change, now_ms())).await.map_err(Into::into)
 }
 
 /// `GET /api/v1/disinfo/screenshots/{sha256}`.

@@ -14,6 +14,8 @@
 //! * [`stix`]: a case as STIX 2.1 (report, observed-data, url, attack-pattern) for the TAXII
 //!   publisher and federation, and cases received from peer hubs.
 //! * [`api`]: the HTTP routes (intake, reports, cases, status, screenshots) and who sees what.
+//! * [`web`]: the dashboard's pages (case list, report form, case page) and the public
+//!   "rumor vs reality" page of published cases.
 //!
 //! Access: a jurisdiction sees the reports it filed and the cases it is part of (as reporter or
 //! as a jurisdiction the claim concerns; a state also through its counties). In a case, other
@@ -28,6 +30,7 @@ pub mod disarm;
 pub mod images;
 pub mod routing;
 pub mod stix;
+pub mod web;
 
 use serde::{Deserialize, Serialize};
 

@@ -455,6 +455,13 @@ pub trait Store: Send + Sync + 'static {
     /// enqueues `disinfo.untouched` to the priority-2 contacts of every office the case names
     /// and the priority-1 contacts of their states, in one transaction. Returns the cases.
     fn disinfo_escalate_untouched(&self, urgent_before: Millis, other_before: Millis, now: Millis, limit: usize) -> StoreResult<Vec<i64>>;
+    /// Publishes a case on the public "rumor vs reality" page (`Some(time)`) or withdraws it
+    /// (`None`); false when there is no such case.
+    fn disinfo_set_published(&self, case_id: i64, published_ms: Option<Millis>) -> StoreResult<bool>;
+    /// When a case was published (`None`: not published, or no such case).
+    fn disinfo_published_ms(&self, case_id: i64) -> StoreResult<Option<Millis>>;
+    /// The published cases, newest publication first: (case id, published).
+    fn disinfo_published(&self, limit: usize) -> StoreResult<Vec<(i64, Millis)>>;
     // ---- end disinfo ----
 }
 

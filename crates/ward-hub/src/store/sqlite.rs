@@ -59,6 +59,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../../migrations/0600_ack.sql"),
     include_str!("../../migrations/0610_drill.sql"),
     include_str!("../../migrations/0700_disinfo.sql"),
+    include_str!("../../migrations/0710_disinfo_publish.sql"),
     include_str!("../../migrations/0730_disinfo_escalation.sql"),
 ];
 /// Associated data of a sealed webhook secret (see [`super::secrets`]).
@@ -1282,6 +1283,15 @@ impl Store for SqliteStore {
     }
     fn disinfo_escalate_untouched(&self, urgent_before: Millis, other_before: Millis, now: Millis, limit: usize) -> StoreResult<Vec<i64>> {
         self.write(|tx| disinfo::escalate_untouched(tx, urgent_before, other_before, now, limit))
+    }
+    fn disinfo_set_published(&self, case_id: i64, published_ms: Option<Millis>) -> StoreResult<bool> {
+        self.write(|tx| disinfo::set_published(tx, case_id, published_ms))
+    }
+    fn disinfo_published_ms(&self, case_id: i64) -> StoreResult<Option<Millis>> {
+        self.read(|c| disinfo::published_ms(c, case_id))
+    }
+    fn disinfo_published(&self, limit: usize) -> StoreResult<Vec<(i64, Millis)>> {
+        self.read(|c| disinfo::published(c, limit))
     }
     // ---- end disinfo ----
     // ---- mtls (crate::tls; SQL in sqlite/taxii.rs) ----

@@ -361,3 +361,20 @@ pub(super) fn escalate_untouched(db: &mut Db<'_>, urgent_before: Millis, other_b
     }
     Ok(ids)
 }
+
+pub(super) fn set_published(db: &mut Db<'_>, id: i64, published_ms: Option<Millis>) -> TxResult<bool> {
+    Ok(db.execute("UPDATE disinfo_cases SET published_ms = $1 WHERE id = $2", &[&published_ms, &id])? > 0)
+}
+
+pub(super) fn published_ms(db: &mut Db<'_>, id: i64) -> TxResult<Option<Millis>> {
+    match db.query_opt("SELECT published_ms FROM disinfo_cases WHERE id = $1", &[&id])? {
+        Some(r) => Ok(r.try_get::<_, Option<Millis>>(0)?),
+        None => Ok(None),
+    }
+}
+
+pub(super) fn published(db: &mut Db<'_>, limit: usize) -> TxResult<Vec<(i64, Millis)>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = db.query("SELECT id, published_ms FROM disinfo_cases WHERE published_ms IS NOT NULL ORDER BY published_ms DESC, id DESC LIMIT $1", &[&limit])?;
+    Ok(collect(rows, |r| Ok((r.try_get(0)?, r.try_get(1)?)))?)
+}

@@ -89,6 +89,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (600, include_str!("../../../migrations/postgres/0600_ack.sql")),
     (610, include_str!("../../../migrations/postgres/0610_drill.sql")),
     (700, include_str!("../../../migrations/postgres/0700_disinfo.sql")),
+    (710, include_str!("../../../migrations/postgres/0710_disinfo_publish.sql")),
     (730, include_str!("../../../migrations/postgres/0730_disinfo_escalation.sql")),
 ];
 
@@ -1154,6 +1155,15 @@ impl Store for PgStore {
     }
     fn disinfo_escalate_untouched(&self, urgent_before: Millis, other_before: Millis, now: Millis, limit: usize) -> StoreResult<Vec<i64>> {
         self.write(|db| disinfo::escalate_untouched(db, urgent_before, other_before, now, limit))
+    }
+    fn disinfo_set_published(&self, case_id: i64, published_ms: Option<Millis>) -> StoreResult<bool> {
+        self.write(|db| disinfo::set_published(db, case_id, published_ms))
+    }
+    fn disinfo_published_ms(&self, case_id: i64) -> StoreResult<Option<Millis>> {
+        self.read(|db| disinfo::published_ms(db, case_id))
+    }
+    fn disinfo_published(&self, limit: usize) -> StoreResult<Vec<(i64, Millis)>> {
+        self.read(|db| disinfo::published(db, limit))
     }
     // ---- end disinfo ----
 }

@@ -353,3 +353,18 @@ pub(super) fn escalate_untouched(tx: &Transaction<'_>, urgent_before: Millis, ot
     }
     Ok(ids)
 }
+
+pub(super) fn set_published(tx: &Transaction<'_>, id: i64, published_ms: Option<Millis>) -> StoreResult<bool> {
+    Ok(tx.prepare_cached("UPDATE disinfo_cases SET published_ms = ?1 WHERE id = ?2")?.execute(params![published_ms, id])? > 0)
+}
+
+pub(super) fn published_ms(c: &Connection, id: i64) -> StoreResult<Option<Millis>> {
+    Ok(c.prepare_cached("SELECT published_ms FROM disinfo_cases WHERE id = ?1")?.query_row([id], |r| r.get::<_, Option<Millis>>(0)).optional()?.flatten())
+}
+
+pub(super) fn published(c: &Connection, limit: usize) -> StoreResult<Vec<(i64, Millis)>> {
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    Ok(c.prepare_cached("SELECT id, published_ms FROM disinfo_cases WHERE published_ms IS NOT NULL ORDER BY published_ms DESC, id DESC LIMIT ?1")?
+        .query_map([limit], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?)
+}
