@@ -10,7 +10,6 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -121,31 +120,6 @@ async fn start(p: Planned, store: std::sync::Arc<dyn Store>) -> Node {
     Node { hub, store, http: reqwest::Client::new(), _dir: p.dir }
 }
 
-/// Runs OASIS's validator and parser over a bundle; panics with their output if either refuses it.
-fn oasis_check(bundle: &Value) {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("bundle.json");
-    std::fs::write(&path, serde_json::to_vec_pretty(bundle).unwrap()).unwrap();
-    let script = r#"
-import sys
-from stix2validator import validate_file, ValidationOptions
-import stix2
-results = validate_file(sys.argv[1], ValidationOptions(version="2.1"))
-for r in results.object_results:
-    for e in r.errors:
-        print("ERROR", r.object_id, e)
-parsed = stix2.parse(open(sys.argv[1]).read(), allow_custom=False)
-print("PARSED", len(parsed.objects))
-print("VALID" if results.is_valid else "INVALID")
-"#;
-    let out = Command::new("python3").arg("-c").arg(script).arg(&path).output().expect("python3 is needed");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "the OASIS tools failed (scripts/setup-test-env.sh installs them)\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.lines().any(|l| l == "VALID"), "stix2-validator refused the bundle:\n{stdout}");
-    let n = bundle["objects"].as_array().unwrap().len();
-    assert!(stdout.contains(&format!("PARSED {n}")), "stix2 did not parse every object:\n{stdout}");
-}
-
 fn case_report(objects: &[Value]) -> Option<Value> {
     objects.iter().find(|o| o["type"] == "report" && o["name"] == CLAIM).cloned()
 }
@@ -215,7 +189,7 @@ on_each_backend! {
         let mut bundle_objects: Vec<Value> = objects.iter().filter(|o| o["type"] == "marking-definition" || o["id"] == hub_identity.as_str()).cloned().collect();
         bundle_objects.push(report.clone());
         bundle_objects.extend(objects.iter().filter(|o| o["id"].as_str().is_some_and(|id| refs.contains(&id))).cloned());
-        oasis_check(&ward_hub::share::stix::bundle(bundle_objects));
+        common::oasis::check(&ward_hub::share::stix::bundle(bundle_objects));
         // A reader whose ceiling is below the hub's TLP does not see it.
         assert!(case_report(&a.taxii(Collection::Community, &clear_only).await).is_none(), "a TLP:CLEAR reader read a TLP:GREEN case");
 

@@ -171,6 +171,7 @@ pub fn gzip(data: &[u8]) -> Vec<u8> {
 }
 pub mod backends;
 pub mod hubproc;
+pub mod oasis;
 pub mod smtp;
 pub mod webhooks;
 

@@ -286,8 +286,9 @@ fn ip(a: [u8; 4]) -> String {
     format!("{}.{}.{}.{}", a[0], a[1], a[2], a[3])
 }
 
+/// An EVE timestamp (Suricata's format, as the sensor writes it).
 fn eve_time(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().format("%Y-%m-%dT%H:%M:%S%.6f+0000").to_string()
+    ward_model::time::Timestamp::from_micros(ms.saturating_mul(1000)).to_string()
 }
 
 /// The alert a real sensor would have written for `attack` on `net`.
