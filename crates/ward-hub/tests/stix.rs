@@ -4,7 +4,6 @@
 
 mod common;
 
-
 use common::mutate_each;
 
 use serde_json::{json, Value};
